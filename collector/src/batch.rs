@@ -1,0 +1,71 @@
+//! What travels from workers to sinks, and how it is acknowledged.
+//!
+//! A [`Batch`] is a run of encoded NDJSON records plus, for every file that contributed, the
+//! offset up to which that file is *complete*: every record that starts before it is in this
+//! batch or an earlier one of the same route. Each sink that receives the batch calls
+//! [`AckHandle::ack`] once the data is durable at its destination; when the last one has, the
+//! progress is handed to the [`AckTracker`](crate::ack::AckTracker). A sink that cannot deliver
+//! simply never acknowledges, and the offsets do not move.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+
+use crate::ack::AckTracker;
+use crate::source::SourceId;
+
+/// How far one file is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileProgress {
+    /// The file.
+    pub id: SourceId,
+    /// Every record starting before this byte offset has been handed on.
+    pub offset: u64,
+}
+
+/// Encoded records on their way to one sink.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// NDJSON: one record per line.
+    pub data: Bytes,
+    /// Number of records in `data`.
+    pub records: u64,
+    /// Acknowledge when `data` is durable at the sink.
+    pub ack: AckHandle,
+}
+
+/// The shared acknowledgement state of one batch sent to several sinks.
+#[derive(Debug, Clone)]
+pub struct AckHandle(Arc<AckState>);
+
+#[derive(Debug)]
+struct AckState {
+    remaining: AtomicUsize,
+    progress: Vec<FileProgress>,
+    tracker: Arc<AckTracker>,
+}
+
+impl AckHandle {
+    /// A handle that completes after `sinks` acknowledgements.
+    pub fn new(sinks: usize, progress: Vec<FileProgress>, tracker: Arc<AckTracker>) -> Self {
+        Self(Arc::new(AckState {
+            remaining: AtomicUsize::new(sinks),
+            progress,
+            tracker,
+        }))
+    }
+
+    /// One sink has made the batch durable. The last acknowledgement advances the files.
+    pub fn ack(&self) {
+        // AcqRel: the last sink must see every earlier sink's writes before publishing.
+        if self.0.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.tracker.complete(&self.0.progress);
+        }
+    }
+
+    /// The progress this batch carries.
+    pub fn progress(&self) -> &[FileProgress] {
+        &self.0.progress
+    }
+}

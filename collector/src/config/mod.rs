@@ -1,0 +1,1334 @@
+//! Configuration: loading the YAML file and turning it into a validated [`Config`].
+//!
+//! Two layers, as in linkerd2-proxy and youki: [`raw`] is what serde reads (every key
+//! documented, unknown keys rejected), and [`Config`] is what the rest of ringtail uses. The
+//! step between them reports *every* problem at once — bad globs, bad regexes, unknown keys
+//! with their line, missing sinks, an unwritable `data_dir` — so `ringtail validate` and
+//! `ringtail run` print the same complete list.
+
+pub mod pattern;
+pub mod raw;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use marked_yaml::{Marker, Node, Spanned};
+use regex::bytes::Regex;
+
+use crate::multiline::{self, MultilineMode, MultilineRules};
+pub use pattern::{ExcludePattern, PathPattern};
+use raw::{
+    RawApi, RawMultiline, RawPipeline, RawReader, RawRotate, RawSink, RawSource,
+    deserialize_collecting,
+};
+
+/// Where ringtail keeps its own state when the configuration does not say.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/ringtail";
+/// Loopback only: metrics are scraped node-locally; exposing them is a deliberate choice.
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:9100";
+/// 16× the kubelet's 16 KiB CRI split, so big JSON log lines survive joining, while one
+/// stream's partial-line state stays bounded.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 256 * 1024;
+/// Per-file, per-round read budget. At 1 GB/s this is ~2,000 rounds a second (syscall and
+/// queue costs well under 1%), and 100 busy files each get a turn within ~50 ms.
+pub const DEFAULT_CHUNK_BYTES: usize = 512 * 1024;
+/// Read buffers in flight between readers and workers; fits a 512 MiB DaemonSet limit.
+pub const DEFAULT_BUFFER_MEMORY: usize = 64 * 1024 * 1024;
+/// Encoded bytes per batch: large enough to amortise a write or a queue hop, small enough to
+/// keep latency to the sink in the low milliseconds at full speed.
+pub const DEFAULT_BATCH_BYTES: usize = 1024 * 1024;
+/// Batches per queue: with 1 MiB batches, at most tens of MiB wait between two stages.
+pub const DEFAULT_QUEUE_BATCHES: usize = 16;
+/// Kubernetes sends SIGKILL 30 s after SIGTERM by default; finish before that.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
+/// How long a file sink lets written data wait before fsync and acknowledgement.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Most lines in one multi-line record (a deep Java trace is a few hundred lines).
+pub const DEFAULT_MULTILINE_MAX_LINES: usize = 1000;
+/// Most bytes in one multi-line record.
+pub const DEFAULT_MULTILINE_MAX_BYTES: usize = 1024 * 1024;
+/// A pending multi-line record is emitted after this long without a new line.
+pub const DEFAULT_MULTILINE_TIMEOUT: Duration = Duration::from_secs(1);
+/// zstd level of the file sink: level 3 compresses logs ~8× at several hundred MB/s per core.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// Rotated files kept by a file sink when `rotate.max_files` is not given.
+pub const DEFAULT_ROTATE_MAX_FILES: usize = 5;
+
+/// The configuration used by `ringtail run` without `--config`: tail the host's pod logs
+/// (CRI) and plain `/var/log/*.log` files, and print records to stdout.
+pub const BUILTIN_DEFAULT: &str = r#"# ringtail built-in default: pod logs and host logs to stdout.
+data_dir: /var/lib/ringtail
+api:
+  listen: 127.0.0.1:9100
+sources:
+  - name: pods
+    paths: ["/var/log/pods/**/*.log"]
+    format: cri
+  - name: host
+    paths: ["/var/log/*.log"]
+    format: raw
+sinks:
+  - name: out
+    type: stdout
+"#;
+
+/// One thing wrong with a configuration, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+    /// 1-based column in the file, when known.
+    pub column: Option<usize>,
+    /// Where in the document, e.g. `sources[1].multiline.start`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem at a position given by a YAML marker.
+    pub fn at(mark: Option<&Marker>, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            line: mark.map(|m| m.line()),
+            column: mark.map(|m| m.column()),
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    fn spanned<T>(value: &Spanned<T>, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::at(value.span().start(), path, message)
+    }
+
+    fn node(node: &Node, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::at(node.span().start(), path, message)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => write!(f, "line {line}, column {column}: ")?,
+            (Some(line), None) => write!(f, "line {line}: ")?,
+            _ => {}
+        }
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read and has problems; all of them are listed.
+    #[error("{origin}: {} problem{} found:\n{}", problems.len(), if problems.len() == 1 { "" } else { "s" }, ProblemList(problems))]
+    Invalid {
+        /// The file (or `built-in default`).
+        origin: String,
+        /// Every problem, in document order.
+        problems: Vec<Problem>,
+    },
+}
+
+struct ProblemList<'a>(&'a [Problem]);
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory for ringtail's own state.
+    pub data_dir: PathBuf,
+    /// The HTTP API.
+    pub api: ApiConfig,
+    /// How files are read.
+    pub reader: ReaderConfig,
+    /// Workers and queues.
+    pub pipeline: PipelineConfig,
+    /// Sources, in configuration order; a file belongs to the first source that matches it.
+    pub sources: Vec<Arc<SourceConfig>>,
+    /// Sinks, in configuration order.
+    pub sinks: Vec<SinkConfig>,
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+}
+
+/// Which read backend reader threads use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// io_uring via tokio-uring; many reads per submission.
+    IoUring,
+    /// One `pread(2)` per read; the fallback.
+    Pread,
+}
+
+/// Where reading starts in a file that exists when ringtail starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// From offset 0: nothing already in the file is missed.
+    Beginning,
+    /// From the current end: only new lines.
+    End,
+}
+
+/// How files are read.
+#[derive(Debug, Clone)]
+pub struct ReaderConfig {
+    /// The read backend.
+    pub backend: BackendKind,
+    /// Reader threads.
+    pub threads: usize,
+    /// Bytes per read, and per file per round.
+    pub chunk_bytes: usize,
+    /// Upper bound on read buffers in flight.
+    pub buffer_memory: usize,
+    /// Default start position for files present at start-up.
+    pub read_from: ReadFrom,
+}
+
+/// Workers and queues.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Worker threads.
+    pub workers: usize,
+    /// Capacity of each queue, in batches.
+    pub queue_batches: usize,
+    /// Encoded bytes per batch.
+    pub batch_bytes: usize,
+    /// Bound on the wait for sink acknowledgements at shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// The line format of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One record per line, as is.
+    Raw,
+    /// Kubernetes CRI: `<time> <stream> <P|F> <message>`.
+    Cri,
+    /// Docker json-file: `{"log":…,"stream":…,"time":…}`.
+    Docker,
+}
+
+/// A validated source.
+#[derive(Debug)]
+pub struct SourceConfig {
+    /// Index in [`Config::sources`].
+    pub index: usize,
+    /// Unique name.
+    pub name: String,
+    /// Globs of the files to read.
+    pub paths: Vec<PathPattern>,
+    /// Globs of files to skip.
+    pub exclude: Vec<ExcludePattern>,
+    /// Line format.
+    pub format: Format,
+    /// Multi-line joining, if configured.
+    pub multiline: Option<Arc<MultilineRules>>,
+    /// Longest line kept.
+    pub max_line_bytes: usize,
+    /// Static tags.
+    pub tags: BTreeMap<String, String>,
+    /// Start position for files present at start-up.
+    pub read_from: ReadFrom,
+}
+
+impl SourceConfig {
+    /// Whether this source reads the file at `path`.
+    pub fn matches(&self, path: &Path) -> bool {
+        self.paths.iter().any(|p| p.is_match(path))
+            && !self.exclude.iter().any(|e| e.is_match(path))
+    }
+
+    /// Whether files of this source can exist under directory `dir`.
+    pub fn may_contain(&self, dir: &Path) -> bool {
+        self.paths.iter().any(|p| p.may_contain(dir))
+    }
+}
+
+/// Compression of a file sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain NDJSON.
+    None,
+    /// A zstd stream at the given level.
+    Zstd {
+        /// zstd level.
+        level: i32,
+    },
+}
+
+/// Size-based rotation of a file sink.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotate {
+    /// Rotate when the active file reaches this many bytes on disk.
+    pub max_bytes: u64,
+    /// Rotated files kept.
+    pub max_files: usize,
+}
+
+/// A file sink.
+#[derive(Debug, Clone)]
+pub struct FileSinkConfig {
+    /// Output path.
+    pub path: PathBuf,
+    /// Compression.
+    pub compression: Compression,
+    /// Rotation, if any.
+    pub rotate: Option<Rotate>,
+    /// fsync-and-acknowledge interval.
+    pub sync_interval: Duration,
+}
+
+/// What kind of sink.
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    /// NDJSON to standard output.
+    Stdout,
+    /// NDJSON to a file.
+    File(FileSinkConfig),
+    /// Counts and discards (benchmarks).
+    Blackhole,
+}
+
+/// A validated sink.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Unique name.
+    pub name: String,
+    /// Indices of the sources it receives.
+    pub inputs: Vec<usize>,
+    /// Kind and settings.
+    pub kind: SinkKind,
+}
+
+/// Loads and validates a configuration file, including the checks that look at this machine
+/// (is `data_dir` writable?).
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_str(&text, &path.display().to_string())
+}
+
+/// Loads and validates the built-in default configuration.
+pub fn load_builtin_default() -> Result<Config, ConfigError> {
+    load_str(BUILTIN_DEFAULT, "built-in default configuration")
+}
+
+/// Validates configuration text (`origin` names it in errors), including machine checks.
+pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let (config, mut problems) = parse(text);
+    if let Some(config) = &config {
+        problems.extend(check_environment(config));
+    }
+    match config {
+        Some(config) if problems.is_empty() => Ok(config),
+        _ => Err(ConfigError::Invalid {
+            origin: origin.to_string(),
+            problems,
+        }),
+    }
+}
+
+/// Parses and validates configuration text without touching the filesystem. Returns the
+/// configuration when it could be built, and every problem found.
+pub fn parse(text: &str) -> (Option<Config>, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let root = match marked_yaml::parse_yaml(0, text) {
+        Ok(root) => root,
+        Err(error) => {
+            problems.push(yaml_syntax_problem(&error));
+            return (None, problems);
+        }
+    };
+    let config = Validator::default().document(&root, &mut problems);
+    (config, problems)
+}
+
+fn yaml_syntax_problem(error: &marked_yaml::LoadError) -> Problem {
+    use marked_yaml::LoadError as E;
+    let mark = match error {
+        E::TopLevelMustBeMapping(m)
+        | E::TopLevelMustBeSequence(m)
+        | E::UnexpectedAnchor(m)
+        | E::MappingKeyMustBeScalar(m)
+        | E::UnexpectedTag(m)
+        | E::ScanError(m, _) => Some(*m),
+        E::DuplicateKey(inner) => inner.key.span().start().copied(),
+    };
+    Problem::at(mark.as_ref(), "", format!("invalid YAML: {error}"))
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &["data_dir", "api", "reader", "pipeline", "sources", "sinks"];
+
+#[derive(Default)]
+struct Validator {
+    source_names: HashMap<String, usize>,
+}
+
+impl Validator {
+    fn document(&mut self, root: &Node, problems: &mut Vec<Problem>) -> Option<Config> {
+        let Some(map) = root.as_mapping() else {
+            problems.push(Problem::node(
+                root,
+                "",
+                "the configuration must be a mapping",
+            ));
+            return None;
+        };
+        let mut data_dir = None;
+        let mut api = RawApi::default();
+        let mut reader = RawReader::default();
+        let mut pipeline = RawPipeline::default();
+        let mut raw_sources: Option<Vec<Option<RawSource>>> = None;
+        let mut raw_sinks: Option<Vec<Option<RawSink>>> = None;
+        let mut sources_node = None;
+        let mut sinks_node = None;
+        for (key, value) in map.iter() {
+            match key.as_str() {
+                "data_dir" => {
+                    data_dir =
+                        deserialize_collecting::<Spanned<String>>(value, "data_dir", problems)
+                }
+                "api" => {
+                    api = deserialize_collecting(value, "api", problems).unwrap_or_default();
+                }
+                "reader" => {
+                    reader = deserialize_collecting(value, "reader", problems).unwrap_or_default();
+                }
+                "pipeline" => {
+                    pipeline =
+                        deserialize_collecting(value, "pipeline", problems).unwrap_or_default();
+                }
+                "sources" => {
+                    sources_node = Some(value);
+                    raw_sources = Some(list(value, "sources", problems));
+                }
+                "sinks" => {
+                    sinks_node = Some(value);
+                    raw_sinks = Some(list(value, "sinks", problems));
+                }
+                other => problems.push(Problem::at(
+                    key.span().start(),
+                    other,
+                    format!(
+                        "unknown field `{other}`, expected one of {}",
+                        quoted(TOP_LEVEL_KEYS)
+                    ),
+                )),
+            }
+        }
+
+        let data_dir = match data_dir {
+            Some(dir) if Path::new(dir.as_str()).is_absolute() => PathBuf::from(dir.as_str()),
+            Some(dir) => {
+                problems.push(Problem::spanned(
+                    &dir,
+                    "data_dir",
+                    "must be an absolute path",
+                ));
+                PathBuf::from(DEFAULT_DATA_DIR)
+            }
+            None => PathBuf::from(DEFAULT_DATA_DIR),
+        };
+        let api = self.api(api, problems);
+        let reader = self.reader(reader, problems);
+        let pipeline = self.pipeline(pipeline, problems);
+
+        let mut sources = Vec::new();
+        match raw_sources {
+            None => problems.push(Problem::node(
+                root,
+                "sources",
+                "at least one source is required",
+            )),
+            Some(list) if list.is_empty() => problems.push(Problem::node(
+                sources_node.unwrap_or(root),
+                "sources",
+                "at least one source is required",
+            )),
+            Some(list) => {
+                for (i, raw) in list.into_iter().enumerate() {
+                    let node = sources_node
+                        .and_then(|n| n.as_sequence())
+                        .and_then(|s| s.get(i));
+                    if let (Some(raw), Some(node)) = (raw, node)
+                        && let Some(source) =
+                            self.source(raw, node, i, sources.len(), &reader, problems)
+                    {
+                        sources.push(Arc::new(source));
+                    }
+                }
+            }
+        }
+
+        let mut sinks = Vec::new();
+        match raw_sinks {
+            None => problems.push(Problem::node(
+                root,
+                "sinks",
+                "at least one sink is required",
+            )),
+            Some(list) if list.is_empty() => problems.push(Problem::node(
+                sinks_node.unwrap_or(root),
+                "sinks",
+                "at least one sink is required",
+            )),
+            Some(list) => {
+                let mut names = HashMap::new();
+                for (i, raw) in list.into_iter().enumerate() {
+                    let node = sinks_node
+                        .and_then(|n| n.as_sequence())
+                        .and_then(|s| s.get(i));
+                    if let (Some(raw), Some(node)) = (raw, node)
+                        && let Some(sink) = self.sink(raw, node, i, &mut names, problems)
+                    {
+                        sinks.push(sink);
+                    }
+                }
+            }
+        }
+        for source in &sources {
+            if !sinks.is_empty() && !sinks.iter().any(|s| s.inputs.contains(&source.index)) {
+                let node = sources_node
+                    .and_then(|n| n.as_sequence())
+                    .and_then(|s| s.get(source.index));
+                problems.push(Problem::at(
+                    node.and_then(|n| n.span().start()),
+                    format!("sources[{}]", source.index),
+                    format!("source `{}` is not an input of any sink", source.name),
+                ));
+            }
+        }
+
+        if !problems.is_empty() {
+            return None;
+        }
+        Some(Config {
+            data_dir,
+            api: api?,
+            reader,
+            pipeline,
+            sources,
+            sinks,
+        })
+    }
+
+    fn api(&self, raw: RawApi, problems: &mut Vec<Problem>) -> Option<ApiConfig> {
+        let listen = match raw.listen {
+            Some(listen) => match listen.parse::<SocketAddr>() {
+                Ok(addr) => addr,
+                Err(e) => {
+                    problems.push(Problem::spanned(
+                        &listen,
+                        "api.listen",
+                        format!(
+                            "`{}` is not a socket address (e.g. 127.0.0.1:9100): {e}",
+                            *listen
+                        ),
+                    ));
+                    return None;
+                }
+            },
+            None => DEFAULT_API_LISTEN.parse().ok()?,
+        };
+        Some(ApiConfig { listen })
+    }
+
+    fn reader(&self, raw: RawReader, problems: &mut Vec<Problem>) -> ReaderConfig {
+        let backend = choice(
+            raw.backend.as_ref(),
+            "reader.backend",
+            &[
+                ("io_uring", BackendKind::IoUring),
+                ("pread", BackendKind::Pread),
+            ],
+            BackendKind::IoUring,
+            problems,
+        );
+        let threads = count(raw.threads.as_ref(), "reader.threads", 1, 1..=64, problems);
+        let chunk_bytes = size(
+            raw.chunk_size.as_ref(),
+            "reader.chunk_size",
+            DEFAULT_CHUNK_BYTES,
+            4096..=64 << 20,
+            problems,
+        );
+        let buffer_memory = size(
+            raw.buffer_memory.as_ref(),
+            "reader.buffer_memory",
+            DEFAULT_BUFFER_MEMORY,
+            1 << 20..=1 << 40,
+            problems,
+        );
+        if buffer_memory < 2 * chunk_bytes {
+            let at = raw.buffer_memory.as_ref().or(raw.chunk_size.as_ref());
+            problems.push(Problem::at(
+                at.and_then(|s| s.span().start()),
+                "reader.buffer_memory",
+                format!("must hold at least two chunks ({} bytes)", 2 * chunk_bytes),
+            ));
+        }
+        let read_from = read_from(
+            raw.read_from.as_ref(),
+            "reader.read_from",
+            ReadFrom::Beginning,
+            problems,
+        );
+        ReaderConfig {
+            backend,
+            threads,
+            chunk_bytes,
+            buffer_memory,
+            read_from,
+        }
+    }
+
+    fn pipeline(&self, raw: RawPipeline, problems: &mut Vec<Problem>) -> PipelineConfig {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        PipelineConfig {
+            workers: count(
+                raw.workers.as_ref(),
+                "pipeline.workers",
+                cpus,
+                1..=256,
+                problems,
+            ),
+            queue_batches: count(
+                raw.queue_batches.as_ref(),
+                "pipeline.queue_batches",
+                DEFAULT_QUEUE_BATCHES,
+                1..=4096,
+                problems,
+            ),
+            batch_bytes: size(
+                raw.batch_size.as_ref(),
+                "pipeline.batch_size",
+                DEFAULT_BATCH_BYTES,
+                1024..=256 << 20,
+                problems,
+            ),
+            shutdown_timeout: duration(
+                raw.shutdown_timeout.as_ref(),
+                "pipeline.shutdown_timeout",
+                DEFAULT_SHUTDOWN_TIMEOUT,
+                problems,
+            ),
+        }
+    }
+
+    fn source(
+        &mut self,
+        raw: RawSource,
+        node: &Node,
+        i: usize,
+        index: usize,
+        reader: &ReaderConfig,
+        problems: &mut Vec<Problem>,
+    ) -> Option<SourceConfig> {
+        let path = format!("sources[{i}]");
+        let before = problems.len();
+        let name = match raw.name {
+            Some(name) if name.is_empty() => {
+                problems.push(Problem::spanned(
+                    &name,
+                    format!("{path}.name"),
+                    "must not be empty",
+                ));
+                None
+            }
+            Some(name) => {
+                if self.source_names.contains_key(name.as_str()) {
+                    problems.push(Problem::spanned(
+                        &name,
+                        format!("{path}.name"),
+                        format!("duplicate source name `{}`", *name),
+                    ));
+                }
+                self.source_names.insert(name.to_string(), index);
+                Some(name.to_string())
+            }
+            None => {
+                problems.push(Problem::node(
+                    node,
+                    format!("{path}.name"),
+                    "missing field `name`",
+                ));
+                None
+            }
+        };
+        if raw.paths.is_empty() {
+            problems.push(Problem::node(
+                node,
+                format!("{path}.paths"),
+                "at least one path glob is required",
+            ));
+        }
+        let mut paths = Vec::new();
+        for (j, glob) in raw.paths.iter().enumerate() {
+            match PathPattern::new(glob) {
+                Ok(p) => paths.push(p),
+                Err(e) => problems.push(Problem::spanned(
+                    glob,
+                    format!("{path}.paths[{j}]"),
+                    e.to_string(),
+                )),
+            }
+        }
+        let mut exclude = Vec::new();
+        for (j, glob) in raw.exclude.iter().enumerate() {
+            match ExcludePattern::new(glob) {
+                Ok(p) => exclude.push(p),
+                Err(e) => problems.push(Problem::spanned(
+                    glob,
+                    format!("{path}.exclude[{j}]"),
+                    e.to_string(),
+                )),
+            }
+        }
+        let format = choice(
+            raw.format.as_ref(),
+            &format!("{path}.format"),
+            &[
+                ("raw", Format::Raw),
+                ("cri", Format::Cri),
+                ("docker", Format::Docker),
+            ],
+            Format::Raw,
+            problems,
+        );
+        let max_line_bytes = size(
+            raw.max_line_bytes.as_ref(),
+            &format!("{path}.max_line_bytes"),
+            DEFAULT_MAX_LINE_BYTES,
+            16..=1 << 30,
+            problems,
+        );
+        let multiline = raw
+            .multiline
+            .and_then(|m| multiline_rules(m, node, &format!("{path}.multiline"), problems))
+            .map(Arc::new);
+        let read_from = read_from(
+            raw.read_from.as_ref(),
+            &format!("{path}.read_from"),
+            reader.read_from,
+            problems,
+        );
+        if problems.len() != before {
+            return None;
+        }
+        Some(SourceConfig {
+            index,
+            name: name?,
+            paths,
+            exclude,
+            format,
+            multiline,
+            max_line_bytes,
+            tags: raw.tags,
+            read_from,
+        })
+    }
+
+    fn sink(
+        &self,
+        raw: RawSink,
+        node: &Node,
+        i: usize,
+        names: &mut HashMap<String, usize>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<SinkConfig> {
+        let path = format!("sinks[{i}]");
+        let before = problems.len();
+        let name = match &raw.name {
+            Some(name) if name.is_empty() => {
+                problems.push(Problem::spanned(
+                    name,
+                    format!("{path}.name"),
+                    "must not be empty",
+                ));
+                None
+            }
+            Some(name) => {
+                if names.insert(name.to_string(), i).is_some() {
+                    problems.push(Problem::spanned(
+                        name,
+                        format!("{path}.name"),
+                        format!("duplicate sink name `{}`", **name),
+                    ));
+                }
+                Some(name.to_string())
+            }
+            None => {
+                problems.push(Problem::node(
+                    node,
+                    format!("{path}.name"),
+                    "missing field `name`",
+                ));
+                None
+            }
+        };
+        let inputs = match &raw.inputs {
+            None => self.source_names.values().copied().collect::<Vec<_>>(),
+            Some(list) => {
+                if list.is_empty() {
+                    problems.push(Problem::node(
+                        node,
+                        format!("{path}.inputs"),
+                        "must name at least one source",
+                    ));
+                }
+                let mut inputs = Vec::new();
+                for (j, input) in list.iter().enumerate() {
+                    match self.source_names.get(input.as_str()) {
+                        Some(&index) => inputs.push(index),
+                        None => problems.push(Problem::spanned(
+                            input,
+                            format!("{path}.inputs[{j}]"),
+                            format!("no source is named `{}`", **input),
+                        )),
+                    }
+                }
+                inputs
+            }
+        };
+        let kind = match &raw.kind {
+            None => {
+                problems.push(Problem::node(
+                    node,
+                    format!("{path}.type"),
+                    "missing field `type`",
+                ));
+                None
+            }
+            Some(kind) => match kind.as_str() {
+                "stdout" => {
+                    only_for_file(&raw, &path, "stdout", problems);
+                    Some(SinkKind::Stdout)
+                }
+                "blackhole" => {
+                    only_for_file(&raw, &path, "blackhole", problems);
+                    Some(SinkKind::Blackhole)
+                }
+                "file" => file_sink(&raw, node, &path, problems).map(SinkKind::File),
+                "kafka" => {
+                    problems.push(Problem::spanned(
+                        kind,
+                        format!("{path}.type"),
+                        "the kafka sink is not available in this version; use stdout, file or blackhole",
+                    ));
+                    None
+                }
+                other => {
+                    problems.push(Problem::spanned(
+                        kind,
+                        format!("{path}.type"),
+                        format!("unknown sink type `{other}`, expected one of `stdout`, `file`, `blackhole`"),
+                    ));
+                    None
+                }
+            },
+        };
+        if problems.len() != before {
+            return None;
+        }
+        let mut inputs = inputs;
+        inputs.sort_unstable();
+        Some(SinkConfig {
+            name: name?,
+            inputs,
+            kind: kind?,
+        })
+    }
+}
+
+fn only_for_file(raw: &RawSink, path: &str, kind: &str, problems: &mut Vec<Problem>) {
+    let fields = [
+        ("path", raw.path.as_ref().map(|s| s.span().start())),
+        (
+            "compression",
+            raw.compression.as_ref().map(|s| s.span().start()),
+        ),
+        (
+            "zstd_level",
+            raw.zstd_level.as_ref().map(|s| s.span().start()),
+        ),
+        (
+            "sync_interval",
+            raw.sync_interval.as_ref().map(|s| s.span().start()),
+        ),
+    ];
+    for (field, mark) in fields {
+        if let Some(mark) = mark {
+            problems.push(Problem::at(
+                mark,
+                format!("{path}.{field}"),
+                format!("`{field}` applies to file sinks only, not to `{kind}`"),
+            ));
+        }
+    }
+    if raw.rotate.is_some() {
+        problems.push(Problem::at(
+            None,
+            format!("{path}.rotate"),
+            format!("`rotate` applies to file sinks only, not to `{kind}`"),
+        ));
+    }
+}
+
+fn file_sink(
+    raw: &RawSink,
+    node: &Node,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<FileSinkConfig> {
+    let before = problems.len();
+    let out = match &raw.path {
+        Some(p) if Path::new(p.as_str()).is_absolute() => Some(PathBuf::from(p.as_str())),
+        Some(p) => {
+            problems.push(Problem::spanned(
+                p,
+                format!("{path}.path"),
+                "must be an absolute path",
+            ));
+            None
+        }
+        None => {
+            problems.push(Problem::node(
+                node,
+                format!("{path}.path"),
+                "a file sink needs `path`",
+            ));
+            None
+        }
+    };
+    let level = match &raw.zstd_level {
+        Some(level) => match level.parse::<i32>() {
+            Ok(l) if (1..=19).contains(&l) => l,
+            _ => {
+                problems.push(Problem::spanned(
+                    level,
+                    format!("{path}.zstd_level"),
+                    "must be a whole number from 1 to 19",
+                ));
+                DEFAULT_ZSTD_LEVEL
+            }
+        },
+        None => DEFAULT_ZSTD_LEVEL,
+    };
+    let compression = choice(
+        raw.compression.as_ref(),
+        &format!("{path}.compression"),
+        &[
+            ("none", Compression::None),
+            ("zstd", Compression::Zstd { level }),
+        ],
+        Compression::None,
+        problems,
+    );
+    if raw.zstd_level.is_some() && compression == Compression::None {
+        problems.push(Problem::at(
+            raw.zstd_level.as_ref().and_then(|s| s.span().start()),
+            format!("{path}.zstd_level"),
+            "`zstd_level` needs `compression: zstd`",
+        ));
+    }
+    let rotate = raw.rotate.as_ref().map(|r: &RawRotate| Rotate {
+        max_bytes: size(
+            r.max_bytes.as_ref(),
+            &format!("{path}.rotate.max_bytes"),
+            100 << 20,
+            4096..=1 << 50,
+            problems,
+        ) as u64,
+        max_files: count(
+            r.max_files.as_ref(),
+            &format!("{path}.rotate.max_files"),
+            DEFAULT_ROTATE_MAX_FILES,
+            1..=10_000,
+            problems,
+        ),
+    });
+    if let Some(r) = &raw.rotate
+        && r.max_bytes.is_none()
+    {
+        problems.push(Problem::node(
+            node,
+            format!("{path}.rotate.max_bytes"),
+            "rotation needs `max_bytes`",
+        ));
+    }
+    let sync_interval = duration(
+        raw.sync_interval.as_ref(),
+        &format!("{path}.sync_interval"),
+        DEFAULT_SYNC_INTERVAL,
+        problems,
+    );
+    if problems.len() != before {
+        return None;
+    }
+    Some(FileSinkConfig {
+        path: out?,
+        compression,
+        rotate,
+        sync_interval,
+    })
+}
+
+fn multiline_rules(
+    raw: RawMultiline,
+    node: &Node,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<MultilineRules> {
+    let before = problems.len();
+    let regex = |value: &Option<Spanned<String>>,
+                 field: &str,
+                 problems: &mut Vec<Problem>|
+     -> Option<Regex> {
+        let value = value.as_ref()?;
+        match Regex::new(value) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                problems.push(Problem::spanned(
+                    value,
+                    format!("{path}.{field}"),
+                    format!("invalid regex `{}`: {}", **value, one_line(&e.to_string())),
+                ));
+                None
+            }
+        }
+    };
+    let start = regex(&raw.start, "start", problems);
+    let continue_ = regex(&raw.continue_, "continue", problems);
+    let end = regex(&raw.end, "end", problems);
+    let given = [
+        raw.preset.is_some(),
+        raw.start.is_some(),
+        raw.continue_.is_some(),
+    ]
+    .iter()
+    .filter(|&&b| b)
+    .count();
+    let mode = match (&raw.preset, start, continue_) {
+        _ if given > 1 => {
+            problems.push(Problem::node(
+                node,
+                path,
+                "give exactly one of `preset`, `start` or `continue`",
+            ));
+            None
+        }
+        (Some(preset), _, _) => {
+            if raw.end.is_some() {
+                problems.push(Problem::spanned(
+                    preset,
+                    format!("{path}.end"),
+                    "`end` cannot be combined with a preset",
+                ));
+            }
+            match multiline::preset(preset) {
+                Some(mode) => Some(mode),
+                None => {
+                    problems.push(Problem::spanned(
+                        preset,
+                        format!("{path}.preset"),
+                        format!(
+                            "unknown preset `{}`, expected one of {}",
+                            **preset,
+                            quoted(multiline::PRESETS)
+                        ),
+                    ));
+                    None
+                }
+            }
+        }
+        (None, Some(start), None) => Some(MultilineMode::Start(start)),
+        (None, None, Some(continue_)) => Some(MultilineMode::Continue(continue_)),
+        (None, None, None) if given == 0 => {
+            problems.push(Problem::node(
+                node,
+                path,
+                "give one of `preset`, `start` or `continue`",
+            ));
+            None
+        }
+        _ => None,
+    };
+    let max_lines = count(
+        raw.max_lines.as_ref(),
+        &format!("{path}.max_lines"),
+        DEFAULT_MULTILINE_MAX_LINES,
+        1..=1_000_000,
+        problems,
+    );
+    let max_bytes = size(
+        raw.max_bytes.as_ref(),
+        &format!("{path}.max_bytes"),
+        DEFAULT_MULTILINE_MAX_BYTES,
+        16..=1 << 30,
+        problems,
+    );
+    let timeout = duration(
+        raw.timeout.as_ref(),
+        &format!("{path}.timeout"),
+        DEFAULT_MULTILINE_TIMEOUT,
+        problems,
+    );
+    if problems.len() != before {
+        return None;
+    }
+    Some(MultilineRules {
+        mode: mode?,
+        end,
+        max_lines,
+        max_bytes,
+        timeout,
+    })
+}
+
+fn list<T: serde::de::DeserializeOwned>(
+    node: &Node,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<Option<T>> {
+    match node.as_sequence() {
+        Some(seq) => seq
+            .iter()
+            .enumerate()
+            .map(|(i, item)| deserialize_collecting(item, &format!("{path}[{i}]"), problems))
+            .collect(),
+        None => {
+            problems.push(Problem::node(node, path, "must be a list"));
+            Vec::new()
+        }
+    }
+}
+
+fn choice<T: Copy>(
+    value: Option<&Spanned<String>>,
+    path: &str,
+    options: &[(&str, T)],
+    default: T,
+    problems: &mut Vec<Problem>,
+) -> T {
+    let Some(value) = value else { return default };
+    match options.iter().find(|(name, _)| *name == value.as_str()) {
+        Some((_, v)) => *v,
+        None => {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            problems.push(Problem::spanned(
+                value,
+                path,
+                format!(
+                    "unknown value `{}`, expected one of {}",
+                    **value,
+                    quoted(&names)
+                ),
+            ));
+            default
+        }
+    }
+}
+
+fn read_from(
+    value: Option<&Spanned<String>>,
+    path: &str,
+    default: ReadFrom,
+    problems: &mut Vec<Problem>,
+) -> ReadFrom {
+    choice(
+        value,
+        path,
+        &[("beginning", ReadFrom::Beginning), ("end", ReadFrom::End)],
+        default,
+        problems,
+    )
+}
+
+fn count(
+    value: Option<&Spanned<String>>,
+    path: &str,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+    problems: &mut Vec<Problem>,
+) -> usize {
+    let Some(value) = value else { return default };
+    match value.trim().parse::<usize>() {
+        Ok(n) if range.contains(&n) => n,
+        _ => {
+            problems.push(Problem::spanned(
+                value,
+                path,
+                format!(
+                    "`{}` is not a whole number from {} to {}",
+                    **value,
+                    range.start(),
+                    range.end()
+                ),
+            ));
+            default
+        }
+    }
+}
+
+fn size(
+    value: Option<&Spanned<String>>,
+    path: &str,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+    problems: &mut Vec<Problem>,
+) -> usize {
+    let Some(value) = value else { return default };
+    let parsed = value
+        .trim()
+        .parse::<bytesize::ByteSize>()
+        .ok()
+        .and_then(|b| usize::try_from(b.as_u64()).ok());
+    match parsed {
+        Some(n) if range.contains(&n) => n,
+        Some(_) => {
+            problems.push(Problem::spanned(
+                value,
+                path,
+                format!(
+                    "`{}` is out of range: from {} to {}",
+                    **value,
+                    bytesize::ByteSize(*range.start() as u64).display().iec(),
+                    bytesize::ByteSize(*range.end() as u64).display().iec()
+                ),
+            ));
+            default
+        }
+        None => {
+            problems.push(Problem::spanned(
+                value,
+                path,
+                format!("`{}` is not a size (e.g. 4096, 256KiB, 1MiB)", **value),
+            ));
+            default
+        }
+    }
+}
+
+fn duration(
+    value: Option<&Spanned<String>>,
+    path: &str,
+    default: Duration,
+    problems: &mut Vec<Problem>,
+) -> Duration {
+    let Some(value) = value else { return default };
+    match humantime::parse_duration(value.trim()) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => {
+            problems.push(Problem::spanned(value, path, "must be longer than zero"));
+            default
+        }
+        Err(e) => {
+            problems.push(Problem::spanned(
+                value,
+                path,
+                format!("`{}` is not a duration (e.g. 500ms, 2s, 1m): {e}", **value),
+            ));
+            default
+        }
+    }
+}
+
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Checks that need the machine: `data_dir` and file-sink directories must be writable.
+pub fn check_environment(config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let Err(e) = probe_writable(&config.data_dir) {
+        problems.push(Problem::at(
+            None,
+            "data_dir",
+            format!("{} is not writable: {e}", config.data_dir.display()),
+        ));
+    }
+    for (i, sink) in config.sinks.iter().enumerate() {
+        if let SinkKind::File(file) = &sink.kind {
+            let dir = file.path.parent().unwrap_or(Path::new("/"));
+            if let Err(e) = probe_writable(dir) {
+                problems.push(Problem::at(
+                    None,
+                    format!("sinks[{i}].path"),
+                    format!(
+                        "cannot write {}: directory {} is not writable: {e}",
+                        file.path.display(),
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Whether files can be created in `dir`, or in its nearest existing ancestor when `dir` does
+/// not exist yet (it will be created at start-up). Creates and removes a probe file.
+fn probe_writable(dir: &Path) -> std::io::Result<()> {
+    let mut existing = dir;
+    while !existing.exists() {
+        existing = existing.parent().unwrap_or(Path::new("/"));
+    }
+    if !existing.is_dir() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a directory",
+            existing.display()
+        )));
+    }
+    let probe = existing.join(format!(".ringtail-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+#[cfg(test)]
+mod tests;

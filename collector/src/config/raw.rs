@@ -1,0 +1,211 @@
+//! The raw configuration layer: what the YAML file says, before any of it is checked.
+//!
+//! Every field is optional or a plain string with its source position ([`Spanned`]) so that
+//! validation can report *all* problems at once, each with its line. Unknown keys are rejected
+//! (`deny_unknown_fields`); [`deserialize_collecting`] removes each unknown key it meets and
+//! tries again, so one run reports every unknown key instead of only the first.
+
+use std::collections::BTreeMap;
+
+use marked_yaml::{Node, Spanned};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::Problem;
+
+/// The `api` section: where `/metrics` and `/healthz` are served.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    /// Socket address to listen on, e.g. `127.0.0.1:9100`. Port 0 picks a free port.
+    pub listen: Option<Spanned<String>>,
+}
+
+/// The `reader` section: how files are read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReader {
+    /// `io_uring` (default; falls back to `pread` when the kernel refuses io_uring) or `pread`.
+    pub backend: Option<Spanned<String>>,
+    /// Number of reader threads; each owns one io_uring.
+    pub threads: Option<Spanned<String>>,
+    /// Bytes read from one file per round (the per-file budget), e.g. `512KiB`.
+    pub chunk_size: Option<Spanned<String>>,
+    /// Upper bound on read buffers held between readers and workers, e.g. `64MiB`.
+    pub buffer_memory: Option<Spanned<String>>,
+    /// Where to start in files that exist when ringtail starts: `beginning` or `end`.
+    pub read_from: Option<Spanned<String>>,
+}
+
+/// The `pipeline` section: worker threads and queues.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    /// Number of worker threads that frame, decode and encode (default: one per CPU).
+    pub workers: Option<Spanned<String>>,
+    /// Capacity, in batches, of each queue between stages.
+    pub queue_batches: Option<Spanned<String>>,
+    /// Encoded bytes after which a worker hands a batch to the sinks, e.g. `1MiB`.
+    pub batch_size: Option<Spanned<String>>,
+    /// How long shutdown waits for sinks to acknowledge what was read, e.g. `25s`.
+    pub shutdown_timeout: Option<Spanned<String>>,
+}
+
+/// One entry of `sources`: a set of files and how to read them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// Unique name of the source, used in metrics and in sink `inputs`.
+    pub name: Option<Spanned<String>>,
+    /// Absolute path globs (`*`, `?`, `[..]`, `{a,b}`, `**` for any depth).
+    #[serde(default)]
+    pub paths: Vec<Spanned<String>>,
+    /// Globs of paths to skip; a pattern without `/` is matched against the file name.
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+    /// Line format: `raw` (default), `cri` or `docker`.
+    pub format: Option<Spanned<String>>,
+    /// How lines are joined into multi-line records; absent means one record per line.
+    pub multiline: Option<RawMultiline>,
+    /// Longest line (and longest joined partial line) kept; longer ones are cut, e.g. `256KiB`.
+    pub max_line_bytes: Option<Spanned<String>>,
+    /// Static tags added to every record of this source.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Where to start in files that exist at start-up: `beginning` or `end` (overrides `reader`).
+    pub read_from: Option<Spanned<String>>,
+}
+
+/// The `multiline` block of a source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMultiline {
+    /// A built-in rule set: `java`, `python` or `go` stack traces.
+    pub preset: Option<Spanned<String>>,
+    /// Regex: a line that matches begins a new record; other lines join the current one.
+    pub start: Option<Spanned<String>>,
+    /// Regex: a line that matches joins the current record; other lines begin a new one.
+    #[serde(rename = "continue")]
+    pub continue_: Option<Spanned<String>>,
+    /// Regex: a line that matches ends the current record.
+    pub end: Option<Spanned<String>>,
+    /// Most lines in one record; the next line begins a new record.
+    pub max_lines: Option<Spanned<String>>,
+    /// Most bytes in one record; the next line begins a new record, e.g. `1MiB`.
+    pub max_bytes: Option<Spanned<String>>,
+    /// A pending record is emitted after this long without a new line, e.g. `500ms`.
+    pub timeout: Option<Spanned<String>>,
+}
+
+/// One entry of `sinks`: where records go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    /// Unique name of the sink, used in metrics and `/healthz`.
+    pub name: Option<Spanned<String>>,
+    /// `stdout`, `file` or `blackhole`.
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<String>>,
+    /// Names of the sources whose records this sink receives (default: all sources).
+    pub inputs: Option<Vec<Spanned<String>>>,
+    /// `file` only: the output path.
+    pub path: Option<Spanned<String>>,
+    /// `file` only: `none` (default) or `zstd`.
+    pub compression: Option<Spanned<String>>,
+    /// `file` only: zstd level, 1 to 19 (default 3).
+    pub zstd_level: Option<Spanned<String>>,
+    /// `file` only: size-based rotation.
+    pub rotate: Option<RawRotate>,
+    /// `file` only: how often written data is fsynced and acknowledged, e.g. `1s`.
+    pub sync_interval: Option<Spanned<String>>,
+}
+
+/// The `rotate` block of a file sink.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRotate {
+    /// The active file is rotated once it reaches this size on disk, e.g. `100MiB`.
+    pub max_bytes: Option<Spanned<String>>,
+    /// Rotated files kept (`path.1` is the newest); older ones are deleted.
+    pub max_files: Option<Spanned<String>>,
+}
+
+/// Deserializes `node` into `T`, recording every problem in `problems`.
+///
+/// An unknown key is recorded, removed from a copy of the node, and deserialization is tried
+/// again, so every unknown key in the node is reported. Any other error is recorded and ends
+/// the attempt. Returns the value when everything but unknown keys was fine: the caller then
+/// validates it and finds the remaining problems, while the recorded ones keep the whole
+/// configuration invalid.
+pub fn deserialize_collecting<T: DeserializeOwned>(
+    node: &Node,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let mut node = node.clone();
+    // Each retry removes one key, so this ends; the cap guards against a marked_yaml error
+    // that names a key we then fail to find.
+    for _ in 0..256 {
+        match marked_yaml::from_node::<T>(&node) {
+            Ok(value) => return Some(value),
+            Err(error) => {
+                let mark = error.start_mark().or_else(|| node.span().start().copied());
+                let sub_path = error.path().filter(|p| !p.is_empty() && *p != ".");
+                let full_path = match sub_path {
+                    Some(sub) if path.is_empty() => sub.to_string(),
+                    Some(sub) if sub.starts_with('[') => format!("{path}{sub}"),
+                    Some(sub) => format!("{path}.{sub}"),
+                    None => path.to_string(),
+                };
+                let unknown = matches!(&*error, marked_yaml::Error::UnknownFieldError(..));
+                problems.push(Problem::at(
+                    mark.as_ref(),
+                    full_path,
+                    lowercase_first(&error.to_string_without_path()),
+                ));
+                if !unknown || !remove_key_at(&mut node, mark.as_ref()) {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Removes the mapping key that starts at `mark`, anywhere under `node`.
+fn remove_key_at(node: &mut Node, mark: Option<&marked_yaml::Marker>) -> bool {
+    let Some(mark) = mark else { return false };
+    match node {
+        Node::Mapping(map) => {
+            let before = map.len();
+            map.retain(|key, _| key.span().start() != Some(mark));
+            if map.len() != before {
+                return true;
+            }
+            map.iter_mut()
+                .any(|(_, value)| remove_key_at(value, Some(mark)))
+        }
+        Node::Sequence(seq) => seq.iter_mut().any(|value| remove_key_at(value, Some(mark))),
+        Node::Scalar(_) => false,
+    }
+}
+
+/// Error text of marked_yaml starts with a capital; ours read as one sentence after a path.
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The message of a marked_yaml error without the path it prefixes.
+trait WithoutPath {
+    fn to_string_without_path(&self) -> String;
+}
+
+impl WithoutPath for marked_yaml::FromNodeError {
+    fn to_string_without_path(&self) -> String {
+        (**self).to_string()
+    }
+}

@@ -1,0 +1,568 @@
+//! Discovery: which files to read, and when they have new data — driven by inotify events.
+//!
+//! The eBPF discovery of a later issue produces the same events; this is the mode that works
+//! everywhere. At start-up every source's glob root is scanned (and watched); after that,
+//! nothing is polled: the kernel reports each change.
+//!
+//! - A watched directory is a glob root, a directory below one (within the glob's depth), or an
+//!   ancestor of a root that does not exist yet (so the root is noticed when it appears).
+//! - A created (or moved-in) file that matches a source is opened and handed to a reader
+//!   ([`Control::Open`]); a write to a known file marks it dirty.
+//! - A file is known by its identity (device, inode): a rename within the watched directories
+//!   — kubelet and logrotate rotation — keeps the file, its reader state and its offset, even
+//!   when the new name no longer matches the glob, so lines written to a rotated file are not
+//!   lost. The same file seen under a second path (a symlink) is read once.
+//! - A deleted or moved-away file is [`Control::Gone`]: its reader reads it to the end, then
+//!   closes it. A `MOVED_FROM` is resolved only after every queued event is read, because its
+//!   `MOVED_TO` half may follow in the next read.
+//! - On an inotify queue overflow everything is rescanned and every known file marked dirty:
+//!   events may be lost, data is not.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+use prometheus_client::metrics::counter::Counter;
+
+use crate::config::{ReadFrom, SourceConfig};
+use crate::metrics::{KindLabel, Metrics};
+use crate::reader::{Control, ReaderHandle};
+use crate::source::{FileCtx, FileIdentity, SourceId};
+
+/// Why discovery could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// inotify could not be initialised.
+    #[error("cannot initialise inotify: {source}")]
+    Init {
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// Waiting for or reading events failed.
+    #[error("cannot read inotify events: {source}")]
+    Events {
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// Every reader has stopped.
+    #[error("all readers have stopped")]
+    ReadersGone,
+}
+
+const DIR_MASK: WatchMask = WatchMask::CREATE
+    .union(WatchMask::MODIFY)
+    .union(WatchMask::CLOSE_WRITE)
+    .union(WatchMask::MOVED_FROM)
+    .union(WatchMask::MOVED_TO)
+    .union(WatchMask::DELETE)
+    .union(WatchMask::DELETE_SELF)
+    .union(WatchMask::MOVE_SELF)
+    .union(WatchMask::ONLYDIR);
+
+struct Tracked {
+    /// The paths the file is known under (usually one; a symlink adds its target).
+    paths: Vec<PathBuf>,
+    identity: FileIdentity,
+    reader: usize,
+}
+
+struct EventCounters {
+    create: Counter,
+    modify: Counter,
+    delete: Counter,
+    moved: Counter,
+    overflow: Counter,
+}
+
+/// The inotify discovery thread's state.
+pub struct Discovery {
+    inotify: Inotify,
+    sources: Vec<Arc<SourceConfig>>,
+    readers: Vec<ReaderHandle>,
+    stop: OwnedFd,
+    dirs: HashMap<WatchDescriptor, PathBuf>,
+    watched: HashMap<PathBuf, WatchDescriptor>,
+    files: HashMap<PathBuf, SourceId>,
+    tracked: HashMap<SourceId, Tracked>,
+    identities: HashMap<FileIdentity, SourceId>,
+    maybe_gone: Vec<SourceId>,
+    dirty: Vec<Vec<SourceId>>,
+    next_id: u64,
+    counters: EventCounters,
+    watch_errors_logged: u32,
+}
+
+impl std::fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery")
+            .field("dirs", &self.dirs.len())
+            .field("files", &self.tracked.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Discovery {
+    /// Sets up inotify and scans every source's root: files found now are handed to the
+    /// readers before this returns. `stop` is the read end of a pipe whose write end is closed
+    /// to stop [`run`](Self::run).
+    pub fn new(
+        sources: Vec<Arc<SourceConfig>>,
+        readers: Vec<ReaderHandle>,
+        stop: OwnedFd,
+        metrics: &Metrics,
+    ) -> Result<Self, DiscoveryError> {
+        let inotify = Inotify::init().map_err(|source| DiscoveryError::Init { source })?;
+        let kind = |kind| {
+            metrics
+                .discovery_events
+                .get_or_create_owned(&KindLabel { kind })
+        };
+        let dirty = readers.iter().map(|_| Vec::new()).collect();
+        let mut discovery = Self {
+            inotify,
+            sources,
+            readers,
+            stop,
+            dirs: HashMap::new(),
+            watched: HashMap::new(),
+            files: HashMap::new(),
+            tracked: HashMap::new(),
+            identities: HashMap::new(),
+            maybe_gone: Vec::new(),
+            dirty,
+            next_id: 1,
+            counters: EventCounters {
+                create: kind("create"),
+                modify: kind("modify"),
+                delete: kind("delete"),
+                moved: kind("move"),
+                overflow: kind("overflow"),
+            },
+            watch_errors_logged: 0,
+        };
+        discovery.scan_roots(true)?;
+        discovery.flush_dirty()?;
+        tracing::info!(
+            mode = "inotify",
+            directories = discovery.dirs.len(),
+            files = discovery.tracked.len(),
+            "discovery started (eBPF discovery is not built yet; inotify reports file changes)"
+        );
+        Ok(discovery)
+    }
+
+    /// Number of files currently known.
+    pub fn files(&self) -> usize {
+        self.tracked.len()
+    }
+
+    /// Handles events until the stop pipe is closed.
+    pub fn run(mut self) -> Result<(), DiscoveryError> {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let (events_ready, stop) = {
+                let mut fds = [
+                    rustix::event::PollFd::new(&self.inotify, rustix::event::PollFlags::IN),
+                    rustix::event::PollFd::new(&self.stop, rustix::event::PollFlags::IN),
+                ];
+                match rustix::event::poll(&mut fds, None) {
+                    Ok(_) => {}
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(DiscoveryError::Events { source: e.into() }),
+                }
+                (!fds[0].revents().is_empty(), !fds[1].revents().is_empty())
+            };
+            if stop {
+                return Ok(());
+            }
+            if events_ready {
+                self.drain_events(&mut buffer)?;
+            }
+        }
+    }
+
+    /// Reads and handles every queued event, then resolves moves and wakes readers.
+    fn drain_events(&mut self, buffer: &mut [u8]) -> Result<(), DiscoveryError> {
+        loop {
+            let events: Vec<(WatchDescriptor, EventMask, Option<PathBuf>)> =
+                match self.inotify.read_events(buffer) {
+                    Ok(events) => events
+                        .map(|e| (e.wd, e.mask, e.name.map(|n: &OsStr| PathBuf::from(n))))
+                        .collect(),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(source) => return Err(DiscoveryError::Events { source }),
+                };
+            for (wd, mask, name) in events {
+                self.event(wd, mask, name.as_deref())?;
+            }
+        }
+        for id in std::mem::take(&mut self.maybe_gone) {
+            let relinked = self.tracked.get(&id).is_some_and(|t| !t.paths.is_empty());
+            if !relinked {
+                self.gone(id)?;
+            }
+        }
+        self.flush_dirty()
+    }
+
+    fn event(
+        &mut self,
+        wd: WatchDescriptor,
+        mask: EventMask,
+        name: Option<&Path>,
+    ) -> Result<(), DiscoveryError> {
+        if mask.contains(EventMask::Q_OVERFLOW) {
+            self.counters.overflow.inc();
+            tracing::warn!("inotify queue overflowed; rescanning all watched directories");
+            self.scan_roots(false)?;
+            let all: Vec<(SourceId, usize)> =
+                self.tracked.iter().map(|(id, t)| (*id, t.reader)).collect();
+            for (id, reader) in all {
+                self.dirty[reader].push(id);
+            }
+            return Ok(());
+        }
+        if mask.contains(EventMask::IGNORED) {
+            if let Some(dir) = self.dirs.remove(&wd) {
+                self.watched.remove(&dir);
+            }
+            return Ok(());
+        }
+        let Some(dir) = self.dirs.get(&wd).cloned() else {
+            return Ok(());
+        };
+        let Some(name) = name else {
+            // DELETE_SELF / MOVE_SELF of a watched directory: its files report their own
+            // deletion or move; forget the watch (MOVE_SELF keeps the watch alive).
+            if mask.contains(EventMask::MOVE_SELF) {
+                self.unwatch_tree(&dir);
+            }
+            return Ok(());
+        };
+        let path = dir.join(name);
+        if mask.contains(EventMask::ISDIR) {
+            if mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
+                self.counters.create.inc();
+                self.scan_dir(&path, false)?;
+            } else if mask.contains(EventMask::MOVED_FROM) {
+                self.counters.moved.inc();
+                self.unwatch_tree(&path);
+                let under: Vec<(PathBuf, SourceId)> = self
+                    .files
+                    .iter()
+                    .filter(|(p, _)| p.starts_with(&path))
+                    .map(|(p, id)| (p.clone(), *id))
+                    .collect();
+                for (p, id) in under {
+                    self.unlink(&p, id);
+                    self.maybe_gone.push(id);
+                }
+            }
+            return Ok(());
+        }
+        if mask.intersects(EventMask::MODIFY | EventMask::CLOSE_WRITE) {
+            self.counters.modify.inc();
+            match self.files.get(&path) {
+                Some(&id) => self.mark_dirty(id),
+                None => self.consider(&path, false)?,
+            }
+        } else if mask.contains(EventMask::CREATE) {
+            self.counters.create.inc();
+            self.consider(&path, false)?;
+        } else if mask.contains(EventMask::MOVED_TO) {
+            self.counters.moved.inc();
+            self.moved_in(&path)?;
+        } else if mask.contains(EventMask::MOVED_FROM) {
+            self.counters.moved.inc();
+            if let Some(id) = self.files.get(&path).copied() {
+                self.unlink(&path, id);
+                self.maybe_gone.push(id);
+            }
+        } else if mask.contains(EventMask::DELETE) {
+            self.counters.delete.inc();
+            if let Some(id) = self.files.get(&path).copied() {
+                self.unlink(&path, id);
+                if self.tracked.get(&id).is_some_and(|t| t.paths.is_empty()) {
+                    self.gone(id)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A file appeared by rename: if it is a file we know (rotation), it keeps its identity;
+    /// otherwise it is a new file.
+    fn moved_in(&mut self, path: &Path) -> Result<(), DiscoveryError> {
+        if let Ok(meta) = std::fs::metadata(path) {
+            let identity = FileIdentity {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            };
+            if let Some(&id) = self.identities.get(&identity) {
+                self.relink(id, path);
+                return Ok(());
+            }
+        }
+        self.consider(path, false)
+    }
+
+    /// Scans every source root (or, for a root that does not exist yet, its nearest existing
+    /// ancestor, so the root is seen when it is created).
+    fn scan_roots(&mut self, startup: bool) -> Result<(), DiscoveryError> {
+        let roots: Vec<PathBuf> = self
+            .sources
+            .iter()
+            .flat_map(|s| s.paths.iter().map(|p| p.root.clone()))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        for root in roots {
+            let mut start = root.as_path();
+            while !start.is_dir() {
+                match start.parent() {
+                    Some(parent) => start = parent,
+                    None => break,
+                }
+            }
+            let start = start.to_path_buf();
+            self.scan_dir(&start, startup)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `dir` must be watched: files of a source can be in it or below it, or it is on
+    /// the way to a root.
+    fn interesting(&self, dir: &Path) -> bool {
+        self.sources.iter().any(|s| {
+            s.may_contain(dir)
+                || s.paths
+                    .iter()
+                    .any(|p| p.root.starts_with(dir) && p.root != dir)
+        })
+    }
+
+    /// Watches `dir` and the interesting directories below it, and considers their files.
+    fn scan_dir(&mut self, dir: &Path, startup: bool) -> Result<(), DiscoveryError> {
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            if !self.interesting(&dir) {
+                continue;
+            }
+            // Watch before listing: a file created between the two is seen either way.
+            self.watch(&dir);
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::NotFound {
+                        tracing::warn!(dir = %dir.display(), error = %e, "cannot list directory");
+                    }
+                    continue;
+                }
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(path),
+                    Ok(t) if t.is_file() || t.is_symlink() => {
+                        if self.files.contains_key(&path) {
+                            if let Some(&id) = self.files.get(&path) {
+                                self.mark_dirty(id);
+                            }
+                        } else {
+                            self.consider(&path, startup)?;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn watch(&mut self, dir: &Path) {
+        if self.watched.contains_key(dir) {
+            return;
+        }
+        match self.inotify.watches().add(dir, DIR_MASK) {
+            Ok(wd) => {
+                self.dirs.insert(wd.clone(), dir.to_path_buf());
+                self.watched.insert(dir.to_path_buf(), wd);
+            }
+            Err(e) => {
+                if self.watch_errors_logged < 20 {
+                    self.watch_errors_logged += 1;
+                    let hint = if e.raw_os_error() == Some(libc_enospc()) {
+                        " (raise fs.inotify.max_user_watches)"
+                    } else {
+                        ""
+                    };
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot watch directory{hint}; its files are found only on rescans");
+                }
+            }
+        }
+    }
+
+    /// Stops watching `dir` and everything below it.
+    fn unwatch_tree(&mut self, dir: &Path) {
+        let below: Vec<PathBuf> = self
+            .watched
+            .keys()
+            .filter(|p| p.starts_with(dir))
+            .cloned()
+            .collect();
+        for path in below {
+            if let Some(wd) = self.watched.remove(&path) {
+                self.dirs.remove(&wd);
+                // The kernel may have dropped the watch already (directory deleted).
+                let _ = self.inotify.watches().remove(wd);
+            }
+        }
+    }
+
+    /// Opens `path` if it belongs to a source and is not known yet.
+    fn consider(&mut self, path: &Path, startup: bool) -> Result<(), DiscoveryError> {
+        let Some(source) = self.sources.iter().find(|s| s.matches(path)).cloned() else {
+            return Ok(());
+        };
+        // O_NONBLOCK: opening a FIFO that matches a glob must not hang discovery.
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot open file");
+                return Ok(());
+            }
+        };
+        let meta = match file.metadata() {
+            Ok(meta) if meta.is_file() => meta,
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot stat file");
+                return Ok(());
+            }
+        };
+        let identity = FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        if let Some(&id) = self.identities.get(&identity) {
+            self.relink(id, path);
+            return Ok(());
+        }
+        let id = SourceId(self.next_id);
+        self.next_id += 1;
+        let offset = if startup && source.read_from == ReadFrom::End {
+            meta.len()
+        } else {
+            0
+        };
+        let reader = (id.0 % self.readers.len() as u64) as usize;
+        let mut paths = vec![path.to_path_buf()];
+        // A symlink's writes are reported in its target's directory: watch that too.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+            && let Ok(target) = std::fs::canonicalize(path)
+        {
+            if let Some(parent) = target.parent() {
+                self.watch(parent);
+            }
+            self.files.insert(target.clone(), id);
+            paths.push(target);
+        }
+        self.files.insert(path.to_path_buf(), id);
+        self.identities.insert(identity, id);
+        self.tracked.insert(
+            id,
+            Tracked {
+                paths,
+                identity,
+                reader,
+            },
+        );
+        let ctx = Arc::new(FileCtx {
+            id,
+            path: path.to_path_buf(),
+            identity,
+            source,
+        });
+        if !self.readers[reader].send(Control::Open { ctx, file, offset }) {
+            return Err(DiscoveryError::ReadersGone);
+        }
+        Ok(())
+    }
+
+    /// A known file seen at `path`: a rename keeps it; a second name for a file still present
+    /// under its first name (a symlink or hard link) is ignored so the file is read once.
+    fn relink(&mut self, id: SourceId, path: &Path) {
+        let Some(tracked) = self.tracked.get_mut(&id) else {
+            return;
+        };
+        if tracked.paths.iter().any(|p| p == path) {
+            self.mark_dirty(id);
+            return;
+        }
+        if !tracked.paths.is_empty() {
+            return;
+        }
+        tracked.paths.push(path.to_path_buf());
+        let reader = tracked.reader;
+        self.files.insert(path.to_path_buf(), id);
+        self.readers[reader].send(Control::Renamed {
+            id,
+            path: path.to_path_buf(),
+        });
+        self.mark_dirty(id);
+    }
+
+    fn unlink(&mut self, path: &Path, id: SourceId) {
+        self.files.remove(path);
+        if let Some(t) = self.tracked.get_mut(&id) {
+            t.paths.retain(|p| p != path);
+        }
+    }
+
+    fn gone(&mut self, id: SourceId) -> Result<(), DiscoveryError> {
+        let Some(tracked) = self.tracked.remove(&id) else {
+            return Ok(());
+        };
+        for p in &tracked.paths {
+            self.files.remove(p);
+        }
+        self.identities.remove(&tracked.identity);
+        if !self.readers[tracked.reader].send(Control::Gone { id }) {
+            return Err(DiscoveryError::ReadersGone);
+        }
+        Ok(())
+    }
+
+    fn mark_dirty(&mut self, id: SourceId) {
+        if let Some(t) = self.tracked.get(&id) {
+            self.dirty[t.reader].push(id);
+        }
+    }
+
+    fn flush_dirty(&mut self) -> Result<(), DiscoveryError> {
+        for (reader, ids) in self.dirty.iter_mut().enumerate() {
+            if !ids.is_empty() {
+                self.readers[reader].mark_dirty(ids.drain(..));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn libc_enospc() -> i32 {
+    rustix::io::Errno::NOSPC.raw_os_error()
+}

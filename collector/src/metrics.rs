@@ -1,0 +1,230 @@
+//! Prometheus metrics: one registry, families labelled only by configured names (source,
+//! sink, queue, event kind), so label cardinality is bounded by the configuration.
+//!
+//! Hot loops count in locals and publish once per chunk or batch; the handles here are cheap
+//! clones (an `Arc` around an atomic) that stages keep for the files and sinks they own.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Label of per-source metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    /// Source name from the configuration.
+    pub source: String,
+}
+
+/// Label of per-sink metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    /// Sink name from the configuration.
+    pub sink: String,
+}
+
+/// Label of queue metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabel {
+    /// `read:<worker>` or `sink:<name>`.
+    pub queue: String,
+}
+
+/// Label of discovery events.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// Event kind.
+    pub kind: &'static str,
+}
+
+/// Label of the active read backend.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabel {
+    /// `io_uring` or `pread`.
+    pub backend: &'static str,
+}
+
+/// Every metric ringtail exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Bytes read from files.
+    pub read_bytes: Family<SourceLabel, Counter>,
+    /// Records produced by workers.
+    pub records: Family<SourceLabel, Counter>,
+    /// Lines longer than `max_line_bytes` that were cut.
+    pub lines_truncated: Family<SourceLabel, Counter>,
+    /// Bytes dropped from the tails of cut lines.
+    pub truncated_bytes: Family<SourceLabel, Counter>,
+    /// Lines that did not parse in the source's format (passed on raw with an `error`).
+    pub malformed_lines: Family<SourceLabel, Counter>,
+    /// Records whose message is not valid UTF-8 (passed on with the exact bytes in base64).
+    pub invalid_utf8: Family<SourceLabel, Counter>,
+    /// Records made of more than one line by multiline rules.
+    pub multiline_records: Family<SourceLabel, Counter>,
+    /// Files found truncated below the read offset (read again from 0).
+    pub file_truncations: Family<SourceLabel, Counter>,
+    /// Files currently open for reading.
+    pub files_open: Gauge,
+    /// Read errors (the file is retried on its next event).
+    pub read_errors: Family<SourceLabel, Counter>,
+    /// Discovery events seen, by kind.
+    pub discovery_events: Family<KindLabel, Counter>,
+    /// Read backend in use by reader threads.
+    pub reader_backend: Family<BackendLabel, Gauge>,
+    /// Bytes held by read buffers that are allocated.
+    pub buffer_bytes: Gauge,
+    /// Batches waiting in each queue.
+    pub queue_depth: Family<QueueLabel, Gauge>,
+    /// Records written by each sink.
+    pub sink_records: Family<SinkLabel, Counter>,
+    /// Bytes written by each sink.
+    pub sink_bytes: Family<SinkLabel, Counter>,
+    /// Write or sync errors of each sink (the data is retried, never dropped).
+    pub sink_errors: Family<SinkLabel, Counter>,
+    /// Batches acknowledged by every sink they went to.
+    pub acked_batches: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    // The registry's contents are what `render` is for.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("ringtail");
+        let m = Self {
+            registry: Registry::default(),
+            read_bytes: Family::default(),
+            records: Family::default(),
+            lines_truncated: Family::default(),
+            truncated_bytes: Family::default(),
+            malformed_lines: Family::default(),
+            invalid_utf8: Family::default(),
+            multiline_records: Family::default(),
+            file_truncations: Family::default(),
+            files_open: Gauge::default(),
+            read_errors: Family::default(),
+            discovery_events: Family::default(),
+            reader_backend: Family::default(),
+            buffer_bytes: Gauge::default(),
+            queue_depth: Family::default(),
+            sink_records: Family::default(),
+            sink_bytes: Family::default(),
+            sink_errors: Family::default(),
+            acked_batches: Counter::default(),
+        };
+        registry.register("read_bytes", "Bytes read from files", m.read_bytes.clone());
+        registry.register("records", "Records produced from files", m.records.clone());
+        registry.register(
+            "lines_truncated",
+            "Lines longer than max_line_bytes that were cut",
+            m.lines_truncated.clone(),
+        );
+        registry.register(
+            "truncated_bytes",
+            "Bytes dropped from the tails of cut lines",
+            m.truncated_bytes.clone(),
+        );
+        registry.register(
+            "malformed_lines",
+            "Lines not in the source's format, passed on raw with an error field",
+            m.malformed_lines.clone(),
+        );
+        registry.register(
+            "invalid_utf8_records",
+            "Records whose message is not valid UTF-8 (exact bytes kept in message_base64)",
+            m.invalid_utf8.clone(),
+        );
+        registry.register(
+            "multiline_records",
+            "Records joined from more than one line",
+            m.multiline_records.clone(),
+        );
+        registry.register(
+            "file_truncations",
+            "Files found shorter than the read offset and read again from the start",
+            m.file_truncations.clone(),
+        );
+        registry.register("files_open", "Files open for reading", m.files_open.clone());
+        registry.register("read_errors", "Read errors", m.read_errors.clone());
+        registry.register(
+            "discovery_events",
+            "File discovery events by kind",
+            m.discovery_events.clone(),
+        );
+        registry.register(
+            "reader_backend",
+            "Reader threads by read backend",
+            m.reader_backend.clone(),
+        );
+        registry.register(
+            "buffer_bytes",
+            "Bytes of read buffers allocated",
+            m.buffer_bytes.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Batches waiting in a queue",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "sink_records",
+            "Records written by a sink",
+            m.sink_records.clone(),
+        );
+        registry.register(
+            "sink_bytes",
+            "Bytes written by a sink",
+            m.sink_bytes.clone(),
+        );
+        registry.register(
+            "sink_errors",
+            "Sink write or sync errors (data is retried)",
+            m.sink_errors.clone(),
+        );
+        registry.register(
+            "acked_batches",
+            "Batches acknowledged by all their sinks",
+            m.acked_batches.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// Renders every metric in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The per-source label.
+    pub fn source(name: &str) -> SourceLabel {
+        SourceLabel {
+            source: name.to_string(),
+        }
+    }
+
+    /// The gauge of a queue's depth, set by the stage that drains the queue.
+    pub fn queue(&self, queue: String) -> Gauge {
+        self.queue_depth.get_or_create_owned(&QueueLabel { queue })
+    }
+
+    /// The per-sink label.
+    pub fn sink(name: &str) -> SinkLabel {
+        SinkLabel {
+            sink: name.to_string(),
+        }
+    }
+}

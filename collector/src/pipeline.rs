@@ -1,0 +1,356 @@
+//! Starting, wiring and stopping the pipeline.
+//!
+//! ```text
+//! discovery ─Control/dirty─▶ reader×R ─Vec<WorkItem>─▶ worker×W ─Batch─▶ sink×S ─ack─▶ tracker
+//! ```
+//! Every arrow is a bounded queue. Shutdown goes front to back: discovery stops, readers stop
+//! reading and close the worker queues, workers drain them, emit pending multi-line records
+//! and close the sink queues, sinks drain, make everything durable and acknowledge it. The
+//! whole sequence is bounded by `pipeline.shutdown_timeout`; past it, sinks stuck retrying
+//! give up and the exit reports what was not acknowledged.
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{Receiver, Sender, bounded};
+
+use crate::ack::AckTracker;
+use crate::api::{Api, ApiError, Health};
+use crate::buffer::BufferPool;
+use crate::config::{Config, SinkKind};
+use crate::discovery::{Discovery, DiscoveryError};
+use crate::metrics::Metrics;
+use crate::reader::{MAX_FILES_PER_ROUND, Reader};
+use crate::sink::{self, Sink, SinkHealth};
+use crate::worker::{Route, Worker};
+
+/// Why the pipeline could not start or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// `data_dir` could not be created.
+    #[error("cannot create data_dir {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A thread could not be started.
+    #[error("cannot start thread {name}: {source}")]
+    Thread {
+        /// The thread.
+        name: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Discovery could not start.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// The API could not start.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A sink could not be created.
+    #[error(transparent)]
+    Sink(#[from] sink::SinkError),
+    /// The stop pipe of discovery could not be created.
+    #[error("cannot create a pipe: {source}")]
+    Pipe {
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Shutdown ended with failures; each is listed.
+    #[error("shutdown was not clean:\n  - {}", failures.join("\n  - "))]
+    Unclean {
+        /// What went wrong.
+        failures: Vec<String>,
+    },
+}
+
+/// A running pipeline.
+pub struct Running {
+    /// Metrics of this pipeline.
+    pub metrics: Arc<Metrics>,
+    /// Acknowledged offsets.
+    pub tracker: Arc<AckTracker>,
+    health: Arc<Health>,
+    api: Option<Api>,
+    stop_discovery: Option<OwnedFd>,
+    stop_readers: Option<Sender<()>>,
+    discovery: Option<JoinHandle<Result<(), String>>>,
+    readers: Vec<JoinHandle<Result<(), String>>>,
+    workers: Vec<JoinHandle<Result<(), String>>>,
+    sinks: Vec<JoinHandle<Result<(), String>>>,
+    abandon: Arc<AtomicBool>,
+    failures: Receiver<String>,
+    shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("api", &self.api)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Spawns a named thread whose error, if any, is reported on `failures` and returned.
+fn spawn<E: std::fmt::Display>(
+    name: String,
+    failures: &Sender<String>,
+    body: impl FnOnce() -> Result<(), E> + Send + 'static,
+) -> Result<JoinHandle<Result<(), String>>, PipelineError> {
+    let failures = failures.clone();
+    let thread_name = name.clone();
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            body().map_err(|e| {
+                let message = format!("{thread_name}: {e}");
+                tracing::error!("{message}");
+                let _ = failures.try_send(message.clone());
+                message
+            })
+        })
+        .map_err(|source| PipelineError::Thread { name, source })
+}
+
+/// Starts every stage of the pipeline for `config`.
+pub fn start(config: &Config) -> Result<Running, PipelineError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| PipelineError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let metrics = Arc::new(Metrics::new());
+    let tracker = Arc::new(AckTracker::new(Arc::clone(&metrics)));
+    let (failures_tx, failures) = bounded(64);
+    let abandon = Arc::new(AtomicBool::new(false));
+    let queue = config.pipeline.queue_batches;
+
+    // Sinks, and the routes (distinct sets of sinks) that sources map onto.
+    let mut health = Health::default();
+    let mut sink_senders = Vec::new();
+    let mut sinks = Vec::new();
+    for sink_config in &config.sinks {
+        let (tx, rx) = bounded(queue);
+        let sink: Box<dyn Sink> = match &sink_config.kind {
+            SinkKind::Stdout => Box::new(sink::stdout::StdoutSink::new(&sink_config.name)),
+            SinkKind::Blackhole => Box::new(sink::blackhole::BlackholeSink),
+            SinkKind::File(file) => {
+                Box::new(sink::file::FileSink::new(&sink_config.name, file.clone())?)
+            }
+        };
+        let sink_health = Arc::new(SinkHealth::new(&sink_config.name));
+        health.sinks.push(Arc::clone(&sink_health));
+        let (name, metrics, abandon) = (
+            sink_config.name.clone(),
+            Arc::clone(&metrics),
+            Arc::clone(&abandon),
+        );
+        sinks.push(spawn(
+            format!("sink-{}", sink_config.name),
+            &failures_tx,
+            move || sink::run(sink, &name, rx, sink_health, metrics, abandon),
+        )?);
+        sink_senders.push((sink_config.name.clone(), tx));
+    }
+    let mut route_of_set: BTreeMap<Vec<usize>, usize> = BTreeMap::new();
+    let mut routes = Vec::new();
+    let mut source_routes = Vec::new();
+    for source in &config.sources {
+        let set: Vec<usize> = config
+            .sinks
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.inputs.contains(&source.index))
+            .map(|(i, _)| i)
+            .collect();
+        let route = *route_of_set.entry(set.clone()).or_insert_with(|| {
+            routes.push(Route {
+                sinks: set.iter().map(|&i| sink_senders[i].clone()).collect(),
+            });
+            routes.len() - 1
+        });
+        source_routes.push(route);
+    }
+    drop(sink_senders);
+    let routes = Arc::new(routes);
+    let source_routes = Arc::new(source_routes);
+
+    // Workers.
+    let mut worker_senders = Vec::new();
+    let mut workers = Vec::new();
+    for index in 0..config.pipeline.workers {
+        let (tx, rx) = bounded(queue);
+        let worker = Worker::new(
+            index,
+            rx,
+            Arc::clone(&routes),
+            Arc::clone(&source_routes),
+            Arc::clone(&tracker),
+            Arc::clone(&metrics),
+            config.pipeline.batch_bytes,
+        );
+        workers.push(spawn(format!("worker-{index}"), &failures_tx, move || {
+            worker.run()
+        })?);
+        worker_senders.push(tx);
+    }
+    drop(routes);
+
+    // Readers.
+    let pool = BufferPool::new(
+        config.reader.chunk_bytes,
+        config.reader.buffer_memory,
+        Arc::clone(&metrics),
+    );
+    let (stop_readers, readers_stopped) = bounded::<()>(0);
+    let mut handles = Vec::new();
+    let mut readers = Vec::new();
+    for index in 0..config.reader.threads {
+        let (handle, inbox) = crate::reader::channel();
+        handles.push(handle);
+        let (pool, workers, shutdown, metrics) = (
+            Arc::clone(&pool),
+            worker_senders.clone(),
+            readers_stopped.clone(),
+            Arc::clone(&metrics),
+        );
+        let backend_kind = config.reader.backend;
+        readers.push(spawn(format!("reader-{index}"), &failures_tx, move || {
+            let (backend, fell_back) = crate::read::create(backend_kind, MAX_FILES_PER_ROUND as u32 * 2);
+            match fell_back {
+                Some(reason) => tracing::warn!(reader = index, %reason, "io_uring unavailable; reading with pread"),
+                None => tracing::info!(reader = index, backend = backend.name(), "reader started"),
+            }
+            Reader::new(index, backend, inbox, pool, workers, shutdown, metrics).run()
+        })?);
+    }
+    drop(worker_senders);
+
+    // Discovery: its start-up scan hands existing files to the readers.
+    let (stop_read, stop_write) =
+        rustix::pipe::pipe().map_err(|e| PipelineError::Pipe { source: e.into() })?;
+    let discovery = Discovery::new(config.sources.clone(), handles, stop_read, &metrics)?;
+    let discovery = spawn("discovery".to_string(), &failures_tx, move || {
+        discovery.run()
+    })?;
+
+    let health = Arc::new(health);
+    let api = Api::start(config.api.listen, Arc::clone(&metrics), Arc::clone(&health))?;
+    Ok(Running {
+        metrics,
+        tracker,
+        health,
+        api: Some(api),
+        stop_discovery: Some(stop_write),
+        stop_readers: Some(stop_readers),
+        discovery: Some(discovery),
+        readers,
+        workers,
+        sinks,
+        abandon,
+        failures,
+        shutdown_timeout: config.pipeline.shutdown_timeout,
+    })
+}
+
+impl Running {
+    /// The address the API listens on.
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        self.api.as_ref().map(Api::addr)
+    }
+
+    /// Failures reported by pipeline threads; a message means the pipeline must stop.
+    pub fn failures(&self) -> &Receiver<String> {
+        &self.failures
+    }
+
+    /// Records a failure for `/healthz`.
+    pub fn mark_failed(&self, reason: &str) {
+        *self
+            .health
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+    }
+
+    /// Stops the pipeline in order and waits (bounded by the configured timeout) for every
+    /// record read to be acknowledged.
+    pub fn shutdown(mut self) -> Result<(), PipelineError> {
+        let deadline = Instant::now() + self.shutdown_timeout;
+        let mut failures = Vec::new();
+        drop(self.stop_discovery.take());
+        if let Some(d) = self.discovery.take() {
+            collect(wait(d, deadline), "discovery", &mut failures);
+        }
+        drop(self.stop_readers.take());
+        for (stage, handles) in [
+            ("reader", std::mem::take(&mut self.readers)),
+            ("worker", std::mem::take(&mut self.workers)),
+            ("sink", std::mem::take(&mut self.sinks)),
+        ] {
+            for handle in handles {
+                let outcome = match wait(handle, deadline) {
+                    Ok(outcome) => Ok(outcome),
+                    Err(handle) => {
+                        // Past the deadline: sinks stuck retrying give up, which unblocks the
+                        // stages waiting on them.
+                        self.abandon.store(true, Ordering::Relaxed);
+                        wait(handle, Instant::now() + ABANDON_GRACE)
+                    }
+                };
+                collect(outcome, stage, &mut failures);
+            }
+        }
+        if let Some(api) = self.api.take() {
+            api.stop();
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(PipelineError::Unclean { failures })
+        }
+    }
+}
+
+type Outcome = std::thread::Result<Result<(), String>>;
+
+/// How long stages get to notice `abandon` after the shutdown timeout: longer than the longest
+/// sink retry delay.
+const ABANDON_GRACE: Duration = Duration::from_secs(6);
+
+/// Joins `handle` if it finishes before `deadline`; gives it back otherwise.
+fn wait(
+    handle: JoinHandle<Result<(), String>>,
+    deadline: Instant,
+) -> Result<Outcome, JoinHandle<Result<(), String>>> {
+    while !handle.is_finished() {
+        if Instant::now() >= deadline {
+            return Err(handle);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(handle.join())
+}
+
+fn collect(
+    outcome: Result<Outcome, JoinHandle<Result<(), String>>>,
+    stage: &str,
+    failures: &mut Vec<String>,
+) {
+    match outcome {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(message))) => failures.push(message),
+        Ok(Err(_)) => failures.push(format!("a {stage} thread panicked")),
+        Err(_) => failures.push(format!(
+            "a {stage} thread did not stop within the shutdown timeout; the records it held are not acknowledged and will be read again"
+        )),
+    }
+}

@@ -1,0 +1,149 @@
+//! Read backends: how a reader thread turns "read these chunks" into system calls.
+//!
+//! The [`ReadBackend`] trait is deliberately small: register an open file, unregister it, and
+//! read a batch of chunks (one per file) at given offsets into page-aligned buffers. The
+//! io_uring backend ([`uring`]) submits the whole batch with one system call; the `pread`
+//! backend ([`pread`]) is the fallback for kernels or sandboxes that refuse io_uring (Docker's
+//! default seccomp profile does), with identical results.
+
+pub mod pread;
+pub mod uring;
+
+use std::fs::File;
+use std::io;
+
+use crate::buffer::AlignedBuf;
+use crate::config::BackendKind;
+use crate::source::SourceId;
+
+/// One read: `buf.capacity()` bytes of file `id` at `offset`.
+#[derive(Debug)]
+pub struct ReadOp {
+    /// The file.
+    pub id: SourceId,
+    /// Where to read.
+    pub offset: u64,
+    /// Where the bytes go; after the read, `buf.len()` is the number of bytes read.
+    pub buf: AlignedBuf,
+    /// Bytes read (0 at end of file), or the error.
+    pub result: io::Result<usize>,
+}
+
+impl ReadOp {
+    /// A read not yet performed.
+    pub fn new(id: SourceId, offset: u64, buf: AlignedBuf) -> Self {
+        Self {
+            id,
+            offset,
+            buf,
+            result: Ok(0),
+        }
+    }
+}
+
+/// Why a backend could not be set up or could not take a file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The backend could not be created (e.g. io_uring refused by the kernel).
+    #[error("cannot set up the {backend} read backend: {source}")]
+    Setup {
+        /// Which backend.
+        backend: &'static str,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// A file could not be registered with the backend.
+    #[error("cannot register file {id} with the read backend: {source}")]
+    Register {
+        /// The file.
+        id: SourceId,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A way of reading chunks of many files.
+pub trait ReadBackend {
+    /// `io_uring` or `pread`.
+    fn name(&self) -> &'static str;
+
+    /// Makes `file` readable as `id` (the backend keeps its own handle).
+    fn register(&mut self, id: SourceId, file: &File) -> Result<(), ReadError>;
+
+    /// Forgets `id` and closes the backend's handle.
+    fn unregister(&mut self, id: SourceId);
+
+    /// Performs every read in `ops` and returns them, each with its result, in the same order.
+    fn read_batch(&mut self, ops: Vec<ReadOp>) -> Vec<ReadOp>;
+}
+
+/// Creates the configured backend, falling back to `pread` when io_uring cannot be set up.
+/// Returns the backend and, when it fell back, the reason.
+pub fn create(kind: BackendKind, queue_depth: u32) -> (Box<dyn ReadBackend>, Option<ReadError>) {
+    match kind {
+        BackendKind::Pread => (Box::new(pread::PreadBackend::default()), None),
+        BackendKind::IoUring => match uring::UringBackend::new(queue_depth) {
+            Ok(backend) => (Box::new(backend), None),
+            Err(e) => (Box::new(pread::PreadBackend::default()), Some(e)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Both backends must return exactly the same bytes for the same reads.
+    #[test]
+    fn backends_read_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for i in 0..5u8 {
+            let path = dir.path().join(format!("{i}.log"));
+            let mut f = File::create(&path).unwrap();
+            let content: Vec<u8> = (0..10_000u32)
+                .map(|n| (n as u8).wrapping_mul(i + 1))
+                .collect();
+            f.write_all(&content).unwrap();
+            files.push((SourceId(u64::from(i)), File::open(&path).unwrap(), content));
+        }
+        let mut backends: Vec<Box<dyn ReadBackend>> = vec![
+            Box::new(pread::PreadBackend::default()),
+            Box::new(uring::UringBackend::new(64).expect("io_uring is enabled on these machines")),
+        ];
+        for backend in &mut backends {
+            for (id, file, _) in &files {
+                backend.register(*id, file).unwrap();
+            }
+            for offset in [0u64, 4096, 9000, 10_000, 20_000] {
+                let ops = files
+                    .iter()
+                    .map(|(id, _, _)| ReadOp::new(*id, offset, AlignedBuf::new(4096).unwrap()))
+                    .collect();
+                let done = backend.read_batch(ops);
+                assert_eq!(done.len(), files.len());
+                for (op, (id, _, content)) in done.iter().zip(&files) {
+                    assert_eq!(op.id, *id);
+                    let n = *op.result.as_ref().unwrap();
+                    let start = (offset as usize).min(content.len());
+                    let expect = &content[start..(start + 4096).min(content.len())];
+                    assert_eq!(n, expect.len(), "{} at {offset}", backend.name());
+                    assert_eq!(op.buf.filled(), expect, "{} at {offset}", backend.name());
+                }
+            }
+            backend.unregister(SourceId(0));
+            let done = backend.read_batch(vec![ReadOp::new(
+                SourceId(0),
+                0,
+                AlignedBuf::new(4096).unwrap(),
+            )]);
+            assert!(
+                done[0].result.is_err(),
+                "an unregistered file is an error, not a panic"
+            );
+        }
+    }
+}

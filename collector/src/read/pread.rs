@@ -1,0 +1,57 @@
+//! The `pread(2)` backend: one system call per read. The fallback when io_uring is refused.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use super::{ReadBackend, ReadError, ReadOp};
+use crate::source::SourceId;
+
+/// Reads with `pread(2)`.
+#[derive(Debug, Default)]
+pub struct PreadBackend {
+    files: HashMap<SourceId, File>,
+}
+
+impl ReadBackend for PreadBackend {
+    fn name(&self) -> &'static str {
+        "pread"
+    }
+
+    fn register(&mut self, id: SourceId, file: &File) -> Result<(), ReadError> {
+        let file = file
+            .try_clone()
+            .map_err(|source| ReadError::Register { id, source })?;
+        self.files.insert(id, file);
+        Ok(())
+    }
+
+    fn unregister(&mut self, id: SourceId) {
+        self.files.remove(&id);
+    }
+
+    fn read_batch(&mut self, mut ops: Vec<ReadOp>) -> Vec<ReadOp> {
+        for op in &mut ops {
+            op.result = match self.files.get(&op.id) {
+                Some(file) => read_retrying(file, op.buf.as_mut_slice(), op.offset),
+                None => Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("file {} is not registered", op.id),
+                )),
+            };
+            op.buf.set_len(*op.result.as_ref().unwrap_or(&0));
+        }
+        ops
+    }
+}
+
+/// `pread`, retried when a signal interrupts it.
+fn read_retrying(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    loop {
+        match file.read_at(buf, offset) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
