@@ -20,6 +20,7 @@
 //! - [`framing`]: cutting bytes into lines, with bounded memory.
 //! - [`decode`]: `raw`, `cri` and `docker` line formats, partial lines joined.
 //! - [`multiline`]: joining stack traces and other multi-line records.
+//! - [`records`]: framing → decoding → multiline for one file.
 //! - [`encode`]: records to NDJSON.
 //! - [`worker`]: the worker thread that runs framing → decoding → multiline → encoding.
 //! - [`batch`]: what travels from workers to sinks, and how it is acknowledged.
@@ -44,6 +45,7 @@ pub mod multiline;
 pub mod pipeline;
 pub mod read;
 pub mod reader;
+pub mod records;
 pub mod sink;
 pub mod source;
 pub mod worker;

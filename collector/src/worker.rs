@@ -25,11 +25,10 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use crate::ack::AckTracker;
 use crate::batch::{AckHandle, Batch, FileProgress};
-use crate::decode::{DecodeStats, Decoder, Entry};
+use crate::decode::Entry;
 use crate::encode::{EncodeStats, FileFields, encode};
-use crate::framing::{FrameStats, Framer, Line};
 use crate::metrics::Metrics;
-use crate::multiline::{Multiline, MultilineStats};
+use crate::records::{CutStats, Records};
 use crate::source::{FileCtx, SourceId};
 
 /// What a reader tells a worker about a file.
@@ -119,9 +118,7 @@ impl std::fmt::Debug for Worker {
 struct FileState {
     ctx: Arc<FileCtx>,
     fields: FileFields,
-    framer: Framer,
-    decoder: Decoder,
-    multiline: Option<Multiline>,
+    records: Records,
     route: usize,
     /// Whether `timers` holds an entry for this file.
     timed: bool,
@@ -140,9 +137,7 @@ struct SourceCounters {
 
 #[derive(Default)]
 struct Stats {
-    frame: FrameStats,
-    decode: DecodeStats,
-    multiline: MultilineStats,
+    cut: CutStats,
     encode: EncodeStats,
 }
 
@@ -166,17 +161,18 @@ impl SourceCounters {
             }
         };
         add(&self.records, s.encode.records);
+        let cut = &s.cut;
         add(
             &self.lines_truncated,
-            s.frame.truncated_lines + s.decode.truncated,
+            cut.frame.truncated_lines + cut.decode.truncated,
         );
         add(
             &self.truncated_bytes,
-            s.frame.discarded_bytes + s.decode.truncated_bytes,
+            cut.frame.discarded_bytes + cut.decode.truncated_bytes,
         );
-        add(&self.malformed, s.decode.malformed);
+        add(&self.malformed, cut.decode.malformed);
         add(&self.invalid_utf8, s.encode.invalid_utf8);
-        add(&self.multiline, s.multiline.joined);
+        add(&self.multiline, cut.multiline.joined);
     }
 }
 
@@ -209,88 +205,35 @@ impl FileState {
         let source = &ctx.source;
         Self {
             fields: FileFields::new(&ctx.path, &source.name, &source.tags),
-            framer: Framer::new(source.max_line_bytes, offset),
-            decoder: Decoder::new(source.format, source.max_line_bytes),
-            multiline: source.multiline.clone().map(Multiline::new),
+            records: Records::new(source, offset),
             route,
             timed: false,
             counters: SourceCounters::new(metrics, &source.name),
             ctx,
         }
     }
+}
 
-    /// Runs one chunk through framing, decoding, multiline and encoding.
-    fn process(&mut self, chunk: &[u8], now: Instant, out: &mut Vec<u8>, stats: &mut Stats) {
-        let Self {
-            framer,
-            decoder,
-            multiline,
-            fields,
-            ..
-        } = self;
-        let Stats {
-            frame,
-            decode,
-            multiline: ml,
-            encode: enc,
-        } = stats;
-        match multiline {
-            Some(m) => framer.push(chunk, frame, &mut |line| {
-                decoder.push(line, decode, &mut |entry| {
-                    m.push(entry, now, ml, &mut |record| {
-                        encode(out, &record, fields, enc)
-                    })
-                })
-            }),
-            None => framer.push(chunk, frame, &mut |line| {
-                decoder.push(line, decode, &mut |entry| encode(out, &entry, fields, enc))
-            }),
+/// Encodes every record `$call` emits into `$out`, then publishes the counters.
+macro_rules! encoding {
+    ($file:expr, $out:expr, |$records:ident, $stats:ident, $emit:ident| $call:expr) => {{
+        let file: &mut FileState = $file;
+        let out: &mut Output = $out;
+        let mut stats = Stats::default();
+        {
+            let Stats {
+                cut: $stats,
+                encode: enc,
+            } = &mut stats;
+            let fields = &file.fields;
+            let buf = &mut out.buf;
+            let $emit = &mut |record: Entry<'_>| encode(buf, &record, fields, enc);
+            let $records = &mut file.records;
+            $call;
         }
-    }
-
-    /// Emits everything pending: the file will not continue where it was.
-    fn finish(&mut self, out: &mut Vec<u8>, stats: &mut Stats, restart_at: Option<u64>) {
-        let Self {
-            framer,
-            decoder,
-            multiline,
-            fields,
-            ..
-        } = self;
-        let Stats {
-            decode,
-            multiline: ml,
-            encode: enc,
-            ..
-        } = stats;
-        let mut emit_entry = |entry: Entry<'_>| match multiline {
-            Some(m) => m.push(entry, Instant::now(), ml, &mut |r| {
-                encode(out, &r, fields, enc)
-            }),
-            None => encode(out, &entry, fields, enc),
-        };
-        let mut on_line = |line: Line<'_>| decoder.push(line, decode, &mut emit_entry);
-        match restart_at {
-            Some(offset) => framer.restart(offset, &mut on_line),
-            None => framer.finish(&mut on_line),
-        }
-        decoder.finish(&mut emit_entry);
-        if let Some(m) = multiline {
-            m.flush_all(ml, &mut |r| encode(out, &r, fields, enc));
-        }
-    }
-
-    fn complete_offset(&self) -> u64 {
-        [
-            self.framer.pending_start(),
-            self.decoder.pending_start(),
-            self.multiline.as_ref().and_then(Multiline::pending_start),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or_else(|| self.framer.next_offset())
-    }
+        out.records += stats.encode.records;
+        file.counters.publish(&stats);
+    }};
 }
 
 impl Worker {
@@ -335,28 +278,18 @@ impl Worker {
             self.queue_depth.set(self.input.len() as i64);
             match received {
                 Ok(items) => self.handle(items)?,
-                Err(RecvTimeoutError::Timeout) => self.expire(Instant::now())?,
+                Err(RecvTimeoutError::Timeout) => self.expire(Instant::now()),
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             if self.input.is_empty() {
                 self.flush_outputs()?;
             }
         }
-        let mut stats = Stats::default();
-        let ids: Vec<SourceId> = self.files.keys().copied().collect();
-        for id in ids {
-            if let Some(file) = self.files.get_mut(&id)
-                && let Some(m) = &mut file.multiline
-            {
-                let out = &mut self.outputs[file.route];
-                let fields = &file.fields;
-                m.flush_all(&mut stats.multiline, &mut |r| {
-                    encode(&mut out.buf, &r, fields, &mut stats.encode)
-                });
-                out.set_progress(id, file.complete_offset());
-                file.counters.publish(&stats);
-                stats = Stats::default();
-            }
+        for (&id, file) in &mut self.files {
+            let out = &mut self.outputs[file.route];
+            encoding!(file, out, |records, stats, emit| records
+                .flush_multiline(stats, emit));
+            out.set_progress(id, file.records.complete_offset());
         }
         self.flush_outputs()
     }
@@ -377,46 +310,46 @@ impl Worker {
                 }
                 WorkItem::Data { id, offset, bytes } => {
                     let Some(file) = self.files.get_mut(&id) else {
-                        tracing::error!(file = %id, "data for a file this worker does not know; dropped chunk is re-read after restart");
+                        tracing::error!(file = %id, "data for a file this worker does not know; the chunk is dropped and read again after a restart");
                         continue;
                     };
-                    if offset != file.framer.next_offset() {
+                    let route = file.route;
+                    let out = &mut self.outputs[route];
+                    if offset != file.records.next_offset() {
                         tracing::error!(
                             file = %file.ctx.path.display(),
-                            expected = file.framer.next_offset(),
+                            expected = file.records.next_offset(),
                             got = offset,
                             "non-contiguous chunk; restarting framing at the chunk"
                         );
-                        let mut stats = Stats::default();
-                        file.finish(&mut self.outputs[file.route].buf, &mut stats, Some(offset));
-                        file.counters.publish(&stats);
+                        encoding!(file, out, |records, stats, emit| records.finish(
+                            Some(offset),
+                            stats,
+                            emit
+                        ));
                     }
-                    let mut stats = Stats::default();
-                    let out = &mut self.outputs[file.route];
-                    file.process(&bytes, now, &mut out.buf, &mut stats);
-                    out.records += stats.encode.records;
-                    out.set_progress(id, file.complete_offset());
-                    file.counters.publish(&stats);
+                    encoding!(file, out, |records, stats, emit| records
+                        .push(&bytes, now, stats, emit));
+                    out.set_progress(id, file.records.complete_offset());
                     if !file.timed
-                        && let Some(deadline) =
-                            file.multiline.as_ref().and_then(Multiline::deadline)
+                        && let Some(deadline) = file.records.deadline()
                     {
                         file.timed = true;
                         self.timers.push(Reverse((deadline, id)));
                     }
                     if out.buf.len() >= self.batch_bytes {
-                        let route = file.route;
                         self.flush_output(route)?;
                     }
                 }
                 WorkItem::Truncated { id } => {
                     if let Some(file) = self.files.get_mut(&id) {
-                        let mut stats = Stats::default();
                         let out = &mut self.outputs[file.route];
-                        file.finish(&mut out.buf, &mut stats, Some(0));
-                        out.records += stats.encode.records;
+                        encoding!(file, out, |records, stats, emit| records.finish(
+                            Some(0),
+                            stats,
+                            emit
+                        ));
                         out.set_progress(id, 0);
-                        file.counters.publish(&stats);
                     }
                 }
                 WorkItem::Renamed { ctx } => {
@@ -428,12 +361,10 @@ impl Worker {
                 }
                 WorkItem::Close { id } => {
                     if let Some(mut file) = self.files.remove(&id) {
-                        let mut stats = Stats::default();
                         let out = &mut self.outputs[file.route];
-                        file.finish(&mut out.buf, &mut stats, None);
-                        out.records += stats.encode.records;
-                        out.set_progress(id, file.framer.next_offset());
-                        file.counters.publish(&stats);
+                        encoding!(&mut file, out, |records, stats, emit| records
+                            .finish(None, stats, emit));
+                        out.set_progress(id, file.records.next_offset());
                     }
                 }
             }
@@ -442,7 +373,7 @@ impl Worker {
     }
 
     /// Emits the multi-line records whose timeout has passed.
-    fn expire(&mut self, now: Instant) -> Result<(), WorkerError> {
+    fn expire(&mut self, now: Instant) {
         while let Some(&Reverse((at, id))) = self.timers.peek() {
             if at > now {
                 break;
@@ -452,24 +383,15 @@ impl Worker {
                 continue;
             };
             file.timed = false;
-            let Some(m) = &mut file.multiline else {
-                continue;
-            };
-            let mut stats = Stats::default();
             let out = &mut self.outputs[file.route];
-            let fields = &file.fields;
-            m.flush_expired(now, &mut stats.multiline, &mut |r| {
-                encode(&mut out.buf, &r, fields, &mut stats.encode)
-            });
-            out.records += stats.encode.records;
-            if let Some(next) = m.deadline() {
+            encoding!(file, out, |records, stats, emit| records
+                .flush_expired(now, stats, emit));
+            if let Some(next) = file.records.deadline() {
                 file.timed = true;
                 self.timers.push(Reverse((next, id)));
             }
-            out.set_progress(id, file.complete_offset());
-            file.counters.publish(&stats);
+            out.set_progress(id, file.records.complete_offset());
         }
-        Ok(())
     }
 
     fn flush_outputs(&mut self) -> Result<(), WorkerError> {

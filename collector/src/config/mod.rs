@@ -375,6 +375,8 @@ pub fn parse(text: &str) -> (Option<Config>, Vec<Problem>) {
         }
     };
     let config = Validator::default().document(&root, &mut problems);
+    // Document order; problems without a position (none so far from parsing) go last.
+    problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
     (config, problems)
 }
 

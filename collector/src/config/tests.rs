@@ -1,1 +1,353 @@
+use super::*;
 
+/// The configuration from the core-pipeline issue, as written.
+const MINIMAL: &str = r#"data_dir: /var/lib/ringtail
+api:
+  listen: 127.0.0.1:9100
+sources:
+  - name: pods
+    paths: ["/var/log/pods/**/*.log"]
+    format: cri            # raw | cri | docker
+    multiline:
+      preset: java         # or start: '^\d{4}-' / continue: '^\s'
+      timeout: 500ms
+sinks:
+  - name: out
+    type: file             # stdout | file | blackhole (kafka comes later)
+    path: /var/lib/ringtail/out.ndjson
+"#;
+
+fn problems_of(text: &str) -> Vec<Problem> {
+    let (config, problems) = parse(text);
+    assert!(config.is_none() || problems.is_empty());
+    problems
+}
+
+fn has(problems: &[Problem], line: usize, path: &str, fragment: &str) -> bool {
+    problems
+        .iter()
+        .any(|p| p.line == Some(line) && p.path == path && p.message.contains(fragment))
+}
+
+#[test]
+fn the_minimal_configuration_works_as_written() {
+    let (config, problems) = parse(MINIMAL);
+    assert_eq!(problems, vec![]);
+    let config = config.unwrap();
+    assert_eq!(config.data_dir, Path::new("/var/lib/ringtail"));
+    assert_eq!(config.api.listen.to_string(), "127.0.0.1:9100");
+    let source = &config.sources[0];
+    assert_eq!(source.name, "pods");
+    assert_eq!(source.format, Format::Cri);
+    assert_eq!(source.max_line_bytes, DEFAULT_MAX_LINE_BYTES);
+    let ml = source.multiline.as_ref().unwrap();
+    assert_eq!(ml.timeout, Duration::from_millis(500));
+    assert!(matches!(ml.mode, MultilineMode::Continue(_)));
+    assert!(source.matches(Path::new("/var/log/pods/ns_p_u/c/0.log")));
+    assert_eq!(config.sinks[0].inputs, vec![0]);
+    match &config.sinks[0].kind {
+        SinkKind::File(f) => {
+            assert_eq!(f.path, Path::new("/var/lib/ringtail/out.ndjson"));
+            assert_eq!(f.compression, Compression::None);
+        }
+        other => panic!("expected a file sink, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_builtin_default_is_valid() {
+    let (config, problems) = parse(BUILTIN_DEFAULT);
+    assert_eq!(problems, vec![]);
+    let config = config.unwrap();
+    assert_eq!(config.sources.len(), 2);
+    assert!(matches!(config.sinks[0].kind, SinkKind::Stdout));
+    assert_eq!(config.sinks[0].inputs, vec![0, 1]);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_line() {
+    let text = r#"data_dir: relative/dir
+colour: blue
+reader:
+  backend: mmap
+  chunk_size: lots
+sources:
+  - name: pods
+    paths: ["/var/log/[.log", "relative/*.log"]
+    format: xml
+    strat: x
+    multiline:
+      start: '(unclosed'
+      timeout: soon
+    max_line_bytes: 2GiB
+    colour: red
+  - name: pods
+    paths: ["/var/log/*.log"]
+sinks:
+  - name: out
+    type: file
+    inputs: [nothere]
+  - name: s2
+    type: stdout
+    path: /tmp/x
+  - name: s3
+    type: carrier-pigeon
+"#;
+    let problems = problems_of(text);
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let expect = [
+        (1, "data_dir", "must be an absolute path"),
+        (2, "colour", "unknown field `colour`"),
+        (
+            4,
+            "reader.backend",
+            "unknown value `mmap`, expected one of `io_uring`, `pread`",
+        ),
+        (5, "reader.chunk_size", "`lots` is not a size"),
+        (8, "sources[0].paths[0]", "invalid glob `/var/log/[.log`"),
+        (8, "sources[0].paths[1]", "is not an absolute path"),
+        (9, "sources[0].format", "unknown value `xml`"),
+        (10, "sources[0].strat", "unknown field `strat`"),
+        (
+            12,
+            "sources[0].multiline.start",
+            "invalid regex `(unclosed`",
+        ),
+        (
+            13,
+            "sources[0].multiline.timeout",
+            "`soon` is not a duration",
+        ),
+        (14, "sources[0].max_line_bytes", "out of range"),
+        (15, "sources[0].colour", "unknown field `colour`"),
+        (16, "sources[1].name", "duplicate source name `pods`"),
+        (21, "sinks[0].inputs[0]", "no source is named `nothere`"),
+        (24, "sinks[1].path", "applies to file sinks only"),
+        (26, "sinks[2].type", "unknown sink type `carrier-pigeon`"),
+    ];
+    for (line, path, fragment) in expect {
+        assert!(
+            has(&problems, line, path, fragment),
+            "missing line {line} {path}: {fragment}\nall problems:\n{shown:#?}"
+        );
+    }
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "sinks[0].path" && p.message.contains("needs `path`")),
+        "{shown:#?}"
+    );
+}
+
+#[test]
+fn unknown_fields_in_nested_blocks_are_all_reported() {
+    let text = r#"sources:
+  - name: a
+    paths: ["/x/*.log"]
+    multiline:
+      preset: java
+      flavour: strong
+      colour: red
+sinks:
+  - name: out
+    type: blackhole
+    rotate:
+      max_bytes: 1MiB
+      every: day
+"#;
+    let problems = problems_of(text);
+    assert!(
+        has(
+            &problems,
+            6,
+            "sources[0].multiline.flavour",
+            "unknown field `flavour`"
+        ),
+        "{problems:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            7,
+            "sources[0].multiline.colour",
+            "unknown field `colour`"
+        ),
+        "{problems:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            13,
+            "sinks[0].rotate.every",
+            "unknown field `every`"
+        ),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn missing_sources_and_sinks_are_problems() {
+    let problems = problems_of("data_dir: /tmp\n");
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, vec!["sources", "sinks"]);
+    assert!(
+        problems[1]
+            .message
+            .contains("at least one sink is required")
+    );
+
+    let problems = problems_of("sources:\n  - name: a\n    paths: [\"/x/*.log\"]\nsinks: []\n");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "sinks" && p.line == Some(4)),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_source_without_a_sink_is_a_problem() {
+    let text = r#"sources:
+  - name: a
+    paths: ["/x/*.log"]
+  - name: b
+    paths: ["/y/*.log"]
+sinks:
+  - name: out
+    type: stdout
+    inputs: [a]
+"#;
+    let problems = problems_of(text);
+    assert!(
+        has(
+            &problems,
+            4,
+            "sources[1]",
+            "source `b` is not an input of any sink"
+        ),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn multiline_needs_exactly_one_rule() {
+    let base = "sinks: [{name: o, type: stdout}]\nsources:\n  - name: a\n    paths: [\"/x/*.log\"]\n    multiline:\n";
+    let problems = problems_of(&format!("{base}      timeout: 1s\n"));
+    assert!(
+        problems.iter().any(|p| p.message.contains("give one of")),
+        "{problems:#?}"
+    );
+    let problems = problems_of(&format!("{base}      preset: java\n      start: '^x'\n"));
+    assert!(
+        problems.iter().any(|p| p.message.contains("exactly one")),
+        "{problems:#?}"
+    );
+    let problems = problems_of(&format!("{base}      preset: cobol\n"));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("unknown preset `cobol`")),
+        "{problems:#?}"
+    );
+    let (config, problems) = parse(&format!(
+        "{base}      start: '^\\d{{4}}-'\n      end: 'END$'\n      max_lines: 50\n"
+    ));
+    assert_eq!(problems, vec![]);
+    let ml = config.unwrap().sources[0].multiline.clone().unwrap();
+    assert!(matches!(ml.mode, MultilineMode::Start(_)) && ml.end.is_some() && ml.max_lines == 50);
+}
+
+#[test]
+fn yaml_syntax_errors_have_a_line() {
+    let problems = problems_of("sources:\n  - name: a\n    paths: [\"/x\"\nsinks: x\n");
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(problems[0].message.starts_with("invalid YAML"));
+    assert!(problems[0].line.is_some());
+    let problems = problems_of("- a list\n- at the top\n");
+    assert_eq!(problems.len(), 1);
+}
+
+#[test]
+fn file_sink_options_are_checked() {
+    let text = r#"sources: [{name: a, paths: ["/x/*.log"]}]
+sinks:
+  - name: f
+    type: file
+    path: /tmp/out.zst
+    compression: zstd
+    zstd_level: 25
+    rotate:
+      max_files: 3
+  - name: g
+    type: file
+    path: /tmp/out2
+    zstd_level: 5
+"#;
+    let problems = problems_of(text);
+    assert!(
+        has(&problems, 7, "sinks[0].zstd_level", "from 1 to 19"),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "sinks[0].rotate.max_bytes"),
+        "{problems:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            13,
+            "sinks[1].zstd_level",
+            "needs `compression: zstd`"
+        ),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn an_unwritable_data_dir_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"").unwrap();
+    let data_dir = blocker.join("data");
+    let text = format!(
+        "data_dir: {}\nsources: [{{name: a, paths: [\"/x/*.log\"]}}]\nsinks: [{{name: o, type: blackhole}}]\n",
+        data_dir.display()
+    );
+    match load_str(&text, "test.yaml") {
+        Err(ConfigError::Invalid { problems, .. }) => {
+            assert_eq!(problems.len(), 1, "{problems:#?}");
+            assert_eq!(problems[0].path, "data_dir");
+            assert!(
+                problems[0].message.contains("is not writable"),
+                "{}",
+                problems[0]
+            );
+        }
+        other => panic!("expected an invalid configuration, got {other:?}"),
+    }
+    let ok = text.replace(
+        &data_dir.display().to_string(),
+        &dir.path().join("new/sub").display().to_string(),
+    );
+    assert!(
+        load_str(&ok, "test.yaml").is_ok(),
+        "a data_dir that can be created is fine"
+    );
+}
+
+#[test]
+fn error_display_lists_every_problem() {
+    let err = load_str("data_dir: rel\nfoo: 1\n", "my.yaml").unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("my.yaml: 4 problems found:\n"), "{text}");
+    assert!(
+        text.contains("  - line 1, column 11: data_dir: must be an absolute path"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  - line 2, column 1: foo: unknown field `foo`"),
+        "{text}"
+    );
+}

@@ -110,12 +110,20 @@ impl<'de> Visitor<'de> for Fields<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match key {
+                // A repeated key replaces the earlier value, as in any JSON object reader.
                 Key::Log => {
+                    self.log.clear();
                     map.next_value_seed(AppendStr(self.log))?;
                     *self.has_log = true;
                 }
-                Key::Stream => map.next_value_seed(AppendStr(self.stream))?,
-                Key::Time => map.next_value_seed(AppendStr(self.time))?,
+                Key::Stream => {
+                    self.stream.clear();
+                    map.next_value_seed(AppendStr(self.stream))?
+                }
+                Key::Time => {
+                    self.time.clear();
+                    map.next_value_seed(AppendStr(self.time))?
+                }
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
