@@ -2,6 +2,10 @@
 //! those of a naive, obviously-correct reading of the whole file at once — for raw lines,
 //! CRI with partial lines, docker json-file with split lines, and multiline joins. Tiny line
 //! limits and 1-byte chunks are part of the input space, so every carry/roll path is taken.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a broken invariant should fail the test loudly"
+)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
