@@ -121,7 +121,10 @@ struct NaiveJoins {
 }
 
 impl NaiveJoins {
-    #[allow(clippy::too_many_arguments, reason = "mirrors the fields of one parsed piece")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "mirrors the fields of one parsed piece"
+    )]
     fn piece(
         &mut self,
         out: &mut Vec<Rec>,
