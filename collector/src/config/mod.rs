@@ -472,8 +472,8 @@ impl Validator {
 
         let mut sources = Vec::new();
         match raw_sources {
-            None => problems.push(Problem::node(
-                root,
+            None => problems.push(Problem::at(
+                None,
                 "sources",
                 "at least one source is required",
             )),
@@ -499,11 +499,7 @@ impl Validator {
 
         let mut sinks = Vec::new();
         match raw_sinks {
-            None => problems.push(Problem::node(
-                root,
-                "sinks",
-                "at least one sink is required",
-            )),
+            None => problems.push(Problem::at(None, "sinks", "at least one sink is required")),
             Some(list) if list.is_empty() => problems.push(Problem::node(
                 sinks_node.unwrap_or(root),
                 "sinks",

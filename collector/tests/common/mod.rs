@@ -1,6 +1,7 @@
 //! Running the real `ringtail` binary in tests: start it on a config, wait until it serves
 //! `/healthz`, read its metrics, stop it with SIGTERM.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(unreachable_pub, reason = "a helper module of integration tests")]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
