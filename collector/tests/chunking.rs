@@ -300,10 +300,9 @@ fn naive_multiline(entries: Vec<Rec>, rules: &MultilineRules) -> Vec<Rec> {
             .end
             .as_ref()
             .is_some_and(|end| end.is_match(&e.message))
+            && let Some((p, _)) = pending.remove(&key)
         {
-            if let Some((p, _)) = pending.remove(&key) {
-                out.push(p);
-            }
+            out.push(p);
         }
     }
     for key in 0..3 {

@@ -1,0 +1,31 @@
+//! Project tasks shared by `cargo xtask` and build scripts.
+//!
+//! [`build_ebpf`] is the one way the eBPF object is built: `cargo xtask build-ebpf` calls it,
+//! and so will the collector's build script once user space loads the programs.
+
+use std::path::{Path, PathBuf};
+
+/// Name of the eBPF package (and of the object file it produces).
+pub const EBPF_PACKAGE: &str = "ringtail-ebpf";
+
+/// Builds the eBPF programs with aya-build (nightly, `bpfel-unknown-none`, `-Z build-std=core`,
+/// BTF) into `OUT_DIR`, and returns the object's path. Needs the environment cargo gives a
+/// build script (`OUT_DIR`, `CARGO_CFG_TARGET_ENDIAN`, `CARGO_CFG_TARGET_ARCH`) and the
+/// current directory inside the workspace.
+pub fn build_ebpf(workspace_root: &Path) -> anyhow::Result<PathBuf> {
+    let root_dir = workspace_root.join("collector-ebpf");
+    let root_dir = root_dir.to_str().ok_or_else(|| {
+        anyhow::anyhow!("workspace path {} is not UTF-8", workspace_root.display())
+    })?;
+    aya_build::build_ebpf(
+        [aya_build::Package {
+            name: EBPF_PACKAGE,
+            root_dir,
+            ..Default::default()
+        }],
+        aya_build::Toolchain::Nightly,
+    )?;
+    let out_dir =
+        std::env::var_os("OUT_DIR").ok_or_else(|| anyhow::anyhow!("OUT_DIR is not set"))?;
+    Ok(PathBuf::from(out_dir).join(EBPF_PACKAGE))
+}
