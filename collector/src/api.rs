@@ -153,3 +153,40 @@ fn respond(request: tiny_http::Request, metrics: &Metrics, health: &Health) {
         tracing::debug!(error = %e, "API client went away");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthz_reports_degraded_sinks_and_failures() {
+        let sink = Arc::new(SinkHealth::new("out"));
+        let health = Health {
+            sinks: vec![Arc::clone(&sink)],
+            failure: Mutex::new(None),
+        };
+        assert_eq!(
+            health.report(),
+            (
+                200,
+                r#"{"sinks":{"out":{"status":"ok"}},"status":"ok"}"#.to_string()
+            )
+        );
+        sink.set(Some(
+            "sink `out`: write to /x: No space left on device".to_string(),
+        ));
+        let (status, body) = health.report();
+        assert_eq!(status, 503);
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["status"], "degraded");
+        assert_eq!(
+            body["sinks"]["out"]["error"],
+            "sink `out`: write to /x: No space left on device"
+        );
+        sink.set(None);
+        *health.failure.lock().unwrap() = Some("worker-0: stopped".to_string());
+        let (status, body) = health.report();
+        assert_eq!(status, 503);
+        assert!(body.contains("worker-0: stopped"));
+    }
+}

@@ -69,3 +69,24 @@ impl AckHandle {
         &self.0.progress
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn a_batch_completes_only_when_every_sink_has_acknowledged_it() {
+        let tracker = Arc::new(AckTracker::new(Arc::new(Metrics::new())));
+        let progress = vec![FileProgress {
+            id: SourceId(1),
+            offset: 100,
+        }];
+        let handle = AckHandle::new(2, progress, Arc::clone(&tracker));
+        let for_second_sink = handle.clone();
+        handle.ack();
+        assert_eq!(tracker.offset(SourceId(1)), None);
+        for_second_sink.ack();
+        assert_eq!(tracker.offset(SourceId(1)), Some(100));
+    }
+}

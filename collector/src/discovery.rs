@@ -566,3 +566,173 @@ impl Discovery {
 fn libc_enospc() -> i32 {
     rustix::io::Errno::NOSPC.raw_os_error()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{ExcludePattern, Format, PathPattern};
+    use crate::reader::{self, ReaderInbox};
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    fn source(globs: &[String], exclude: &[&str]) -> Arc<SourceConfig> {
+        Arc::new(SourceConfig {
+            index: 0,
+            name: "test".to_string(),
+            paths: globs.iter().map(|g| PathPattern::new(g).unwrap()).collect(),
+            exclude: exclude
+                .iter()
+                .map(|g| ExcludePattern::new(g).unwrap())
+                .collect(),
+            format: Format::Raw,
+            multiline: None,
+            max_line_bytes: 1024,
+            tags: Default::default(),
+            read_from: ReadFrom::Beginning,
+        })
+    }
+
+    struct Running {
+        inbox: ReaderInbox,
+        stop: Option<OwnedFd>,
+        thread: Option<std::thread::JoinHandle<Result<(), DiscoveryError>>>,
+    }
+
+    impl Running {
+        fn start(source: Arc<SourceConfig>) -> (Running, usize) {
+            let (handle, inbox) = reader::channel();
+            let (stop_read, stop_write) = rustix::pipe::pipe().unwrap();
+            let discovery =
+                Discovery::new(vec![source], vec![handle], stop_read, &Metrics::new()).unwrap();
+            let files = discovery.files();
+            let thread = std::thread::spawn(move || discovery.run());
+            (
+                Running {
+                    inbox,
+                    stop: Some(stop_write),
+                    thread: Some(thread),
+                },
+                files,
+            )
+        }
+
+        fn next(&self) -> Control {
+            self.inbox
+                .next_control(WAIT)
+                .expect("a control message within 5 s")
+        }
+
+        fn quiet(&self) -> bool {
+            self.inbox
+                .next_control(Duration::from_millis(300))
+                .is_none()
+        }
+
+        fn stop(mut self) {
+            drop(self.stop.take());
+            let result = self.thread.take().unwrap().join().unwrap();
+            assert!(result.is_ok(), "{result:?}");
+        }
+    }
+
+    fn opened(control: Control) -> (SourceId, PathBuf) {
+        match control {
+            Control::Open { ctx, offset, .. } => {
+                assert_eq!(offset, 0);
+                (ctx.id, ctx.path.clone())
+            }
+            other => panic!("expected Open, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn existing_new_renamed_and_deleted_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::write(logs.join("a.log"), b"x\n").unwrap();
+        let glob = format!("{}/**/*.log", logs.display());
+        let (d, files) = Running::start(source(&[glob], &["*.gz"]));
+        assert_eq!(files, 1);
+        let (_, path) = opened(d.next());
+        assert_eq!(path, logs.join("a.log"));
+
+        // A new directory and a file in it.
+        std::fs::create_dir_all(logs.join("pod/app")).unwrap();
+        std::fs::write(logs.join("pod/app/0.log"), b"y\n").unwrap();
+        let (id, path) = opened(d.next());
+        assert_eq!(path, logs.join("pod/app/0.log"));
+
+        // Rotation by rename keeps the file, although the new name does not match the glob.
+        std::fs::rename(
+            logs.join("pod/app/0.log"),
+            logs.join("pod/app/0.log.20240101"),
+        )
+        .unwrap();
+        match d.next() {
+            Control::Renamed { id: renamed, path } => {
+                assert_eq!(renamed, id);
+                assert_eq!(path, logs.join("pod/app/0.log.20240101"));
+            }
+            other => panic!("expected Renamed, got {other:?}"),
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(logs.join("pod/app/0.log.20240101"))
+            .unwrap()
+            .write_all(b"more\n")
+            .unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        while !d.inbox.dirty_ids().contains(&id) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a write to the rotated file marks it dirty"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+
+        // Deleted: gone (the reader drains it).
+        std::fs::remove_file(logs.join("pod/app/0.log.20240101")).unwrap();
+        assert!(matches!(d.next(), Control::Gone { id: gone } if gone == id));
+
+        // Not matching, or excluded: nothing.
+        std::fs::write(logs.join("notes.txt"), b"z\n").unwrap();
+        std::fs::write(logs.join("old.log.gz"), b"z\n").unwrap();
+        assert!(d.quiet());
+        d.stop();
+    }
+
+    #[test]
+    fn a_root_created_after_start_is_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let glob = format!("{}/later/deep/*.log", dir.path().display());
+        let (d, files) = Running::start(source(&[glob], &[]));
+        assert_eq!(files, 0);
+        std::fs::create_dir_all(dir.path().join("later/deep")).unwrap();
+        std::fs::write(dir.path().join("later/deep/x.log"), b"x\n").unwrap();
+        let (_, path) = opened(d.next());
+        assert_eq!(path, dir.path().join("later/deep/x.log"));
+        // Deeper than the glob allows: not watched, not read.
+        std::fs::create_dir_all(dir.path().join("later/deep/deeper")).unwrap();
+        std::fs::write(dir.path().join("later/deep/deeper/y.log"), b"y\n").unwrap();
+        assert!(d.quiet());
+        d.stop();
+    }
+
+    #[test]
+    fn a_file_seen_through_a_symlink_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("real.log"), b"x\n").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real.log"), dir.path().join("link.log"))
+            .unwrap();
+        let glob = format!("{}/*.log", dir.path().display());
+        let (d, files) = Running::start(source(&[glob], &[]));
+        assert_eq!(files, 1);
+        opened(d.next());
+        assert!(d.quiet());
+        d.stop();
+    }
+}

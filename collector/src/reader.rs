@@ -107,6 +107,20 @@ pub struct ReaderInbox {
     wake: Receiver<()>,
 }
 
+#[cfg(test)]
+impl ReaderInbox {
+    /// The next control message, waiting at most `timeout` (tests of discovery).
+    pub(crate) fn next_control(&self, timeout: std::time::Duration) -> Option<Control> {
+        self.control.recv_timeout(timeout).ok()
+    }
+
+    /// The files marked dirty so far, in order (tests of discovery).
+    pub(crate) fn dirty_ids(&self) -> Vec<SourceId> {
+        let guard = self.dirty.inner.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0.clone()
+    }
+}
+
 /// A connected handle and inbox.
 pub fn channel() -> (ReaderHandle, ReaderInbox) {
     let (control_tx, control_rx) = crossbeam::channel::bounded(CONTROL_QUEUE);
@@ -521,5 +535,187 @@ impl Reader {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{Format, ReadFrom, SourceConfig};
+    use crate::read::pread::PreadBackend;
+    use crate::source::FileIdentity;
+
+    struct Rig {
+        reader: Reader,
+        handle: ReaderHandle,
+        worker_rx: Receiver<Vec<WorkItem>>,
+        _stop: Sender<()>,
+    }
+
+    fn rig(chunk: usize) -> Rig {
+        let (handle, inbox) = channel();
+        let (worker_tx, worker_rx) = crossbeam::channel::bounded(64);
+        let (stop, shutdown) = crossbeam::channel::bounded(0);
+        let metrics = Arc::new(Metrics::new());
+        let pool = BufferPool::new(chunk, 64 * chunk, Arc::clone(&metrics));
+        let reader = Reader::new(
+            0,
+            Box::new(PreadBackend::default()),
+            inbox,
+            pool,
+            vec![worker_tx],
+            shutdown,
+            metrics,
+        );
+        Rig {
+            reader,
+            handle,
+            worker_rx,
+            _stop: stop,
+        }
+    }
+
+    fn source() -> Arc<SourceConfig> {
+        Arc::new(SourceConfig {
+            index: 0,
+            name: "test".to_string(),
+            paths: Vec::new(),
+            exclude: Vec::new(),
+            format: Format::Raw,
+            multiline: None,
+            max_line_bytes: 1024,
+            tags: Default::default(),
+            read_from: ReadFrom::Beginning,
+        })
+    }
+
+    fn open(rig: &Rig, id: u64, path: &Path) {
+        let ctx = Arc::new(FileCtx {
+            id: SourceId(id),
+            path: path.to_path_buf(),
+            identity: FileIdentity { dev: 0, ino: id },
+            source: source(),
+        });
+        let file = File::open(path).unwrap();
+        assert!(rig.handle.send(Control::Open {
+            ctx,
+            file,
+            offset: 0
+        }));
+    }
+
+    /// Runs one round and returns (file, offset, length) of each chunk it sent, plus the other
+    /// items by name.
+    fn round(rig: &mut Rig) -> (Vec<(u64, u64, usize)>, Vec<String>) {
+        assert!(rig.reader.round().is_ok());
+        let mut data = Vec::new();
+        let mut other = Vec::new();
+        while let Ok(items) = rig.worker_rx.try_recv() {
+            for item in items {
+                match item {
+                    WorkItem::Data { id, offset, bytes } => data.push((id.0, offset, bytes.len())),
+                    WorkItem::Open { ctx, .. } => other.push(format!("open {}", ctx.id.0)),
+                    WorkItem::Truncated { id } => other.push(format!("truncated {}", id.0)),
+                    WorkItem::Renamed { ctx } => other.push(format!("renamed {}", ctx.id.0)),
+                    WorkItem::Close { id } => other.push(format!("close {}", id.0)),
+                }
+            }
+        }
+        (data, other)
+    }
+
+    #[test]
+    fn a_busy_file_does_not_starve_a_quiet_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let busy = dir.path().join("busy.log");
+        let quiet = dir.path().join("quiet.log");
+        std::fs::write(&busy, vec![b'x'; 1 << 20]).unwrap();
+        std::fs::write(&quiet, b"hello\n").unwrap();
+        let mut rig = rig(64 * 1024);
+        open(&rig, 1, &busy);
+        open(&rig, 2, &quiet);
+        let (data, other) = round(&mut rig);
+        assert_eq!(other, vec!["open 1", "open 2"]);
+        assert_eq!(
+            data,
+            vec![(1, 0, 65536), (2, 0, 6)],
+            "one chunk (the budget) of each file per round"
+        );
+        let (data, _) = round(&mut rig);
+        assert_eq!(
+            data,
+            vec![(1, 65536, 65536)],
+            "the busy file goes on; the quiet one has caught up"
+        );
+        let mut total = 2 * 65536;
+        while total < 1 << 20 {
+            let (data, _) = round(&mut rig);
+            total += data.iter().map(|d| d.2).sum::<usize>();
+        }
+        assert_eq!(total, 1 << 20);
+    }
+
+    #[test]
+    fn new_data_is_read_when_the_file_is_marked_dirty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"one\n").unwrap();
+        let mut rig = rig(4096);
+        open(&rig, 1, &path);
+        let (data, _) = round(&mut rig);
+        assert_eq!(data, vec![(1, 0, 4)]);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"two\n")
+            .unwrap();
+        rig.handle.mark_dirty([SourceId(1)]);
+        let (data, _) = round(&mut rig);
+        assert_eq!(data, vec![(1, 4, 4)]);
+    }
+
+    #[test]
+    fn a_gone_file_is_drained_then_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, vec![b'y'; 10_000]).unwrap();
+        let mut rig = rig(4096);
+        open(&rig, 1, &path);
+        std::fs::remove_file(&path).unwrap();
+        assert!(rig.handle.send(Control::Gone { id: SourceId(1) }));
+        let mut data = Vec::new();
+        let mut other = Vec::new();
+        // Three rounds: two full chunks, then a short read that drains the file.
+        for _ in 0..3 {
+            let (d, o) = round(&mut rig);
+            data.extend(d);
+            other.extend(o);
+        }
+        assert_eq!(data, vec![(1, 0, 4096), (1, 4096, 4096), (1, 8192, 1808)]);
+        assert_eq!(other, vec!["open 1", "close 1"]);
+        assert_eq!(rig.reader.metrics.files_open.get(), 0);
+    }
+
+    #[test]
+    fn truncation_below_the_offset_restarts_at_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"0123456789\n").unwrap();
+        let mut rig = rig(4096);
+        open(&rig, 1, &path);
+        round(&mut rig);
+        std::fs::write(&path, b"").unwrap();
+        rig.handle.mark_dirty([SourceId(1)]);
+        let (data, other) = round(&mut rig);
+        assert!(data.is_empty());
+        assert_eq!(other, vec!["truncated 1"]);
+        std::fs::write(&path, b"new\n").unwrap();
+        rig.handle.mark_dirty([SourceId(1)]);
+        let (data, _) = round(&mut rig);
+        assert_eq!(data, vec![(1, 0, 4)]);
     }
 }

@@ -122,6 +122,8 @@ struct FileState {
     route: usize,
     /// Whether `timers` holds an entry for this file.
     timed: bool,
+    /// The complete offset last put in a batch; progress is reported only when it moves.
+    reported: Option<u64>,
     counters: SourceCounters,
 }
 
@@ -208,8 +210,18 @@ impl FileState {
             records: Records::new(source, offset),
             route,
             timed: false,
+            reported: None,
             counters: SourceCounters::new(metrics, &source.name),
             ctx,
+        }
+    }
+
+    /// Puts the file's complete offset (or `offset`) in the output when it has moved.
+    fn report(&mut self, out: &mut Output, offset: Option<u64>) {
+        let offset = offset.unwrap_or_else(|| self.records.complete_offset());
+        if self.reported != Some(offset) {
+            self.reported = Some(offset);
+            out.set_progress(self.ctx.id, offset);
         }
     }
 }
@@ -285,11 +297,11 @@ impl Worker {
                 self.flush_outputs()?;
             }
         }
-        for (&id, file) in &mut self.files {
+        for file in self.files.values_mut() {
             let out = &mut self.outputs[file.route];
             encoding!(file, out, |records, stats, emit| records
                 .flush_multiline(stats, emit));
-            out.set_progress(id, file.records.complete_offset());
+            file.report(out, None);
         }
         self.flush_outputs()
     }
@@ -330,7 +342,7 @@ impl Worker {
                     }
                     encoding!(file, out, |records, stats, emit| records
                         .push(&bytes, now, stats, emit));
-                    out.set_progress(id, file.records.complete_offset());
+                    file.report(out, None);
                     if !file.timed
                         && let Some(deadline) = file.records.deadline()
                     {
@@ -349,7 +361,7 @@ impl Worker {
                             stats,
                             emit
                         ));
-                        out.set_progress(id, 0);
+                        file.report(out, Some(0));
                     }
                 }
                 WorkItem::Renamed { ctx } => {
@@ -364,7 +376,8 @@ impl Worker {
                         let out = &mut self.outputs[file.route];
                         encoding!(&mut file, out, |records, stats, emit| records
                             .finish(None, stats, emit));
-                        out.set_progress(id, file.records.next_offset());
+                        let end = file.records.next_offset();
+                        file.report(out, Some(end));
                     }
                 }
             }
@@ -390,7 +403,7 @@ impl Worker {
                 file.timed = true;
                 self.timers.push(Reverse((next, id)));
             }
-            out.set_progress(id, file.records.complete_offset());
+            file.report(out, None);
         }
     }
 
@@ -427,5 +440,220 @@ impl Worker {
             })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crossbeam::channel::bounded;
+
+    use super::*;
+    use crate::config::{Format, ReadFrom, SourceConfig};
+    use crate::multiline::{MultilineRules, preset};
+    use crate::source::FileIdentity;
+
+    struct Rig {
+        input: Option<Sender<Vec<WorkItem>>>,
+        output: Receiver<Batch>,
+        tracker: Arc<AckTracker>,
+        thread: Option<std::thread::JoinHandle<Result<(), WorkerError>>>,
+        ctx: Arc<FileCtx>,
+    }
+
+    fn rig(multiline: bool) -> Rig {
+        let metrics = Arc::new(Metrics::new());
+        let tracker = Arc::new(AckTracker::new(Arc::clone(&metrics)));
+        let (input, rx) = bounded(4);
+        let (sink_tx, output) = bounded(16);
+        let routes = Arc::new(vec![Route {
+            sinks: vec![("test".to_string(), sink_tx)],
+        }]);
+        let worker = Worker::new(
+            0,
+            rx,
+            routes,
+            Arc::new(vec![0]),
+            Arc::clone(&tracker),
+            metrics,
+            1 << 20,
+        );
+        let source = Arc::new(SourceConfig {
+            index: 0,
+            name: "src".to_string(),
+            paths: Vec::new(),
+            exclude: Vec::new(),
+            format: Format::Raw,
+            multiline: multiline.then(|| {
+                Arc::new(MultilineRules {
+                    mode: preset("java").unwrap(),
+                    end: None,
+                    max_lines: 100,
+                    max_bytes: 1 << 20,
+                    timeout: Duration::from_millis(100),
+                })
+            }),
+            max_line_bytes: 1024,
+            tags: Default::default(),
+            read_from: ReadFrom::Beginning,
+        });
+        let ctx = Arc::new(FileCtx {
+            id: SourceId(7),
+            path: "/logs/a.log".into(),
+            identity: FileIdentity { dev: 1, ino: 2 },
+            source,
+        });
+        Rig {
+            input: Some(input),
+            output,
+            tracker,
+            thread: Some(std::thread::spawn(move || worker.run())),
+            ctx,
+        }
+    }
+
+    impl Rig {
+        fn send(&self, items: Vec<WorkItem>) {
+            self.input.as_ref().unwrap().send(items).unwrap();
+        }
+
+        fn batch(&self) -> Batch {
+            self.output
+                .recv_timeout(Duration::from_secs(5))
+                .expect("a batch within 5 s")
+        }
+
+        fn stop(mut self) -> Vec<Batch> {
+            drop(self.input.take());
+            assert!(self.thread.take().unwrap().join().unwrap().is_ok());
+            self.output.try_iter().collect()
+        }
+    }
+
+    fn messages(batch: &Batch) -> Vec<String> {
+        std::str::from_utf8(&batch.data)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["message"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    fn data(offset: u64, bytes: &'static [u8]) -> WorkItem {
+        WorkItem::Data {
+            id: SourceId(7),
+            offset,
+            bytes: Bytes::from_static(bytes),
+        }
+    }
+
+    #[test]
+    fn progress_stops_at_the_oldest_pending_record_until_it_times_out() {
+        let rig = rig(true);
+        rig.send(vec![
+            WorkItem::Open {
+                ctx: Arc::clone(&rig.ctx),
+                offset: 0,
+            },
+            data(0, b"a\nb\n\tat x\n"),
+        ]);
+        let first = rig.batch();
+        assert_eq!(messages(&first), vec!["a"]);
+        assert_eq!(
+            first.ack.progress(),
+            &[FileProgress {
+                id: SourceId(7),
+                offset: 2
+            }],
+            "`b` is pending"
+        );
+        let second = rig.batch();
+        assert_eq!(
+            messages(&second),
+            vec!["b\n\tat x"],
+            "emitted by the 100 ms timeout"
+        );
+        assert_eq!(
+            second.ack.progress(),
+            &[FileProgress {
+                id: SourceId(7),
+                offset: 10
+            }]
+        );
+        first.ack.ack();
+        assert_eq!(rig.tracker.offset(SourceId(7)), Some(2));
+        second.ack.ack();
+        assert_eq!(rig.tracker.offset(SourceId(7)), Some(10));
+        assert!(rig.stop().is_empty());
+    }
+
+    #[test]
+    fn close_emits_the_unfinished_last_line() {
+        let rig = rig(false);
+        rig.send(vec![
+            WorkItem::Open {
+                ctx: Arc::clone(&rig.ctx),
+                offset: 0,
+            },
+            data(0, b"x\ny"),
+        ]);
+        let first = rig.batch();
+        assert_eq!(messages(&first), vec!["x"]);
+        assert_eq!(first.ack.progress()[0].offset, 2);
+        rig.send(vec![WorkItem::Close { id: SourceId(7) }]);
+        let second = rig.batch();
+        assert_eq!(messages(&second), vec!["y"]);
+        assert_eq!(second.ack.progress()[0].offset, 3);
+        rig.stop();
+    }
+
+    #[test]
+    fn shutdown_emits_pending_multiline_records_but_not_partial_lines() {
+        let rig = rig(true);
+        rig.send(vec![
+            WorkItem::Open {
+                ctx: Arc::clone(&rig.ctx),
+                offset: 0,
+            },
+            data(0, b"a\n\tat b\nunfinished"),
+        ]);
+        let mut batches = vec![rig.batch()];
+        batches.extend(rig.stop());
+        let all: Vec<String> = batches.iter().flat_map(messages).collect();
+        assert_eq!(all, vec!["a\n\tat b"]);
+        let last = batches.last().unwrap().ack.progress()[0].offset;
+        assert_eq!(
+            last, 8,
+            "the unfinished line is not acknowledged: it is read again after a restart"
+        );
+    }
+
+    #[test]
+    fn a_renamed_file_labels_later_records_with_its_new_path() {
+        let rig = rig(false);
+        rig.send(vec![
+            WorkItem::Open {
+                ctx: Arc::clone(&rig.ctx),
+                offset: 0,
+            },
+            data(0, b"one\n"),
+        ]);
+        rig.batch();
+        let renamed = Arc::new(FileCtx {
+            path: "/logs/a.log.1".into(),
+            ..(*rig.ctx).clone()
+        });
+        rig.send(vec![WorkItem::Renamed { ctx: renamed }, data(4, b"two\n")]);
+        let batch = rig.batch();
+        let value: serde_json::Value =
+            serde_json::from_slice(batch.data.strip_suffix(b"\n").unwrap()).unwrap();
+        assert_eq!(value["file"], "/logs/a.log.1");
+        assert_eq!(value["offset"], 4);
+        rig.stop();
     }
 }

@@ -115,7 +115,8 @@ impl SinkHealth {
             .clone()
     }
 
-    fn set(&self, error: Option<String>) {
+    /// Records the outcome of the last operation: `None` for success.
+    pub(crate) fn set(&self, error: Option<String>) {
         self.healthy.store(error.is_none(), Ordering::Relaxed);
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = error;
     }
