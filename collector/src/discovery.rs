@@ -23,7 +23,7 @@ use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -303,10 +303,7 @@ impl Discovery {
     /// otherwise it is a new file.
     fn moved_in(&mut self, path: &Path) -> Result<(), DiscoveryError> {
         if let Ok(meta) = std::fs::metadata(path) {
-            let identity = FileIdentity {
-                dev: meta.dev(),
-                ino: meta.ino(),
-            };
+            let identity = FileIdentity::of(&meta);
             if let Some(&id) = self.identities.get(&identity) {
                 self.relink(id, path);
                 return Ok(());
@@ -454,10 +451,7 @@ impl Discovery {
                 return Ok(());
             }
         };
-        let identity = FileIdentity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-        };
+        let identity = FileIdentity::of(&meta);
         if let Some(&id) = self.identities.get(&identity) {
             self.relink(id, path);
             return Ok(());

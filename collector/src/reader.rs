@@ -218,8 +218,8 @@ impl From<ReaderError> for Stop {
 }
 
 impl Reader {
-    /// A reader that reads with `backend` and feeds `workers`; it stops when `shutdown`
-    /// becomes ready (a message or a disconnection).
+    /// A reader that reads with `backend` and feeds `workers`; it stops when every sender of
+    /// `shutdown` has been dropped.
     pub fn new(
         index: usize,
         backend: Box<dyn ReadBackend>,
@@ -266,7 +266,7 @@ impl Reader {
     }
 
     fn round(&mut self) -> Result<(), Stop> {
-        if !self.shutdown.is_empty() || self.shutdown_disconnected() {
+        if self.shutdown_disconnected() {
             return Err(Stop::Shutdown);
         }
         while let Ok(control) = self.inbox.control.try_recv() {

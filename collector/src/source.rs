@@ -26,6 +26,17 @@ pub struct FileIdentity {
     pub ino: u64,
 }
 
+impl FileIdentity {
+    /// The identity of the file `meta` describes.
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
 /// Everything a worker needs to know about a file to turn its bytes into records.
 #[derive(Debug, Clone)]
 pub struct FileCtx {
