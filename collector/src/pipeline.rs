@@ -148,6 +148,7 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
         };
         let sink_health = Arc::new(SinkHealth::new(&sink_config.name));
         health.sinks.push(Arc::clone(&sink_health));
+        sink_senders.push(metrics.queue_sender(format!("sink:{}", sink_config.name), tx));
         let (name, metrics, abandon) = (
             sink_config.name.clone(),
             Arc::clone(&metrics),
@@ -158,7 +159,6 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
             &failures_tx,
             move || sink::run(sink, &name, rx, sink_health, metrics, abandon),
         )?);
-        sink_senders.push((sink_config.name.clone(), tx));
     }
     let mut route_of_set: BTreeMap<Vec<usize>, usize> = BTreeMap::new();
     let mut routes = Vec::new();
@@ -200,7 +200,7 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
         workers.push(spawn(format!("worker-{index}"), &failures_tx, move || {
             worker.run()
         })?);
-        worker_senders.push(tx);
+        worker_senders.push(metrics.queue_sender(format!("worker:{index}"), tx));
     }
     drop(routes);
 

@@ -25,7 +25,7 @@ use crossbeam::channel::{Receiver, Sender, TrySendError, select};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::buffer::{BufferError, BufferPool};
-use crate::metrics::{BackendLabel, Metrics};
+use crate::metrics::{BackendLabel, Metrics, QueueSender};
 use crate::read::{ReadBackend, ReadOp};
 use crate::source::{FileCtx, SourceId};
 use crate::worker::WorkItem;
@@ -187,7 +187,7 @@ pub struct Reader {
     backend: Box<dyn ReadBackend>,
     inbox: ReaderInbox,
     pool: Arc<BufferPool>,
-    workers: Vec<Sender<Vec<WorkItem>>>,
+    workers: Vec<QueueSender<Vec<WorkItem>>>,
     shutdown: Receiver<()>,
     metrics: Arc<Metrics>,
     files: HashMap<SourceId, OpenFile>,
@@ -225,7 +225,7 @@ impl Reader {
         backend: Box<dyn ReadBackend>,
         inbox: ReaderInbox,
         pool: Arc<BufferPool>,
-        workers: Vec<Sender<Vec<WorkItem>>>,
+        workers: Vec<QueueSender<Vec<WorkItem>>>,
         shutdown: Receiver<()>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -527,12 +527,15 @@ impl Reader {
                 continue;
             }
             let items = std::mem::take(&mut self.out[worker]);
+            let queue = &self.workers[worker];
+            queue.observe();
             select! {
-                send(self.workers[worker], items) -> sent => if sent.is_err() {
+                send(queue.tx, items) -> sent => if sent.is_err() {
                     return Err(Stop::Failed(ReaderError::WorkerGone { reader: self.index, worker }));
                 },
                 recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
             }
+            queue.observe();
         }
         Ok(())
     }
@@ -561,12 +564,13 @@ mod tests {
         let (stop, shutdown) = crossbeam::channel::bounded(0);
         let metrics = Arc::new(Metrics::new());
         let pool = BufferPool::new(chunk, 64 * chunk, Arc::clone(&metrics));
+        let worker = metrics.queue_sender("worker:0".to_string(), worker_tx);
         let reader = Reader::new(
             0,
             Box::new(PreadBackend::default()),
             inbox,
             pool,
-            vec![worker_tx],
+            vec![worker],
             shutdown,
             metrics,
         );

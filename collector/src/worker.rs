@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam::channel::{Receiver, RecvTimeoutError};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
@@ -27,7 +27,7 @@ use crate::ack::AckTracker;
 use crate::batch::{AckHandle, Batch, FileProgress};
 use crate::decode::Entry;
 use crate::encode::{EncodeStats, FileFields, encode};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, QueueSender};
 use crate::records::{CutStats, Records};
 use crate::source::{FileCtx, SourceId};
 
@@ -72,8 +72,8 @@ pub enum WorkItem {
 /// The sinks a group of sources is delivered to.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// One queue per sink, with the sink's name.
-    pub sinks: Vec<(String, Sender<Batch>)>,
+    /// One queue per sink (named `sink:<name>`).
+    pub sinks: Vec<QueueSender<Batch>>,
 }
 
 /// Why a worker stopped early.
@@ -260,7 +260,7 @@ impl Worker {
         batch_bytes: usize,
     ) -> Self {
         let outputs = routes.iter().map(|_| Output::default()).collect();
-        let queue_depth = metrics.queue(format!("worker:{index}"));
+        let queue_depth = metrics.queue(&format!("worker:{index}"));
         Self {
             index,
             input,
@@ -428,14 +428,14 @@ impl Worker {
         out.slots.clear();
         let sinks = &self.routes[route].sinks;
         let ack = AckHandle::new(sinks.len(), progress, Arc::clone(&self.tracker));
-        for (name, tx) in sinks {
+        for sink in sinks {
             let batch = Batch {
                 data: data.clone(),
                 records,
                 ack: ack.clone(),
             };
-            tx.send(batch).map_err(|_| WorkerError::SinkGone {
-                sink: name.clone(),
+            sink.send(batch).map_err(|_| WorkerError::SinkGone {
+                sink: sink.name.clone(),
                 worker: self.index,
             })?;
         }
@@ -447,7 +447,7 @@ impl Worker {
 mod tests {
     use std::time::Duration;
 
-    use crossbeam::channel::bounded;
+    use crossbeam::channel::{Sender, bounded};
 
     use super::*;
     use crate::config::{Format, ReadFrom, SourceConfig};
@@ -468,7 +468,7 @@ mod tests {
         let (input, rx) = bounded(4);
         let (sink_tx, output) = bounded(16);
         let routes = Arc::new(vec![Route {
-            sinks: vec![("test".to_string(), sink_tx)],
+            sinks: vec![metrics.queue_sender("sink:test".to_string(), sink_tx)],
         }]);
         let worker = Worker::new(
             0,

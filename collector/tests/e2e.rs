@@ -17,12 +17,13 @@ use common::{Collector, wait_for_lines};
 const FILES_PER_FORMAT: usize = 25;
 const RECORDS_PER_FILE: u64 = 2_000;
 
-fn config(dir: &Path) -> String {
+fn config(dir: &Path, backend: &str) -> String {
     format!(
         r#"data_dir: {dir}/data
 api:
   listen: 127.0.0.1:{{port}}
 reader:
+  backend: {backend}
   chunk_size: 64KiB
 sources:
   - name: cri
@@ -82,6 +83,16 @@ fn write_file(path: &Path, format: Format, seed: u64, pre_existing: bool) -> Vec
 
 #[test]
 fn fifty_files_written_concurrently_arrive_exactly_once_in_order() {
+    many_files(FILES_PER_FORMAT, "io_uring");
+}
+
+/// The fallback backend must behave exactly the same.
+#[test]
+fn the_pread_backend_delivers_the_same() {
+    many_files(5, "pread");
+}
+
+fn many_files(files_per_format: usize, backend: &str) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     for sub in ["logs/raw", "data"] {
@@ -90,8 +101,8 @@ fn fifty_files_written_concurrently_arrive_exactly_once_in_order() {
     // Five files exist, complete, before the collector starts: the start-up scan must find them.
     let mut expected = Vec::new();
     let mut jobs = Vec::new();
-    for i in 0..2 * FILES_PER_FORMAT {
-        let (format, path) = if i < FILES_PER_FORMAT {
+    for i in 0..2 * files_per_format {
+        let (format, path) = if i < files_per_format {
             let pod = root.join(format!("logs/pods/ns_pod-{i}_uid-{i}/app"));
             std::fs::create_dir_all(&pod).unwrap();
             (Format::Cri, pod.join("0.log"))
@@ -104,7 +115,7 @@ fn fifty_files_written_concurrently_arrive_exactly_once_in_order() {
         expected.extend(write_file(path, *format, 1000 + *i as u64, true));
     }
 
-    let collector = Collector::start(root, &config(root));
+    let collector = Collector::start(root, &config(root, backend));
     let writers: Vec<_> = jobs
         .into_iter()
         .filter(|(i, _, _)| i % 10 != 0)
@@ -127,7 +138,14 @@ fn fifty_files_written_concurrently_arrive_exactly_once_in_order() {
     // The last multi-line record of each file is emitted by its timeout; give a moment for
     // anything extra (a duplicate) to show up before checking.
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(collector.metric("ringtail_files_open"), 50.0);
+    assert_eq!(
+        collector.metric("ringtail_files_open"),
+        (2 * files_per_format) as f64
+    );
+    assert_eq!(
+        collector.metric(&format!("ringtail_reader_backend{{backend=\"{backend}\"}}")),
+        1.0
+    );
     assert!(collector.metric("ringtail_multiline_records_total{source=\"cri\"}") > 0.0);
     let (status, stderr) = collector.stop();
     assert!(status.success(), "exit status {status}\n{stderr}");

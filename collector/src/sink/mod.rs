@@ -141,7 +141,7 @@ pub fn run(
     let records = metrics.sink_records.get_or_create_owned(&label);
     let bytes = metrics.sink_bytes.get_or_create_owned(&label);
     let errors = metrics.sink_errors.get_or_create_owned(&label);
-    let depth = metrics.queue(format!("sink:{name}"));
+    let depth = metrics.queue(&format!("sink:{name}"));
     let retry = Retry {
         name,
         health: &health,

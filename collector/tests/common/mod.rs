@@ -34,6 +34,11 @@ impl Collector {
     /// Writes `config` (with `{port}` replaced) into `dir/ringtail.yaml` and starts the
     /// collector; returns once `/healthz` answers.
     pub fn start(dir: &Path, config: &str) -> Collector {
+        Self::start_with_stdout(dir, config, Stdio::null())
+    }
+
+    /// Like [`start`](Self::start), with the collector's stdout connected to `stdout`.
+    pub fn start_with_stdout(dir: &Path, config: &str, stdout: Stdio) -> Collector {
         let port = free_port();
         let path = dir.join("ringtail.yaml");
         std::fs::write(&path, config.replace("{port}", &port.to_string())).unwrap();
@@ -43,7 +48,7 @@ impl Collector {
             .args(["run", "--config"])
             .arg(&path)
             .env("RINGTAIL_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr)
             .spawn()
             .unwrap();
@@ -97,10 +102,19 @@ impl Collector {
 
     /// Peak resident memory of the collector, in bytes.
     pub fn peak_rss(&self) -> u64 {
+        self.status_bytes("VmHWM:")
+    }
+
+    /// Current resident memory of the collector, in bytes.
+    pub fn rss(&self) -> u64 {
+        self.status_bytes("VmRSS:")
+    }
+
+    fn status_bytes(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         let kb: u64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap();
         kb * 1024
