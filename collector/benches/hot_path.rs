@@ -31,14 +31,13 @@ fn input(format: Format, multiline_fraction: f64) -> Vec<u8> {
     let mut writer = FileWriter::create(&path, format).unwrap();
     let mut rng = Rng::new(42);
     let shape = Shape {
-        line_len: 200,
         multiline_fraction,
-        long_fraction: 0.0,
+        ..Shape::default()
     };
     let mut seq = 0;
     while writer.offset() < INPUT as u64 {
         for _ in 0..1000 {
-            let lines = workload::record_lines(&mut rng, "bench", seq, &shape);
+            let lines = workload::record_lines(&mut rng, "bench", seq, &shape, false);
             writer.add(&lines, "stdout");
             seq += 1;
         }

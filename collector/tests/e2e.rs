@@ -54,9 +54,11 @@ fn write_file(path: &Path, format: Format, seed: u64, pre_existing: bool) -> Vec
     let mut rng = Rng::new(seed);
     let mut writer = FileWriter::create(path, format).unwrap();
     let shape = Shape {
-        line_len: 200,
+        line_min: 100,
+        line_max: 300,
         multiline_fraction: 0.2,
         long_fraction: if format == Format::Cri { 0.01 } else { 0.0 },
+        ..Shape::default()
     };
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     let mut expected = Vec::new();
@@ -69,7 +71,7 @@ fn write_file(path: &Path, format: Format, seed: u64, pre_existing: bool) -> Vec
             } else {
                 "stdout"
             };
-            let lines = workload::record_lines(&mut rng, &name, seq, &shape);
+            let lines = workload::record_lines(&mut rng, &name, seq, &shape, false);
             expected.push(writer.add(&lines, stream));
             seq += 1;
         }
