@@ -1,11 +1,22 @@
-//! ringtail's workload generator and delivery verifier, shared by the end-to-end tests and the
-//! throughput harness.
+//! ringtail's benchmark harness and the test-support pieces it shares with the collector's
+//! end-to-end tests.
 //!
-//! - [`workload`]: seeded, reproducible log records (single lines and Java stack traces) with a
-//!   sequence number in every record, written as raw, CRI or docker json-file lines; the writer
-//!   knows each record's byte offset and exact expected message.
-//! - [`verify`]: reads a collector's NDJSON output and reports what was lost, duplicated, out of
-//!   order, or changed.
+//! - [`workload`]: seeded, reproducible log records (single lines, Java and Python stack
+//!   traces, long lines) with a sequence number in every record, as raw, CRI or docker lines;
+//!   whole workloads over many files with a rate, rotation or short-lived files.
+//! - [`verify`]: checking output — ringtail's NDJSON record by record, or any collector's
+//!   output by sequence number (lost, duplicated).
+//! - [`case`]: benchmark cases, one TOML file per scenario in `bench/cases/`.
+//! - [`collectors`]: how ringtail is started for a case; [`peers`]: the other collectors.
+//! - [`measure`]: CPU, memory, and following an output as it grows (completion, latency).
+//! - [`harness`]: running cases: warm-up, runs, timing, verification.
+//! - [`report`]: Markdown, JSON and a PNG chart in `bench/results/`.
 
+pub mod case;
+pub mod collectors;
+pub mod harness;
+pub mod measure;
+pub mod peers;
+pub mod report;
 pub mod verify;
 pub mod workload;

@@ -1,0 +1,221 @@
+//! `ringtail-bench`: runs benchmark cases against ringtail and peer collectors and writes a
+//! report to `bench/results/`.
+//!
+//! ```text
+//! cargo run --release -p bench -- run                      # every case, every collector
+//! cargo run --release -p bench -- run cri-200b-100-files --runs 5
+//! cargo run --release -p bench -- run --collectors ringtail --scale 0.1
+//! cargo run --release -p bench -- run --peer fluent-bit=/opt/fluent-bit/bin/fluent-bit
+//! cargo run --release -p bench -- setup-peers              # install rsyslog, syslog-ng, filebeat
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use bench::case::{self, Case};
+use bench::collectors::{Collector, Ringtail};
+use bench::harness::{self, Options};
+use bench::peers;
+use bench::report::{self, Machine};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(about = "ringtail's throughput harness: ringtail and peer collectors, side by side")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run cases (all of them when none is named) and write a report.
+    Run {
+        /// Case names (files in bench/cases without `.toml`).
+        cases: Vec<String>,
+        /// Measured runs per collector and sink, after one warm-up run.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// No warm-up run.
+        #[arg(long)]
+        no_warmup: bool,
+        /// Collectors to run: ringtail and any of the peers (rsyslog, syslog-ng, filebeat).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "ringtail,rsyslog,syslog-ng,filebeat"
+        )]
+        collectors: Vec<String>,
+        /// A peer binary to run too, as NAME=PATH (fluent-bit, rsyslog, syslog-ng, filebeat).
+        #[arg(long = "peer", value_name = "NAME=PATH")]
+        peers: Vec<String>,
+        /// Scale every case's size by this factor (e.g. 0.1 for a quick look).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// The ringtail binary (default: build and use target/release/ringtail).
+        #[arg(long)]
+        ringtail: Option<PathBuf>,
+        /// Where reports go.
+        #[arg(long)]
+        results: Option<PathBuf>,
+        /// Where run directories go (needs room for the largest case, twice).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Keep each run's logs and outputs.
+        #[arg(long)]
+        keep: bool,
+        /// No progress lines.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// List the cases.
+    List,
+    /// Install the peer collectors into target/peers (needs root and the package registries).
+    SetupPeers,
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let root = workspace();
+    match cli.command {
+        Cmd::List => {
+            for case in case::load_all(&case::default_dir())? {
+                println!("{:<22} {}", case.name, case.description);
+            }
+            Ok(())
+        }
+        Cmd::SetupPeers => peers::setup(&root.join("target/peers")).context("installing the peers"),
+        Cmd::Run {
+            cases,
+            runs,
+            no_warmup,
+            collectors,
+            peers: extra,
+            scale,
+            ringtail,
+            results: results_dir,
+            work_dir,
+            keep,
+            quiet,
+        } => {
+            let all = case::load_all(&case::default_dir())?;
+            let selected: Vec<Case> = if cases.is_empty() {
+                all
+            } else {
+                cases
+                    .iter()
+                    .map(|name| {
+                        all.iter()
+                            .find(|c| &c.name == name)
+                            .cloned()
+                            .with_context(|| {
+                                format!("no case named {name} (see `ringtail-bench list`)")
+                            })
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            };
+            let selected: Vec<Case> = selected
+                .iter()
+                .map(|c| {
+                    if scale == 1.0 {
+                        c.clone()
+                    } else {
+                        c.scaled(scale)
+                    }
+                })
+                .collect();
+            let ringtail = match ringtail {
+                Some(path) => path,
+                None => {
+                    let status =
+                        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                            .args(["build", "--release", "-p", "ringtail"])
+                            .current_dir(&root)
+                            .status()
+                            .context("cannot run cargo to build ringtail")?;
+                    if !status.success() {
+                        bail!("building ringtail failed");
+                    }
+                    root.join("target/release/ringtail")
+                }
+            };
+            let mut list: Vec<Box<dyn Collector>> = Vec::new();
+            for name in &collectors {
+                if name == "ringtail" {
+                    list.push(Box::new(Ringtail {
+                        binary: ringtail.clone(),
+                    }));
+                } else {
+                    list.push(peers::by_name(name, &root.join("target/peers"), None)?);
+                }
+            }
+            for spec in &extra {
+                let (name, path) = spec
+                    .split_once('=')
+                    .with_context(|| format!("--peer wants NAME=PATH, got {spec}"))?;
+                list.push(peers::by_name(
+                    name,
+                    &root.join("target/peers"),
+                    Some(PathBuf::from(path)),
+                )?);
+            }
+            let opts = Options {
+                runs: runs.max(1),
+                no_warmup,
+                work_dir: work_dir.unwrap_or_else(|| root.join("target/bench-runs")),
+                keep,
+                progress: !quiet,
+            };
+            let machine = Machine::this();
+            eprintln!(
+                "ringtail-bench: {} case(s), {} collector(s) on {}",
+                selected.len(),
+                list.len(),
+                machine.describe()
+            );
+            let mut results = Vec::new();
+            for case in &selected {
+                results.push(harness::run_case(case, &list, &opts, &ringtail_features()));
+            }
+            let revision = Command::new("git")
+                .args(["describe", "--always", "--dirty"])
+                .current_dir(&root)
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default();
+            let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string()
+                .replace(':', "");
+            let note = format!(
+                "ringtail {revision}; command: `cargo run --release -p bench -- run{}{}` (scale {scale})",
+                if cases.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", cases.join(" "))
+                },
+                if runs == 3 {
+                    String::new()
+                } else {
+                    format!(" --runs {runs}")
+                }
+            );
+            let dir = results_dir.unwrap_or_else(|| root.join("bench/results"));
+            let md = report::write_all(&results, &machine, opts.runs, &note, &dir, &stamp)?;
+            println!("{}", std::fs::read_to_string(&md)?);
+            eprintln!("ringtail-bench: report in {}", md.display());
+            Ok(())
+        }
+    }
+}
+
+/// ringtail features cases may require; a case needing one not listed is skipped.
+fn ringtail_features() -> Vec<&'static str> {
+    Vec::new()
+}

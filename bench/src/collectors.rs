@@ -1,0 +1,184 @@
+//! The collectors the harness can run: ringtail, and peers (see [`crate::peers`]).
+//!
+//! Each adapter knows how to configure its collector for a case (read `<logs>/*.log`, write
+//! one output), how many output lines a complete delivery makes, and whether it can run here.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::case::{Case, SinkKind};
+use crate::workload::{Format, Plan, Trace};
+
+/// The directories of one measurement.
+#[derive(Debug, Clone)]
+pub struct RunDirs {
+    /// Parent of the others.
+    pub root: PathBuf,
+    /// Where the workload writes (`*.log`).
+    pub logs: PathBuf,
+    /// Where the collector writes its output.
+    pub out: PathBuf,
+    /// The collector's own state (checkpoints, registries, pid files) and its log.
+    pub state: PathBuf,
+}
+
+impl RunDirs {
+    /// Creates fresh directories under `root` (removing what was there).
+    pub fn create(root: &Path) -> std::io::Result<RunDirs> {
+        if root.exists() {
+            std::fs::remove_dir_all(root)?;
+        }
+        let dirs = RunDirs {
+            root: root.to_path_buf(),
+            logs: root.join("logs"),
+            out: root.join("out"),
+            state: root.join("state"),
+        };
+        for d in [&dirs.logs, &dirs.out, &dirs.state] {
+            std::fs::create_dir_all(d)?;
+        }
+        Ok(dirs)
+    }
+
+    /// The glob collectors read.
+    pub fn glob(&self) -> String {
+        format!("{}/*.log", self.logs.display())
+    }
+
+    /// Where a collector's stderr goes.
+    pub fn log_file(&self) -> PathBuf {
+        self.state.join("collector.log")
+    }
+}
+
+/// A collector that was started.
+#[derive(Debug)]
+pub struct Launched {
+    /// The collector process (not a wrapper shell): CPU and memory are read from its pid.
+    pub child: Child,
+    /// The output file, or a directory of output files; `None` for a blackhole.
+    pub output: Option<PathBuf>,
+    /// ringtail's API port, to read delivered records when there is no output file.
+    pub api_port: Option<u16>,
+}
+
+/// A collector the harness can measure.
+pub trait Collector {
+    /// Name in reports.
+    fn name(&self) -> String;
+
+    /// Why it cannot run on this machine (not installed), if so.
+    fn unavailable(&self) -> Option<String>;
+
+    /// Why it cannot run `case` with `sink`, if so.
+    fn unsupported(&self, case: &Case, sink: SinkKind) -> Option<String>;
+
+    /// Newlines in its output once every record of `plan` is delivered.
+    fn expected_lines(&self, case: &Case, plan: &Plan) -> u64;
+
+    /// Starts it for `case`, reading `dirs.glob()` and writing into `dirs.out`.
+    fn launch(&self, case: &Case, sink: SinkKind, dirs: &RunDirs) -> std::io::Result<Launched>;
+}
+
+/// ringtail itself.
+#[derive(Debug, Clone)]
+pub struct Ringtail {
+    /// The binary.
+    pub binary: PathBuf,
+}
+
+impl Ringtail {
+    fn config(&self, case: &Case, sink: SinkKind, dirs: &RunDirs, port: u16) -> String {
+        let format = match case.spec.format {
+            Format::Raw => "raw",
+            Format::Cri => "cri",
+            Format::Docker => "docker",
+        };
+        let multiline = match case.multiline {
+            Some(Trace::Java) => "    multiline: {preset: java, timeout: 200ms}\n",
+            Some(Trace::Python) => "    multiline: {preset: python, timeout: 200ms}\n",
+            None => "",
+        };
+        let sink = match sink {
+            SinkKind::File => format!(
+                "    type: file\n    path: {}/ringtail.ndjson\n",
+                dirs.out.display()
+            ),
+            _ => "    type: blackhole\n".to_string(),
+        };
+        format!(
+            "data_dir: {state}/data\napi:\n  listen: 127.0.0.1:{port}\nsources:\n  - name: bench\n    paths: [\"{glob}\"]\n    format: {format}\n{multiline}sinks:\n  - name: out\n{sink}",
+            state = dirs.state.display(),
+            glob = dirs.glob(),
+        )
+    }
+}
+
+impl Collector for Ringtail {
+    fn name(&self) -> String {
+        "ringtail".to_string()
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        (!self.binary.is_file()).then(|| {
+            format!(
+                "{} not found (build it with cargo build --release -p ringtail)",
+                self.binary.display()
+            )
+        })
+    }
+
+    fn unsupported(&self, _case: &Case, sink: SinkKind) -> Option<String> {
+        (sink == SinkKind::Kafka).then(|| "ringtail has no Kafka sink yet (issue #6)".to_string())
+    }
+
+    fn expected_lines(&self, _case: &Case, plan: &Plan) -> u64 {
+        // NDJSON: one line per record; multi-line records and CRI/docker splits are joined.
+        plan.records()
+    }
+
+    fn launch(&self, case: &Case, sink: SinkKind, dirs: &RunDirs) -> std::io::Result<Launched> {
+        let port = free_port()?;
+        let config = dirs.state.join("ringtail.yaml");
+        std::fs::write(&config, self.config(case, sink, dirs, port))?;
+        let log = std::fs::File::create(dirs.log_file())?;
+        let child = Command::new(&self.binary)
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env("RINGTAIL_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        Ok(Launched {
+            child,
+            output: (sink == SinkKind::File).then(|| dirs.out.join("ringtail.ndjson")),
+            api_port: Some(port),
+        })
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A metric's value from ringtail's `/metrics` (`None` when unreachable).
+pub fn ringtail_metric(port: u16, series: &str) -> Option<f64> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map_or(Some(0.0), |v| v.trim().parse().ok())
+}

@@ -1,0 +1,511 @@
+//! Running a case against collectors and measuring each run.
+//!
+//! One measurement:
+//! 1. fresh directories; the collector is started on `<logs>/*.log`;
+//! 2. readiness: a one-line file with a unique nonce is written, and the run waits until the
+//!    nonce appears in the output (or, for ringtail's blackhole, until a record is counted);
+//! 3. the case's pre-generated workload is written; the clock starts at its first byte;
+//! 4. the clock stops when the output holds every record (file sinks: newline count; the
+//!    blackhole: ringtail's `sink_records` metric), or at the case's timeout or a 60 s stall;
+//! 5. CPU seconds (user + system) between first byte and last record, peak RSS, and write →
+//!    output latency of the marked records (file sinks only) are taken;
+//! 6. the collector gets SIGTERM; its output is checked sequence number by sequence number.
+//!
+//! Every (collector, sink) pair gets a warm-up run that is not reported, then `runs` runs;
+//! reports give the median and the spread.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::case::{Case, SinkKind};
+use crate::collectors::{Collector, Launched, RunDirs, ringtail_metric};
+use crate::measure::{Tailer, cpu_seconds, peak_rss, percentile};
+use crate::verify::{SeqCheck, SeqReport};
+use crate::workload::{self, Format, Plan};
+
+/// How a case is run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Measured runs per (collector, sink), after one warm-up run.
+    pub runs: usize,
+    /// Skip the warm-up run.
+    pub no_warmup: bool,
+    /// Where run directories are made.
+    pub work_dir: PathBuf,
+    /// Keep run directories (logs and outputs) after each run.
+    pub keep: bool,
+    /// Print a progress line while a case runs.
+    pub progress: bool,
+}
+
+/// One measured run.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    /// Input bytes.
+    pub bytes: u64,
+    /// Seconds from the first byte written to the last record at the sink.
+    pub seconds: f64,
+    /// Seconds the writer took (a ceiling on what can be measured).
+    pub write_seconds: f64,
+    /// CPU seconds of the collector over the same interval.
+    pub cpu_seconds: f64,
+    /// Peak resident memory of the collector.
+    pub peak_rss: u64,
+    /// Median write → output latency of marked records.
+    pub p50: Option<Duration>,
+    /// 99th percentile of the same.
+    pub p99: Option<Duration>,
+    /// Delivery check of the output (file sinks).
+    pub check: Option<SeqReport>,
+    /// Records delivered, when only a count is available (the blackhole).
+    pub delivered: u64,
+    /// Records expected.
+    pub expected: u64,
+    /// Everything arrived before the timeout.
+    pub complete: bool,
+}
+
+impl Measurement {
+    /// Input megabytes (10^6) per second.
+    pub fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.seconds.max(1e-9)
+    }
+
+    /// CPU seconds per gigabyte (10^9) of input.
+    pub fn cpu_per_gb(&self) -> f64 {
+        self.cpu_seconds / (self.bytes as f64 / 1e9)
+    }
+
+    /// Records lost.
+    pub fn lost(&self) -> u64 {
+        match &self.check {
+            Some(r) => r.lost,
+            None => self.expected.saturating_sub(self.delivered),
+        }
+    }
+
+    /// Records delivered twice or more (known only when the output is checked).
+    pub fn duplicated(&self) -> Option<u64> {
+        self.check.as_ref().map(|r| r.duplicated)
+    }
+}
+
+/// The runs of one (collector, sink) pair, or why there are none.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Measured runs.
+    Measured(Vec<Measurement>),
+    /// Not run, and why (not installed, unsupported, needs a missing feature).
+    Skipped(String),
+    /// Runs failed, and how.
+    Failed(String),
+}
+
+/// One row of a case's results.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Collector name.
+    pub collector: String,
+    /// Sink.
+    pub sink: SinkKind,
+    /// Runs.
+    pub outcome: Outcome,
+}
+
+/// The results of one case.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// The case.
+    pub case: Case,
+    /// Input bytes.
+    pub bytes: u64,
+    /// Input records.
+    pub records: u64,
+    /// Input lines.
+    pub lines: u64,
+    /// One row per (collector, sink).
+    pub rows: Vec<Row>,
+}
+
+/// Runs `case` against every collector.
+pub fn run_case(
+    case: &Case,
+    collectors: &[Box<dyn Collector>],
+    opts: &Options,
+    ringtail_features: &[&str],
+) -> CaseResult {
+    let plan = workload::plan(&case.spec);
+    let mut rows = Vec::new();
+    for collector in collectors {
+        let name = collector.name();
+        let is_ringtail = name == "ringtail";
+        let sinks: Vec<SinkKind> = if is_ringtail {
+            case.sinks.clone()
+        } else {
+            vec![SinkKind::File]
+        };
+        for sink in sinks {
+            let skip = if let Some(feature) = case
+                .requires
+                .as_deref()
+                .filter(|f| !ringtail_features.contains(f))
+            {
+                Some(format!(
+                    "needs ringtail's `{feature}` support, not built yet"
+                ))
+            } else {
+                collector
+                    .unavailable()
+                    .or_else(|| collector.unsupported(case, sink))
+            };
+            let outcome = match skip {
+                Some(reason) => Outcome::Skipped(reason),
+                None => run_pair(case, &plan, collector.as_ref(), sink, opts),
+            };
+            if opts.progress {
+                eprintln!(
+                    "\r\x1b[K{}: {name} → {}: {}",
+                    case.name,
+                    sink.name(),
+                    summary(&outcome)
+                );
+            }
+            rows.push(Row {
+                collector: name.clone(),
+                sink,
+                outcome,
+            });
+        }
+    }
+    CaseResult {
+        case: case.clone(),
+        bytes: plan.bytes(),
+        records: plan.records(),
+        lines: plan.lines(),
+        rows,
+    }
+}
+
+fn summary(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Skipped(reason) => format!("skipped ({reason})"),
+        Outcome::Failed(reason) => format!("FAILED ({reason})"),
+        Outcome::Measured(runs) => {
+            let mut mbs: Vec<f64> = runs.iter().map(Measurement::mb_per_s).collect();
+            mbs.sort_by(f64::total_cmp);
+            let lost: u64 = runs.iter().map(Measurement::lost).sum();
+            format!(
+                "median {:.0} MB/s over {} run(s), {} lost",
+                mbs.get(mbs.len() / 2).copied().unwrap_or(0.0),
+                runs.len(),
+                lost
+            )
+        }
+    }
+}
+
+fn run_pair(
+    case: &Case,
+    plan: &Plan,
+    collector: &dyn Collector,
+    sink: SinkKind,
+    opts: &Options,
+) -> Outcome {
+    let total = opts.runs + usize::from(!opts.no_warmup);
+    let mut runs = Vec::new();
+    for i in 0..total {
+        let warmup = !opts.no_warmup && i == 0;
+        let label = if warmup {
+            "warm-up".to_string()
+        } else {
+            format!("run {}/{}", runs.len() + 1, opts.runs)
+        };
+        let dir = opts.work_dir.join(&case.name).join(format!(
+            "{}-{}-{i}",
+            collector.name(),
+            sink.name()
+        ));
+        let result = measure_once(case, plan, collector, sink, &dir, &label, opts);
+        if !opts.keep {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        match result {
+            Ok(m) if !warmup => runs.push(m),
+            Ok(_) => {}
+            Err(e) => return Outcome::Failed(format!("{label}: {e}")),
+        }
+    }
+    Outcome::Measured(runs)
+}
+
+/// Stops the collector when dropped, whatever happens.
+struct Running {
+    launched: Launched,
+}
+
+impl Running {
+    fn pid(&self) -> u32 {
+        self.launched.child.id()
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`.
+    fn stop(&mut self, grace: Duration) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.pid() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.launched.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.launched.child.kill();
+        let _ = self.launched.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.launched.child.try_wait() {
+            let _ = self.launched.child.kill();
+            let _ = self.launched.child.wait();
+        }
+    }
+}
+
+fn measure_once(
+    case: &Case,
+    plan: &Plan,
+    collector: &dyn Collector,
+    sink: SinkKind,
+    dir: &Path,
+    label: &str,
+    opts: &Options,
+) -> Result<Measurement, String> {
+    let dirs = RunDirs::create(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let launched = collector
+        .launch(case, sink, &dirs)
+        .map_err(|e| format!("cannot start {}: {e}", collector.name()))?;
+    let mut running = Running { launched };
+    let pid = running.pid();
+    let expected_records = plan.records();
+    let expected_lines = collector.expected_lines(case, plan) + 1;
+    let nonce = format!(
+        "ready-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    );
+    let tailer = running
+        .launched
+        .output
+        .clone()
+        .map(|out| Tailer::start(out, nonce.clone()));
+    let port = running.launched.api_port;
+    let delivered = || -> u64 {
+        match (&tailer, port) {
+            (Some(t), _) => t.lines(),
+            (None, Some(port)) => {
+                ringtail_metric(port, "ringtail_sink_records_total{sink=\"out\"}").unwrap_or(0.0)
+                    as u64
+            }
+            (None, None) => 0,
+        }
+    };
+
+    // Readiness: the collector must deliver one record before the clock starts.
+    let mut ready = Vec::new();
+    workload::encode_record(
+        &mut ready,
+        case.spec.format,
+        std::slice::from_ref(&nonce),
+        if case.spec.format == Format::Raw {
+            ""
+        } else {
+            "stdout"
+        },
+    );
+    std::fs::write(dirs.logs.join("ready.log"), &ready).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    loop {
+        let is_ready = match &tailer {
+            Some(t) => t.ready(),
+            None => delivered() >= 1,
+        };
+        if is_ready {
+            break;
+        }
+        if let Ok(Some(status)) = running.launched.child.try_wait() {
+            return Err(format!(
+                "exited with {status} before it was ready: {}",
+                log_tail(&dirs.log_file())
+            ));
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(format!(
+                "not ready after 60 s: {}",
+                log_tail(&dirs.log_file())
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // The measured part.
+    let written = AtomicU64::new(0);
+    let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
+    let (played, (finished_at, complete)) = std::thread::scope(|scope| {
+        let handle = scope.spawn(|| workload::play(plan, &dirs.logs, &written));
+        let outcome = wait_for_delivery(
+            case,
+            label,
+            collector,
+            sink,
+            plan,
+            &written,
+            expected_lines,
+            &delivered,
+            opts,
+        );
+        (handle.join(), outcome)
+    });
+    let played = match played {
+        Ok(Ok(played)) => played,
+        Ok(Err(e)) => return Err(format!("writing the workload failed: {e}")),
+        Err(_) => return Err("the workload writer panicked".to_string()),
+    };
+    let cpu_after = cpu_seconds(pid).unwrap_or(cpu_before);
+    let rss = peak_rss(pid).unwrap_or(0);
+    let delivered_now = delivered();
+    running.stop(Duration::from_secs(60));
+
+    let arrivals = tailer.map(Tailer::finish).unwrap_or_default();
+    let mut latencies: Vec<Duration> = played
+        .sample_times
+        .iter()
+        .filter_map(|(stream, seq, at)| {
+            arrivals
+                .get(&(*stream, *seq))
+                .map(|arrived| arrived.saturating_duration_since(*at))
+        })
+        .collect();
+    latencies.sort();
+
+    let check = match &running.launched.output {
+        Some(out) => {
+            let mut check = SeqCheck::new(&plan.records_per_stream());
+            for path in output_files(out) {
+                check
+                    .scan_file(&path)
+                    .map_err(|e| format!("cannot read output {}: {e}", path.display()))?;
+            }
+            Some(check.report())
+        }
+        None => None,
+    };
+    let seconds = finished_at
+        .saturating_duration_since(played.started)
+        .as_secs_f64();
+    Ok(Measurement {
+        bytes: played.bytes,
+        seconds,
+        write_seconds: played
+            .finished
+            .saturating_duration_since(played.started)
+            .as_secs_f64(),
+        cpu_seconds: cpu_after - cpu_before,
+        peak_rss: rss,
+        p50: percentile(&latencies, 50),
+        p99: percentile(&latencies, 99),
+        check,
+        // The readiness record is not part of the workload.
+        delivered: delivered_now.saturating_sub(1).min(expected_records),
+        expected: expected_records,
+        complete,
+    })
+}
+
+/// Waits until the output holds `expected_lines`, the case times out, or delivery stalls for
+/// 60 s after the writer finished. Returns when it stopped waiting and whether it was complete.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the state of one measurement, used once"
+)]
+fn wait_for_delivery(
+    case: &Case,
+    label: &str,
+    collector: &dyn Collector,
+    sink: SinkKind,
+    plan: &Plan,
+    written: &AtomicU64,
+    expected_lines: u64,
+    delivered: &dyn Fn() -> u64,
+    opts: &Options,
+) -> (Instant, bool) {
+    let start = Instant::now();
+    let total = plan.bytes();
+    let mut last = (0, Instant::now());
+    let mut last_progress = Instant::now();
+    let poll = if sink == SinkKind::File {
+        Duration::from_millis(2)
+    } else {
+        Duration::from_millis(20)
+    };
+    loop {
+        let now = Instant::now();
+        let got = delivered();
+        if got >= expected_lines {
+            return (now, true);
+        }
+        if got != last.0 {
+            last = (got, now);
+        }
+        let writing_done = written.load(Ordering::Relaxed) >= total;
+        if now.duration_since(start) > case.timeout
+            || (writing_done && now.duration_since(last.1) > Duration::from_secs(60))
+        {
+            return (last.1, false);
+        }
+        if opts.progress && now.duration_since(last_progress) > Duration::from_millis(500) {
+            last_progress = now;
+            eprint!(
+                "\r\x1b[K{}: {} → {} {label}: written {} / {} MiB, delivered {} / {} lines, {:.1} s",
+                case.name,
+                collector.name(),
+                sink.name(),
+                written.load(Ordering::Relaxed) >> 20,
+                total >> 20,
+                got,
+                expected_lines,
+                now.duration_since(start).as_secs_f64()
+            );
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+/// The output files: the file itself, or every file in the directory.
+fn output_files(out: &Path) -> Vec<PathBuf> {
+    if out.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(out)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    } else if out.exists() {
+        vec![out.to_path_buf()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The last lines of a collector's log, for error messages.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}

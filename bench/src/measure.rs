@@ -1,0 +1,261 @@
+//! What is measured about a running collector: CPU time and peak memory from `/proc`, and
+//! its output as it grows — lines delivered, and when latency-marked records arrive.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::workload::LATENCY_MARK;
+
+/// CPU seconds (user + system, including waited-for children) used so far by `pid`.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime, stime, cutime, cstime are fields 14-17 of stat; `rest` starts at field 3.
+    let ticks: u64 = fields
+        .get(11..15)?
+        .iter()
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Some(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
+}
+
+/// Peak resident memory of `pid` in bytes (`VmHWM`).
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Follows a collector's output (a file, or every file in a directory) while it is written.
+#[derive(Debug)]
+pub struct Tailer {
+    lines: Arc<AtomicU64>,
+    seen_nonce: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<HashMap<(u32, u64), Instant>>>,
+}
+
+/// How often the output is looked at: the resolution of latency and completion times.
+const POLL: Duration = Duration::from_millis(2);
+
+impl Tailer {
+    /// Starts following `output`. `nonce` is a string whose appearance means the collector is
+    /// delivering (the readiness probe).
+    pub fn start(output: PathBuf, nonce: String) -> Tailer {
+        let lines = Arc::new(AtomicU64::new(0));
+        let seen_nonce = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (l, s, st) = (
+            Arc::clone(&lines),
+            Arc::clone(&seen_nonce),
+            Arc::clone(&stop),
+        );
+        let thread = std::thread::spawn(move || follow(&output, nonce.as_bytes(), &l, &s, &st));
+        Tailer {
+            lines,
+            seen_nonce,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Newlines seen so far.
+    pub fn lines(&self) -> u64 {
+        self.lines.load(Ordering::Relaxed)
+    }
+
+    /// Whether the readiness nonce has appeared.
+    pub fn ready(&self) -> bool {
+        self.seen_nonce.load(Ordering::Relaxed)
+    }
+
+    /// Stops following; returns when each latency-marked record (stream, seq) was first seen.
+    pub fn finish(mut self) -> HashMap<(u32, u64), Instant> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Tailer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+struct Followed {
+    file: File,
+    offset: u64,
+    /// Unfinished last line, kept so that a marker cut by a read is still found.
+    tail: Vec<u8>,
+}
+
+fn follow(
+    output: &Path,
+    nonce: &[u8],
+    lines: &AtomicU64,
+    seen_nonce: &AtomicBool,
+    stop: &AtomicBool,
+) -> HashMap<(u32, u64), Instant> {
+    let mut files: HashMap<PathBuf, Followed> = HashMap::new();
+    let mut arrivals = HashMap::new();
+    let mut buf = vec![0u8; 4 << 20];
+    let marker = memchr::memmem::Finder::new(LATENCY_MARK);
+    let nonce_finder = memchr::memmem::Finder::new(nonce);
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        let paths: Vec<PathBuf> = if output.is_dir() {
+            std::fs::read_dir(output)
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default()
+        } else {
+            vec![output.to_path_buf()]
+        };
+        let mut progressed = false;
+        for path in paths {
+            if !files.contains_key(&path) {
+                match File::open(&path) {
+                    Ok(file) => {
+                        files.insert(
+                            path.clone(),
+                            Followed {
+                                file,
+                                offset: 0,
+                                tail: Vec::new(),
+                            },
+                        );
+                    }
+                    Err(_) => continue,
+                }
+            }
+            let Some(f) = files.get_mut(&path) else {
+                continue;
+            };
+            loop {
+                let n = match f.file.read_at(&mut buf, f.offset) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let now = Instant::now();
+                progressed = true;
+                f.offset += n as u64;
+                let chunk = &buf[..n];
+                lines.fetch_add(
+                    memchr::memchr_iter(b'\n', chunk).count() as u64,
+                    Ordering::Relaxed,
+                );
+                f.tail.extend_from_slice(chunk);
+                let cut = memchr::memrchr(b'\n', &f.tail).map_or(0, |i| i + 1);
+                let complete = &f.tail[..cut];
+                if !seen_nonce.load(Ordering::Relaxed) && nonce_finder.find(complete).is_some() {
+                    seen_nonce.store(true, Ordering::Relaxed);
+                }
+                for at in marker.find_iter(complete) {
+                    if let Some(key) = seq_before(&complete[..at]) {
+                        arrivals.entry(key).or_insert(now);
+                    }
+                }
+                f.tail.drain(..cut);
+                if n < buf.len() {
+                    break;
+                }
+            }
+        }
+        if stopping {
+            return arrivals;
+        }
+        if !progressed {
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+/// The `seq=s<stream>:<n>` token just before a latency marker.
+fn seq_before(before: &[u8]) -> Option<(u32, u64)> {
+    let window = &before[before.len().saturating_sub(48)..];
+    let at = memchr::memmem::rfind(window, b"seq=s")?;
+    let token = &window[at + 5..];
+    let colon = memchr::memchr(b':', token)?;
+    let stream = std::str::from_utf8(&token[..colon]).ok()?.parse().ok()?;
+    let digits = token[colon + 1..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let seq = std::str::from_utf8(&token[colon + 1..colon + 1 + digits])
+        .ok()?
+        .parse()
+        .ok()?;
+    Some((stream, seq))
+}
+
+/// The `p`-th percentile (0–100) of sorted values.
+pub fn percentile(sorted: &[Duration], p: usize) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = (sorted.len() * p / 100).min(sorted.len() - 1);
+    Some(sorted[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn reads_this_process_cpu_and_memory() {
+        let pid = std::process::id();
+        assert!(cpu_seconds(pid).is_some());
+        assert!(peak_rss(pid).unwrap() > 1 << 20);
+    }
+
+    #[test]
+    fn the_tailer_counts_lines_finds_markers_and_the_nonce() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.ndjson");
+        let mut f = File::create(&out).unwrap();
+        let tailer = Tailer::start(out.clone(), "ready-42".to_string());
+        writeln!(f, "{{\"message\":\"ready-42\"}}").unwrap();
+        f.write_all(b"{\"message\":\"seq=s3:17 lat! x\"}\nseq=s0:5 ")
+            .unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        f.write_all(b"lat! split across writes\n").unwrap();
+        f.flush().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while tailer.lines() < 3 {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(tailer.ready());
+        let arrivals = tailer.finish();
+        let mut keys: Vec<_> = arrivals.keys().copied().collect();
+        keys.sort();
+        assert_eq!(keys, vec![(0, 5), (3, 17)]);
+    }
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&v, 50), Some(Duration::from_millis(51)));
+        assert_eq!(percentile(&v, 99), Some(Duration::from_millis(100)));
+        assert_eq!(percentile(&[], 50), None);
+    }
+}

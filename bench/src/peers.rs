@@ -1,0 +1,156 @@
+//! Peer collectors, run side by side with ringtail: rsyslog (imfile), syslog-ng
+//! (wildcard-file), Filebeat (filestream), and Fluent Bit (tail) from a binary you name.
+//!
+//! Each peer is started by a script in `bench/peers/<name>.sh` that writes the peer's
+//! throughput-oriented configuration and `exec`s it in the foreground (so the process the
+//! harness measures is the collector itself). Scripts take `GLOB OUTPUT WORKDIR` and read
+//! `PEERS_ROOT` (where `setup-peers` installed things), `PEER_BIN` (an explicit binary) and
+//! `MULTILINE_START_REGEX` (records start where this matches; set for stack-trace cases).
+//! The configurations, and why each setting is what it is, are in the scripts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::case::{Case, SinkKind};
+use crate::collectors::{Collector, Launched, RunDirs};
+use crate::workload::{Format, Plan};
+
+/// Why a peer could not be set up or named.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// Not a peer this harness knows.
+    #[error("unknown collector `{name}` (ringtail, rsyslog, syslog-ng, filebeat, fluent-bit)")]
+    Unknown {
+        /// The name given.
+        name: String,
+    },
+    /// Fluent Bit has no package here; its binary must be given.
+    #[error("fluent-bit needs its binary: --peer fluent-bit=/path/to/fluent-bit")]
+    NeedsBinary,
+    /// The install script failed.
+    #[error("setting up the peers failed: {reason}")]
+    Setup {
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// The scripts directory of this workspace.
+fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
+}
+
+/// A peer collector started through its script.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    name: String,
+    binary: PathBuf,
+    peers_root: PathBuf,
+    /// The output is a directory of files rather than one file.
+    output_is_dir: bool,
+}
+
+/// The peer called `name`, with its binary under `peers_root` or at `binary`.
+pub fn by_name(
+    name: &str,
+    peers_root: &Path,
+    binary: Option<PathBuf>,
+) -> Result<Box<dyn Collector>, PeerError> {
+    let (default, output_is_dir) = match name {
+        "rsyslog" => (peers_root.join("rsyslog-root/usr/sbin/rsyslogd"), false),
+        "syslog-ng" => (peers_root.join("syslog-ng-root/usr/sbin/syslog-ng"), false),
+        "filebeat" => (peers_root.join("filebeat-py/filebeat/filebeat"), true),
+        "fluent-bit" => (binary.clone().ok_or(PeerError::NeedsBinary)?, false),
+        other => {
+            return Err(PeerError::Unknown {
+                name: other.to_string(),
+            });
+        }
+    };
+    Ok(Box::new(Peer {
+        name: name.to_string(),
+        binary: binary.unwrap_or(default),
+        peers_root: peers_root.to_path_buf(),
+        output_is_dir,
+    }))
+}
+
+impl Collector for Peer {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        if !self.binary.is_file() {
+            return Some(format!(
+                "not installed: {} missing (run `cargo run --release -p bench -- setup-peers`)",
+                self.binary.display()
+            ));
+        }
+        let script = scripts_dir().join(format!("{}.sh", self.name));
+        (!script.is_file()).then(|| format!("no start script {}", script.display()))
+    }
+
+    fn unsupported(&self, case: &Case, sink: SinkKind) -> Option<String> {
+        if sink != SinkKind::File {
+            return Some("peers are measured file → file".to_string());
+        }
+        (case.multiline.is_some() && case.spec.format != Format::Raw)
+            .then(|| "stack traces inside CRI/docker lines need a CRI parser in the peer's pipeline; not configured".to_string())
+    }
+
+    fn expected_lines(&self, _case: &Case, plan: &Plan) -> u64 {
+        // Peers write each record's raw lines; joined records keep their inner newlines, and
+        // CRI/docker lines (including P/F pieces) pass through undecoded.
+        plan.lines()
+    }
+
+    fn launch(&self, case: &Case, _sink: SinkKind, dirs: &RunDirs) -> std::io::Result<Launched> {
+        let output = if self.output_is_dir {
+            dirs.out.join(&self.name)
+        } else {
+            dirs.out.join(format!("{}.out", self.name))
+        };
+        if self.output_is_dir {
+            std::fs::create_dir_all(&output)?;
+        }
+        let log = std::fs::File::create(dirs.log_file())?;
+        let mut command = Command::new("bash");
+        command
+            .arg(scripts_dir().join(format!("{}.sh", self.name)))
+            .arg(dirs.glob())
+            .arg(&output)
+            .arg(&dirs.state)
+            .env("PEERS_ROOT", &self.peers_root)
+            .env("PEER_BIN", &self.binary)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if case.multiline.is_some() {
+            command.env("MULTILINE_START_REGEX", "^seq=");
+        }
+        Ok(Launched {
+            child: command.spawn()?,
+            output: Some(output),
+            api_port: None,
+        })
+    }
+}
+
+/// Installs the peers into `dir` with `bench/peers/install.sh` (idempotent).
+pub fn setup(dir: &Path) -> Result<(), PeerError> {
+    let status = Command::new("bash")
+        .arg(scripts_dir().join("install.sh"))
+        .arg(dir)
+        .status()
+        .map_err(|e| PeerError::Setup {
+            reason: e.to_string(),
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(PeerError::Setup {
+            reason: format!("install.sh exited with {status}"),
+        })
+    }
+}

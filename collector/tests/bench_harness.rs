@@ -1,0 +1,95 @@
+//! The benchmark harness itself (bench crate) runs a tiny case end to end against the real
+//! ringtail binary: both sinks, every record verified, a report written; peers that are not
+//! installed and cases needing missing features are reported as skipped, not failed.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on broken invariants")]
+
+use std::path::PathBuf;
+
+use bench::case::{Case, SinkKind};
+use bench::collectors::{Collector, Ringtail};
+use bench::harness::{self, Options, Outcome};
+use bench::report::{self, Machine};
+
+const TINY: &str = r#"description = "tiny: 3 CRI files with Java traces and long lines"
+files = 3
+total = "3MiB"
+format = "cri"
+line = [100, 300]
+multiline = 0.1
+long_lines = 0.002
+sinks = ["blackhole", "file"]
+timeout = "60s"
+"#;
+
+#[test]
+fn a_tiny_case_runs_end_to_end_and_is_reported() {
+    let work = tempfile::tempdir().unwrap();
+    let case = Case::parse("tiny", TINY).unwrap();
+    let collectors: Vec<Box<dyn Collector>> = vec![
+        Box::new(Ringtail {
+            binary: PathBuf::from(env!("CARGO_BIN_EXE_ringtail")),
+        }),
+        bench::peers::by_name("rsyslog", &work.path().join("no-peers-here"), None).unwrap(),
+    ];
+    let opts = Options {
+        runs: 1,
+        no_warmup: true,
+        work_dir: work.path().join("runs"),
+        keep: false,
+        progress: false,
+    };
+    let result = harness::run_case(&case, &collectors, &opts, &[]);
+    assert!(result.records > 1000 && result.lines > result.records);
+    assert_eq!(result.rows.len(), 3);
+    for row in &result.rows[..2] {
+        let Outcome::Measured(runs) = &row.outcome else {
+            panic!("{} → {}: {:?}", row.collector, row.sink.name(), row.outcome)
+        };
+        let m = &runs[0];
+        assert!(m.complete, "{m:?}");
+        assert_eq!(m.lost(), 0, "{m:?}");
+        assert!(m.mb_per_s() > 0.0 && m.cpu_seconds >= 0.0 && m.peak_rss > 0);
+        match row.sink {
+            SinkKind::File => {
+                let check = m.check.unwrap();
+                assert!(check.is_exact(), "{check:?}");
+                assert_eq!(check.expected, result.records);
+                assert!(m.p50.is_some(), "latency is measured on file sinks");
+            }
+            _ => assert_eq!(m.delivered, result.records),
+        }
+    }
+    assert!(
+        matches!(&result.rows[2].outcome, Outcome::Skipped(reason) if reason.contains("not installed")),
+        "{:?}",
+        result.rows[2]
+    );
+
+    let needs_kafka = Case::parse("k", &format!("{TINY}requires = \"kafka\"\n")).unwrap();
+    let skipped = harness::run_case(&needs_kafka, &collectors[..1], &opts, &[]);
+    assert!(
+        skipped
+            .rows
+            .iter()
+            .all(|r| matches!(&r.outcome, Outcome::Skipped(reason) if reason.contains("kafka")))
+    );
+
+    let reports = work.path().join("results");
+    let md = report::write_all(
+        &[result, skipped],
+        &Machine::this(),
+        1,
+        "test",
+        &reports,
+        "test",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(md).unwrap();
+    assert!(
+        text.contains("## tiny")
+            && text.contains("| ringtail | file |")
+            && text.contains("skipped: not installed"),
+        "{text}"
+    );
+    assert!(reports.join("latest.json").is_file());
+}
