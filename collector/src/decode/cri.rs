@@ -3,8 +3,6 @@
 //! the runtime split a long line, or output ended without a newline) or `F` (full: the line
 //! ends here). Further tags, if any, follow after `:` and are ignored.
 
-use memchr::memchr;
-
 use super::{DecodeStats, Entry, Joins, Stream};
 use crate::framing::Line;
 
@@ -23,24 +21,21 @@ pub struct CriLine<'a> {
 
 /// Parses one CRI line; the error says what is wrong with it.
 pub fn parse(line: &[u8]) -> Result<CriLine<'_>, &'static str> {
-    let sp1 = memchr(b' ', line).ok_or("malformed CRI line: no fields")?;
+    let sp1 = space(line, 0).ok_or("malformed CRI line: no fields")?;
     let time = &line[..sp1];
     if !is_timestamp(time) {
         return Err("malformed CRI line: invalid time");
     }
-    let rest = &line[sp1 + 1..];
-    let sp2 = memchr(b' ', rest).ok_or("malformed CRI line: no tag field")?;
-    let stream =
-        Stream::parse(&rest[..sp2]).ok_or("malformed CRI line: stream is not stdout or stderr")?;
-    let rest = &rest[sp2 + 1..];
-    let (tags, message) = match memchr(b' ', rest) {
-        Some(sp3) => (&rest[..sp3], &rest[sp3 + 1..]),
-        None => (rest, &rest[rest.len()..]),
+    let sp2 = space(line, sp1 + 1).ok_or("malformed CRI line: no tag field")?;
+    let stream = Stream::parse(&line[sp1 + 1..sp2])
+        .ok_or("malformed CRI line: stream is not stdout or stderr")?;
+    let (tags, message) = match space(line, sp2 + 1) {
+        Some(sp3) => (&line[sp2 + 1..sp3], &line[sp3 + 1..]),
+        None => (&line[sp2 + 1..], &line[line.len()..]),
     };
-    let first_tag = tags.split(|&b| b == b':').next().unwrap_or(&[]);
-    let partial = match first_tag {
-        b"P" => true,
-        b"F" => false,
+    let partial = match tags {
+        [b'F'] | [b'F', b':', ..] => false,
+        [b'P'] | [b'P', b':', ..] => true,
         _ => return Err("malformed CRI line: first tag is not P or F"),
     };
     Ok(CriLine {
@@ -51,14 +46,20 @@ pub fn parse(line: &[u8]) -> Result<CriLine<'_>, &'static str> {
     })
 }
 
-/// A plausible RFC 3339 time: starts with a digit, 10 to 40 bytes drawn from the characters
-/// RFC 3339 uses. Those bytes need no escaping in JSON, which the encoder relies on.
+/// Index of the first space at or after `from`.
+#[inline]
+fn space(line: &[u8], from: usize) -> Option<usize> {
+    memchr::memchr(b' ', line.get(from..)?).map(|p| from + p)
+}
+
+/// A plausible RFC 3339 time: 10 to 40 bytes, starting with a four-digit year and a dash, all
+/// printable ASCII other than `"` and `\\` — so it can be copied into JSON unescaped. (A full
+/// RFC 3339 parse would cost more than the rest of the line's decoding.)
 fn is_timestamp(field: &[u8]) -> bool {
     (10..=40).contains(&field.len())
-        && field[0].is_ascii_digit()
-        && field.iter().all(|&b| {
-            b.is_ascii_digit() || matches!(b, b'-' | b':' | b'.' | b'+' | b'T' | b'Z' | b't' | b'z')
-        })
+        && field[..4].iter().all(u8::is_ascii_digit)
+        && field[4] == b'-'
+        && crate::encode::plain_prefix(field) == field.len()
 }
 
 /// Decoder state of one CRI file: the pending `P` pieces of each stream.
