@@ -24,6 +24,12 @@ pub enum PeerError {
         /// The name given.
         name: String,
     },
+    /// The packaged peers come from `setup-peers`, not from a path.
+    #[error("{name} is installed by `setup-peers`; --peer NAME=PATH is for fluent-bit")]
+    Installed {
+        /// The name given.
+        name: String,
+    },
     /// Fluent Bit has no package here; its binary must be given.
     #[error("fluent-bit needs its binary: --peer fluent-bit=/path/to/fluent-bit")]
     NeedsBinary,
@@ -50,16 +56,25 @@ pub struct Peer {
     output_is_dir: bool,
 }
 
-/// The peer called `name`, with its binary under `peers_root` or at `binary`.
+/// The peer called `name`. rsyslog, syslog-ng and Filebeat run from what `setup-peers`
+/// installed under `peers_root`; Fluent Bit (no package here) from the `binary` given.
 pub fn by_name(
     name: &str,
     peers_root: &Path,
     binary: Option<PathBuf>,
 ) -> Result<Box<dyn Collector>, PeerError> {
+    if binary.is_some() && name != "fluent-bit" {
+        return Err(PeerError::Installed {
+            name: name.to_string(),
+        });
+    }
     let (default, output_is_dir) = match name {
         "rsyslog" => (peers_root.join("rsyslog-root/usr/sbin/rsyslogd"), false),
         "syslog-ng" => (peers_root.join("syslog-ng-root/usr/sbin/syslog-ng"), false),
-        "filebeat" => (peers_root.join("filebeat-py/filebeat/filebeat"), true),
+        "filebeat" => (
+            peers_root.join("filebeat-py/filebeat/filebeat-8.1.3-linux-x86_64/filebeat"),
+            true,
+        ),
         "fluent-bit" => (binary.clone().ok_or(PeerError::NeedsBinary)?, false),
         other => {
             return Err(PeerError::Unknown {
@@ -129,6 +144,9 @@ impl Collector for Peer {
         if case.multiline.is_some() {
             command.env("MULTILINE_START_REGEX", "^seq=");
         }
+        // Peers that cap the files they follow must be able to follow them all (plus the
+        // readiness file and short-lived files that overlap).
+        command.env("MAX_FILES", (case.spec.files + 100).max(1000).to_string());
         Ok(Launched {
             child: command.spawn()?,
             output: Some(output),

@@ -108,6 +108,7 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         })
         .context("cannot start the signal thread")?;
 
+    raise_open_file_limit();
     let running = ringtail::pipeline::start(&config).context("cannot start the pipeline")?;
     tracing::info!(
         sources = config.sources.len(),
@@ -135,5 +136,30 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(reason) => Err(anyhow::anyhow!("pipeline failed: {reason}")),
+    }
+}
+
+/// Every file read holds a descriptor while it is read (and deleted files until drained), so
+/// the soft open-file limit (often 1024) is raised to the hard limit, as Go programs do.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    match (limit.current, limit.maximum) {
+        (Some(current), Some(maximum)) if current < maximum => {
+            let raised = Rlimit {
+                current: Some(maximum),
+                maximum: Some(maximum),
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => {
+                    tracing::info!(from = current, to = maximum, "raised the open-file limit")
+                }
+                Err(e) => {
+                    tracing::warn!(limit = current, error = %e, "cannot raise the open-file limit")
+                }
+            }
+        }
+        (Some(current), _) => tracing::debug!(limit = current, "open-file limit"),
+        (None, _) => {}
     }
 }

@@ -170,7 +170,6 @@ impl ReaderHandle {
 
 struct OpenFile {
     ctx: Arc<FileCtx>,
-    file: File,
     offset: u64,
     worker: usize,
     queued: bool,
@@ -313,7 +312,7 @@ impl Reader {
         match control {
             Control::Open { ctx, file, offset } => {
                 let id = ctx.id;
-                if let Err(e) = self.backend.register(id, &file) {
+                if let Err(e) = self.backend.register(id, file) {
                     tracing::error!(file = %ctx.path.display(), error = %e, "cannot read file; it is skipped until it is discovered again");
                     self.metrics
                         .read_errors
@@ -335,7 +334,6 @@ impl Reader {
                         read_errors: self.metrics.read_errors.get_or_create_owned(&label),
                         file_truncations: self.metrics.file_truncations.get_or_create_owned(&label),
                         ctx,
-                        file,
                         offset,
                         worker,
                         queued: false,
@@ -490,11 +488,11 @@ impl Reader {
             return;
         }
         // Woken but nothing to read: the file may have been truncated below our offset.
-        match file.file.metadata() {
-            Ok(meta) if meta.len() < file.offset => {
+        match self.backend.size(id) {
+            Ok(size) if size < file.offset => {
                 tracing::warn!(
                     file = %file.ctx.path.display(),
-                    size = meta.len(),
+                    size,
                     offset = file.offset,
                     "file was truncated; reading it again from the start"
                 );

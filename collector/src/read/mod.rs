@@ -69,8 +69,12 @@ pub trait ReadBackend {
     /// `io_uring` or `pread`.
     fn name(&self) -> &'static str;
 
-    /// Makes `file` readable as `id` (the backend keeps its own handle).
-    fn register(&mut self, id: SourceId, file: &File) -> Result<(), ReadError>;
+    /// Makes `file` readable as `id`. The backend owns the descriptor from now on (one
+    /// descriptor per file: tens of thousands of files must fit in the open-file limit).
+    fn register(&mut self, id: SourceId, file: File) -> Result<(), ReadError>;
+
+    /// The current size of file `id` (to notice truncation).
+    fn size(&self, id: SourceId) -> io::Result<u64>;
 
     /// Forgets `id` and closes the backend's handle.
     fn unregister(&mut self, id: SourceId);
@@ -116,7 +120,8 @@ mod tests {
         ];
         for backend in &mut backends {
             for (id, file, _) in &files {
-                backend.register(*id, file).unwrap();
+                backend.register(*id, file.try_clone().unwrap()).unwrap();
+                assert_eq!(backend.size(*id).unwrap(), 10_000);
             }
             for offset in [0u64, 4096, 9000, 10_000, 20_000] {
                 let ops = files

@@ -19,12 +19,16 @@ impl ReadBackend for PreadBackend {
         "pread"
     }
 
-    fn register(&mut self, id: SourceId, file: &File) -> Result<(), ReadError> {
-        let file = file
-            .try_clone()
-            .map_err(|source| ReadError::Register { id, source })?;
+    fn register(&mut self, id: SourceId, file: File) -> Result<(), ReadError> {
         self.files.insert(id, file);
         Ok(())
+    }
+
+    fn size(&self, id: SourceId) -> io::Result<u64> {
+        match self.files.get(&id) {
+            Some(file) => Ok(file.metadata()?.len()),
+            None => Err(not_registered(id)),
+        }
     }
 
     fn unregister(&mut self, id: SourceId) {
@@ -44,6 +48,13 @@ impl ReadBackend for PreadBackend {
         }
         ops
     }
+}
+
+fn not_registered(id: SourceId) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("file {id} is not registered"),
+    )
 }
 
 /// `pread`, retried when a signal interrupts it.

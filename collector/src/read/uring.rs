@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use super::{ReadBackend, ReadError, ReadOp};
@@ -47,13 +48,23 @@ impl ReadBackend for UringBackend {
         "io_uring"
     }
 
-    fn register(&mut self, id: SourceId, file: &File) -> Result<(), ReadError> {
-        let file = file
-            .try_clone()
-            .map_err(|source| ReadError::Register { id, source })?;
+    fn register(&mut self, id: SourceId, file: File) -> Result<(), ReadError> {
         self.files
             .insert(id, Rc::new(tokio_uring::fs::File::from_std(file)));
         Ok(())
+    }
+
+    fn size(&self, id: SourceId) -> io::Result<u64> {
+        let file = self.files.get(&id).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("file {id} is not registered"),
+            )
+        })?;
+        // SAFETY: the descriptor belongs to `file`, which is borrowed from `self.files` for the
+        // whole call, so it stays open while it is borrowed here.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(file.as_raw_fd()) };
+        Ok(rustix::fs::fstat(fd)?.st_size as u64)
     }
 
     fn unregister(&mut self, id: SourceId) {
