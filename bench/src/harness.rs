@@ -351,6 +351,11 @@ fn measure_once(
         std::thread::sleep(Duration::from_millis(10));
     }
 
+    workload::prepare(plan, &dirs.logs)
+        .map_err(|e| format!("cannot create the workload's files: {e}"))?;
+    // The collector finds the created files (empty) before the clock starts.
+    std::thread::sleep(Duration::from_millis(200));
+
     // The measured part.
     let written = AtomicU64::new(0);
     let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
@@ -444,7 +449,8 @@ fn wait_for_delivery(
 ) -> (Instant, bool) {
     let start = Instant::now();
     let total = plan.bytes();
-    let mut last = (0, Instant::now());
+    // When delivery last moved; an incomplete run reports this as its end.
+    let mut last = (0, start);
     let mut last_progress = Instant::now();
     let poll = if sink == SinkKind::File {
         Duration::from_millis(2)

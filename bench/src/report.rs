@@ -97,8 +97,13 @@ fn median_duration(values: impl IntoIterator<Item = Option<Duration>>) -> Option
     v.get(v.len() / 2).copied()
 }
 
+/// Throughput of the complete runs: an incomplete run has no end to measure to.
 fn throughput(runs: &[Measurement]) -> Option<Spread> {
-    Spread::of(runs.iter().map(Measurement::mb_per_s))
+    Spread::of(
+        runs.iter()
+            .filter(|m| m.complete)
+            .map(Measurement::mb_per_s),
+    )
 }
 
 /// ringtail's file-sink median throughput in a case, the baseline of peer ratios.
@@ -217,14 +222,18 @@ Lost/duplicated come from checking every sequence number in the output; the blac
                 .iter()
                 .find(|r| &r.collector == c && r.sink == *s)
                 .map_or("–".to_string(), |r| match &r.outcome {
-                    Outcome::Measured(runs) => throughput(runs).map_or("–".to_string(), |t| {
+                    Outcome::Measured(runs) => {
                         let lost: u64 = runs.iter().map(Measurement::lost).sum();
-                        if lost > 0 {
-                            format!("{:.0} (lost {lost})", t.median)
+                        let lost = if lost > 0 {
+                            format!(" (lost {lost})")
                         } else {
-                            format!("{:.0}", t.median)
+                            String::new()
+                        };
+                        match throughput(runs) {
+                            Some(t) => format!("{:.0}{lost}", t.median),
+                            None => format!("incomplete{lost}"),
                         }
-                    }),
+                    }
                     Outcome::Skipped(_) => "skipped".to_string(),
                     Outcome::Failed(_) => "failed".to_string(),
                 });
@@ -267,14 +276,18 @@ Lost/duplicated come from checking every sequence number in the output; the blac
                     );
                 }
                 Outcome::Measured(runs) => {
-                    let Some(t) = throughput(runs) else { continue };
-                    let lines_per_s = Spread::of(
-                        runs.iter()
-                            .map(|m| result.lines as f64 / m.seconds.max(1e-9)),
-                    )
-                    .map_or(0.0, |s| s.median);
-                    let cpu = Spread::of(runs.iter().map(Measurement::cpu_per_gb))
-                        .map_or(0.0, |s| s.median);
+                    let complete: Vec<&Measurement> = runs.iter().filter(|m| m.complete).collect();
+                    let incomplete = runs.len() - complete.len();
+                    let t = throughput(runs);
+                    let mbs = match t {
+                        Some(t) => format!("{:.0} [{:.0}–{:.0}]", t.median, t.min, t.max),
+                        None => "no run complete".to_string(),
+                    };
+                    let median = |f: &dyn Fn(&Measurement) -> f64| {
+                        Spread::of(complete.iter().map(|m| f(m))).map(|s| s.median)
+                    };
+                    let lines_per_s = median(&|m| result.lines as f64 / m.seconds.max(1e-9));
+                    let cpu = median(&Measurement::cpu_per_gb);
                     let rss = Spread::of(runs.iter().map(|m| m.peak_rss as f64 / (1 << 20) as f64))
                         .map_or(0.0, |s| s.median);
                     let lost: u64 = runs.iter().map(Measurement::lost).sum();
@@ -282,33 +295,27 @@ Lost/duplicated come from checking every sequence number in the output; the blac
                         .iter()
                         .map(Measurement::duplicated)
                         .try_fold(0u64, |acc, d| d.map(|d| acc + d));
-                    let incomplete = runs.iter().filter(|m| !m.complete).count();
-                    let ratio = match (baseline, row.collector.as_str()) {
-                        (_, "ringtail") => "–".to_string(),
-                        (Some(b), _) => format!("{:.1}×", b / t.median.max(1e-9)),
-                        (None, _) => "–".to_string(),
+                    let ratio = match (baseline, t, row.collector.as_str()) {
+                        (Some(b), Some(t), c) if c != "ringtail" => {
+                            format!("{:.1}×", b / t.median.max(1e-9))
+                        }
+                        _ => "–".to_string(),
                     };
                     let _ = writeln!(
                         out,
-                        "| {} | {} | {:.0} [{:.0}–{:.0}]{} | {} | {:.2} | {:.0} | {} / {} | {} | {} | {} |",
+                        "| {} | {} | {mbs}{} | {} | {} | {rss:.0} | {} / {} | {lost} | {} | {ratio} |",
                         row.collector,
                         row.sink.name(),
-                        t.median,
-                        t.min,
-                        t.max,
                         if incomplete > 0 {
-                            format!(" ({incomplete} incomplete)")
+                            format!(" ({incomplete} of {} incomplete)", runs.len())
                         } else {
                             String::new()
                         },
-                        fmt_count(lines_per_s),
-                        cpu,
-                        rss,
-                        fmt_ms(median_duration(runs.iter().map(|m| m.p50))),
-                        fmt_ms(median_duration(runs.iter().map(|m| m.p99))),
-                        lost,
+                        lines_per_s.map_or("–".to_string(), fmt_count),
+                        cpu.map_or("–".to_string(), |c| format!("{c:.2}")),
+                        fmt_ms(median_duration(complete.iter().map(|m| m.p50))),
+                        fmt_ms(median_duration(complete.iter().map(|m| m.p99))),
                         dup.map_or("– (count only)".to_string(), |d| d.to_string()),
-                        ratio
                     );
                 }
             }
@@ -418,7 +425,12 @@ pub fn chart(results: &[CaseResult], machine: &Machine, path: &Path) -> Result<(
     };
     let mbs = |runs: &[Measurement]| throughput(runs).map_or(0.0, |t| t.median);
     let cpu = |runs: &[Measurement]| {
-        Spread::of(runs.iter().map(Measurement::cpu_per_gb)).map_or(0.0, |s| s.median)
+        Spread::of(
+            runs.iter()
+                .filter(|m| m.complete)
+                .map(Measurement::cpu_per_gb),
+        )
+        .map_or(0.0, |s| s.median)
     };
     let width = 1400u32;
     let root = BitMapBackend::new(path, (width, 1000)).into_drawing_area();
