@@ -6,7 +6,8 @@
 //!    nonce appears in the output (or, for ringtail's blackhole, until a record is counted);
 //! 3. the case's pre-generated workload is written; the clock starts at its first byte;
 //! 4. the clock stops when the output holds every record (file sinks: newline count; the
-//!    blackhole: ringtail's `sink_records` metric), or at the case's timeout or a 60 s stall;
+//!    blackhole: ringtail's `sink_records` metric), or at the case's timeout, or when delivery
+//!    has not moved for [`STALL`] after the writer finished (the run is then incomplete);
 //! 5. CPU seconds (user + system) between first byte and last record, peak RSS, and write →
 //!    output latency of the marked records (file sinks only) are taken;
 //! 6. the collector gets SIGTERM; its output is checked sequence number by sequence number.
@@ -430,8 +431,13 @@ fn measure_once(
     })
 }
 
+/// How long delivery may stand still after the workload is written before a run is declared
+/// incomplete: 15 times the slowest flush or scan interval of any collector measured (1 s).
+pub const STALL: Duration = Duration::from_secs(15);
+
 /// Waits until the output holds `expected_lines`, the case times out, or delivery stalls for
-/// 60 s after the writer finished. Returns when it stopped waiting and whether it was complete.
+/// [`STALL`] after the writer finished. Returns when it stopped waiting and whether it was
+/// complete.
 #[allow(
     clippy::too_many_arguments,
     reason = "the state of one measurement, used once"
@@ -468,7 +474,7 @@ fn wait_for_delivery(
         }
         let writing_done = written.load(Ordering::Relaxed) >= total;
         if now.duration_since(start) > case.timeout
-            || (writing_done && now.duration_since(last.1) > Duration::from_secs(60))
+            || (writing_done && now.duration_since(last.1) > STALL)
         {
             return (last.1, false);
         }
