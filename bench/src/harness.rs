@@ -193,15 +193,22 @@ fn summary(outcome: &Outcome) -> String {
         Outcome::Skipped(reason) => format!("skipped ({reason})"),
         Outcome::Failed(reason) => format!("FAILED ({reason})"),
         Outcome::Measured(runs) => {
-            let mut mbs: Vec<f64> = runs.iter().map(Measurement::mb_per_s).collect();
+            // As in the report: throughput only from complete runs.
+            let mut mbs: Vec<f64> = runs
+                .iter()
+                .filter(|m| m.complete)
+                .map(Measurement::mb_per_s)
+                .collect();
             mbs.sort_by(f64::total_cmp);
             let lost: u64 = runs.iter().map(Measurement::lost).sum();
-            format!(
-                "median {:.0} MB/s over {} run(s), {} lost",
-                mbs.get(mbs.len() / 2).copied().unwrap_or(0.0),
-                runs.len(),
-                lost
-            )
+            let incomplete = runs.len() - mbs.len();
+            match mbs.get(mbs.len() / 2) {
+                Some(median) => format!(
+                    "median {median:.0} MB/s over {} complete run(s), {incomplete} incomplete, {lost} lost",
+                    mbs.len()
+                ),
+                None => format!("no run complete ({} run(s)), {lost} lost", runs.len()),
+            }
         }
     }
 }
