@@ -22,6 +22,11 @@ pub struct FileProgress {
     pub id: SourceId,
     /// Every record starting before this byte offset has been handed on.
     pub offset: u64,
+    /// Number of this progress report among the file's reports (0, 1, 2, …): the tracker
+    /// applies them in this order whatever order the acknowledgements come in.
+    pub seq: u64,
+    /// The file was read to its end and closed; this is its last report.
+    pub closed: bool,
 }
 
 /// Encoded records on their way to one sink.
@@ -81,11 +86,21 @@ mod tests {
         let progress = vec![FileProgress {
             id: SourceId(1),
             offset: 100,
+            seq: 0,
+            closed: false,
         }];
+        tracker.open(
+            SourceId(1),
+            crate::source::FileIdentity { dev: 1, ino: 1 },
+            crate::checkpoint::Fingerprint::of(b""),
+            std::path::Path::new("/a.log"),
+            "s",
+            0,
+        );
         let handle = AckHandle::new(2, progress, Arc::clone(&tracker));
         let for_second_sink = handle.clone();
         handle.ack();
-        assert_eq!(tracker.offset(SourceId(1)), None);
+        assert_eq!(tracker.offset(SourceId(1)), Some(0));
         for_second_sink.ack();
         assert_eq!(tracker.offset(SourceId(1)), Some(100));
     }

@@ -17,21 +17,29 @@
 //!   `MOVED_TO` half may follow in the next read.
 //! - On an inotify queue overflow everything is rescanned and every known file marked dirty:
 //!   events may be lost, data is not.
+//! - Every file opened is checked against the checkpoints of the last run
+//!   ([`AckTracker::resume`]): the same file (identity and fingerprint) resumes at its
+//!   acknowledged offset. At start-up, a file whose name no longer matches any glob but whose
+//!   identity has a checkpoint — rotated while ringtail was down — is read from its checkpoint
+//!   to its end too.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
+use crate::ack::{AckTracker, Resume};
+use crate::checkpoint::{FINGERPRINT_BYTES, Fingerprint};
 use crate::config::{ReadFrom, SourceConfig};
-use crate::metrics::{KindLabel, Metrics};
+use crate::metrics::{KindLabel, Metrics, SourceLabel};
 use crate::reader::{Control, ReaderHandle};
 use crate::source::{FileCtx, FileIdentity, SourceId};
 
@@ -98,6 +106,10 @@ pub struct Discovery {
     next_id: u64,
     counters: EventCounters,
     watch_errors_logged: u32,
+    tracker: Arc<AckTracker>,
+    truncations: Family<SourceLabel, Counter>,
+    /// Files resumed from a checkpoint.
+    resumed: usize,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -118,6 +130,7 @@ impl Discovery {
         readers: Vec<ReaderHandle>,
         stop: OwnedFd,
         metrics: &Metrics,
+        tracker: Arc<AckTracker>,
     ) -> Result<Self, DiscoveryError> {
         let inotify = Inotify::init().map_err(|source| DiscoveryError::Init { source })?;
         let kind = |kind| {
@@ -147,6 +160,9 @@ impl Discovery {
                 overflow: kind("overflow"),
             },
             watch_errors_logged: 0,
+            tracker,
+            truncations: metrics.truncations.clone(),
+            resumed: 0,
         };
         discovery.scan_roots(true)?;
         discovery.flush_dirty()?;
@@ -154,6 +170,7 @@ impl Discovery {
             mode = "inotify",
             directories = discovery.dirs.len(),
             files = discovery.tracked.len(),
+            resumed_from_checkpoints = discovery.resumed,
             "discovery started (eBPF discovery is not built yet; inotify reports file changes)"
         );
         Ok(discovery)
@@ -425,10 +442,23 @@ impl Discovery {
         }
     }
 
+    /// The source of a file that matches no glob but has a checkpoint: it was rotated to its
+    /// current name while ringtail was not running.
+    fn rotated_source(&self, path: &Path) -> Option<Arc<SourceConfig>> {
+        let meta = std::fs::metadata(path).ok()?;
+        let name = self.tracker.carried_source(FileIdentity::of(&meta))?;
+        self.sources.iter().find(|s| s.name == name).cloned()
+    }
+
     /// Opens `path` if it belongs to a source and is not known yet.
     fn consider(&mut self, path: &Path, startup: bool) -> Result<(), DiscoveryError> {
-        let Some(source) = self.sources.iter().find(|s| s.matches(path)).cloned() else {
-            return Ok(());
+        let (source, only_resume) = match self.sources.iter().find(|s| s.matches(path)) {
+            Some(source) => (Arc::clone(source), false),
+            None if startup && self.tracker.has_carried() => match self.rotated_source(path) {
+                Some(source) => (source, true),
+                None => return Ok(()),
+            },
+            None => return Ok(()),
         };
         // O_NONBLOCK: opening a FIFO that matches a glob must not hang discovery.
         let file = match OpenOptions::new()
@@ -456,13 +486,43 @@ impl Discovery {
             self.relink(id, path);
             return Ok(());
         }
-        let id = SourceId(self.next_id);
-        self.next_id += 1;
-        let offset = if startup && source.read_from == ReadFrom::End {
+        let mut head = [0u8; FINGERPRINT_BYTES];
+        let head = match read_head(&file, &mut head) {
+            Ok(n) => &head[..n],
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot read file");
+                return Ok(());
+            }
+        };
+        let fresh_offset = if startup && source.read_from == ReadFrom::End {
             meta.len()
         } else {
             0
         };
+        let offset = match self.tracker.resume(identity, head, meta.len()) {
+            Resume::At { offset } => {
+                tracing::debug!(file = %path.display(), offset, "resuming from checkpoint");
+                self.resumed += 1;
+                offset
+            }
+            // A file outside the globs is read only to finish what its checkpoint began.
+            _ if only_resume => return Ok(()),
+            Resume::New => fresh_offset,
+            Resume::Recycled { previous } => {
+                tracing::info!(file = %path.display(), checkpoint_was_for = %previous.display(), "inode reused by another file (first bytes differ); reading it as a new file");
+                fresh_offset
+            }
+            Resume::Truncated { offset, size } => {
+                tracing::warn!(file = %path.display(), checkpoint = offset, size, "file was truncated while ringtail was not running; reading it again from the start");
+                self.truncations
+                    .get_or_create(&Metrics::source(&source.name))
+                    .inc();
+                0
+            }
+        };
+        let fingerprint = Fingerprint::of(head);
+        let id = SourceId(self.next_id);
+        self.next_id += 1;
         let reader = (id.0 % self.readers.len() as u64) as usize;
         let mut paths = vec![path.to_path_buf()];
         // A symlink's writes are reported in its target's directory: watch that too.
@@ -485,13 +545,20 @@ impl Discovery {
                 reader,
             },
         );
+        self.tracker
+            .open(id, identity, fingerprint, path, &source.name, offset);
         let ctx = Arc::new(FileCtx {
             id,
             path: path.to_path_buf(),
             identity,
             source,
         });
-        if !self.readers[reader].send(Control::Open { ctx, file, offset }) {
+        if !self.readers[reader].send(Control::Open {
+            ctx,
+            file,
+            offset,
+            fingerprint_len: fingerprint.len,
+        }) {
             return Err(DiscoveryError::ReadersGone);
         }
         Ok(())
@@ -513,6 +580,7 @@ impl Discovery {
         tracked.paths.push(path.to_path_buf());
         let reader = tracked.reader;
         self.files.insert(path.to_path_buf(), id);
+        self.tracker.renamed(id, path);
         self.readers[reader].send(Control::Renamed {
             id,
             path: path.to_path_buf(),
@@ -554,6 +622,16 @@ impl Discovery {
             }
         }
         Ok(())
+    }
+}
+
+/// The first bytes of `file`, for its fingerprint.
+fn read_head(file: &std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match file.read_at(buf, 0) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
     }
 }
 
@@ -599,8 +677,10 @@ mod tests {
         fn start(source: Arc<SourceConfig>) -> (Running, usize) {
             let (handle, inbox) = reader::channel();
             let (stop_read, stop_write) = rustix::pipe::pipe().unwrap();
+            let metrics = Arc::new(Metrics::new());
+            let tracker = Arc::new(AckTracker::new(Arc::clone(&metrics)));
             let discovery =
-                Discovery::new(vec![source], vec![handle], stop_read, &Metrics::new()).unwrap();
+                Discovery::new(vec![source], vec![handle], stop_read, &metrics, tracker).unwrap();
             let files = discovery.files();
             let thread = std::thread::spawn(move || discovery.run());
             (

@@ -24,7 +24,8 @@
 //! - [`encode`]: records to NDJSON.
 //! - [`worker`]: the worker thread that runs framing → decoding → multiline → encoding.
 //! - [`batch`]: what travels from workers to sinks, and how it is acknowledged.
-//! - [`ack`]: the acknowledged offset of every file.
+//! - [`ack`]: the acknowledged offset of every file, in order even when acks are not.
+//! - [`checkpoint`]: the checkpoint file under `data_dir` and file fingerprints.
 //! - [`sink`]: stdout, file and blackhole sinks and the thread that drives each.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`api`]: `/metrics` and `/healthz`.
@@ -35,6 +36,7 @@ pub mod ack;
 pub mod api;
 pub mod batch;
 pub mod buffer;
+pub mod checkpoint;
 pub mod config;
 pub mod decode;
 pub mod discovery;

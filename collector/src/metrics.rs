@@ -104,7 +104,19 @@ pub struct Metrics {
     /// Records made of more than one line by multiline rules.
     pub multiline_records: Family<SourceLabel, Counter>,
     /// Files found truncated below the read offset (read again from 0).
-    pub file_truncations: Family<SourceLabel, Counter>,
+    pub truncations: Family<SourceLabel, Counter>,
+    /// Bytes of deleted files that could not be read before they had to be closed.
+    pub lost_bytes: Family<SourceLabel, Counter>,
+    /// Deleted (or moved-away) files held open until they are read to their end.
+    pub deleted_files_open: Gauge,
+    /// Checkpoint files written.
+    pub checkpoint_writes: Counter,
+    /// Checkpoint writes that failed (retried at the next interval).
+    pub checkpoint_errors: Counter,
+    /// Checkpoint files found damaged at start-up and set aside.
+    pub checkpoint_corrupt: Counter,
+    /// Checkpoints of files not seen for longer than `checkpoints.forget_after`, dropped.
+    pub checkpoints_forgotten: Counter,
     /// Files currently open for reading.
     pub files_open: Gauge,
     /// Read errors (the file is retried on its next event).
@@ -153,7 +165,13 @@ impl Metrics {
             malformed_lines: Family::default(),
             invalid_utf8: Family::default(),
             multiline_records: Family::default(),
-            file_truncations: Family::default(),
+            truncations: Family::default(),
+            lost_bytes: Family::default(),
+            deleted_files_open: Gauge::default(),
+            checkpoint_writes: Counter::default(),
+            checkpoint_errors: Counter::default(),
+            checkpoint_corrupt: Counter::default(),
+            checkpoints_forgotten: Counter::default(),
             files_open: Gauge::default(),
             read_errors: Family::default(),
             discovery_events: Family::default(),
@@ -193,9 +211,39 @@ impl Metrics {
             m.multiline_records.clone(),
         );
         registry.register(
-            "file_truncations",
+            "truncations",
             "Files found shorter than the read offset and read again from the start",
-            m.file_truncations.clone(),
+            m.truncations.clone(),
+        );
+        registry.register(
+            "lost_bytes",
+            "Bytes of deleted files closed before they could be read (open-deleted-files limit or read errors)",
+            m.lost_bytes.clone(),
+        );
+        registry.register(
+            "deleted_files_open",
+            "Deleted or moved-away files held open until read to their end",
+            m.deleted_files_open.clone(),
+        );
+        registry.register(
+            "checkpoint_writes",
+            "Checkpoint files written",
+            m.checkpoint_writes.clone(),
+        );
+        registry.register(
+            "checkpoint_errors",
+            "Checkpoint writes that failed (retried at the next interval)",
+            m.checkpoint_errors.clone(),
+        );
+        registry.register(
+            "checkpoint_corrupt",
+            "Damaged checkpoint files found at start-up and set aside",
+            m.checkpoint_corrupt.clone(),
+        );
+        registry.register(
+            "checkpoints_forgotten",
+            "Checkpoints of files unseen for longer than checkpoints.forget_after, dropped",
+            m.checkpoints_forgotten.clone(),
         );
         registry.register("files_open", "Files open for reading", m.files_open.clone());
         registry.register("read_errors", "Read errors", m.read_errors.clone());

@@ -5,9 +5,13 @@
 //! ```
 //! Every arrow is a bounded queue. Shutdown goes front to back: discovery stops, readers stop
 //! reading and close the worker queues, workers drain them, emit pending multi-line records
-//! and close the sink queues, sinks drain, make everything durable and acknowledge it. The
-//! whole sequence is bounded by `pipeline.shutdown_timeout`; past it, sinks stuck retrying
-//! give up and the exit reports what was not acknowledged.
+//! and close the sink queues, sinks drain, make everything durable and acknowledge it, and the
+//! final checkpoint is written. The whole sequence is bounded by `pipeline.shutdown_timeout`;
+//! past it, sinks stuck retrying give up and the exit reports what was not acknowledged.
+//!
+//! Checkpoints: loaded from `data_dir` before discovery's first scan (so files resume where
+//! they were acknowledged), written by a checkpointer thread every `checkpoints.interval` when
+//! they changed, and once more after the sinks have stopped.
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
@@ -16,15 +20,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{Receiver, Sender, bounded};
+use crossbeam::channel::{Receiver, Sender, bounded, select};
 
 use crate::ack::AckTracker;
 use crate::api::{Api, ApiError, Health};
 use crate::buffer::BufferPool;
+use crate::checkpoint::{CheckpointError, Entry, Store};
 use crate::config::{Config, SinkKind};
 use crate::discovery::{Discovery, DiscoveryError};
 use crate::metrics::Metrics;
-use crate::reader::{MAX_FILES_PER_ROUND, Reader};
+use crate::reader::{MAX_FILES_PER_ROUND, Reader, ReaderShared};
 use crate::sink::{self, Sink, SinkHealth};
 use crate::worker::{Route, Worker};
 
@@ -65,6 +70,9 @@ pub enum PipelineError {
         #[source]
         source: std::io::Error,
     },
+    /// The checkpoint file could not be read (a damaged one is set aside, not an error).
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     /// Shutdown ended with failures; each is listed.
     #[error("shutdown was not clean:\n  - {}", failures.join("\n  - "))]
     Unclean {
@@ -90,6 +98,51 @@ pub struct Running {
     abandon: Arc<AtomicBool>,
     failures: Receiver<String>,
     shutdown_timeout: Duration,
+    checkpointer: Option<Checkpointer>,
+}
+
+/// The checkpointer thread, and what the final write needs.
+struct Checkpointer {
+    stop: Sender<()>,
+    thread: JoinHandle<CheckpointWriter>,
+}
+
+/// Writes checkpoints when they changed; a failed write is logged, counted and retried.
+struct CheckpointWriter {
+    store: Store,
+    tracker: Arc<AckTracker>,
+    metrics: Arc<Metrics>,
+    forget_after: Duration,
+    last: Option<Vec<Entry>>,
+    failing: bool,
+}
+
+impl CheckpointWriter {
+    fn write(&mut self) -> Result<(), CheckpointError> {
+        let entries = self.tracker.snapshot(self.forget_after);
+        if self.last.as_ref() == Some(&entries) {
+            return Ok(());
+        }
+        match self.store.save(&entries) {
+            Ok(()) => {
+                self.metrics.checkpoint_writes.inc();
+                if self.failing {
+                    self.failing = false;
+                    tracing::info!(path = %self.store.path().display(), "checkpoints are written again");
+                }
+                self.last = Some(entries);
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.checkpoint_errors.inc();
+                if !self.failing {
+                    self.failing = true;
+                    tracing::error!(error = %e, "cannot write checkpoints; delivery goes on, and a restart would re-read more than usual until a write succeeds");
+                }
+                Err(e)
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Running {
@@ -128,7 +181,22 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
         source,
     })?;
     let metrics = Arc::new(Metrics::new());
-    let tracker = Arc::new(AckTracker::new(Arc::clone(&metrics)));
+    let store = Store::new(&config.data_dir);
+    let loaded = match store.load() {
+        Ok(entries) => entries,
+        Err(e @ CheckpointError::Corrupt { .. }) => {
+            metrics.checkpoint_corrupt.inc();
+            tracing::error!(error = %e, "files are read as if new (from `read_from`)");
+            Vec::new()
+        }
+        // Includes a damaged file that cannot be moved aside: the first write would replace
+        // it, so ringtail refuses to start rather than destroy it.
+        Err(e) => return Err(e.into()),
+    };
+    if !loaded.is_empty() {
+        tracing::info!(path = %store.path().display(), files = loaded.len(), "loaded checkpoints");
+    }
+    let tracker = Arc::new(AckTracker::with_checkpoints(Arc::clone(&metrics), loaded));
     let (failures_tx, failures) = bounded(64);
     let abandon = Arc::new(AtomicBool::new(false));
     let queue = config.pipeline.queue_batches;
@@ -216,12 +284,14 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
     for index in 0..config.reader.threads {
         let (handle, inbox) = crate::reader::channel();
         handles.push(handle);
-        let (pool, workers, shutdown, metrics) = (
-            Arc::clone(&pool),
-            worker_senders.clone(),
-            readers_stopped.clone(),
-            Arc::clone(&metrics),
-        );
+        let shared = ReaderShared {
+            pool: Arc::clone(&pool),
+            workers: worker_senders.clone(),
+            shutdown: readers_stopped.clone(),
+            metrics: Arc::clone(&metrics),
+            tracker: Arc::clone(&tracker),
+            max_open_deleted: config.reader.max_open_deleted,
+        };
         let backend_kind = config.reader.backend;
         readers.push(spawn(format!("reader-{index}"), &failures_tx, move || {
             let (backend, fell_back) = crate::read::create(backend_kind, MAX_FILES_PER_ROUND as u32 * 2);
@@ -229,7 +299,7 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
                 Some(reason) => tracing::warn!(reader = index, %reason, "io_uring unavailable; reading with pread"),
                 None => tracing::info!(reader = index, backend = backend.name(), "reader started"),
             }
-            Reader::new(index, backend, inbox, pool, workers, shutdown, metrics).run()
+            Reader::new(index, backend, inbox, shared).run()
         })?);
     }
     drop(worker_senders);
@@ -237,10 +307,58 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
     // Discovery: its start-up scan hands existing files to the readers.
     let (stop_read, stop_write) =
         rustix::pipe::pipe().map_err(|e| PipelineError::Pipe { source: e.into() })?;
-    let discovery = Discovery::new(config.sources.clone(), handles, stop_read, &metrics)?;
+    let discovery = Discovery::new(
+        config.sources.clone(),
+        handles,
+        stop_read,
+        &metrics,
+        Arc::clone(&tracker),
+    )?;
     let discovery = spawn("discovery".to_string(), &failures_tx, move || {
         discovery.run()
     })?;
+
+    // Checkpoints: the first write comes right after the start-up scan, so checkpoints that
+    // were claimed or forgotten are settled on disk at once.
+    let mut writer = CheckpointWriter {
+        store,
+        tracker: Arc::clone(&tracker),
+        metrics: Arc::clone(&metrics),
+        forget_after: config.checkpoints.forget_after,
+        last: None,
+        failing: false,
+    };
+    let (stop_checkpointer, checkpointer_stopped) = bounded::<()>(0);
+    let interval = config.checkpoints.interval;
+    let opened = tracker.opened_signal();
+    let checkpointer = std::thread::Builder::new()
+        .name("checkpointer".to_string())
+        .spawn(move || {
+            let mut next = Instant::now();
+            loop {
+                // Errors are logged and counted inside; the next tick retries.
+                let _ = writer.write();
+                let now = Instant::now();
+                if next <= now {
+                    next = now + interval;
+                }
+                // New files are written soon (after a short pause that gathers a burst of
+                // them), other changes at the interval.
+                select! {
+                    recv(checkpointer_stopped) -> _ => return writer,
+                    recv(opened) -> _ => {
+                        if checkpointer_stopped.recv_timeout(NEW_FILES_PAUSE).is_err_and(|e| e.is_disconnected()) {
+                            return writer;
+                        }
+                    }
+                    recv(crossbeam::channel::at(next)) -> _ => {}
+                }
+            }
+        })
+        .map_err(|source| PipelineError::Thread {
+            name: "checkpointer".to_string(),
+            source,
+        })?;
 
     let health = Arc::new(health);
     let api = Api::start(config.api.listen, Arc::clone(&metrics), Arc::clone(&health))?;
@@ -258,6 +376,10 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
         abandon,
         failures,
         shutdown_timeout: config.pipeline.shutdown_timeout,
+        checkpointer: Some(Checkpointer {
+            stop: stop_checkpointer,
+            thread: checkpointer,
+        }),
     })
 }
 
@@ -309,6 +431,19 @@ impl Running {
                 collect(outcome, stage, &mut failures);
             }
         }
+        if let Some(Checkpointer { stop, thread }) = self.checkpointer.take() {
+            drop(stop);
+            match thread.join() {
+                Ok(mut writer) => {
+                    if let Err(e) = writer.write() {
+                        failures.push(format!("final checkpoint: {e}"));
+                    } else {
+                        tracing::info!(path = %writer.store.path().display(), files = writer.last.as_ref().map_or(0, Vec::len), "final checkpoint written");
+                    }
+                }
+                Err(_) => failures.push("the checkpointer thread panicked".to_string()),
+            }
+        }
         if let Some(api) = self.api.take() {
             api.stop();
         }
@@ -321,6 +456,9 @@ impl Running {
 }
 
 type Outcome = std::thread::Result<Result<(), String>>;
+
+/// After files are opened, the checkpointer waits this long for more before writing.
+const NEW_FILES_PAUSE: Duration = Duration::from_millis(5);
 
 /// How long stages get to notice `abandon` after the shutdown timeout: longer than the longest
 /// sink retry delay.

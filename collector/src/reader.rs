@@ -13,8 +13,15 @@
 //! queues; when either is missing the reader waits, and files on disk are the buffer.
 //!
 //! A file is never closed while it may have unread data: on [`Control::Gone`] (deleted or moved
-//! away) it is read to its end first. A file that shrinks below the read offset was truncated
-//! (copytruncate): that is counted and reading restarts at 0.
+//! away) it is read to its end first, ahead of live files — a deleted file pins its disk space
+//! and a descriptor. The number of such files is bounded (`reader.max_open_deleted`): past the
+//! bound the oldest is closed, and its unread bytes are counted in `lost_bytes` and logged with
+//! the file's path. A file that shrinks below the read offset was truncated (copytruncate):
+//! that is counted in `truncations` and reading restarts at 0.
+//!
+//! The reader also completes each file's fingerprint (see [`crate::checkpoint`]): a file that
+//! was shorter than [`FINGERPRINT_BYTES`] when discovery opened it gets a longer fingerprint
+//! as it grows.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -24,7 +31,9 @@ use std::sync::{Arc, Mutex};
 use crossbeam::channel::{Receiver, Sender, TrySendError, select};
 use prometheus_client::metrics::counter::Counter;
 
+use crate::ack::AckTracker;
 use crate::buffer::{BufferError, BufferPool};
+use crate::checkpoint::{FINGERPRINT_BYTES, Fingerprint};
 use crate::metrics::{BackendLabel, Metrics, QueueSender};
 use crate::read::{ReadBackend, ReadOp};
 use crate::source::{FileCtx, SourceId};
@@ -48,6 +57,8 @@ pub enum Control {
         file: File,
         /// Where to start reading.
         offset: u64,
+        /// Bytes covered by the fingerprint discovery took.
+        fingerprint_len: u32,
     },
     /// A file was renamed within the watched directories.
     Renamed {
@@ -174,10 +185,30 @@ struct OpenFile {
     worker: usize,
     queued: bool,
     gone: bool,
+    /// Bytes the file's fingerprint covers; grown up to [`FINGERPRINT_BYTES`].
+    fingerprint_len: u32,
     read_bytes: Counter,
     read_errors: Counter,
-    file_truncations: Counter,
+    truncations: Counter,
+    lost_bytes: Counter,
     errors_logged: u32,
+}
+
+/// What every reader shares with the rest of the pipeline.
+#[derive(Debug, Clone)]
+pub struct ReaderShared {
+    /// Read buffers.
+    pub pool: Arc<BufferPool>,
+    /// The workers' queues.
+    pub workers: Vec<QueueSender<Vec<WorkItem>>>,
+    /// Disconnected when the reader must stop.
+    pub shutdown: Receiver<()>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where fingerprints go.
+    pub tracker: Arc<AckTracker>,
+    /// Most deleted files held open until drained (see the module documentation).
+    pub max_open_deleted: usize,
 }
 
 /// A reader thread's state.
@@ -189,8 +220,14 @@ pub struct Reader {
     workers: Vec<QueueSender<Vec<WorkItem>>>,
     shutdown: Receiver<()>,
     metrics: Arc<Metrics>,
+    tracker: Arc<AckTracker>,
+    max_open_deleted: usize,
     files: HashMap<SourceId, OpenFile>,
     ready: VecDeque<SourceId>,
+    /// Gone files ready to read, oldest first; read before `ready`.
+    ready_gone: VecDeque<SourceId>,
+    /// Files that are gone, oldest first (closed ones are skipped when met).
+    gone: VecDeque<SourceId>,
     out: Vec<Vec<WorkItem>>,
 }
 
@@ -217,17 +254,22 @@ impl From<ReaderError> for Stop {
 }
 
 impl Reader {
-    /// A reader that reads with `backend` and feeds `workers`; it stops when every sender of
-    /// `shutdown` has been dropped.
+    /// A reader that reads with `backend` and feeds the workers; it stops when every sender of
+    /// `shared.shutdown` has been dropped.
     pub fn new(
         index: usize,
         backend: Box<dyn ReadBackend>,
         inbox: ReaderInbox,
-        pool: Arc<BufferPool>,
-        workers: Vec<QueueSender<Vec<WorkItem>>>,
-        shutdown: Receiver<()>,
-        metrics: Arc<Metrics>,
+        shared: ReaderShared,
     ) -> Self {
+        let ReaderShared {
+            pool,
+            workers,
+            shutdown,
+            metrics,
+            tracker,
+            max_open_deleted,
+        } = shared;
         metrics
             .reader_backend
             .get_or_create(&BackendLabel {
@@ -243,8 +285,12 @@ impl Reader {
             workers,
             shutdown,
             metrics,
+            tracker,
+            max_open_deleted,
             files: HashMap::new(),
             ready: VecDeque::new(),
+            ready_gone: VecDeque::new(),
+            gone: VecDeque::new(),
             out,
         }
     }
@@ -261,6 +307,8 @@ impl Reader {
         };
         let open = self.files.len() as i64;
         self.metrics.files_open.dec_by(open);
+        let gone = self.files.values().filter(|f| f.gone).count() as i64;
+        self.metrics.deleted_files_open.dec_by(gone);
         result
     }
 
@@ -272,7 +320,7 @@ impl Reader {
             self.control(control);
         }
         self.take_dirty();
-        if self.ready.is_empty() {
+        if self.ready.is_empty() && self.ready_gone.is_empty() {
             self.send_out()?;
             select! {
                 recv(self.inbox.control) -> msg => match msg {
@@ -310,7 +358,12 @@ impl Reader {
 
     fn control(&mut self, control: Control) {
         match control {
-            Control::Open { ctx, file, offset } => {
+            Control::Open {
+                ctx,
+                file,
+                offset,
+                fingerprint_len,
+            } => {
                 let id = ctx.id;
                 if let Err(e) = self.backend.register(id, file) {
                     tracing::error!(file = %ctx.path.display(), error = %e, "cannot read file; it is skipped until it is discovered again");
@@ -332,12 +385,14 @@ impl Reader {
                     OpenFile {
                         read_bytes: self.metrics.read_bytes.get_or_create_owned(&label),
                         read_errors: self.metrics.read_errors.get_or_create_owned(&label),
-                        file_truncations: self.metrics.file_truncations.get_or_create_owned(&label),
+                        truncations: self.metrics.truncations.get_or_create_owned(&label),
+                        lost_bytes: self.metrics.lost_bytes.get_or_create_owned(&label),
                         ctx,
                         offset,
                         worker,
                         queued: false,
                         gone: false,
+                        fingerprint_len,
                         errors_logged: 0,
                     },
                 );
@@ -356,20 +411,65 @@ impl Reader {
                 }
             }
             Control::Gone { id } => {
-                if let Some(f) = self.files.get_mut(&id) {
+                if let Some(f) = self.files.get_mut(&id)
+                    && !f.gone
+                {
                     f.gone = true;
+                    if f.queued {
+                        // Move it to the gone files' queue.
+                        self.ready.retain(|&r| r != id);
+                        f.queued = false;
+                    }
+                    self.metrics.deleted_files_open.inc();
+                    self.gone.push_back(id);
                     self.enqueue(id);
+                    self.enforce_deleted_limit();
                 }
             }
         }
     }
 
+    /// Past `max_open_deleted` gone files, closes the oldest: what it still held is lost,
+    /// and said so.
+    fn enforce_deleted_limit(&mut self) {
+        let open_gone = |files: &HashMap<SourceId, OpenFile>, id: &SourceId| {
+            files.get(id).is_some_and(|f| f.gone)
+        };
+        self.gone.retain(|id| open_gone(&self.files, id));
+        while self.gone.len() > self.max_open_deleted {
+            let Some(id) = self.gone.pop_front() else {
+                break;
+            };
+            let Some(file) = self.files.get(&id) else {
+                continue;
+            };
+            let unread = self
+                .backend
+                .size(id)
+                .map_or(0, |size| size.saturating_sub(file.offset));
+            file.lost_bytes.inc_by(unread);
+            tracing::error!(
+                file = %file.ctx.path.display(),
+                offset = file.offset,
+                lost_bytes = unread,
+                limit = self.max_open_deleted,
+                "closing a deleted file before it was read to its end: more deleted files are open than reader.max_open_deleted; its unread bytes are lost"
+            );
+            self.close(id);
+        }
+    }
+
+    /// Queues a file for reading. Gone files go first: they hold disk space until drained.
     fn enqueue(&mut self, id: SourceId) {
         if let Some(f) = self.files.get_mut(&id)
             && !f.queued
         {
             f.queued = true;
-            self.ready.push_back(id);
+            if f.gone {
+                self.ready_gone.push_back(id);
+            } else {
+                self.ready.push_back(id);
+            }
         }
     }
 
@@ -392,9 +492,14 @@ impl Reader {
 
     /// Takes ready files and a buffer for each; waits for a buffer only when it has none.
     fn prepare(&mut self) -> Result<Vec<ReadOp>, Stop> {
-        let mut ops = Vec::with_capacity(self.ready.len().min(MAX_FILES_PER_ROUND));
+        let waiting = self.ready.len() + self.ready_gone.len();
+        let mut ops = Vec::with_capacity(waiting.min(MAX_FILES_PER_ROUND));
         while ops.len() < MAX_FILES_PER_ROUND {
-            let Some(id) = self.ready.pop_front() else {
+            let Some(id) = self
+                .ready_gone
+                .pop_front()
+                .or_else(|| self.ready.pop_front())
+            else {
                 break;
             };
             let Some(file) = self.files.get_mut(&id) else {
@@ -415,9 +520,13 @@ impl Reader {
                     }
                 }
                 Ok(None) => {
-                    self.ready.push_front(id);
                     if let Some(f) = self.files.get_mut(&id) {
                         f.queued = true;
+                        if f.gone {
+                            self.ready_gone.push_front(id);
+                        } else {
+                            self.ready.push_front(id);
+                        }
                     }
                     break;
                 }
@@ -452,6 +561,27 @@ impl Reader {
                 let offset = file.offset;
                 file.offset += n as u64;
                 let worker = file.worker;
+                if (file.fingerprint_len as usize) < FINGERPRINT_BYTES
+                    && file.offset > u64::from(file.fingerprint_len)
+                {
+                    let fingerprint = if offset == 0 {
+                        Fingerprint::of(buf.filled())
+                    } else {
+                        let mut head = [0u8; FINGERPRINT_BYTES];
+                        match self.backend.read_head(id, &mut head) {
+                            Ok(len) => Fingerprint::of(&head[..len]),
+                            // Keep the shorter fingerprint; it is still a valid one.
+                            Err(_) => Fingerprint {
+                                len: file.fingerprint_len,
+                                crc: 0,
+                            },
+                        }
+                    };
+                    if fingerprint.len > file.fingerprint_len {
+                        file.fingerprint_len = fingerprint.len;
+                        self.tracker.fingerprint(id, fingerprint);
+                    }
+                }
                 let bytes = self.pool.freeze(buf);
                 self.out[worker].push(WorkItem::Data { id, offset, bytes });
                 if n == capacity {
@@ -468,7 +598,12 @@ impl Reader {
                     tracing::warn!(file = %file.ctx.path.display(), offset = file.offset, error = %e, "read failed; retried on the file's next event");
                 }
                 if file.gone {
-                    tracing::error!(file = %file.ctx.path.display(), offset = file.offset, "file is gone and cannot be read to its end; its unread bytes are lost");
+                    let unread = self
+                        .backend
+                        .size(id)
+                        .map_or(0, |size| size.saturating_sub(file.offset));
+                    file.lost_bytes.inc_by(unread);
+                    tracing::error!(file = %file.ctx.path.display(), offset = file.offset, lost_bytes = unread, "file is gone and cannot be read to its end; its unread bytes are lost");
                     self.close(id);
                 }
             }
@@ -496,8 +631,10 @@ impl Reader {
                     offset = file.offset,
                     "file was truncated; reading it again from the start"
                 );
-                file.file_truncations.inc();
+                file.truncations.inc();
                 file.offset = 0;
+                // New content: its fingerprint is taken again from the first read.
+                file.fingerprint_len = 0;
                 let worker = file.worker;
                 self.out[worker].push(WorkItem::Truncated { id });
                 self.enqueue(id);
@@ -511,6 +648,9 @@ impl Reader {
 
     fn close(&mut self, id: SourceId) {
         if let Some(file) = self.files.remove(&id) {
+            if file.gone {
+                self.metrics.deleted_files_open.dec();
+            }
             self.backend.unregister(id);
             self.out[file.worker].push(WorkItem::Close { id });
             self.metrics.files_open.dec();
@@ -557,20 +697,29 @@ mod tests {
     }
 
     fn rig(chunk: usize) -> Rig {
+        rig_with(chunk, 1024)
+    }
+
+    fn rig_with(chunk: usize, max_open_deleted: usize) -> Rig {
         let (handle, inbox) = channel();
         let (worker_tx, worker_rx) = crossbeam::channel::bounded(64);
         let (stop, shutdown) = crossbeam::channel::bounded(0);
         let metrics = Arc::new(Metrics::new());
         let pool = BufferPool::new(chunk, 64 * chunk, Arc::clone(&metrics));
         let worker = metrics.queue_sender("worker:0".to_string(), worker_tx);
+        let tracker = Arc::new(AckTracker::new(Arc::clone(&metrics)));
         let reader = Reader::new(
             0,
             Box::new(PreadBackend::default()),
             inbox,
-            pool,
-            vec![worker],
-            shutdown,
-            metrics,
+            ReaderShared {
+                pool,
+                workers: vec![worker],
+                shutdown,
+                metrics,
+                tracker,
+                max_open_deleted,
+            },
         );
         Rig {
             reader,
@@ -602,10 +751,14 @@ mod tests {
             source: source(),
         });
         let file = File::open(path).unwrap();
+        rig.reader
+            .tracker
+            .open(ctx.id, ctx.identity, Fingerprint::of(b""), path, "test", 0);
         assert!(rig.handle.send(Control::Open {
             ctx,
             file,
-            offset: 0
+            offset: 0,
+            fingerprint_len: 0,
         }));
     }
 
@@ -700,6 +853,95 @@ mod tests {
         assert_eq!(data, vec![(1, 0, 4096), (1, 4096, 4096), (1, 8192, 1808)]);
         assert_eq!(other, vec!["open 1", "close 1"]);
         assert_eq!(rig.reader.metrics.files_open.get(), 0);
+    }
+
+    #[test]
+    fn past_the_limit_the_oldest_deleted_file_is_closed_and_its_unread_bytes_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rig = rig_with(4096, 2);
+        for i in 1..=3u64 {
+            let path = dir.path().join(format!("{i}.log"));
+            std::fs::write(&path, vec![b'z'; 10_000]).unwrap();
+            open(&rig, i, &path);
+        }
+        round(&mut rig);
+        for i in 1..=3u64 {
+            std::fs::remove_file(dir.path().join(format!("{i}.log"))).unwrap();
+            assert!(rig.handle.send(Control::Gone { id: SourceId(i) }));
+        }
+        let (data, other) = round(&mut rig);
+        assert_eq!(
+            other,
+            vec!["close 1"],
+            "the oldest of three, with a limit of two"
+        );
+        let label = Metrics::source("test");
+        assert_eq!(
+            rig.reader.metrics.lost_bytes.get_or_create(&label).get(),
+            10_000 - 4096
+        );
+        assert!(data.iter().all(|d| d.0 != 1));
+        // The other two are drained and closed normally.
+        let mut closed = Vec::new();
+        for _ in 0..4 {
+            if closed.len() == 2 {
+                break;
+            }
+            closed.extend(round(&mut rig).1);
+        }
+        assert_eq!(closed, vec!["close 2", "close 3"]);
+        assert_eq!(rig.reader.metrics.deleted_files_open.get(), 0);
+    }
+
+    #[test]
+    fn deleted_files_are_read_before_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rig = rig(4096);
+        let live = dir.path().join("live.log");
+        let deleted = dir.path().join("deleted.log");
+        std::fs::write(&live, vec![b'l'; 100_000]).unwrap();
+        std::fs::write(&deleted, vec![b'd'; 100_000]).unwrap();
+        open(&rig, 1, &live);
+        open(&rig, 2, &deleted);
+        round(&mut rig);
+        std::fs::remove_file(&deleted).unwrap();
+        assert!(rig.handle.send(Control::Gone { id: SourceId(2) }));
+        let (data, _) = round(&mut rig);
+        assert_eq!(
+            data[0].0, 2,
+            "the deleted file's chunk comes first: {data:?}"
+        );
+    }
+
+    #[test]
+    fn a_short_file_gets_a_longer_fingerprint_as_it_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"first\n").unwrap();
+        let mut rig = rig(4096);
+        open(&rig, 1, &path);
+        round(&mut rig);
+        let fingerprint =
+            |rig: &Rig| rig.reader.tracker.snapshot(std::time::Duration::ZERO)[0].fingerprint;
+        assert_eq!(fingerprint(&rig), Fingerprint::of(b"first\n"));
+        let mut more = b"first\n".to_vec();
+        for n in 0..100 {
+            let line = format!("line {n}\n");
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .write_all(line.as_bytes())
+                .unwrap();
+            more.extend_from_slice(line.as_bytes());
+        }
+        rig.handle.mark_dirty([SourceId(1)]);
+        round(&mut rig);
+        assert_eq!(
+            fingerprint(&rig),
+            Fingerprint::of(&more[..FINGERPRINT_BYTES]),
+            "read from offset 7: the head is read again"
+        );
     }
 
     #[test]

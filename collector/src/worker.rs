@@ -124,6 +124,8 @@ struct FileState {
     timed: bool,
     /// The complete offset last put in a batch; progress is reported only when it moves.
     reported: Option<u64>,
+    /// Number of the next progress report (see [`FileProgress::seq`]).
+    next_seq: u64,
     counters: SourceCounters,
 }
 
@@ -187,12 +189,23 @@ struct Output {
 }
 
 impl Output {
-    fn set_progress(&mut self, id: SourceId, offset: u64) {
+    /// Sets the file's progress in this batch; a file's first report in a batch takes the
+    /// next number from `next_seq`, later ones in the same batch update it.
+    fn set_progress(&mut self, id: SourceId, offset: u64, closed: bool, next_seq: &mut u64) {
         match self.slots.get(&id) {
-            Some(&i) => self.progress[i].offset = offset,
+            Some(&i) => {
+                self.progress[i].offset = offset;
+                self.progress[i].closed |= closed;
+            }
             None => {
                 self.slots.insert(id, self.progress.len());
-                self.progress.push(FileProgress { id, offset });
+                self.progress.push(FileProgress {
+                    id,
+                    offset,
+                    seq: *next_seq,
+                    closed,
+                });
+                *next_seq += 1;
             }
         }
     }
@@ -211,6 +224,7 @@ impl FileState {
             route,
             timed: false,
             reported: None,
+            next_seq: 0,
             counters: SourceCounters::new(metrics, &source.name),
             ctx,
         }
@@ -221,8 +235,14 @@ impl FileState {
         let offset = offset.unwrap_or_else(|| self.records.complete_offset());
         if self.reported != Some(offset) {
             self.reported = Some(offset);
-            out.set_progress(self.ctx.id, offset);
+            out.set_progress(self.ctx.id, offset, false, &mut self.next_seq);
         }
+    }
+
+    /// The file's last report: everything up to `end` is in this batch or an earlier one.
+    fn report_closed(&mut self, out: &mut Output, end: u64) {
+        self.reported = Some(end);
+        out.set_progress(self.ctx.id, end, true, &mut self.next_seq);
     }
 }
 
@@ -377,7 +397,7 @@ impl Worker {
                         encoding!(&mut file, out, |records, stats, emit| records
                             .finish(None, stats, emit));
                         let end = file.records.next_offset();
-                        file.report(out, Some(end));
+                        file.report_closed(out, end);
                     }
                 }
             }
@@ -504,6 +524,14 @@ mod tests {
             identity: FileIdentity { dev: 1, ino: 2 },
             source,
         });
+        tracker.open(
+            ctx.id,
+            ctx.identity,
+            crate::checkpoint::Fingerprint::of(b""),
+            &ctx.path,
+            "src",
+            0,
+        );
         Rig {
             input: Some(input),
             output,
@@ -568,7 +596,9 @@ mod tests {
             first.ack.progress(),
             &[FileProgress {
                 id: SourceId(7),
-                offset: 2
+                offset: 2,
+                seq: 0,
+                closed: false,
             }],
             "`b` is pending"
         );
@@ -582,7 +612,9 @@ mod tests {
             second.ack.progress(),
             &[FileProgress {
                 id: SourceId(7),
-                offset: 10
+                offset: 10,
+                seq: 1,
+                closed: false,
             }]
         );
         first.ack.ack();
@@ -609,6 +641,7 @@ mod tests {
         let second = rig.batch();
         assert_eq!(messages(&second), vec!["y"]);
         assert_eq!(second.ack.progress()[0].offset, 3);
+        assert!(second.ack.progress()[0].closed, "the file's last report");
         rig.stop();
     }
 

@@ -222,7 +222,7 @@ fn a_file_truncated_while_being_read_is_read_again_from_the_start() {
         collector.stderr()
     );
     assert_eq!(
-        collector.metric("ringtail_file_truncations_total{source=\"raw\"}"),
+        collector.metric("ringtail_truncations_total{source=\"raw\"}"),
         1.0
     );
     let (status, stderr) = collector.stop();

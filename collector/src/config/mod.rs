@@ -22,7 +22,7 @@ use regex::bytes::Regex;
 use crate::multiline::{self, MultilineMode, MultilineRules};
 pub use pattern::{ExcludePattern, PathPattern};
 use raw::{
-    RawApi, RawMultiline, RawPipeline, RawReader, RawRotate, RawSink, RawSource,
+    RawApi, RawCheckpoints, RawMultiline, RawPipeline, RawReader, RawRotate, RawSink, RawSource,
     deserialize_collecting,
 };
 
@@ -55,6 +55,14 @@ pub const DEFAULT_MULTILINE_MAX_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MULTILINE_TIMEOUT: Duration = Duration::from_secs(1);
 /// zstd level of the file sink: level 3 compresses logs ~8× at several hundred MB/s per core.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// Deleted files held open until drained: each pins its disk space and a descriptor, and a
+/// node rarely has more than a few hundred containers exiting at once.
+pub const DEFAULT_MAX_OPEN_DELETED: usize = 1024;
+/// Checkpoint interval: at most a second of acknowledged records is re-read after a crash.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// A checkpoint whose file is not seen for a day is dropped: long enough for a node that was
+/// down overnight, short enough that the file stays small.
+pub const DEFAULT_CHECKPOINT_FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Rotated files kept by a file sink when `rotate.max_files` is not given.
 pub const DEFAULT_ROTATE_MAX_FILES: usize = 5;
 
@@ -171,6 +179,8 @@ pub struct Config {
     pub reader: ReaderConfig,
     /// Workers and queues.
     pub pipeline: PipelineConfig,
+    /// Checkpoints.
+    pub checkpoints: CheckpointConfig,
     /// Sources, in configuration order; a file belongs to the first source that matches it.
     pub sources: Vec<Arc<SourceConfig>>,
     /// Sinks, in configuration order.
@@ -182,6 +192,15 @@ pub struct Config {
 pub struct ApiConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
+}
+
+/// How acknowledged offsets are saved.
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// How often the checkpoint file is written.
+    pub interval: Duration,
+    /// Checkpoints of files unseen for this long are dropped.
+    pub forget_after: Duration,
 }
 
 /// Which read backend reader threads use.
@@ -215,6 +234,8 @@ pub struct ReaderConfig {
     pub buffer_memory: usize,
     /// Default start position for files present at start-up.
     pub read_from: ReadFrom,
+    /// Most deleted files held open until drained.
+    pub max_open_deleted: usize,
 }
 
 /// Workers and queues.
@@ -394,7 +415,15 @@ fn yaml_syntax_problem(error: &marked_yaml::LoadError) -> Problem {
     Problem::at(mark.as_ref(), "", format!("invalid YAML: {error}"))
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["data_dir", "api", "reader", "pipeline", "sources", "sinks"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "data_dir",
+    "api",
+    "reader",
+    "pipeline",
+    "checkpoints",
+    "sources",
+    "sinks",
+];
 
 #[derive(Default)]
 struct Validator {
@@ -415,6 +444,7 @@ impl Validator {
         let mut api = RawApi::default();
         let mut reader = RawReader::default();
         let mut pipeline = RawPipeline::default();
+        let mut checkpoints = RawCheckpoints::default();
         let mut raw_sources: Option<Vec<Option<RawSource>>> = None;
         let mut raw_sinks: Option<Vec<Option<RawSink>>> = None;
         let mut sources_node = None;
@@ -434,6 +464,10 @@ impl Validator {
                 "pipeline" => {
                     pipeline =
                         deserialize_collecting(value, "pipeline", problems).unwrap_or_default();
+                }
+                "checkpoints" => {
+                    checkpoints =
+                        deserialize_collecting(value, "checkpoints", problems).unwrap_or_default();
                 }
                 "sources" => {
                     sources_node = Some(value);
@@ -469,6 +503,20 @@ impl Validator {
         let api = self.api(api, problems);
         let reader = self.reader(reader, problems);
         let pipeline = self.pipeline(pipeline, problems);
+        let checkpoints = CheckpointConfig {
+            interval: duration(
+                checkpoints.interval.as_ref(),
+                "checkpoints.interval",
+                DEFAULT_CHECKPOINT_INTERVAL,
+                problems,
+            ),
+            forget_after: duration(
+                checkpoints.forget_after.as_ref(),
+                "checkpoints.forget_after",
+                DEFAULT_CHECKPOINT_FORGET_AFTER,
+                problems,
+            ),
+        };
 
         let mut sources = Vec::new();
         match raw_sources {
@@ -540,6 +588,7 @@ impl Validator {
             api: api?,
             reader,
             pipeline,
+            checkpoints,
             sources,
             sinks,
         })
@@ -606,12 +655,20 @@ impl Validator {
             ReadFrom::Beginning,
             problems,
         );
+        let max_open_deleted = count(
+            raw.max_open_deleted.as_ref(),
+            "reader.max_open_deleted",
+            DEFAULT_MAX_OPEN_DELETED,
+            1..=1 << 20,
+            problems,
+        );
         ReaderConfig {
             backend,
             threads,
             chunk_bytes,
             buffer_memory,
             read_from,
+            max_open_deleted,
         }
     }
 

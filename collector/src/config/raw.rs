@@ -35,6 +35,19 @@ pub struct RawReader {
     pub buffer_memory: Option<Spanned<String>>,
     /// Where to start in files that exist when ringtail starts: `beginning` or `end`.
     pub read_from: Option<Spanned<String>>,
+    /// Most deleted (or moved-away) files held open until read to their end; past it the
+    /// oldest is closed and its unread bytes are counted in `lost_bytes`.
+    pub max_open_deleted: Option<Spanned<String>>,
+}
+
+/// The `checkpoints` section: how acknowledged offsets are saved under `data_dir`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheckpoints {
+    /// How often the checkpoint file is written (when something changed), e.g. `1s`.
+    pub interval: Option<Spanned<String>>,
+    /// Checkpoints of files not seen for this long are dropped, e.g. `24h`.
+    pub forget_after: Option<Spanned<String>>,
 }
 
 /// The `pipeline` section: worker threads and queues.

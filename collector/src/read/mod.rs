@@ -76,6 +76,10 @@ pub trait ReadBackend {
     /// The current size of file `id` (to notice truncation).
     fn size(&self, id: SourceId) -> io::Result<u64>;
 
+    /// Reads the first bytes of file `id` into `buf` (a synchronous `pread`; for fingerprints,
+    /// a few times per file at most).
+    fn read_head(&self, id: SourceId, buf: &mut [u8]) -> io::Result<usize>;
+
     /// Forgets `id` and closes the backend's handle.
     fn unregister(&mut self, id: SourceId);
 
@@ -119,9 +123,12 @@ mod tests {
             Box::new(uring::UringBackend::new(64).expect("io_uring is enabled on these machines")),
         ];
         for backend in &mut backends {
-            for (id, file, _) in &files {
+            for (id, file, content) in &files {
                 backend.register(*id, file.try_clone().unwrap()).unwrap();
                 assert_eq!(backend.size(*id).unwrap(), 10_000);
+                let mut head = [0u8; 16];
+                assert_eq!(backend.read_head(*id, &mut head).unwrap(), 16);
+                assert_eq!(&head[..], &content[..16]);
             }
             for offset in [0u64, 4096, 9000, 10_000, 20_000] {
                 let ops = files

@@ -31,6 +31,13 @@ impl ReadBackend for PreadBackend {
         }
     }
 
+    fn read_head(&self, id: SourceId, buf: &mut [u8]) -> io::Result<usize> {
+        match self.files.get(&id) {
+            Some(file) => read_retrying(file, buf, 0),
+            None => Err(not_registered(id)),
+        }
+    }
+
     fn unregister(&mut self, id: SourceId) {
         self.files.remove(&id);
     }

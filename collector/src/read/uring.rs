@@ -43,6 +43,17 @@ impl UringBackend {
     }
 }
 
+impl UringBackend {
+    fn file(&self, id: SourceId) -> io::Result<&Rc<tokio_uring::fs::File>> {
+        self.files.get(&id).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("file {id} is not registered"),
+            )
+        })
+    }
+}
+
 impl ReadBackend for UringBackend {
     fn name(&self) -> &'static str {
         "io_uring"
@@ -55,16 +66,23 @@ impl ReadBackend for UringBackend {
     }
 
     fn size(&self, id: SourceId) -> io::Result<u64> {
-        let file = self.files.get(&id).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("file {id} is not registered"),
-            )
-        })?;
+        let file = self.file(id)?;
         // SAFETY: the descriptor belongs to `file`, which is borrowed from `self.files` for the
         // whole call, so it stays open while it is borrowed here.
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(file.as_raw_fd()) };
         Ok(rustix::fs::fstat(fd)?.st_size as u64)
+    }
+
+    fn read_head(&self, id: SourceId, buf: &mut [u8]) -> io::Result<usize> {
+        let file = self.file(id)?;
+        // SAFETY: as in `size`: `file` is borrowed from `self.files` for the whole call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(file.as_raw_fd()) };
+        loop {
+            match rustix::io::pread(fd, &mut *buf, 0) {
+                Err(rustix::io::Errno::INTR) => continue,
+                other => return Ok(other?),
+            }
+        }
     }
 
     fn unregister(&mut self, id: SourceId) {

@@ -179,11 +179,26 @@ impl FileSink {
                 .map_err(|e| self.error("create the directory of", path, false, e))?;
         }
         let file = OpenOptions::new()
+            .read(true)
             .create(true)
             .append(true)
             .open(path)
             .map_err(|e| self.error("open", path, false, e))?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if self.config.compression == Compression::None && size > 0 {
+            // A run killed in the middle of a write can leave half a record at the end. It was
+            // never acknowledged, so it is sent again whole; end the fragment here so that the
+            // next record starts on a line of its own.
+            let mut last = [0u8; 1];
+            use std::os::unix::fs::FileExt;
+            if file.read_at(&mut last, size - 1).is_ok_and(|n| n == 1) && last[0] != b'\n' {
+                (&file).write_all(b"\n").map_err(|e| {
+                    self.error("terminate the partial last record of", path, false, e)
+                })?;
+                size += 1;
+                tracing::warn!(sink = self.name, path = %path.display(), "the output ended in a partial record (an earlier run stopped mid-write); it was ended with a newline and the record is written again whole");
+            }
+        }
         let counted = Counted {
             file: Arc::new(file),
             size,
@@ -436,7 +451,22 @@ mod tests {
     use std::io::Read;
     use std::time::Duration;
 
-    fn batch(tracker: &Arc<AckTracker>, n: u64, text: &str) -> Batch {
+    /// A tracker that knows file 1.
+    fn tracker() -> Arc<AckTracker> {
+        let tracker = Arc::new(AckTracker::new(Arc::new(Metrics::new())));
+        tracker.open(
+            SourceId(1),
+            crate::source::FileIdentity { dev: 1, ino: 1 },
+            crate::checkpoint::Fingerprint::of(b""),
+            Path::new("/in.log"),
+            "s",
+            0,
+        );
+        tracker
+    }
+
+    /// The `seq`-th batch of file 1, complete up to `offset`.
+    fn batch(tracker: &Arc<AckTracker>, seq: u64, offset: u64, text: &str) -> Batch {
         Batch {
             data: Bytes::from(text.to_string()),
             records: 1,
@@ -444,7 +474,9 @@ mod tests {
                 1,
                 vec![FileProgress {
                     id: SourceId(1),
-                    offset: n,
+                    offset,
+                    seq,
+                    closed: false,
                 }],
                 Arc::clone(tracker),
             ),
@@ -463,14 +495,14 @@ mod tests {
     #[test]
     fn writes_syncs_and_acknowledges() {
         let dir = tempfile::tempdir().unwrap();
-        let tracker = Arc::new(AckTracker::new(Arc::new(Metrics::new())));
+        let tracker = tracker();
         let path = dir.path().join("out.ndjson");
         let mut sink = FileSink::new("f", config(path.clone(), Compression::None, None)).unwrap();
-        sink.write(&batch(&tracker, 10, "{\"a\":1}\n")).unwrap();
-        sink.write(&batch(&tracker, 20, "{\"a\":2}\n")).unwrap();
+        sink.write(&batch(&tracker, 0, 10, "{\"a\":1}\n")).unwrap();
+        sink.write(&batch(&tracker, 1, 20, "{\"a\":2}\n")).unwrap();
         assert_eq!(
             tracker.offset(SourceId(1)),
-            None,
+            Some(0),
             "not acknowledged before fsync"
         );
         sink.close().unwrap();
@@ -484,7 +516,7 @@ mod tests {
     #[test]
     fn rotates_by_size_and_keeps_max_files() {
         let dir = tempfile::tempdir().unwrap();
-        let tracker = Arc::new(AckTracker::new(Arc::new(Metrics::new())));
+        let tracker = tracker();
         let path = dir.path().join("out.ndjson");
         let rotate = Rotate {
             max_bytes: 10,
@@ -493,7 +525,7 @@ mod tests {
         let mut sink =
             FileSink::new("f", config(path.clone(), Compression::None, Some(rotate))).unwrap();
         for i in 0..5u64 {
-            sink.write(&batch(&tracker, i, &format!("line-{i:04}\n")))
+            sink.write(&batch(&tracker, i, i, &format!("line-{i:04}\n")))
                 .unwrap();
         }
         sink.close().unwrap();
@@ -508,7 +540,7 @@ mod tests {
     #[test]
     fn zstd_output_decodes_and_an_existing_file_is_rotated_away() {
         let dir = tempfile::tempdir().unwrap();
-        let tracker = Arc::new(AckTracker::new(Arc::new(Metrics::new())));
+        let tracker = tracker();
         let path = dir.path().join("out.ndjson.zst");
         std::fs::write(&path, b"old, maybe unfinished").unwrap();
         let mut sink = FileSink::new(
@@ -517,7 +549,7 @@ mod tests {
         )
         .unwrap();
         for i in 0..100u64 {
-            sink.write(&batch(&tracker, i, &format!("{{\"n\":{i}}}\n")))
+            sink.write(&batch(&tracker, i, i, &format!("{{\"n\":{i}}}\n")))
                 .unwrap();
         }
         sink.close().unwrap();
