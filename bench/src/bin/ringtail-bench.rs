@@ -179,10 +179,7 @@ fn main() -> anyhow::Result<()> {
                 list.len(),
                 machine.describe()
             );
-            let mut results = Vec::new();
-            for case in &selected {
-                results.push(harness::run_case(case, &list, &opts, &ringtail_features()));
-            }
+            // Taken before the runs, which last long enough for the tree to change under them.
             let revision = Command::new("git")
                 .args(["describe", "--always", "--dirty"])
                 .current_dir(&root)
@@ -190,6 +187,10 @@ fn main() -> anyhow::Result<()> {
                 .ok()
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
                 .unwrap_or_default();
+            let mut results = Vec::new();
+            for case in &selected {
+                results.push(harness::run_case(case, &list, &opts, &ringtail_features()));
+            }
             let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
                 .to_string()
                 .replace(':', "");
