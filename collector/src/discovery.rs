@@ -102,6 +102,8 @@ pub struct Discovery {
     tracked: HashMap<SourceId, Tracked>,
     identities: HashMap<FileIdentity, SourceId>,
     maybe_gone: Vec<SourceId>,
+    /// Source of each `MOVED_FROM` path that matched one, by cookie, until its `MOVED_TO`.
+    unopened_moves: HashMap<u32, Arc<SourceConfig>>,
     dirty: Vec<Vec<SourceId>>,
     next_id: u64,
     counters: EventCounters,
@@ -150,6 +152,7 @@ impl Discovery {
             tracked: HashMap::new(),
             identities: HashMap::new(),
             maybe_gone: Vec::new(),
+            unopened_moves: HashMap::new(),
             dirty,
             next_id: 1,
             counters: EventCounters {
@@ -198,6 +201,10 @@ impl Discovery {
                 (!fds[0].revents().is_empty(), !fds[1].revents().is_empty())
             };
             if stop {
+                // Events already queued still count: a file created and renamed away just
+                // before shutdown must reach the tracker (and so the final checkpoint), or
+                // the next run would not find it under its new name.
+                self.drain_events(&mut buffer)?;
                 return Ok(());
             }
             if events_ready {
@@ -209,19 +216,27 @@ impl Discovery {
     /// Reads and handles every queued event, then resolves moves and wakes readers.
     fn drain_events(&mut self, buffer: &mut [u8]) -> Result<(), DiscoveryError> {
         loop {
-            let events: Vec<(WatchDescriptor, EventMask, Option<PathBuf>)> =
+            let events: Vec<(WatchDescriptor, EventMask, u32, Option<PathBuf>)> =
                 match self.inotify.read_events(buffer) {
                     Ok(events) => events
-                        .map(|e| (e.wd, e.mask, e.name.map(|n: &OsStr| PathBuf::from(n))))
+                        .map(|e| {
+                            (
+                                e.wd,
+                                e.mask,
+                                e.cookie,
+                                e.name.map(|n: &OsStr| PathBuf::from(n)),
+                            )
+                        })
                         .collect(),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(source) => return Err(DiscoveryError::Events { source }),
                 };
-            for (wd, mask, name) in events {
-                self.event(wd, mask, name.as_deref())?;
+            for (wd, mask, cookie, name) in events {
+                self.event(wd, mask, cookie, name.as_deref())?;
             }
         }
+        self.unopened_moves.clear();
         for id in std::mem::take(&mut self.maybe_gone) {
             let relinked = self.tracked.get(&id).is_some_and(|t| !t.paths.is_empty());
             if !relinked {
@@ -235,6 +250,7 @@ impl Discovery {
         &mut self,
         wd: WatchDescriptor,
         mask: EventMask,
+        cookie: u32,
         name: Option<&Path>,
     ) -> Result<(), DiscoveryError> {
         if mask.contains(EventMask::Q_OVERFLOW) {
@@ -297,9 +313,17 @@ impl Discovery {
             self.consider(&path, false)?;
         } else if mask.contains(EventMask::MOVED_TO) {
             self.counters.moved.inc();
-            self.moved_in(&path)?;
+            let from = self.unopened_moves.remove(&cookie);
+            self.moved_in(&path, from)?;
         } else if mask.contains(EventMask::MOVED_FROM) {
             self.counters.moved.inc();
+            // Remembered until the `MOVED_TO` half: if the file that arrives there is not
+            // known — created, written and renamed within one batch of events, so its
+            // creation found the path empty or holding its successor — it is read under its
+            // new name for the source its old name matched.
+            if let Some(source) = self.sources.iter().find(|s| s.matches(&path)) {
+                self.unopened_moves.insert(cookie, Arc::clone(source));
+            }
             if let Some(id) = self.files.get(&path).copied() {
                 self.unlink(&path, id);
                 self.maybe_gone.push(id);
@@ -318,7 +342,11 @@ impl Discovery {
 
     /// A file appeared by rename: if it is a file we know (rotation), it keeps its identity;
     /// otherwise it is a new file.
-    fn moved_in(&mut self, path: &Path) -> Result<(), DiscoveryError> {
+    fn moved_in(
+        &mut self,
+        path: &Path,
+        from: Option<Arc<SourceConfig>>,
+    ) -> Result<(), DiscoveryError> {
         if let Ok(meta) = std::fs::metadata(path) {
             let identity = FileIdentity::of(&meta);
             if let Some(&id) = self.identities.get(&identity) {
@@ -326,7 +354,10 @@ impl Discovery {
                 return Ok(());
             }
         }
-        self.consider(path, false)
+        match from {
+            Some(source) => self.open(path, source, false, false),
+            None => self.consider(path, false),
+        }
     }
 
     /// Scans every source root (or, for a root that does not exist yet, its nearest existing
@@ -460,6 +491,18 @@ impl Discovery {
             },
             None => return Ok(()),
         };
+        self.open(path, source, startup, only_resume)
+    }
+
+    /// Opens `path` for `source` unless it is known. `only_resume`: only if a checkpoint of
+    /// the last run matches it.
+    fn open(
+        &mut self,
+        path: &Path,
+        source: Arc<SourceConfig>,
+        startup: bool,
+        only_resume: bool,
+    ) -> Result<(), DiscoveryError> {
         // O_NONBLOCK: opening a FIFO that matches a glob must not hang discovery.
         let file = match OpenOptions::new()
             .read(true)
@@ -794,6 +837,60 @@ mod tests {
         std::fs::write(dir.path().join("later/deep/deeper/y.log"), b"y\n").unwrap();
         assert!(d.quiet());
         d.stop();
+    }
+
+    #[test]
+    fn two_files_with_the_same_content_are_two_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.log"), b"same line\n").unwrap();
+        std::fs::write(dir.path().join("b.log"), b"same line\n").unwrap();
+        let glob = format!("{}/*.log", dir.path().display());
+        let (d, files) = Running::start(source(&[glob], &[]));
+        assert_eq!(files, 2, "identity is the inode, not the content");
+        let mut paths = vec![opened(d.next()).1, opened(d.next()).1];
+        paths.sort();
+        assert_eq!(
+            paths,
+            vec![dir.path().join("a.log"), dir.path().join("b.log")]
+        );
+        d.stop();
+    }
+
+    #[test]
+    fn a_file_created_and_renamed_before_discovery_looked_is_read_under_its_new_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let glob = format!("{}/*.log", dir.path().display());
+        let (handle, inbox) = reader::channel();
+        let (stop_read, stop_write) = rustix::pipe::pipe().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let tracker = Arc::new(AckTracker::new(Arc::clone(&metrics)));
+        let discovery = Discovery::new(
+            vec![source(&[glob], &[])],
+            vec![handle],
+            stop_read,
+            &metrics,
+            tracker,
+        )
+        .unwrap();
+        // All of this happens before discovery reads a single event.
+        std::fs::write(dir.path().join("0.log"), b"first file\n").unwrap();
+        std::fs::rename(dir.path().join("0.log"), dir.path().join("0.log.1")).unwrap();
+        std::fs::write(dir.path().join("0.log"), b"second file\n").unwrap();
+        let thread = std::thread::spawn(move || discovery.run());
+        let mut paths = Vec::new();
+        while let Some(control) = inbox.next_control(Duration::from_millis(500)) {
+            if let Control::Open { ctx, .. } = control {
+                paths.push(ctx.path.clone());
+            }
+        }
+        drop(stop_write);
+        assert!(thread.join().unwrap().is_ok());
+        paths.sort();
+        assert_eq!(
+            paths,
+            vec![dir.path().join("0.log"), dir.path().join("0.log.1")],
+            "both files are read"
+        );
     }
 
     #[test]

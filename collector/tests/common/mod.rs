@@ -43,7 +43,12 @@ impl Collector {
         let path = dir.join("ringtail.yaml");
         std::fs::write(&path, config.replace("{port}", &port.to_string())).unwrap();
         let stderr_path = dir.join("ringtail.stderr");
-        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        // Appended to, so the logs of every run of a restarted collector are kept.
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr_path)
+            .unwrap();
         let child = Command::new(binary())
             .args(["run", "--config"])
             .arg(&path)
@@ -125,6 +130,12 @@ impl Collector {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Kills the collector with SIGKILL and reaps it.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Sends SIGTERM and waits (at most 60 s) for the exit.
     pub fn stop(mut self) -> (ExitStatus, String) {
         rustix::process::kill_process(
@@ -182,4 +193,192 @@ pub fn records(path: &Path) -> Vec<serde_json::Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// What a file sink's NDJSON output holds: for each stream, the line numbers in output order.
+/// Lines written by the tests look like `<stream> <number> <padding>`.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    pub streams: std::collections::HashMap<String, Vec<u64>>,
+    /// Output lines that are not whole records (a run killed mid-write leaves at most one).
+    pub fragments: usize,
+}
+
+impl Delivered {
+    /// Reads every `*.ndjson*` file in `dir` (rotated outputs included).
+    pub fn read(dir: &Path) -> Delivered {
+        let mut delivered = Delivered::default();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return delivered;
+        };
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for path in paths {
+            let Ok(text) = std::fs::read(&path) else {
+                continue;
+            };
+            for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                match message(line) {
+                    Some((stream, n)) => delivered
+                        .streams
+                        .entry(stream.to_string())
+                        .or_default()
+                        .push(n),
+                    None => delivered.fragments += 1,
+                }
+            }
+        }
+        delivered
+    }
+
+    /// Lines of `expected` (stream → count, numbered from 0) that are not in the output.
+    pub fn missing(
+        &self,
+        expected: &std::collections::BTreeMap<String, u64>,
+    ) -> Vec<(String, u64)> {
+        let mut missing = Vec::new();
+        for (stream, &count) in expected {
+            let mut seen = vec![false; count as usize];
+            for &n in self.streams.get(stream).map_or(&[][..], Vec::as_slice) {
+                if let Some(s) = seen.get_mut(n as usize) {
+                    *s = true;
+                }
+            }
+            missing.extend(
+                seen.iter()
+                    .enumerate()
+                    .filter(|(_, s)| !**s)
+                    .map(|(n, _)| (stream.clone(), n as u64)),
+            );
+        }
+        missing
+    }
+
+    /// Records delivered more than once.
+    pub fn duplicates(&self) -> usize {
+        self.streams
+            .values()
+            .map(|ns| {
+                let mut sorted = ns.clone();
+                sorted.sort_unstable();
+                let len = sorted.len();
+                sorted.dedup();
+                len - sorted.len()
+            })
+            .sum()
+    }
+
+    /// Streams whose first deliveries are not in increasing order.
+    pub fn out_of_order(&self) -> Vec<String> {
+        let mut bad = Vec::new();
+        for (stream, ns) in &self.streams {
+            let mut seen = std::collections::HashSet::new();
+            let firsts: Vec<u64> = ns.iter().copied().filter(|n| seen.insert(*n)).collect();
+            if firsts.windows(2).any(|w| w[0] > w[1]) {
+                bad.push(stream.clone());
+            }
+        }
+        bad.sort();
+        bad
+    }
+}
+
+/// `(stream, number)` of a record line, from its `"message"` (test messages need no escapes).
+fn message(line: &[u8]) -> Option<(&str, u64)> {
+    let text = std::str::from_utf8(line).ok()?;
+    if !text.starts_with('{') || !text.ends_with('}') {
+        return None;
+    }
+    let start = text.find("\"message\":\"")? + "\"message\":\"".len();
+    let rest = &text[start..];
+    let message = &rest[..rest.find('"')?];
+    let mut words = message.split(' ');
+    let stream = words.next()?;
+    let n = words.next()?.parse().ok()?;
+    Some((stream, n))
+}
+
+/// Waits until `dir`'s output holds every line of `expected` (or `timeout` passes) and
+/// returns what it holds.
+pub fn wait_delivered(
+    dir: &Path,
+    expected: &std::collections::BTreeMap<String, u64>,
+    timeout: Duration,
+) -> Delivered {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let delivered = Delivered::read(dir);
+        if delivered.missing(expected).is_empty() || Instant::now() > deadline {
+            return delivered;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Appends numbered lines `<stream> <n> <padding>` to `path` in one write.
+pub fn append_lines(path: &Path, stream: &str, numbers: std::ops::Range<u64>, pad: usize) {
+    let mut text = String::new();
+    for n in numbers {
+        text.push_str(&format!("{stream} {n:08} {}\n", "x".repeat(pad)));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// Whether the tests run as root (mounts for disk-full and read-only cases need it; CI is root).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A tmpfs mounted for a test, unmounted (lazily) when dropped.
+pub struct Tmpfs {
+    pub path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. `2m`) at `path` (created).
+    pub fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        run(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                path.to_str().unwrap(),
+            ],
+        );
+        Tmpfs {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// Remounts with other options (e.g. `size=64m`, `ro`, `rw`).
+    pub fn remount(&self, options: &str) {
+        run(
+            "mount",
+            &[
+                "-o",
+                &format!("remount,{options}"),
+                self.path.to_str().unwrap(),
+            ],
+        );
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+fn run(program: &str, args: &[&str]) {
+    let status = Command::new(program).args(args).status().unwrap();
+    assert!(status.success(), "{program} {args:?}: {status}");
 }
