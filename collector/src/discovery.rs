@@ -174,7 +174,7 @@ impl Discovery {
             directories = discovery.dirs.len(),
             files = discovery.tracked.len(),
             resumed_from_checkpoints = discovery.resumed,
-            "discovery started (eBPF discovery is not built yet; inotify reports file changes)"
+            "discovery started: inotify reports files and their changes"
         );
         Ok(discovery)
     }

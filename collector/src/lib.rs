@@ -17,6 +17,7 @@
 //! - [`read`]: the read backends (io_uring, `pread`) behind one small trait.
 //! - [`reader`]: the reader thread: which files to read, how much, in what order.
 //! - [`discovery`]: which files exist and when they have new data (inotify for now).
+//! - [`ebpf`]: ringtail's eBPF programs: loading them, container lifecycle events.
 //! - [`framing`]: cutting bytes into lines, with bounded memory.
 //! - [`decode`]: `raw`, `cri` and `docker` line formats, partial lines joined.
 //! - [`multiline`]: joining stack traces and other multi-line records.
@@ -40,6 +41,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod decode;
 pub mod discovery;
+pub mod ebpf;
 pub mod encode;
 pub mod framing;
 pub mod metrics;

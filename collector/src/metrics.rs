@@ -109,6 +109,12 @@ pub struct Metrics {
     pub lost_bytes: Family<SourceLabel, Counter>,
     /// Deleted (or moved-away) files held open until they are read to their end.
     pub deleted_files_open: Gauge,
+    /// Events from the eBPF programs, by kind.
+    pub ebpf_events: Family<KindLabel, Counter>,
+    /// eBPF events lost because the ring buffer was full.
+    pub ebpf_ringbuf_drops: Counter,
+    /// Containers running, as seen by the cgroup lifecycle events since start-up.
+    pub containers_running: Gauge,
     /// Checkpoint files written.
     pub checkpoint_writes: Counter,
     /// Checkpoint writes that failed (retried at the next interval).
@@ -168,6 +174,9 @@ impl Metrics {
             truncations: Family::default(),
             lost_bytes: Family::default(),
             deleted_files_open: Gauge::default(),
+            ebpf_events: Family::default(),
+            ebpf_ringbuf_drops: Counter::default(),
+            containers_running: Gauge::default(),
             checkpoint_writes: Counter::default(),
             checkpoint_errors: Counter::default(),
             checkpoint_corrupt: Counter::default(),
@@ -224,6 +233,21 @@ impl Metrics {
             "deleted_files_open",
             "Deleted or moved-away files held open until read to their end",
             m.deleted_files_open.clone(),
+        );
+        registry.register(
+            "ebpf_events",
+            "Events from the eBPF programs, by kind",
+            m.ebpf_events.clone(),
+        );
+        registry.register(
+            "ebpf_ringbuf_drops",
+            "eBPF events lost because the ring buffer was full",
+            m.ebpf_ringbuf_drops.clone(),
+        );
+        registry.register(
+            "containers_running",
+            "Containers running, from cgroup lifecycle events since start-up",
+            m.containers_running.clone(),
         );
         registry.register(
             "checkpoint_writes",

@@ -26,8 +26,9 @@ use crate::ack::AckTracker;
 use crate::api::{Api, ApiError, Health};
 use crate::buffer::BufferPool;
 use crate::checkpoint::{CheckpointError, Entry, Store};
-use crate::config::{Config, SinkKind};
+use crate::config::{Config, DiscoveryMode, SinkKind};
 use crate::discovery::{Discovery, DiscoveryError};
+use crate::ebpf::{ContainerEvent, Containers, Kernel};
 use crate::metrics::Metrics;
 use crate::reader::{MAX_FILES_PER_ROUND, Reader, ReaderShared};
 use crate::sink::{self, Sink, SinkHealth};
@@ -70,6 +71,9 @@ pub enum PipelineError {
         #[source]
         source: std::io::Error,
     },
+    /// `discovery: ebpf` was configured and the eBPF programs could not be loaded.
+    #[error("discovery: ebpf is configured, but {0}")]
+    Ebpf(#[source] crate::ebpf::EbpfError),
     /// The checkpoint file could not be read (a damaged one is set aside, not an error).
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
@@ -99,6 +103,10 @@ pub struct Running {
     failures: Receiver<String>,
     shutdown_timeout: Duration,
     checkpointer: Option<Checkpointer>,
+    stop_ebpf: Option<OwnedFd>,
+    ebpf: Option<JoinHandle<Result<(), String>>>,
+    /// Containers running, from the eBPF lifecycle events (empty without eBPF).
+    pub containers: Arc<Containers>,
 }
 
 /// The checkpointer thread, and what the final write needs.
@@ -360,6 +368,51 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
             source,
         })?;
 
+    // Kernel events.
+    let containers = Arc::new(Containers::default());
+    let kernel = match config.discovery {
+        DiscoveryMode::Inotify => {
+            tracing::info!(
+                mode = "inotify",
+                "discovery: inotify (configured); eBPF programs not loaded"
+            );
+            None
+        }
+        DiscoveryMode::Auto | DiscoveryMode::Ebpf => match Kernel::load() {
+            Ok(kernel) => {
+                tracing::info!(
+                    mode = "ebpf",
+                    "discovery: eBPF programs loaded (container lifecycle from cgroup tracepoints); files and new data from inotify"
+                );
+                Some(kernel)
+            }
+            Err(e) if config.discovery == DiscoveryMode::Auto => {
+                tracing::warn!(mode = "inotify", reason = %e, "discovery: eBPF unavailable, using inotify alone; container lifecycle events are off");
+                None
+            }
+            Err(e) => return Err(PipelineError::Ebpf(e)),
+        },
+    };
+    let (stop_ebpf, ebpf) = match kernel {
+        Some(kernel) => {
+            let (stop_read, stop_write) =
+                rustix::pipe::pipe().map_err(|e| PipelineError::Pipe { source: e.into() })?;
+            let (containers, metrics) = (Arc::clone(&containers), Arc::clone(&metrics));
+            let thread = spawn("ebpf".to_string(), &failures_tx, move || {
+                kernel.run(stop_read, containers, metrics, |event| match event {
+                    ContainerEvent::Started { cgroup_id, container_id, path } => {
+                        tracing::info!(container = %container_id, cgroup_id, cgroup = %path, "container started");
+                    }
+                    ContainerEvent::Stopped { cgroup_id, container_id } => {
+                        tracing::info!(container = %container_id, cgroup_id, "container stopped");
+                    }
+                })
+            })?;
+            (Some(stop_write), Some(thread))
+        }
+        None => (None, None),
+    };
+
     let health = Arc::new(health);
     let api = Api::start(config.api.listen, Arc::clone(&metrics), Arc::clone(&health))?;
     Ok(Running {
@@ -380,6 +433,9 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
             stop: stop_checkpointer,
             thread: checkpointer,
         }),
+        stop_ebpf,
+        ebpf,
+        containers,
     })
 }
 
@@ -408,6 +464,10 @@ impl Running {
     pub fn shutdown(mut self) -> Result<(), PipelineError> {
         let deadline = Instant::now() + self.shutdown_timeout;
         let mut failures = Vec::new();
+        drop(self.stop_ebpf.take());
+        if let Some(e) = self.ebpf.take() {
+            collect(wait(e, deadline), "ebpf", &mut failures);
+        }
         drop(self.stop_discovery.take());
         if let Some(d) = self.discovery.take() {
             collect(wait(d, deadline), "discovery", &mut failures);

@@ -1,7 +1,7 @@
 //! Project tasks shared by `cargo xtask` and build scripts.
 //!
 //! [`build_ebpf`] is the one way the eBPF object is built: `cargo xtask build-ebpf` calls it,
-//! and so will the collector's build script once user space loads the programs.
+//! and so does the collector's build script, which embeds the object in the binary.
 
 use std::path::{Path, PathBuf};
 

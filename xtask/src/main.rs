@@ -53,6 +53,8 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Test => test(&root),
         Task::Run { args } => {
+            // The build embeds the eBPF object, which needs the nightly toolchain parts.
+            setup()?;
             cargo(&["build", "--release", "-p", "ringtail"])?;
             let status = Command::new(root.join("target/release/ringtail"))
                 .arg("run")

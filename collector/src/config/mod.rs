@@ -173,6 +173,8 @@ impl fmt::Display for ProblemList<'_> {
 pub struct Config {
     /// Directory for ringtail's own state.
     pub data_dir: PathBuf,
+    /// Where kernel events come from.
+    pub discovery: DiscoveryMode,
     /// The HTTP API.
     pub api: ApiConfig,
     /// How files are read.
@@ -192,6 +194,17 @@ pub struct Config {
 pub struct ApiConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
+}
+
+/// Where kernel events come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscoveryMode {
+    /// eBPF when it loads (privileges, tracefs), inotify otherwise; the log says which and why.
+    Auto,
+    /// eBPF or refuse to start.
+    Ebpf,
+    /// inotify only; the eBPF programs are not loaded.
+    Inotify,
 }
 
 /// How acknowledged offsets are saved.
@@ -417,6 +430,7 @@ fn yaml_syntax_problem(error: &marked_yaml::LoadError) -> Problem {
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "data_dir",
+    "discovery",
     "api",
     "reader",
     "pipeline",
@@ -441,6 +455,7 @@ impl Validator {
             return None;
         };
         let mut data_dir = None;
+        let mut discovery = None;
         let mut api = RawApi::default();
         let mut reader = RawReader::default();
         let mut pipeline = RawPipeline::default();
@@ -454,6 +469,10 @@ impl Validator {
                 "data_dir" => {
                     data_dir =
                         deserialize_collecting::<Spanned<String>>(value, "data_dir", problems)
+                }
+                "discovery" => {
+                    discovery =
+                        deserialize_collecting::<Spanned<String>>(value, "discovery", problems)
                 }
                 "api" => {
                     api = deserialize_collecting(value, "api", problems).unwrap_or_default();
@@ -500,6 +519,17 @@ impl Validator {
             }
             None => PathBuf::from(DEFAULT_DATA_DIR),
         };
+        let discovery = choice(
+            discovery.as_ref(),
+            "discovery",
+            &[
+                ("auto", DiscoveryMode::Auto),
+                ("ebpf", DiscoveryMode::Ebpf),
+                ("inotify", DiscoveryMode::Inotify),
+            ],
+            DiscoveryMode::Auto,
+            problems,
+        );
         let api = self.api(api, problems);
         let reader = self.reader(reader, problems);
         let pipeline = self.pipeline(pipeline, problems);
@@ -585,6 +615,7 @@ impl Validator {
         }
         Some(Config {
             data_dir,
+            discovery,
             api: api?,
             reader,
             pipeline,

@@ -351,3 +351,48 @@ fn error_display_lists_every_problem() {
         "{text}"
     );
 }
+
+#[test]
+fn durability_and_discovery_settings_have_defaults_and_are_checked() {
+    let (config, problems) = parse(MINIMAL);
+    assert_eq!(problems, vec![]);
+    let config = config.unwrap();
+    assert_eq!(config.discovery, DiscoveryMode::Auto);
+    assert_eq!(config.checkpoints.interval, DEFAULT_CHECKPOINT_INTERVAL);
+    assert_eq!(
+        config.checkpoints.forget_after,
+        DEFAULT_CHECKPOINT_FORGET_AFTER
+    );
+    assert_eq!(config.reader.max_open_deleted, DEFAULT_MAX_OPEN_DELETED);
+
+    let text = format!(
+        "discovery: inotify\ncheckpoints:\n  interval: 250ms\n  forget_after: 2h\nreader:\n  max_open_deleted: 10\n{}",
+        MINIMAL.split_once('\n').unwrap().1
+    );
+    let (config, problems) = parse(&text);
+    assert_eq!(problems, vec![]);
+    let config = config.unwrap();
+    assert_eq!(config.discovery, DiscoveryMode::Inotify);
+    assert_eq!(config.checkpoints.interval, Duration::from_millis(250));
+    assert_eq!(config.checkpoints.forget_after, Duration::from_secs(7200));
+    assert_eq!(config.reader.max_open_deleted, 10);
+
+    let bad = format!(
+        "discovery: fanotify\ncheckpoints:\n  interval: never\n  every: 1s\nreader:\n  max_open_deleted: 0\n{}",
+        MINIMAL.split_once('\n').unwrap().1
+    );
+    let problems = problems_of(&bad);
+    assert!(has(&problems, 1, "discovery", "fanotify"), "{problems:?}");
+    assert!(
+        has(&problems, 3, "checkpoints.interval", "not a duration"),
+        "{problems:?}"
+    );
+    assert!(
+        has(&problems, 4, "checkpoints.every", "unknown field"),
+        "{problems:?}"
+    );
+    assert!(
+        has(&problems, 6, "reader.max_open_deleted", ""),
+        "{problems:?}"
+    );
+}

@@ -1,0 +1,32 @@
+//! Builds the eBPF object with `xtask::build_ebpf` (nightly, bpf-linker) and enables the
+//! `ringtail_ebpf` cfg that embeds it. `RINGTAIL_NO_EBPF=1` builds without it (the binary then
+//! says so and uses inotify alone).
+
+use std::path::Path;
+
+fn main() {
+    println!("cargo:rustc-check-cfg=cfg(ringtail_ebpf)");
+    println!("cargo:rerun-if-env-changed=RINGTAIL_NO_EBPF");
+    if std::env::var_os("RINGTAIL_NO_EBPF").is_some() {
+        println!(
+            "cargo:warning=RINGTAIL_NO_EBPF is set: building ringtail without its eBPF programs"
+        );
+        return;
+    }
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let Some(root) = Path::new(&manifest).parent() else {
+        eprintln!("error: CARGO_MANIFEST_DIR has no parent");
+        std::process::exit(1);
+    };
+    match xtask::build_ebpf(root) {
+        Ok(_) => println!("cargo:rustc-cfg=ringtail_ebpf"),
+        Err(e) => {
+            eprintln!(
+                "error: cannot build the eBPF programs: {e:#}\n\
+                 (`cargo xtask setup` installs nightly rust-src and bpf-linker; \
+                 RINGTAIL_NO_EBPF=1 builds without eBPF)"
+            );
+            std::process::exit(1);
+        }
+    }
+}

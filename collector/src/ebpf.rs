@@ -1,0 +1,467 @@
+//! Kernel events through eBPF: loading ringtail's programs and turning their ring-buffer
+//! events into container lifecycle events.
+//!
+//! What runs today: the `cgroup:cgroup_mkdir` / `cgroup_rmdir` tracepoints report every cgroup
+//! created or removed, with its id (the inode of its cgroup2 directory) and path; a path that
+//! names a container (`cri-containerd-<id>.scope`, `docker-<id>.scope`, `crio-<id>.scope`, or
+//! a 64-hex-digit last component, as the cgroupfs driver names it) becomes a container
+//! started/stopped event, kept in a table of running containers and counted. File discovery
+//! through eBPF (opens for writing, the write hook) is not built yet; inotify does it.
+//!
+//! The tracepoint record layout is read from its tracefs `format` file at load time (tracefs
+//! is mounted if it is not) and passed to the programs as read-only globals. A failed
+//! ring-buffer reservation in the kernel is counted per CPU and published as
+//! `ringtail_ebpf_ringbuf_drops_total`.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use aya::Ebpf;
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::TracePoint;
+use ringtail_ebpf_common::{
+    CGROUP_PATH_BYTES, COUNTER_CGROUP_MKDIR, COUNTER_CGROUP_RMDIR, COUNTER_RESERVE_FAILED,
+    COUNTERS_MAP, CgroupEvent, EVENTS_MAP, GLOBAL_CGROUP_ID_OFFSET, GLOBAL_CGROUP_LEVEL_OFFSET,
+    GLOBAL_CGROUP_PATH_OFFSET, GLOBAL_CGROUP_ROOT_OFFSET, KIND_CGROUP_MKDIR, KIND_CGROUP_RMDIR,
+};
+
+use crate::metrics::{KindLabel, Metrics};
+
+/// Hierarchy id of cgroup2 in the tracepoints' `root` field.
+const CGROUP2_HIERARCHY: u32 = 0;
+
+/// Where tracefs is (or gets) mounted.
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// Why the eBPF programs could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EbpfError {
+    /// This binary was built without its eBPF object (`RINGTAIL_NO_EBPF` at build time).
+    #[error("this ringtail was built without its eBPF programs (RINGTAIL_NO_EBPF)")]
+    NotBuilt,
+    /// tracefs is not mounted and could not be mounted.
+    #[error("tracefs is not available at {path} and cannot be mounted: {source}")]
+    Tracefs {
+        /// Where it was expected.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// A tracepoint's format file is missing or lacks a field.
+    #[error("cannot read the layout of tracepoint {tracepoint}: {reason}")]
+    Format {
+        /// `category/name`.
+        tracepoint: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The object could not be loaded (verifier, permissions, BTF).
+    #[error("cannot load the eBPF object: {source}")]
+    Load {
+        /// What aya said.
+        #[source]
+        source: Box<aya::EbpfError>,
+    },
+    /// A program could not be loaded or attached.
+    #[error("cannot {action} eBPF program {program}: {source}")]
+    Program {
+        /// `load` or `attach`.
+        action: &'static str,
+        /// The program.
+        program: &'static str,
+        /// What aya said.
+        #[source]
+        source: Box<aya::programs::ProgramError>,
+    },
+    /// A map is missing or has the wrong type.
+    #[error("eBPF map {map}: {reason}")]
+    Map {
+        /// The map.
+        map: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Waiting for events failed.
+    #[error("cannot wait for eBPF events: {source}")]
+    Poll {
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A container started or stopped, as the kernel reported its cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerEvent {
+    /// A container's cgroup was created.
+    Started {
+        /// Cgroup id (inode of the cgroup2 directory).
+        cgroup_id: u64,
+        /// The container id from the cgroup path.
+        container_id: String,
+        /// The cgroup path.
+        path: String,
+    },
+    /// A container's cgroup was removed.
+    Stopped {
+        /// Cgroup id.
+        cgroup_id: u64,
+        /// The container id from the cgroup path.
+        container_id: String,
+    },
+}
+
+/// The container id in a cgroup path, if its last component names one.
+pub fn container_id(path: &str) -> Option<&str> {
+    let last = path.rsplit('/').next()?;
+    let last = last.strip_suffix(".scope").unwrap_or(last);
+    // containerd with systemd: `cri-containerd-<id>`; with cgroupfs under systemd slices:
+    // `...:cri-containerd:<id>`; docker `docker-<id>`; cri-o `crio-<id>` (and `crio-conmon-`,
+    // which is not the container).
+    let id = last
+        .rsplit([':', '-'])
+        .next()
+        .filter(|_| !last.starts_with("crio-conmon-"))?;
+    (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
+/// Containers running now, by cgroup id.
+#[derive(Debug, Default)]
+pub struct Containers {
+    running: Mutex<HashMap<u64, String>>,
+}
+
+impl Containers {
+    /// The container id of a running cgroup.
+    pub fn get(&self, cgroup_id: u64) -> Option<String> {
+        self.lock().get(&cgroup_id).cloned()
+    }
+
+    /// Number of running containers seen.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no container is known to run.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, String>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The loaded programs and the ring buffer they write to.
+pub struct Kernel {
+    // Owns the programs and links: dropping it detaches everything.
+    _ebpf: Ebpf,
+    events: RingBuf<MapData>,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel").finish_non_exhaustive()
+    }
+}
+
+#[cfg(ringtail_ebpf)]
+fn object() -> Result<&'static [u8], EbpfError> {
+    Ok(aya::include_bytes_aligned!(concat!(
+        env!("OUT_DIR"),
+        "/ringtail-ebpf"
+    )))
+}
+
+#[cfg(not(ringtail_ebpf))]
+fn object() -> Result<&'static [u8], EbpfError> {
+    Err(EbpfError::NotBuilt)
+}
+
+/// Mounts tracefs at [`TRACEFS`] unless it is there.
+fn ensure_tracefs() -> Result<(), EbpfError> {
+    if Path::new(TRACEFS).join("events").is_dir() {
+        return Ok(());
+    }
+    rustix::mount::mount(
+        "nodev",
+        TRACEFS,
+        "tracefs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .map_err(|e| EbpfError::Tracefs {
+        path: PathBuf::from(TRACEFS),
+        source: e.into(),
+    })
+}
+
+/// Offsets of `fields` in a tracepoint record, from its `format` file.
+fn field_offsets(category: &str, name: &str, fields: &[&str]) -> Result<Vec<u32>, EbpfError> {
+    let tracepoint = format!("{category}/{name}");
+    let path = Path::new(TRACEFS)
+        .join("events")
+        .join(category)
+        .join(name)
+        .join("format");
+    let text = std::fs::read_to_string(&path).map_err(|e| EbpfError::Format {
+        tracepoint: tracepoint.clone(),
+        reason: format!("{}: {e}", path.display()),
+    })?;
+    parse_offsets(&text, fields).map_err(|reason| EbpfError::Format { tracepoint, reason })
+}
+
+/// The `offset:` of each field (by name, the last word before `;`) in a format file.
+fn parse_offsets(text: &str, fields: &[&str]) -> Result<Vec<u32>, String> {
+    fields
+        .iter()
+        .map(|field| {
+            text.lines()
+                .find_map(|line| {
+                    let decl = line.trim().strip_prefix("field:")?;
+                    let (decl, rest) = decl.split_once(';')?;
+                    let name = decl.rsplit(' ').next()?;
+                    if name != *field {
+                        return None;
+                    }
+                    rest.split(';')
+                        .find_map(|part| part.trim().strip_prefix("offset:"))
+                        .and_then(|n| n.parse().ok())
+                })
+                .ok_or_else(|| format!("no field `{field}`"))
+        })
+        .collect()
+}
+
+impl Kernel {
+    /// Loads and attaches the programs.
+    pub fn load() -> Result<Kernel, EbpfError> {
+        let object = object()?;
+        ensure_tracefs()?;
+        const FIELDS: [&str; 4] = ["level", "id", "path", "root"];
+        let offsets = field_offsets("cgroup", "cgroup_mkdir", &FIELDS)?;
+        // rmdir must have the same layout: one set of globals serves both programs.
+        let rmdir = field_offsets("cgroup", "cgroup_rmdir", &FIELDS)?;
+        if rmdir != offsets {
+            return Err(EbpfError::Format {
+                tracepoint: "cgroup/cgroup_rmdir".to_string(),
+                reason: format!("layout {rmdir:?} differs from cgroup_mkdir's {offsets:?}"),
+            });
+        }
+        let mut ebpf = aya::EbpfLoader::new()
+            .override_global(GLOBAL_CGROUP_LEVEL_OFFSET, &offsets[0], true)
+            .override_global(GLOBAL_CGROUP_ID_OFFSET, &offsets[1], true)
+            .override_global(GLOBAL_CGROUP_PATH_OFFSET, &offsets[2], true)
+            .override_global(GLOBAL_CGROUP_ROOT_OFFSET, &offsets[3], true)
+            .load(object)
+            .map_err(|source| EbpfError::Load {
+                source: Box::new(source),
+            })?;
+        for program in ["cgroup_mkdir", "cgroup_rmdir"] {
+            let program_error = |action, source| EbpfError::Program {
+                action,
+                program,
+                source: Box::new(source),
+            };
+            let tracepoint: &mut TracePoint = ebpf
+                .program_mut(program)
+                .ok_or_else(|| EbpfError::Map {
+                    map: "programs",
+                    reason: format!("program {program} is missing from the object"),
+                })?
+                .try_into()
+                .map_err(|e| program_error("load", e))?;
+            tracepoint.load().map_err(|e| program_error("load", e))?;
+            tracepoint
+                .attach("cgroup", program)
+                .map_err(|e| program_error("attach", e))?;
+        }
+        let events = ebpf.take_map(EVENTS_MAP).ok_or_else(|| EbpfError::Map {
+            map: EVENTS_MAP,
+            reason: "missing from the object".to_string(),
+        })?;
+        let events = RingBuf::try_from(events).map_err(|e| EbpfError::Map {
+            map: EVENTS_MAP,
+            reason: e.to_string(),
+        })?;
+        let counters = ebpf.take_map(COUNTERS_MAP).ok_or_else(|| EbpfError::Map {
+            map: COUNTERS_MAP,
+            reason: "missing from the object".to_string(),
+        })?;
+        let counters = PerCpuArray::try_from(counters).map_err(|e| EbpfError::Map {
+            map: COUNTERS_MAP,
+            reason: e.to_string(),
+        })?;
+        Ok(Kernel {
+            _ebpf: ebpf,
+            events,
+            counters,
+        })
+    }
+
+    /// The sum over CPUs of counter `index`.
+    fn counter(&self, index: u32) -> u64 {
+        self.counters
+            .get(&index, 0)
+            .map(|values| values.iter().sum())
+            .unwrap_or(0)
+    }
+
+    /// Handles events until `stop` becomes readable (its write end is closed), updating
+    /// `containers` and the metrics, and passing each container event to `on_event`.
+    pub fn run(
+        mut self,
+        stop: OwnedFd,
+        containers: Arc<Containers>,
+        metrics: Arc<Metrics>,
+        mut on_event: impl FnMut(ContainerEvent),
+    ) -> Result<(), EbpfError> {
+        let kind = |kind| metrics.ebpf_events.get_or_create_owned(&KindLabel { kind });
+        let (started, stopped, cgroups) = (
+            kind("container_started"),
+            kind("container_stopped"),
+            kind("cgroup"),
+        );
+        let mut drops_seen = 0;
+        loop {
+            while let Some(item) = self.events.next() {
+                let Some(event) = decode(&item) else {
+                    continue;
+                };
+                cgroups.inc();
+                match &event {
+                    ContainerEvent::Started {
+                        cgroup_id,
+                        container_id,
+                        ..
+                    } => {
+                        started.inc();
+                        containers.lock().insert(*cgroup_id, container_id.clone());
+                    }
+                    ContainerEvent::Stopped { cgroup_id, .. } => {
+                        stopped.inc();
+                        containers.lock().remove(cgroup_id);
+                    }
+                }
+                metrics.containers_running.set(containers.len() as i64);
+                on_event(event);
+            }
+            let drops = self.counter(COUNTER_RESERVE_FAILED);
+            if drops > drops_seen {
+                tracing::warn!(
+                    lost = drops - drops_seen,
+                    "the eBPF ring buffer was full; container events were lost"
+                );
+                metrics.ebpf_ringbuf_drops.inc_by(drops - drops_seen);
+                drops_seen = drops;
+            }
+            let mut fds = [
+                rustix::event::PollFd::new(&self.events, rustix::event::PollFlags::IN),
+                rustix::event::PollFd::new(&stop, rustix::event::PollFlags::IN),
+            ];
+            match rustix::event::poll(&mut fds, None) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(EbpfError::Poll { source: e.into() }),
+            }
+            if !fds[1].revents().is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// cgroups created and removed since the programs were attached (kernel counters).
+    pub fn cgroup_counts(&self) -> (u64, u64) {
+        (
+            self.counter(COUNTER_CGROUP_MKDIR),
+            self.counter(COUNTER_CGROUP_RMDIR),
+        )
+    }
+}
+
+impl AsFd for Kernel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.events.as_fd()
+    }
+}
+
+/// A container event from a ring-buffer record, if the cgroup is a container's.
+fn decode(bytes: &[u8]) -> Option<ContainerEvent> {
+    if bytes.len() < std::mem::size_of::<CgroupEvent>() {
+        return None;
+    }
+    // SAFETY: the record holds at least size_of::<CgroupEvent>() bytes written by the kernel
+    // program as a CgroupEvent (plain integers and bytes: every bit pattern is valid);
+    // read_unaligned copes with the ring buffer's 8-byte alignment.
+    let event: CgroupEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    // Only the cgroup2 hierarchy (id 0, `cgrp_dfl_root`): on a hybrid system a container also
+    // has a directory in each v1 hierarchy, which would report it once per controller.
+    if event.root != CGROUP2_HIERARCHY {
+        return None;
+    }
+    let len = (event.path_len as usize).min(CGROUP_PATH_BYTES);
+    let path = String::from_utf8_lossy(&event.path[..len]).into_owned();
+    let container_id = container_id(&path)?.to_string();
+    match event.kind {
+        KIND_CGROUP_MKDIR => Some(ContainerEvent::Started {
+            cgroup_id: event.id,
+            container_id,
+            path,
+        }),
+        KIND_CGROUP_RMDIR => Some(ContainerEvent::Stopped {
+            cgroup_id: event.id,
+            container_id,
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn container_ids_come_from_the_runtimes_cgroup_names() {
+        for path in [
+            format!(
+                "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-{ID}.scope"
+            ),
+            format!(
+                "/system.slice/containerd.service/kubepods-burstable-pod2.slice:cri-containerd:{ID}"
+            ),
+            format!("/system.slice/docker-{ID}.scope"),
+            format!("/kubepods.slice/crio-{ID}.scope"),
+            format!("/kubepods/besteffort/pod3/{ID}"),
+        ] {
+            assert_eq!(container_id(&path), Some(ID), "{path}");
+        }
+        for path in [
+            "/kubepods.slice/kubepods-besteffort.slice",
+            "/user.slice/user-0.slice/session-1.scope",
+            &format!("/kubepods.slice/crio-conmon-{ID}.scope"),
+            "/ringtail-test-123",
+        ] {
+            assert_eq!(container_id(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn offsets_are_read_from_a_format_file() {
+        let format = "name: cgroup_mkdir\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\n\tfield:int root;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:int level;\toffset:12;\tsize:4;\tsigned:1;\n\tfield:u64 id;\toffset:16;\tsize:8;\tsigned:0;\n\tfield:__data_loc char[] path;\toffset:24;\tsize:4;\tsigned:0;\n";
+        assert_eq!(
+            parse_offsets(format, &["level", "id", "path"]),
+            Ok(vec![12, 16, 24])
+        );
+        assert_eq!(
+            parse_offsets(format, &["missing"]),
+            Err("no field `missing`".to_string())
+        );
+    }
+}
