@@ -7,6 +7,13 @@
 //! a tracepoint is read by user space from its `format` file at load time and passed in as
 //! read-only globals; nothing about it is hard-coded here.
 //!
+//! Files: the `syscalls:sys_exit_{open,openat,openat2,creat}` tracepoints look at the file a
+//! successful open returned (through the task's fd table, with struct offsets from BTF passed
+//! as globals); when it was opened for writing in a directory user space watches (the
+//! `WATCHED_DIRS` map), a [`FileOpenedEvent`](ringtail_ebpf_common::FileOpenedEvent) — pid,
+//! fd, device, inode, directory inode and name — goes to user space. Opens elsewhere cost the
+//! fd-table walk and one map lookup, and produce nothing.
+//!
 //! On the host this crate compiles to an empty binary, so workspace-wide commands work; the
 //! real object is built for `bpfel-unknown-none` by `xtask::build_ebpf` (from the collector's
 //! build script and from `cargo xtask build-ebpf`).
@@ -15,15 +22,54 @@
 
 #[cfg(target_arch = "bpf")]
 mod programs {
-    use aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes;
+    use aya_ebpf::helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel,
+        bpf_probe_read_kernel_str_bytes,
+    };
     use aya_ebpf::macros::{map, tracepoint};
+    use aya_ebpf::maps::HashMap;
     use aya_ebpf::maps::{PerCpuArray, RingBuf};
     use aya_ebpf::programs::TracePointContext;
     use aya_ebpf::EbpfContext;
     use ringtail_ebpf_common::{
-        CgroupEvent, COUNTERS, COUNTER_CGROUP_MKDIR, COUNTER_CGROUP_RMDIR, COUNTER_RESERVE_FAILED,
-        EVENTS_BYTES, KIND_CGROUP_MKDIR, KIND_CGROUP_RMDIR,
+        CgroupEvent, DirKey, FileOpenedEvent, COUNTERS, COUNTER_CGROUP_MKDIR, COUNTER_CGROUP_RMDIR,
+        COUNTER_FILE_OPENED, COUNTER_RESERVE_FAILED, EVENTS_BYTES, KIND_CGROUP_MKDIR,
+        KIND_CGROUP_RMDIR, KIND_FILE_OPENED, WATCHED_DIRS_MAX,
     };
+
+    /// Kernel struct offsets from BTF (see `ringtail_ebpf_common::offsets`).
+    #[no_mangle]
+    static OFF_TASK_FILES: u32 = 0;
+    #[no_mangle]
+    static OFF_FILES_FDT: u32 = 0;
+    #[no_mangle]
+    static OFF_FDT_FD: u32 = 0;
+    #[no_mangle]
+    static OFF_FDT_MAX_FDS: u32 = 0;
+    #[no_mangle]
+    static OFF_FILE_MODE: u32 = 0;
+    #[no_mangle]
+    static OFF_FILE_DENTRY: u32 = 0;
+    #[no_mangle]
+    static OFF_DENTRY_PARENT: u32 = 0;
+    #[no_mangle]
+    static OFF_DENTRY_INODE: u32 = 0;
+    #[no_mangle]
+    static OFF_DENTRY_NAME: u32 = 0;
+    #[no_mangle]
+    static OFF_INODE_INO: u32 = 0;
+    #[no_mangle]
+    static OFF_INODE_SB: u32 = 0;
+    #[no_mangle]
+    static OFF_SB_DEV: u32 = 0;
+    #[no_mangle]
+    static OFF_SYS_EXIT_RET: u32 = 0;
+
+    /// `FMODE_WRITE` in `file.f_mode` (include/linux/fs.h).
+    const FMODE_WRITE: u32 = 0x2;
+
+    #[map(name = "WATCHED_DIRS")]
+    static WATCHED_DIRS: HashMap<DirKey, u8> = HashMap::with_max_entries(WATCHED_DIRS_MAX, 0);
 
     /// Offsets in the cgroup tracepoint record, set by user space from the `format` file.
     /// `volatile` reads keep the compiler from folding the zero initial values.
@@ -54,6 +100,109 @@ mod programs {
         count(COUNTER_CGROUP_RMDIR);
         cgroup_event(&ctx, KIND_CGROUP_RMDIR);
         0
+    }
+
+    #[tracepoint(category = "syscalls", name = "sys_exit_openat")]
+    pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
+        file_opened(&ctx);
+        0
+    }
+
+    #[tracepoint(category = "syscalls", name = "sys_exit_openat2")]
+    pub fn sys_exit_openat2(ctx: TracePointContext) -> u32 {
+        file_opened(&ctx);
+        0
+    }
+
+    #[tracepoint(category = "syscalls", name = "sys_exit_open")]
+    pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
+        file_opened(&ctx);
+        0
+    }
+
+    #[tracepoint(category = "syscalls", name = "sys_exit_creat")]
+    pub fn sys_exit_creat(ctx: TracePointContext) -> u32 {
+        file_opened(&ctx);
+        0
+    }
+
+    /// Reads a `T` at kernel address `base + offset`.
+    fn read<T>(base: u64, offset: &u32) -> Option<T> {
+        // SAFETY: bpf_probe_read_kernel copies from any kernel address and fails cleanly on a
+        // bad one; the result is plain data.
+        unsafe { bpf_probe_read_kernel((base as usize + global(offset)) as *const T).ok() }
+    }
+
+    fn file_opened(ctx: &TracePointContext) {
+        let _ = try_file_opened(ctx);
+    }
+
+    fn try_file_opened(ctx: &TracePointContext) -> Option<()> {
+        // SAFETY: the offset comes from this tracepoint's format file; read_at fails cleanly.
+        let ret: i64 = unsafe { ctx.read_at(global(&OFF_SYS_EXIT_RET)) }.ok()?;
+        if ret < 0 {
+            return None;
+        }
+        let fd = ret as u64;
+        // SAFETY: returns the current task pointer; it is only read through probe reads.
+        let task = unsafe { bpf_get_current_task() };
+        let files: u64 = read(task, &OFF_TASK_FILES)?;
+        let fdt: u64 = read(files, &OFF_FILES_FDT)?;
+        let max_fds: u32 = read(fdt, &OFF_FDT_MAX_FDS)?;
+        if fd >= u64::from(max_fds) {
+            return None;
+        }
+        let fd_array: u64 = read(fdt, &OFF_FDT_FD)?;
+        // SAFETY: as in `read`: a probe read of the fd-th slot of the fd array.
+        let file: u64 = unsafe { bpf_probe_read_kernel((fd_array + fd * 8) as *const u64).ok()? };
+        let mode: u32 = read(file, &OFF_FILE_MODE)?;
+        if mode & FMODE_WRITE == 0 {
+            return None;
+        }
+        let dentry: u64 = read(file, &OFF_FILE_DENTRY)?;
+        let parent: u64 = read(dentry, &OFF_DENTRY_PARENT)?;
+        let parent_inode: u64 = read(parent, &OFF_DENTRY_INODE)?;
+        let dir_ino: u64 = read(parent_inode, &OFF_INODE_INO)?;
+        let sb: u64 = read(parent_inode, &OFF_INODE_SB)?;
+        let dev: u32 = read(sb, &OFF_SB_DEV)?;
+        let key = DirKey {
+            dev,
+            _pad: 0,
+            ino: dir_ino,
+        };
+        // SAFETY: a lookup in a hash map; the value is not kept.
+        if unsafe { WATCHED_DIRS.get(&key) }.is_none() {
+            return None;
+        }
+        let inode: u64 = read(dentry, &OFF_DENTRY_INODE)?;
+        let ino: u64 = read(inode, &OFF_INODE_INO)?;
+        let name: u64 = read(dentry, &OFF_DENTRY_NAME)?;
+        let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        count(COUNTER_FILE_OPENED);
+        let Some(mut entry) = EVENTS.reserve::<FileOpenedEvent>(0) else {
+            count(COUNTER_RESERVE_FAILED);
+            return None;
+        };
+        let event = entry.as_mut_ptr();
+        // SAFETY: `event` is the reserved, exclusively owned slot; every field is written
+        // before submit, and the name read cannot fail past the reservation (an error leaves
+        // an empty name).
+        unsafe {
+            (*event).kind = KIND_FILE_OPENED;
+            (*event).pid = pid;
+            (*event).fd = fd as u32;
+            (*event).dev = dev;
+            (*event).ino = ino;
+            (*event).dir_ino = dir_ino;
+            (*event)._pad = 0;
+            (*event).name_len =
+                match bpf_probe_read_kernel_str_bytes(name as *const u8, &mut (*event).name) {
+                    Ok(bytes) => bytes.len() as u32,
+                    Err(_) => 0,
+                };
+        }
+        entry.submit(0);
+        Some(())
     }
 
     fn global(value: &u32) -> usize {

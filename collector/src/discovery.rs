@@ -17,6 +17,11 @@
 //!   `MOVED_TO` half may follow in the next read.
 //! - On an inotify queue overflow everything is rescanned and every known file marked dirty:
 //!   events may be lost, data is not.
+//! - With eBPF ([`KernelLink`]), every watched directory is also registered with the kernel,
+//!   which reports files opened for writing in it with the writer's pid and fd. A new file is
+//!   then opened through the writer's own descriptor (`/proc/<pid>/fd/<fd>`), which works even
+//!   after the file was unlinked — a short-lived pod's log deleted before inotify's event was
+//!   handled is still read. Lost kernel events (full ring buffer) trigger a rescan.
 //! - Every file opened is checked against the checkpoints of the last run
 //!   ([`AckTracker::resume`]): the same file (identity and fingerprint) resumes at its
 //!   acknowledged offset. At start-up, a file whose name no longer matches any glob but whose
@@ -39,9 +44,11 @@ use prometheus_client::metrics::family::Family;
 use crate::ack::{AckTracker, Resume};
 use crate::checkpoint::{FINGERPRINT_BYTES, Fingerprint};
 use crate::config::{ReadFrom, SourceConfig};
+use crate::ebpf::{FileOpened, WatchedDirs};
 use crate::metrics::{KindLabel, Metrics, SourceLabel};
 use crate::reader::{Control, ReaderHandle};
 use crate::source::{FileCtx, FileIdentity, SourceId};
+use ringtail_ebpf_common::DirKey;
 
 /// Why discovery could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +95,8 @@ struct EventCounters {
     delete: Counter,
     moved: Counter,
     overflow: Counter,
+    kernel_open: Counter,
+    reconcile: Counter,
 }
 
 /// The inotify discovery thread's state.
@@ -112,6 +121,25 @@ pub struct Discovery {
     truncations: Family<SourceLabel, Counter>,
     /// Files resumed from a checkpoint.
     resumed: usize,
+    kernel: Option<KernelLink>,
+    /// Watched directories by their kernel key, and back.
+    dir_keys: HashMap<DirKey, PathBuf>,
+    key_of_dir: HashMap<PathBuf, DirKey>,
+}
+
+/// What discovery gets from the eBPF side: the kernel's watched-directory map, the files it
+/// reports opened, a pipe that is written to when some are queued, and a flag set when
+/// events were lost.
+#[derive(Debug)]
+pub struct KernelLink {
+    /// Directories the kernel reports opens in.
+    pub dirs: WatchedDirs,
+    /// Files opened for writing in them.
+    pub opened: crossbeam::channel::Receiver<FileOpened>,
+    /// Readable when `opened` has news (or `reconcile` was set).
+    pub wake: OwnedFd,
+    /// Set when kernel events were lost: rescan everything.
+    pub reconcile: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -133,6 +161,7 @@ impl Discovery {
         stop: OwnedFd,
         metrics: &Metrics,
         tracker: Arc<AckTracker>,
+        kernel: Option<KernelLink>,
     ) -> Result<Self, DiscoveryError> {
         let inotify = Inotify::init().map_err(|source| DiscoveryError::Init { source })?;
         let kind = |kind| {
@@ -161,11 +190,16 @@ impl Discovery {
                 delete: kind("delete"),
                 moved: kind("move"),
                 overflow: kind("overflow"),
+                kernel_open: kind("kernel_open"),
+                reconcile: kind("reconcile"),
             },
             watch_errors_logged: 0,
             tracker,
             truncations: metrics.truncations.clone(),
             resumed: 0,
+            kernel,
+            dir_keys: HashMap::new(),
+            key_of_dir: HashMap::new(),
         };
         discovery.scan_roots(true)?;
         discovery.flush_dirty()?;
@@ -188,18 +222,31 @@ impl Discovery {
     pub fn run(mut self) -> Result<(), DiscoveryError> {
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
-            let (events_ready, stop) = {
-                let mut fds = [
+            let (events_ready, stop, kernel_ready) = {
+                let mut fds = vec![
                     rustix::event::PollFd::new(&self.inotify, rustix::event::PollFlags::IN),
                     rustix::event::PollFd::new(&self.stop, rustix::event::PollFlags::IN),
                 ];
+                if let Some(k) = &self.kernel {
+                    fds.push(rustix::event::PollFd::new(
+                        &k.wake,
+                        rustix::event::PollFlags::IN,
+                    ));
+                }
                 match rustix::event::poll(&mut fds, None) {
                     Ok(_) => {}
                     Err(rustix::io::Errno::INTR) => continue,
                     Err(e) => return Err(DiscoveryError::Events { source: e.into() }),
                 }
-                (!fds[0].revents().is_empty(), !fds[1].revents().is_empty())
+                (
+                    !fds[0].revents().is_empty(),
+                    !fds[1].revents().is_empty(),
+                    fds.get(2).is_some_and(|f| !f.revents().is_empty()),
+                )
             };
+            if kernel_ready || stop {
+                self.kernel_events()?;
+            }
             if stop {
                 // Events already queued still count: a file created and renamed away just
                 // before shutdown must reach the tracker (and so the final checkpoint), or
@@ -211,6 +258,63 @@ impl Discovery {
                 self.drain_events(&mut buffer)?;
             }
         }
+    }
+
+    /// Handles the files the kernel reported opened, and a rescan when events were lost.
+    fn kernel_events(&mut self) -> Result<(), DiscoveryError> {
+        let Some(k) = &self.kernel else {
+            return Ok(());
+        };
+        let mut sink = [0u8; 256];
+        while matches!(rustix::io::read(&k.wake, &mut sink), Ok(n) if n > 0) {}
+        let opened: Vec<FileOpened> = k.opened.try_iter().collect();
+        let reconcile = k.reconcile.swap(false, std::sync::atomic::Ordering::AcqRel);
+        for f in opened {
+            self.counters.kernel_open.inc();
+            self.file_opened(f)?;
+        }
+        if reconcile {
+            self.counters.reconcile.inc();
+            tracing::warn!("kernel events were lost; rescanning all watched directories");
+            self.scan_roots(false)?;
+            let all: Vec<(SourceId, usize)> =
+                self.tracked.iter().map(|(id, t)| (*id, t.reader)).collect();
+            for (id, reader) in all {
+                self.dirty[reader].push(id);
+            }
+        }
+        self.flush_dirty()
+    }
+
+    /// A file in a watched directory was opened for writing.
+    fn file_opened(&mut self, f: FileOpened) -> Result<(), DiscoveryError> {
+        let Some(dir) = self.dir_keys.get(&f.dir) else {
+            return Ok(());
+        };
+        let path = dir.join(&f.name);
+        let identity = FileIdentity {
+            dev: f.dev,
+            ino: f.ino,
+        };
+        if let Some(&id) = self.identities.get(&identity) {
+            self.mark_dirty(id);
+            return Ok(());
+        }
+        let Some(source) = self.sources.iter().find(|s| s.matches(&path)).cloned() else {
+            return Ok(());
+        };
+        let via = PathBuf::from(format!("/proc/{}/fd/{}", f.pid, f.fd));
+        // Already unlinked (or replaced) before we got here: only the writer's descriptor
+        // leads to it. It is read to its current end and closed, since no later event will
+        // name it (following its later writes needs the kernel write hook).
+        let linked =
+            std::fs::symlink_metadata(&path).is_ok_and(|m| FileIdentity::of(&m) == identity);
+        let via = Some(Via {
+            path: &via,
+            identity,
+            linked,
+        });
+        self.open_via(&path, via, source, false, false)
     }
 
     /// Reads and handles every queued event, then resolves moves and wakes readers.
@@ -267,6 +371,7 @@ impl Discovery {
         if mask.contains(EventMask::IGNORED) {
             if let Some(dir) = self.dirs.remove(&wd) {
                 self.watched.remove(&dir);
+                self.forget_dir_key(&dir);
             }
             return Ok(());
         }
@@ -441,6 +546,17 @@ impl Discovery {
             Ok(wd) => {
                 self.dirs.insert(wd.clone(), dir.to_path_buf());
                 self.watched.insert(dir.to_path_buf(), wd);
+                if let Some(k) = &mut self.kernel {
+                    match k.dirs.insert(dir) {
+                        Ok(key) => {
+                            self.dir_keys.insert(key, dir.to_path_buf());
+                            self.key_of_dir.insert(dir.to_path_buf(), key);
+                        }
+                        Err(e) => {
+                            tracing::warn!(dir = %dir.display(), error = %e, "cannot register directory with the kernel; its new files are found by inotify only")
+                        }
+                    }
+                }
             }
             Err(e) => {
                 if self.watch_errors_logged < 20 {
@@ -452,6 +568,15 @@ impl Discovery {
                     };
                     tracing::error!(dir = %dir.display(), error = %e, "cannot watch directory{hint}; its files are found only on rescans");
                 }
+            }
+        }
+    }
+
+    fn forget_dir_key(&mut self, dir: &Path) {
+        if let Some(key) = self.key_of_dir.remove(dir) {
+            self.dir_keys.remove(&key);
+            if let Some(k) = &mut self.kernel {
+                k.dirs.remove(&key);
             }
         }
     }
@@ -470,6 +595,7 @@ impl Discovery {
                 // The kernel may have dropped the watch already (directory deleted).
                 let _ = self.inotify.watches().remove(wd);
             }
+            self.forget_dir_key(&path);
         }
     }
 
@@ -503,12 +629,38 @@ impl Discovery {
         startup: bool,
         only_resume: bool,
     ) -> Result<(), DiscoveryError> {
+        self.open_via(path, None, source, startup, only_resume)
+    }
+
+    /// Like [`open`](Self::open), trying first `via` (a writer's `/proc/<pid>/fd/<fd>`),
+    /// used when it is still the file with the expected identity.
+    fn open_via(
+        &mut self,
+        path: &Path,
+        via: Option<Via<'_>>,
+        source: Arc<SourceConfig>,
+        startup: bool,
+        only_resume: bool,
+    ) -> Result<(), DiscoveryError> {
         // O_NONBLOCK: opening a FIFO that matches a glob must not hang discovery.
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(path)
-        {
+        let open = |p: &Path| {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(p)
+        };
+        let through_writer = via.as_ref().and_then(|via| {
+            let file = open(via.path).ok()?;
+            let meta = file.metadata().ok()?;
+            (FileIdentity::of(&meta) == via.identity).then_some(file)
+        });
+        let linked = via.as_ref().is_none_or(|v| v.linked);
+        let opened = match through_writer {
+            Some(file) => Ok(file),
+            None if !linked => return Ok(()),
+            None => open(path),
+        };
+        let file = match opened {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => {
@@ -567,9 +719,14 @@ impl Discovery {
         let id = SourceId(self.next_id);
         self.next_id += 1;
         let reader = (id.0 % self.readers.len() as u64) as usize;
-        let mut paths = vec![path.to_path_buf()];
+        let mut paths = if linked {
+            vec![path.to_path_buf()]
+        } else {
+            Vec::new()
+        };
         // A symlink's writes are reported in its target's directory: watch that too.
-        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+        if linked
+            && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
             && let Ok(target) = std::fs::canonicalize(path)
         {
             if let Some(parent) = target.parent() {
@@ -578,7 +735,9 @@ impl Discovery {
             self.files.insert(target.clone(), id);
             paths.push(target);
         }
-        self.files.insert(path.to_path_buf(), id);
+        if linked {
+            self.files.insert(path.to_path_buf(), id);
+        }
         self.identities.insert(identity, id);
         self.tracked.insert(
             id,
@@ -603,6 +762,10 @@ impl Discovery {
             fingerprint_len: fingerprint.len,
         }) {
             return Err(DiscoveryError::ReadersGone);
+        }
+        if !linked {
+            tracing::debug!(file = %path.display(), "opened through its writer's descriptor after it was unlinked");
+            self.gone(id)?;
         }
         Ok(())
     }
@@ -643,7 +806,9 @@ impl Discovery {
             return Ok(());
         };
         for p in &tracked.paths {
-            self.files.remove(p);
+            if self.files.get(p) == Some(&id) {
+                self.files.remove(p);
+            }
         }
         self.identities.remove(&tracked.identity);
         if !self.readers[tracked.reader].send(Control::Gone { id }) {
@@ -666,6 +831,15 @@ impl Discovery {
         }
         Ok(())
     }
+}
+
+/// A second way to a file: the writer's descriptor, as `/proc/<pid>/fd/<fd>`.
+struct Via<'a> {
+    path: &'a Path,
+    /// The file the kernel reported; `path` is used only while it still leads there.
+    identity: FileIdentity,
+    /// Whether the file's path still names it.
+    linked: bool,
 }
 
 /// The first bytes of `file`, for its fingerprint.
@@ -722,8 +896,15 @@ mod tests {
             let (stop_read, stop_write) = rustix::pipe::pipe().unwrap();
             let metrics = Arc::new(Metrics::new());
             let tracker = Arc::new(AckTracker::new(Arc::clone(&metrics)));
-            let discovery =
-                Discovery::new(vec![source], vec![handle], stop_read, &metrics, tracker).unwrap();
+            let discovery = Discovery::new(
+                vec![source],
+                vec![handle],
+                stop_read,
+                &metrics,
+                tracker,
+                None,
+            )
+            .unwrap();
             let files = discovery.files();
             let thread = std::thread::spawn(move || discovery.run());
             (
@@ -870,6 +1051,7 @@ mod tests {
             stop_read,
             &metrics,
             tracker,
+            None,
         )
         .unwrap();
         // All of this happens before discovery reads a single event.

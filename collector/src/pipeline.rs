@@ -27,8 +27,9 @@ use crate::api::{Api, ApiError, Health};
 use crate::buffer::BufferPool;
 use crate::checkpoint::{CheckpointError, Entry, Store};
 use crate::config::{Config, DiscoveryMode, SinkKind};
+use crate::discovery::KernelLink;
 use crate::discovery::{Discovery, DiscoveryError};
-use crate::ebpf::{ContainerEvent, Containers, Kernel};
+use crate::ebpf::{ContainerEvent, Containers, Kernel, KernelEvent};
 use crate::metrics::Metrics;
 use crate::reader::{MAX_FILES_PER_ROUND, Reader, ReaderShared};
 use crate::sink::{self, Sink, SinkHealth};
@@ -312,6 +313,51 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
     }
     drop(worker_senders);
 
+    // Kernel events: loaded before discovery's first scan, so every directory it watches is
+    // registered with the kernel from the start.
+    let containers = Arc::new(Containers::default());
+    let kernel = match config.discovery {
+        DiscoveryMode::Inotify => {
+            tracing::info!(
+                mode = "inotify",
+                "discovery: inotify (configured); eBPF programs not loaded"
+            );
+            None
+        }
+        DiscoveryMode::Auto | DiscoveryMode::Ebpf => match Kernel::load() {
+            Ok(kernel) => {
+                tracing::info!(
+                    mode = "ebpf",
+                    "discovery: eBPF programs loaded (container lifecycle from cgroup tracepoints, files opened for writing from open tracepoints); renames, deletions and new data from inotify"
+                );
+                Some(kernel)
+            }
+            Err(e) if config.discovery == DiscoveryMode::Auto => {
+                tracing::warn!(mode = "inotify", reason = %e, "discovery: eBPF unavailable, using inotify alone; container lifecycle events are off");
+                None
+            }
+            Err(e) => return Err(PipelineError::Ebpf(e)),
+        },
+    };
+    let (kernel, link, kernel_side) = match kernel {
+        Some(mut kernel) => {
+            let (opened_tx, opened_rx) = bounded(KERNEL_QUEUE);
+            let (wake_read, wake_write) = rustix::pipe::pipe_with(
+                rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC,
+            )
+            .map_err(|e| PipelineError::Pipe { source: e.into() })?;
+            let reconcile = Arc::new(AtomicBool::new(false));
+            let link = kernel.take_watched_dirs().map(|dirs| KernelLink {
+                dirs,
+                opened: opened_rx,
+                wake: wake_read,
+                reconcile: Arc::clone(&reconcile),
+            });
+            (Some(kernel), link, Some((opened_tx, wake_write, reconcile)))
+        }
+        None => (None, None, None),
+    };
+
     // Discovery: its start-up scan hands existing files to the readers.
     let (stop_read, stop_write) =
         rustix::pipe::pipe().map_err(|e| PipelineError::Pipe { source: e.into() })?;
@@ -321,6 +367,7 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
         stop_read,
         &metrics,
         Arc::clone(&tracker),
+        link,
     )?;
     let discovery = spawn("discovery".to_string(), &failures_tx, move || {
         discovery.run()
@@ -368,49 +415,36 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
             source,
         })?;
 
-    // Kernel events.
-    let containers = Arc::new(Containers::default());
-    let kernel = match config.discovery {
-        DiscoveryMode::Inotify => {
-            tracing::info!(
-                mode = "inotify",
-                "discovery: inotify (configured); eBPF programs not loaded"
-            );
-            None
-        }
-        DiscoveryMode::Auto | DiscoveryMode::Ebpf => match Kernel::load() {
-            Ok(kernel) => {
-                tracing::info!(
-                    mode = "ebpf",
-                    "discovery: eBPF programs loaded (container lifecycle from cgroup tracepoints); files and new data from inotify"
-                );
-                Some(kernel)
-            }
-            Err(e) if config.discovery == DiscoveryMode::Auto => {
-                tracing::warn!(mode = "inotify", reason = %e, "discovery: eBPF unavailable, using inotify alone; container lifecycle events are off");
-                None
-            }
-            Err(e) => return Err(PipelineError::Ebpf(e)),
-        },
-    };
-    let (stop_ebpf, ebpf) = match kernel {
-        Some(kernel) => {
+    let (stop_ebpf, ebpf) = match (kernel, kernel_side) {
+        (Some(kernel), Some((opened_tx, wake, reconcile))) => {
             let (stop_read, stop_write) =
                 rustix::pipe::pipe().map_err(|e| PipelineError::Pipe { source: e.into() })?;
             let (containers, metrics) = (Arc::clone(&containers), Arc::clone(&metrics));
             let thread = spawn("ebpf".to_string(), &failures_tx, move || {
                 kernel.run(stop_read, containers, metrics, |event| match event {
-                    ContainerEvent::Started { cgroup_id, container_id, path } => {
+                    KernelEvent::Container(ContainerEvent::Started { cgroup_id, container_id, path }) => {
                         tracing::info!(container = %container_id, cgroup_id, cgroup = %path, "container started");
                     }
-                    ContainerEvent::Stopped { cgroup_id, container_id } => {
+                    KernelEvent::Container(ContainerEvent::Stopped { cgroup_id, container_id }) => {
                         tracing::info!(container = %container_id, cgroup_id, "container stopped");
+                    }
+                    KernelEvent::FileOpened(file) => {
+                        if opened_tx.try_send(file).is_err() {
+                            // Discovery is behind: what it misses, a rescan finds.
+                            reconcile.store(true, Ordering::Release);
+                        }
+                        // Full pipe: a wake-up is pending already.
+                        let _ = rustix::io::write(&wake, &[1]);
+                    }
+                    KernelEvent::Lost { .. } => {
+                        reconcile.store(true, Ordering::Release);
+                        let _ = rustix::io::write(&wake, &[1]);
                     }
                 })
             })?;
             (Some(stop_write), Some(thread))
         }
-        None => (None, None),
+        _ => (None, None),
     };
 
     let health = Arc::new(health);
@@ -516,6 +550,9 @@ impl Running {
 }
 
 type Outcome = std::thread::Result<Result<(), String>>;
+
+/// Files reported opened by the kernel, waiting for discovery; past it, a rescan.
+const KERNEL_QUEUE: usize = 65_536;
 
 /// After files are opened, the checkpointer waits this long for more before writing.
 const NEW_FILES_PAUSE: Duration = Duration::from_millis(5);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 mod common;
 
-use ringtail::ebpf::{ContainerEvent, Containers, Kernel};
+use ringtail::ebpf::{ContainerEvent, Containers, Kernel, KernelEvent};
 use ringtail::metrics::Metrics;
 
 /// The cgroup2 mount point (`/sys/fs/cgroup` on unified systems, `/sys/fs/cgroup/unified` on
@@ -43,7 +43,9 @@ fn cgroup_lifecycle_events_name_the_container() {
         let (containers, metrics) = (Arc::clone(&containers), Arc::clone(&metrics));
         std::thread::spawn(move || {
             kernel.run(stop_read, containers, metrics, move |event| {
-                let _ = tx.send(event);
+                if let KernelEvent::Container(event) = event {
+                    let _ = tx.send(event);
+                }
             })
         })
     };
@@ -149,4 +151,169 @@ fn the_binary_says_which_discovery_mode_runs_and_counts_containers() {
     assert!(status.success(), "{log}");
     assert!(log.contains("mode=\"inotify\""), "{log}");
     assert!(!log.contains("mode=\"ebpf\""), "{log}");
+}
+
+#[test]
+fn opens_for_writing_are_reported_in_watched_directories_only() {
+    if !rustix::process::geteuid().is_root() {
+        println!("skipped: loading eBPF programs needs root (CI runs as root)");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().join("watched");
+    let other = dir.path().join("other");
+    std::fs::create_dir(&watched).unwrap();
+    std::fs::create_dir(&other).unwrap();
+    let mut kernel = Kernel::load().unwrap();
+    let mut dirs = kernel.take_watched_dirs().unwrap();
+    let key = dirs.insert(&watched).unwrap();
+    let (stop_read, stop_write) = rustix::pipe::pipe().unwrap();
+    let (tx, rx) = crossbeam::channel::unbounded();
+    let metrics = Arc::new(Metrics::new());
+    let thread = {
+        let metrics = Arc::clone(&metrics);
+        std::thread::spawn(move || {
+            kernel.run(
+                stop_read,
+                Arc::new(Containers::default()),
+                metrics,
+                move |event| {
+                    if let KernelEvent::FileOpened(f) = event {
+                        let _ = tx.send(f);
+                    }
+                },
+            )
+        })
+    };
+
+    // Not for writing, or not in a watched directory: nothing.
+    std::fs::write(other.join("b.log"), b"x\n").unwrap();
+    std::fs::write(watched.join("a.log"), b"").unwrap();
+    let seen = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(seen.name, "a.log");
+    let _read_only = std::fs::File::open(watched.join("a.log")).unwrap();
+    let _elsewhere = std::fs::OpenOptions::new()
+        .append(true)
+        .open(other.join("b.log"))
+        .unwrap();
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(watched.join("a.log"))
+        .unwrap();
+    let event = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let meta = std::fs::metadata(watched.join("a.log")).unwrap();
+    assert_eq!(event.name, "a.log");
+    assert_eq!(event.pid, std::process::id());
+    assert_eq!(event.ino, meta.ino());
+    assert_eq!(event.dev, meta.dev());
+    assert_eq!(event.dir, key);
+    // The reported descriptor is the writer's.
+    use std::os::fd::AsRawFd;
+    assert_eq!(event.fd as i32, file.as_raw_fd());
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "nothing else"
+    );
+    let text = metrics.render();
+    assert!(
+        text.contains("ringtail_ebpf_events_total{kind=\"file_opened\"} 2"),
+        "two opens for writing in the watched directory, none elsewhere:\n{text}"
+    );
+    // Unwatched again: silent.
+    dirs.remove(&key);
+    std::fs::write(watched.join("c.log"), b"x\n").unwrap();
+    assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+    drop(stop_write);
+    thread.join().unwrap().unwrap();
+}
+
+fn logs_config(dir: &std::path::Path, mode: &str) -> String {
+    format!(
+        "discovery: {mode}\ndata_dir: {dir}/data\napi:\n  listen: 127.0.0.1:{{port}}\nsources:\n  - name: logs\n    paths: [\"{dir}/logs/*.log\"]\nsinks:\n  - name: out\n    type: file\n    path: {dir}/out/out.ndjson\n    sync_interval: 10ms\n",
+        dir = dir.display()
+    )
+}
+
+#[test]
+fn a_short_lived_writer_is_read_whole_and_fast() {
+    if !rustix::process::geteuid().is_root() {
+        println!("skipped: loading eBPF programs needs root (CI runs as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let collector = common::Collector::start(dir.path(), &logs_config(dir.path(), "ebpf"));
+    let out = dir.path().join("out");
+    // Latency of a new file's first line, five times (the median is asserted: these
+    // machines are noisy).
+    let mut latencies = Vec::new();
+    let mut expected = std::collections::BTreeMap::new();
+    for f in 0..5 {
+        let stream = format!("first{f}");
+        let path = dir.path().join(format!("logs/{stream}.log"));
+        let written = std::time::Instant::now();
+        common::append_lines(&path, &stream, 0..1, 10);
+        expected.insert(stream, 1);
+        loop {
+            if common::Delivered::read(&out).missing(&expected).is_empty() {
+                break;
+            }
+            assert!(
+                written.elapsed() < Duration::from_secs(5),
+                "{}",
+                collector.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        latencies.push(written.elapsed());
+    }
+    latencies.sort();
+    println!("a new file's first line reached the sink after {latencies:?}");
+    assert!(latencies[2] < Duration::from_millis(100), "{latencies:?}");
+
+    // A writer process: creates a file, writes 1,000 lines, exits; the file is deleted 50 ms
+    // later.
+    let short = dir.path().join("logs/short.log");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "i=0; while [ $i -lt 1000 ]; do printf 'short %08d xxxxxxxxxx\\n' $i; i=$((i+1)); done > {}",
+            short.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::remove_file(&short).unwrap();
+
+    // A file unlinked right after it was written, while its writer still holds it: only the
+    // writer's descriptor leads to it.
+    let unlinked = dir.path().join("logs/unlinked.log");
+    let file = std::fs::File::create(&unlinked).unwrap();
+    {
+        use std::io::Write;
+        let mut text = String::new();
+        for n in 0..1000 {
+            text.push_str(&format!("unlinked {n:08} yyyyyyyyyy\n"));
+        }
+        (&file).write_all(text.as_bytes()).unwrap();
+    }
+    std::fs::remove_file(&unlinked).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(file);
+
+    expected.insert("short".to_string(), 1000);
+    expected.insert("unlinked".to_string(), 1000);
+    let delivered = common::wait_delivered(&out, &expected, Duration::from_secs(20));
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    let missing = delivered.missing(&expected);
+    assert!(
+        missing.is_empty(),
+        "{} missing, e.g. {:?}\n{log}",
+        missing.len(),
+        missing.first()
+    );
+    assert_eq!(delivered.duplicates(), 0);
 }

@@ -19,7 +19,7 @@ pub const COUNTER_CGROUP_MKDIR: u32 = 1;
 /// Index in [`COUNTERS_MAP`]: cgroup directories removed.
 pub const COUNTER_CGROUP_RMDIR: u32 = 2;
 /// Number of counters.
-pub const COUNTERS: u32 = 3;
+pub const COUNTERS: u32 = 4;
 
 /// Global: byte offset of `root` (the hierarchy id) in the cgroup tracepoint record.
 pub const GLOBAL_CGROUP_ROOT_OFFSET: &str = "CGROUP_ROOT_OFFSET";
@@ -59,3 +59,86 @@ pub struct CgroupEvent {
 }
 
 const _: () = assert!(core::mem::size_of::<CgroupEvent>() == 24 + CGROUP_PATH_BYTES);
+
+/// Name of the hash map of watched directories ([`DirKey`] → 1), filled by user space.
+pub const WATCHED_DIRS_MAP: &str = "WATCHED_DIRS";
+/// Most directories the kernel side can watch.
+pub const WATCHED_DIRS_MAX: u32 = 1 << 17;
+/// Index in [`COUNTERS_MAP`]: files opened for writing in a watched directory.
+pub const COUNTER_FILE_OPENED: u32 = 3;
+
+/// [`FileOpenedEvent::kind`]: a file in a watched directory was opened for writing.
+pub const KIND_FILE_OPENED: u32 = 3;
+
+/// Bytes of a file name carried in a [`FileOpenedEvent`].
+pub const FILE_NAME_BYTES: usize = 256;
+
+/// A directory, as the kernel names it.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct DirKey {
+    /// The kernel's `dev_t` of the file system (`major << 20 | minor`, not glibc's encoding).
+    pub dev: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// Inode number of the directory.
+    pub ino: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<DirKey>() == 16);
+
+/// A file in a watched directory was opened for writing (`open`, `openat`, `openat2`, `creat`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FileOpenedEvent {
+    /// [`KIND_FILE_OPENED`].
+    pub kind: u32,
+    /// Process (thread group) that opened it.
+    pub pid: u32,
+    /// The descriptor it got.
+    pub fd: u32,
+    /// The kernel's `dev_t` of the file system.
+    pub dev: u32,
+    /// Inode of the file.
+    pub ino: u64,
+    /// Inode of the directory it was opened in.
+    pub dir_ino: u64,
+    /// Bytes of `name` filled.
+    pub name_len: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// The file's name in its directory (NUL-ended when shorter).
+    pub name: [u8; FILE_NAME_BYTES],
+}
+
+const _: () = assert!(core::mem::size_of::<FileOpenedEvent>() == 40 + FILE_NAME_BYTES);
+
+/// Globals holding kernel struct offsets (from BTF) and the syscall-exit record's `ret` offset.
+pub mod offsets {
+    /// `task_struct.files`.
+    pub const TASK_FILES: &str = "OFF_TASK_FILES";
+    /// `files_struct.fdt`.
+    pub const FILES_FDT: &str = "OFF_FILES_FDT";
+    /// `fdtable.fd`.
+    pub const FDT_FD: &str = "OFF_FDT_FD";
+    /// `fdtable.max_fds`.
+    pub const FDT_MAX_FDS: &str = "OFF_FDT_MAX_FDS";
+    /// `file.f_mode`.
+    pub const FILE_MODE: &str = "OFF_FILE_MODE";
+    /// `file.f_path.dentry`.
+    pub const FILE_DENTRY: &str = "OFF_FILE_DENTRY";
+    /// `dentry.d_parent`.
+    pub const DENTRY_PARENT: &str = "OFF_DENTRY_PARENT";
+    /// `dentry.d_inode`.
+    pub const DENTRY_INODE: &str = "OFF_DENTRY_INODE";
+    /// `dentry.d_name.name`.
+    pub const DENTRY_NAME: &str = "OFF_DENTRY_NAME";
+    /// `inode.i_ino`.
+    pub const INODE_INO: &str = "OFF_INODE_INO";
+    /// `inode.i_sb`.
+    pub const INODE_SB: &str = "OFF_INODE_SB";
+    /// `super_block.s_dev`.
+    pub const SB_DEV: &str = "OFF_SB_DEV";
+    /// `ret` in a `syscalls:sys_exit_*` tracepoint record.
+    pub const SYS_EXIT_RET: &str = "OFF_SYS_EXIT_RET";
+}

@@ -1,12 +1,18 @@
 //! Kernel events through eBPF: loading ringtail's programs and turning their ring-buffer
 //! events into container lifecycle events.
 //!
-//! What runs today: the `cgroup:cgroup_mkdir` / `cgroup_rmdir` tracepoints report every cgroup
-//! created or removed, with its id (the inode of its cgroup2 directory) and path; a path that
-//! names a container (`cri-containerd-<id>.scope`, `docker-<id>.scope`, `crio-<id>.scope`, or
-//! a 64-hex-digit last component, as the cgroupfs driver names it) becomes a container
-//! started/stopped event, kept in a table of running containers and counted. File discovery
-//! through eBPF (opens for writing, the write hook) is not built yet; inotify does it.
+//! What runs today:
+//! - the `cgroup:cgroup_mkdir` / `cgroup_rmdir` tracepoints report every cgroup created or
+//!   removed, with its id (the inode of its cgroup2 directory) and path; a path that names a
+//!   container (`cri-containerd-<id>.scope`, `docker-<id>.scope`, `crio-<id>.scope`, or a
+//!   64-hex-digit last component, as the cgroupfs driver names it) becomes a container
+//!   started/stopped event, kept in a table of running containers and counted;
+//! - the `syscalls:sys_exit_open*`/`creat` tracepoints report files opened for writing in the
+//!   directories discovery watches ([`WatchedDirs`]), with the writer's pid and fd, so
+//!   discovery can open a new file through the writer's own descriptor
+//!   (`/proc/<pid>/fd/<fd>`) — even when it is already unlinked.
+//!
+//! Kernel struct offsets come from the running kernel's BTF ([`btf`]).
 //!
 //! The tracepoint record layout is read from its tracefs `format` file at load time (tracefs
 //! is mounted if it is not) and passed to the programs as read-only globals. A failed
@@ -27,8 +33,14 @@ use ringtail_ebpf_common::{
     COUNTERS_MAP, CgroupEvent, EVENTS_MAP, GLOBAL_CGROUP_ID_OFFSET, GLOBAL_CGROUP_LEVEL_OFFSET,
     GLOBAL_CGROUP_PATH_OFFSET, GLOBAL_CGROUP_ROOT_OFFSET, KIND_CGROUP_MKDIR, KIND_CGROUP_RMDIR,
 };
+use ringtail_ebpf_common::{
+    COUNTER_FILE_OPENED, DirKey, FILE_NAME_BYTES, FileOpenedEvent, KIND_FILE_OPENED,
+    WATCHED_DIRS_MAP, offsets,
+};
 
 use crate::metrics::{KindLabel, Metrics};
+
+pub mod btf;
 
 /// Hierarchy id of cgroup2 in the tracepoints' `root` field.
 const CGROUP2_HIERARCHY: u32 = 0;
@@ -51,6 +63,9 @@ pub enum EbpfError {
         #[source]
         source: io::Error,
     },
+    /// The kernel's BTF could not be read or lacks a struct member the programs need.
+    #[error("{0}")]
+    Btf(#[from] btf::BtfError),
     /// A tracepoint's format file is missing or lacks a field.
     #[error("cannot read the layout of tracepoint {tracepoint}: {reason}")]
     Format {
@@ -115,6 +130,90 @@ pub enum ContainerEvent {
     },
 }
 
+/// A file in a watched directory was opened for writing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileOpened {
+    /// The writer's process id.
+    pub pid: u32,
+    /// The writer's descriptor.
+    pub fd: u32,
+    /// The directory, as the kernel names it.
+    pub dir: DirKey,
+    /// `st_dev` (glibc encoding) of the file.
+    pub dev: u64,
+    /// Inode of the file.
+    pub ino: u64,
+    /// Name in the directory.
+    pub name: std::ffi::OsString,
+}
+
+/// What the kernel reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelEvent {
+    /// A container started or stopped.
+    Container(ContainerEvent),
+    /// A file was opened for writing in a watched directory.
+    FileOpened(FileOpened),
+    /// Events were lost (full ring buffer): what they would have said must be found again.
+    Lost {
+        /// How many.
+        events: u64,
+    },
+}
+
+/// The kernel's `dev_t` (`major << 20 | minor`) of a file system, from `st_dev`.
+pub fn kernel_dev(st_dev: u64) -> u32 {
+    (rustix::fs::major(st_dev) << 20) | rustix::fs::minor(st_dev)
+}
+
+/// `st_dev` from the kernel's `dev_t`.
+pub fn user_dev(dev: u32) -> u64 {
+    rustix::fs::makedev(dev >> 20, dev & 0xf_ffff)
+}
+
+/// [`DirKey`] as a map key (aya's `Pod` is a foreign trait, `DirKey` a foreign type).
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct Key(DirKey);
+
+// SAFETY: DirKey is repr(C), Copy, made of integers with explicit padding: any bit pattern is
+// valid and it has no uninitialised bytes.
+unsafe impl aya::Pod for Key {}
+
+/// The directories whose files the kernel reports when opened for writing.
+pub struct WatchedDirs {
+    map: aya::maps::HashMap<MapData, Key, u8>,
+}
+
+impl std::fmt::Debug for WatchedDirs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchedDirs").finish_non_exhaustive()
+    }
+}
+
+impl WatchedDirs {
+    /// Starts reporting opens in `dir`; returns its key.
+    pub fn insert(&mut self, dir: &Path) -> io::Result<DirKey> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(dir)?;
+        let key = DirKey {
+            dev: kernel_dev(meta.dev()),
+            _pad: 0,
+            ino: meta.ino(),
+        };
+        self.map
+            .insert(Key(key), 1, 0)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(key)
+    }
+
+    /// Stops reporting opens in the directory `key`.
+    pub fn remove(&mut self, key: &DirKey) {
+        // Already gone is fine.
+        let _ = self.map.remove(&Key(*key));
+    }
+}
+
 /// The container id in a cgroup path, if its last component names one.
 pub fn container_id(path: &str) -> Option<&str> {
     let last = path.rsplit('/').next()?;
@@ -162,6 +261,7 @@ pub struct Kernel {
     _ebpf: Ebpf,
     events: RingBuf<MapData>,
     counters: PerCpuArray<MapData, u64>,
+    watched: Option<WatchedDirs>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -253,16 +353,61 @@ impl Kernel {
                 reason: format!("layout {rmdir:?} differs from cgroup_mkdir's {offsets:?}"),
             });
         }
-        let mut ebpf = aya::EbpfLoader::new()
+        let ret = field_offsets("syscalls", "sys_exit_openat", &["ret"])?[0];
+        let btf = btf::Btf::kernel()?;
+        let kernel_offsets = [
+            (offsets::TASK_FILES, btf.offset("task_struct", &["files"])?),
+            (offsets::FILES_FDT, btf.offset("files_struct", &["fdt"])?),
+            (offsets::FDT_FD, btf.offset("fdtable", &["fd"])?),
+            (offsets::FDT_MAX_FDS, btf.offset("fdtable", &["max_fds"])?),
+            (offsets::FILE_MODE, btf.offset("file", &["f_mode"])?),
+            (
+                offsets::FILE_DENTRY,
+                btf.offset("file", &["f_path", "dentry"])?,
+            ),
+            (offsets::DENTRY_PARENT, btf.offset("dentry", &["d_parent"])?),
+            (offsets::DENTRY_INODE, btf.offset("dentry", &["d_inode"])?),
+            (
+                offsets::DENTRY_NAME,
+                btf.offset("dentry", &["d_name", "name"])?,
+            ),
+            (offsets::INODE_INO, btf.offset("inode", &["i_ino"])?),
+            (offsets::INODE_SB, btf.offset("inode", &["i_sb"])?),
+            (offsets::SB_DEV, btf.offset("super_block", &["s_dev"])?),
+            (offsets::SYS_EXIT_RET, ret),
+        ];
+        let mut loader = aya::EbpfLoader::new();
+        loader
             .override_global(GLOBAL_CGROUP_LEVEL_OFFSET, &offsets[0], true)
             .override_global(GLOBAL_CGROUP_ID_OFFSET, &offsets[1], true)
             .override_global(GLOBAL_CGROUP_PATH_OFFSET, &offsets[2], true)
-            .override_global(GLOBAL_CGROUP_ROOT_OFFSET, &offsets[3], true)
-            .load(object)
-            .map_err(|source| EbpfError::Load {
-                source: Box::new(source),
-            })?;
-        for program in ["cgroup_mkdir", "cgroup_rmdir"] {
+            .override_global(GLOBAL_CGROUP_ROOT_OFFSET, &offsets[3], true);
+        for (name, value) in &kernel_offsets {
+            loader.override_global(name, value, true);
+        }
+        let mut ebpf = loader.load(object).map_err(|source| EbpfError::Load {
+            source: Box::new(source),
+        })?;
+        let attach: [(&'static str, &'static str, bool); 6] = [
+            ("cgroup", "cgroup_mkdir", true),
+            ("cgroup", "cgroup_rmdir", true),
+            ("syscalls", "sys_exit_openat", true),
+            // Not every kernel and architecture has these; openat is what libc uses.
+            ("syscalls", "sys_exit_openat2", false),
+            ("syscalls", "sys_exit_open", false),
+            ("syscalls", "sys_exit_creat", false),
+        ];
+        for (category, program, required) in attach {
+            if !required
+                && !Path::new(TRACEFS)
+                    .join("events")
+                    .join(category)
+                    .join(program)
+                    .exists()
+            {
+                tracing::debug!(tracepoint = program, "not in this kernel; skipped");
+                continue;
+            }
             let program_error = |action, source| EbpfError::Program {
                 action,
                 program,
@@ -278,7 +423,7 @@ impl Kernel {
                 .map_err(|e| program_error("load", e))?;
             tracepoint.load().map_err(|e| program_error("load", e))?;
             tracepoint
-                .attach("cgroup", program)
+                .attach(category, program)
                 .map_err(|e| program_error("attach", e))?;
         }
         let events = ebpf.take_map(EVENTS_MAP).ok_or_else(|| EbpfError::Map {
@@ -297,11 +442,32 @@ impl Kernel {
             map: COUNTERS_MAP,
             reason: e.to_string(),
         })?;
+        let watched = ebpf
+            .take_map(WATCHED_DIRS_MAP)
+            .ok_or_else(|| EbpfError::Map {
+                map: WATCHED_DIRS_MAP,
+                reason: "missing from the object".to_string(),
+            })?;
+        let watched = aya::maps::HashMap::try_from(watched).map_err(|e| EbpfError::Map {
+            map: WATCHED_DIRS_MAP,
+            reason: e.to_string(),
+        })?;
         Ok(Kernel {
             _ebpf: ebpf,
             events,
             counters,
+            watched: Some(WatchedDirs { map: watched }),
         })
+    }
+
+    /// The watched-directories map, for discovery (once).
+    pub fn take_watched_dirs(&mut self) -> Option<WatchedDirs> {
+        self.watched.take()
+    }
+
+    /// Files opened for writing in watched directories, counted in the kernel.
+    pub fn files_opened(&self) -> u64 {
+        self.counter(COUNTER_FILE_OPENED)
     }
 
     /// The sum over CPUs of counter `index`.
@@ -319,7 +485,7 @@ impl Kernel {
         stop: OwnedFd,
         containers: Arc<Containers>,
         metrics: Arc<Metrics>,
-        mut on_event: impl FnMut(ContainerEvent),
+        mut on_event: impl FnMut(KernelEvent),
     ) -> Result<(), EbpfError> {
         let kind = |kind| metrics.ebpf_events.get_or_create_owned(&KindLabel { kind });
         let (started, stopped, cgroups) = (
@@ -327,11 +493,18 @@ impl Kernel {
             kind("container_stopped"),
             kind("cgroup"),
         );
+        let opened = kind("file_opened");
         let mut drops_seen = 0;
         loop {
             while let Some(item) = self.events.next() {
-                let Some(event) = decode(&item) else {
-                    continue;
+                let event = match decode(&item) {
+                    Some(KernelEvent::Container(event)) => event,
+                    Some(other) => {
+                        opened.inc();
+                        on_event(other);
+                        continue;
+                    }
+                    None => continue,
                 };
                 cgroups.inc();
                 match &event {
@@ -349,7 +522,7 @@ impl Kernel {
                     }
                 }
                 metrics.containers_running.set(containers.len() as i64);
-                on_event(event);
+                on_event(KernelEvent::Container(event));
             }
             let drops = self.counter(COUNTER_RESERVE_FAILED);
             if drops > drops_seen {
@@ -358,6 +531,9 @@ impl Kernel {
                     "the eBPF ring buffer was full; container events were lost"
                 );
                 metrics.ebpf_ringbuf_drops.inc_by(drops - drops_seen);
+                on_event(KernelEvent::Lost {
+                    events: drops - drops_seen,
+                });
                 drops_seen = drops;
             }
             let mut fds = [
@@ -390,8 +566,40 @@ impl AsFd for Kernel {
     }
 }
 
-/// A container event from a ring-buffer record, if the cgroup is a container's.
-fn decode(bytes: &[u8]) -> Option<ContainerEvent> {
+/// The event in a ring-buffer record (`None` for cgroups that are not containers').
+fn decode(bytes: &[u8]) -> Option<KernelEvent> {
+    let kind = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?);
+    if kind == KIND_FILE_OPENED {
+        return decode_file(bytes).map(KernelEvent::FileOpened);
+    }
+    decode_cgroup(bytes).map(KernelEvent::Container)
+}
+
+fn decode_file(bytes: &[u8]) -> Option<FileOpened> {
+    use std::os::unix::ffi::OsStrExt;
+    if bytes.len() < std::mem::size_of::<FileOpenedEvent>() {
+        return None;
+    }
+    // SAFETY: the record holds a FileOpenedEvent written by the kernel program (plain
+    // integers and bytes: every bit pattern is valid); read_unaligned copes with alignment.
+    let event: FileOpenedEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    let len = (event.name_len as usize).min(FILE_NAME_BYTES);
+    Some(FileOpened {
+        pid: event.pid,
+        fd: event.fd,
+        dir: DirKey {
+            dev: event.dev,
+            _pad: 0,
+            ino: event.dir_ino,
+        },
+        dev: user_dev(event.dev),
+        ino: event.ino,
+        name: std::ffi::OsStr::from_bytes(&event.name[..len]).to_os_string(),
+    })
+}
+
+/// A container event from a cgroup record, if the cgroup is a container's.
+fn decode_cgroup(bytes: &[u8]) -> Option<ContainerEvent> {
     if bytes.len() < std::mem::size_of::<CgroupEvent>() {
         return None;
     }

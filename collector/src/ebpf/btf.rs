@@ -1,0 +1,360 @@
+//! A small reader of the kernel's BTF (`/sys/kernel/btf/vmlinux`): byte offsets of struct
+//! members, so the eBPF programs can walk kernel structs of *this* kernel.
+//!
+//! Rust eBPF has no CO-RE relocations, and member offsets move between kernels (in 6.18
+//! `file.f_path` sits in an anonymous union), so they are looked up here at load time and
+//! passed to the programs as read-only globals. Only what that needs is parsed: the header,
+//! the string section, and every type record (to know where each one ends), keeping structs,
+//! unions and the modifiers in front of them. Anonymous struct and union members are searched
+//! through, as C name lookup does.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// What went wrong reading BTF or finding a member.
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    /// The file could not be read.
+    #[error("cannot read BTF from {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data is not BTF this reader understands.
+    #[error("malformed BTF: {reason}")]
+    Malformed {
+        /// What is wrong.
+        reason: String,
+    },
+    /// No struct or union of that name.
+    #[error("BTF has no struct `{name}`")]
+    NoStruct {
+        /// The struct.
+        name: String,
+    },
+    /// The struct has no member of that name (nor any anonymous member holding one).
+    #[error("struct `{ty}` has no member `{member}`")]
+    NoMember {
+        /// The struct.
+        ty: String,
+        /// The member.
+        member: String,
+    },
+}
+
+const MAGIC: u16 = 0xeb9f;
+
+const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
+const KIND_ARRAY: u32 = 3;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_FWD: u32 = 7;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC: u32 = 12;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_FLOAT: u32 = 16;
+const KIND_DECL_TAG: u32 = 17;
+const KIND_TYPE_TAG: u32 = 18;
+const KIND_ENUM64: u32 = 19;
+
+#[derive(Debug, Clone)]
+struct Member {
+    name: String,
+    ty: u32,
+    /// Offset in bits from the start of the struct.
+    bit_offset: u32,
+}
+
+#[derive(Debug, Clone)]
+enum Type {
+    /// A struct or union.
+    Composite { name: String, members: Vec<Member> },
+    /// typedef, const, volatile, restrict, type tag: look through to `ty`.
+    Alias { ty: u32 },
+    /// Anything else.
+    Other,
+}
+
+/// The parsed types of one BTF blob.
+#[derive(Debug)]
+pub struct Btf {
+    /// By type id (index 0 is `void`).
+    types: Vec<Type>,
+    /// Struct/union ids by name (the first with members wins).
+    by_name: HashMap<String, u32>,
+}
+
+fn u32_at(data: &[u8], at: usize) -> Result<u32, BtfError> {
+    data.get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| BtfError::Malformed {
+            reason: format!("truncated at byte {at}"),
+        })
+}
+
+impl Btf {
+    /// The running kernel's BTF.
+    pub fn kernel() -> Result<Btf, BtfError> {
+        Self::from_file(Path::new("/sys/kernel/btf/vmlinux"))
+    }
+
+    /// BTF from a file.
+    pub fn from_file(path: &Path) -> Result<Btf, BtfError> {
+        let data = std::fs::read(path).map_err(|source| BtfError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&data)
+    }
+
+    /// BTF from bytes (little-endian only: these machines are x86_64).
+    pub fn parse(data: &[u8]) -> Result<Btf, BtfError> {
+        let malformed = |reason: &str| BtfError::Malformed {
+            reason: reason.to_string(),
+        };
+        if data.len() < 24 || u16::from_le_bytes([data[0], data[1]]) != MAGIC {
+            return Err(malformed("bad magic (big-endian BTF is not supported)"));
+        }
+        let hdr_len = u32_at(data, 4)? as usize;
+        let type_off = u32_at(data, 8)? as usize;
+        let type_len = u32_at(data, 12)? as usize;
+        let str_off = u32_at(data, 16)? as usize;
+        let str_len = u32_at(data, 20)? as usize;
+        let types_data = data
+            .get(hdr_len + type_off..hdr_len + type_off + type_len)
+            .ok_or_else(|| malformed("type section out of bounds"))?;
+        let strings = data
+            .get(hdr_len + str_off..hdr_len + str_off + str_len)
+            .ok_or_else(|| malformed("string section out of bounds"))?;
+        let string = |off: u32| -> String {
+            let rest = strings.get(off as usize..).unwrap_or(&[]);
+            let end = memchr::memchr(0, rest).unwrap_or(rest.len());
+            String::from_utf8_lossy(&rest[..end]).into_owned()
+        };
+
+        let mut types = vec![Type::Other];
+        let mut by_name = HashMap::new();
+        let mut at = 0;
+        while at < types_data.len() {
+            let name_off = u32_at(types_data, at)?;
+            let info = u32_at(types_data, at + 4)?;
+            let size_or_type = u32_at(types_data, at + 8)?;
+            at += 12;
+            let vlen = (info & 0xffff) as usize;
+            let kind = (info >> 24) & 0x1f;
+            let kind_flag = info >> 31 == 1;
+            let id = types.len() as u32;
+            let ty = match kind {
+                KIND_STRUCT | KIND_UNION => {
+                    let mut members = Vec::with_capacity(vlen);
+                    for i in 0..vlen {
+                        let m = at + i * 12;
+                        let offset = u32_at(types_data, m + 8)?;
+                        members.push(Member {
+                            name: string(u32_at(types_data, m)?),
+                            ty: u32_at(types_data, m + 4)?,
+                            // With kind_flag, the top 8 bits are a bitfield size.
+                            bit_offset: if kind_flag {
+                                offset & 0xff_ffff
+                            } else {
+                                offset
+                            },
+                        });
+                    }
+                    at += vlen * 12;
+                    let name = string(name_off);
+                    if !name.is_empty() && vlen > 0 {
+                        by_name.entry(name.clone()).or_insert(id);
+                    }
+                    Type::Composite { name, members }
+                }
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    Type::Alias { ty: size_or_type }
+                }
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => {
+                    at += 4;
+                    Type::Other
+                }
+                KIND_ARRAY => {
+                    at += 12;
+                    Type::Other
+                }
+                KIND_ENUM | KIND_FUNC_PROTO => {
+                    at += vlen * 8;
+                    Type::Other
+                }
+                KIND_DATASEC | KIND_ENUM64 => {
+                    at += vlen * 12;
+                    Type::Other
+                }
+                KIND_PTR | KIND_FWD | KIND_FUNC | KIND_FLOAT => Type::Other,
+                other => {
+                    return Err(BtfError::Malformed {
+                        reason: format!("unknown type kind {other} (type id {id})"),
+                    });
+                }
+            };
+            types.push(ty);
+        }
+        Ok(Btf { types, by_name })
+    }
+
+    /// The struct or union behind `id`, looking through typedefs and qualifiers.
+    fn composite(&self, mut id: u32) -> Option<(&str, &[Member])> {
+        for _ in 0..32 {
+            match self.types.get(id as usize)? {
+                Type::Composite { name, members } => return Some((name, members)),
+                Type::Alias { ty } => id = *ty,
+                Type::Other => return None,
+            }
+        }
+        None
+    }
+
+    /// Bit offset and type of `member` in the composite `id`, searching anonymous members.
+    fn find(&self, id: u32, member: &str) -> Option<(u32, u32)> {
+        let (_, members) = self.composite(id)?;
+        for m in members {
+            if m.name == member {
+                return Some((m.bit_offset, m.ty));
+            }
+            if m.name.is_empty()
+                && let Some((inner, ty)) = self.find(m.ty, member)
+            {
+                return Some((m.bit_offset + inner, ty));
+            }
+        }
+        None
+    }
+
+    /// Byte offset of `path` (members of nested structs, outermost first: `["f_path",
+    /// "dentry"]`) inside struct `name`.
+    pub fn offset(&self, name: &str, path: &[&str]) -> Result<u32, BtfError> {
+        let mut id = *self.by_name.get(name).ok_or_else(|| BtfError::NoStruct {
+            name: name.to_string(),
+        })?;
+        let mut bits = 0;
+        let mut ty_name = name.to_string();
+        for member in path {
+            let (offset, ty) = self.find(id, member).ok_or_else(|| BtfError::NoMember {
+                ty: ty_name.clone(),
+                member: (*member).to_string(),
+            })?;
+            bits += offset;
+            id = ty;
+            ty_name = self
+                .composite(ty)
+                .map_or_else(|| (*member).to_string(), |(n, _)| n.to_string());
+        }
+        if bits % 8 != 0 {
+            return Err(BtfError::Malformed {
+                reason: format!("{name}.{} is a bitfield", path.join(".")),
+            });
+        }
+        Ok(bits / 8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hand-built BTF blob: `struct inner { int a; long b; }`, `struct outer { int x;
+    /// union { int y; struct inner in; }; }` with the union anonymous.
+    fn blob() -> Vec<u8> {
+        let strings = b"\0int\0long\0inner\0a\0b\0outer\0x\0y\0in\0";
+        let s = |name: &str| -> u32 {
+            let needle = format!("\0{name}\0");
+            strings
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+                .unwrap() as u32
+                + 1
+        };
+        let mut types: Vec<u32> = Vec::new();
+        // 1: int
+        types.extend([s("int"), KIND_INT << 24, 4, 32]);
+        // 2: long
+        types.extend([s("long"), KIND_INT << 24, 8, 64]);
+        // 3: struct inner { int a @0; long b @64 }
+        types.extend([s("inner"), KIND_STRUCT << 24 | 2, 16]);
+        types.extend([s("a"), 1, 0, s("b"), 2, 64]);
+        // 4: anonymous union { int y @0; struct inner in @0 }
+        types.extend([0, KIND_UNION << 24 | 2, 16]);
+        types.extend([s("y"), 1, 0, s("in"), 3, 0]);
+        // 5: typedef of the union (to check look-through)
+        types.extend([0, KIND_TYPEDEF << 24, 4]);
+        // 6: struct outer { int x @0; <anon> @64 }
+        types.extend([s("outer"), KIND_STRUCT << 24 | 2, 24]);
+        types.extend([s("x"), 1, 0, 0, 5, 64]);
+        let type_bytes: Vec<u8> = types.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut data = Vec::new();
+        data.extend(MAGIC.to_le_bytes());
+        data.extend([1u8, 0]);
+        data.extend(24u32.to_le_bytes());
+        data.extend(0u32.to_le_bytes());
+        data.extend((type_bytes.len() as u32).to_le_bytes());
+        data.extend((type_bytes.len() as u32).to_le_bytes());
+        data.extend((strings.len() as u32).to_le_bytes());
+        data.extend(type_bytes);
+        data.extend(strings);
+        data
+    }
+
+    #[test]
+    fn offsets_through_anonymous_members_and_typedefs() {
+        let btf = Btf::parse(&blob()).unwrap();
+        assert_eq!(btf.offset("inner", &["b"]).unwrap(), 8);
+        assert_eq!(btf.offset("outer", &["x"]).unwrap(), 0);
+        assert_eq!(btf.offset("outer", &["y"]).unwrap(), 8);
+        assert_eq!(btf.offset("outer", &["in", "b"]).unwrap(), 16);
+        assert!(matches!(
+            btf.offset("outer", &["zz"]),
+            Err(BtfError::NoMember { .. })
+        ));
+        assert!(matches!(
+            btf.offset("nothere", &["x"]),
+            Err(BtfError::NoStruct { .. })
+        ));
+        assert!(Btf::parse(b"not btf at all, not at all").is_err());
+    }
+
+    #[test]
+    fn the_running_kernel_has_the_members_the_programs_walk() {
+        let Ok(btf) = Btf::kernel() else {
+            println!("skipped: no /sys/kernel/btf/vmlinux");
+            return;
+        };
+        for (ty, path) in [
+            ("task_struct", &["files"][..]),
+            ("files_struct", &["fdt"]),
+            ("fdtable", &["fd"]),
+            ("fdtable", &["max_fds"]),
+            ("file", &["f_path", "dentry"]),
+            ("file", &["f_mode"]),
+            ("file", &["f_inode"]),
+            ("dentry", &["d_parent"]),
+            ("dentry", &["d_inode"]),
+            ("dentry", &["d_name", "name"]),
+            ("inode", &["i_ino"]),
+            ("inode", &["i_sb"]),
+            ("super_block", &["s_dev"]),
+        ] {
+            let offset = btf.offset(ty, path);
+            assert!(offset.is_ok(), "{ty}.{}: {offset:?}", path.join("."));
+        }
+        // A member at a known place: `fdtable.max_fds` is its first member.
+        assert_eq!(btf.offset("fdtable", &["max_fds"]).unwrap(), 0);
+    }
+}
