@@ -7,6 +7,8 @@ use std::path::Path;
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(ringtail_ebpf)");
     println!("cargo:rerun-if-env-changed=RINGTAIL_NO_EBPF");
+    // aya-build watches the eBPF crate; the layouts it shares with user space live here.
+    println!("cargo:rerun-if-changed=../ebpf-common");
     if std::env::var_os("RINGTAIL_NO_EBPF").is_some() {
         println!(
             "cargo:warning=RINGTAIL_NO_EBPF is set: building ringtail without its eBPF programs"

@@ -14,11 +14,23 @@
 //! fd, device, inode, directory inode and name — goes to user space. Opens elsewhere cost the
 //! fd-table walk and one map lookup, and produce nothing.
 //!
+//! New data: a raw `sys_enter` tracepoint sees `write`, `pwrite64`, `writev`, `pwritev`,
+//! `pwritev2` and `close`. Its fast path rejects every other syscall by number, then every
+//! descriptor not in the `WRITERS` map (filled by the open hook) with one map lookup — no
+//! fd-table walk. A write to a watched file adds its byte count to the file's `FILES` entry and,
+//! only when the file was idle, marks it dirty and sends one
+//! [`FileDirtyEvent`](ringtail_ebpf_common::FileDirtyEvent): a hot file wakes user space once
+//! until user space has read it to the end and cleared the flag. `close` forgets the
+//! descriptor.
+//!
 //! On the host this crate compiles to an empty binary, so workspace-wide commands work; the
 //! real object is built for `bpfel-unknown-none` by `xtask::build_ebpf` (from the collector's
 //! build script and from `cargo xtask build-ebpf`).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// `atomic_xadd`: the bpf target has no `fetch_add` (see ../shared/TOOLCHAIN.md).
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 #[cfg(target_arch = "bpf")]
 mod programs {
@@ -26,16 +38,108 @@ mod programs {
         bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel,
         bpf_probe_read_kernel_str_bytes,
     };
+    use aya_ebpf::macros::raw_tracepoint;
     use aya_ebpf::macros::{map, tracepoint};
     use aya_ebpf::maps::HashMap;
     use aya_ebpf::maps::{PerCpuArray, RingBuf};
-    use aya_ebpf::programs::TracePointContext;
+    use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
     use aya_ebpf::EbpfContext;
     use ringtail_ebpf_common::{
-        CgroupEvent, DirKey, FileOpenedEvent, COUNTERS, COUNTER_CGROUP_MKDIR, COUNTER_CGROUP_RMDIR,
-        COUNTER_FILE_OPENED, COUNTER_RESERVE_FAILED, EVENTS_BYTES, KIND_CGROUP_MKDIR,
-        KIND_CGROUP_RMDIR, KIND_FILE_OPENED, WATCHED_DIRS_MAX,
+        CgroupEvent, DirKey, FileDirtyEvent, FileKey, FileOpenedEvent, FileState, WriterKey,
+        COUNTERS, COUNTER_CGROUP_MKDIR, COUNTER_CGROUP_RMDIR, COUNTER_FILE_DIRTY,
+        COUNTER_FILE_OPENED, COUNTER_RESERVE_FAILED, COUNTER_WATCHED_WRITES, EVENTS_BYTES,
+        KIND_CGROUP_MKDIR, KIND_CGROUP_RMDIR, KIND_FILE_DIRTY, KIND_FILE_OPENED, WATCHED_DIRS_MAX,
+        WRITERS_MAX,
     };
+
+    #[no_mangle]
+    static OFF_REGS_ARG0: u32 = 0;
+    #[no_mangle]
+    static OFF_REGS_ARG2: u32 = 0;
+
+    /// x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
+    const SYS_WRITE: u64 = 1;
+    const SYS_CLOSE: u64 = 3;
+    const SYS_PWRITE64: u64 = 18;
+    const SYS_WRITEV: u64 = 20;
+    const SYS_PWRITEV: u64 = 296;
+    const SYS_PWRITEV2: u64 = 328;
+
+    #[map(name = "WRITERS")]
+    static WRITERS: HashMap<WriterKey, FileKey> = HashMap::with_max_entries(WRITERS_MAX, 0);
+
+    #[map(name = "FILES")]
+    static FILES: HashMap<FileKey, FileState> = HashMap::with_max_entries(WRITERS_MAX, 0);
+
+    #[raw_tracepoint(tracepoint = "sys_enter")]
+    pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+        let id: u64 = ctx.arg(1);
+        match id {
+            SYS_WRITE | SYS_PWRITE64 | SYS_WRITEV | SYS_PWRITEV | SYS_PWRITEV2 | SYS_CLOSE => {
+                let _ = on_write_or_close(&ctx, id);
+            }
+            _ => {}
+        }
+        0
+    }
+
+    fn on_write_or_close(ctx: &RawTracePointContext, id: u64) -> Option<()> {
+        let regs: u64 = ctx.arg(0);
+        let fd: u64 = read(regs, &OFF_REGS_ARG0)?;
+        let key = WriterKey {
+            pid: (bpf_get_current_pid_tgid() >> 32) as u32,
+            fd: fd as u32,
+        };
+        if id == SYS_CLOSE {
+            // Not ours is the common case: remove fails quietly.
+            let _ = WRITERS.remove(&key);
+            return None;
+        }
+        // SAFETY: a lookup; the value is copied out at once.
+        let file = *unsafe { WRITERS.get(&key) }?;
+        count(COUNTER_WATCHED_WRITES);
+        let bytes: u64 = if id == SYS_WRITE || id == SYS_PWRITE64 {
+            read(regs, &OFF_REGS_ARG2).unwrap_or(0)
+        } else {
+            0
+        };
+        match FILES.get_ptr_mut(&file) {
+            Some(state) => {
+                // SAFETY: `state` points into the map's value for `file`; the add is atomic,
+                // and the dirty flag is a plain word: two CPUs racing past an idle flag send
+                // two events, which user space handles like one.
+                unsafe {
+                    core::intrinsics::atomic_xadd::<
+                        u64,
+                        u64,
+                        { core::intrinsics::AtomicOrdering::Relaxed },
+                    >(&mut (*state).bytes, bytes);
+                    if (*state).dirty != 0 {
+                        return None;
+                    }
+                    (*state).dirty = 1;
+                }
+            }
+            None => {
+                let state = FileState { dirty: 1, bytes };
+                let _ = FILES.insert(&file, &state, 0);
+            }
+        }
+        count(COUNTER_FILE_DIRTY);
+        let Some(mut entry) = EVENTS.reserve::<FileDirtyEvent>(0) else {
+            count(COUNTER_RESERVE_FAILED);
+            return None;
+        };
+        let event = entry.as_mut_ptr();
+        // SAFETY: the reserved slot is exclusively ours; every field is written.
+        unsafe {
+            (*event).kind = KIND_FILE_DIRTY;
+            (*event).dev = file.dev;
+            (*event).ino = file.ino;
+        }
+        entry.submit(0);
+        Some(())
+    }
 
     /// Kernel struct offsets from BTF (see `ringtail_ebpf_common::offsets`).
     #[no_mangle]
@@ -179,6 +283,13 @@ mod programs {
         let name: u64 = read(dentry, &OFF_DENTRY_NAME)?;
         let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
         count(COUNTER_FILE_OPENED);
+        let writer = WriterKey { pid, fd: fd as u32 };
+        let file_key = FileKey { dev, _pad: 0, ino };
+        let _ = WRITERS.insert(&writer, &file_key, 0);
+        // A new writer: user space opens and reads the file, then clears the flag.
+        let state = FileState { dirty: 1, bytes: 0 };
+        // BPF_NOEXIST (1): a second writer keeps the file's byte count.
+        let _ = FILES.insert(&file_key, &state, 1);
         let Some(mut entry) = EVENTS.reserve::<FileOpenedEvent>(0) else {
             count(COUNTER_RESERVE_FAILED);
             return None;

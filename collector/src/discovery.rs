@@ -44,7 +44,7 @@ use prometheus_client::metrics::family::Family;
 use crate::ack::{AckTracker, Resume};
 use crate::checkpoint::{FINGERPRINT_BYTES, Fingerprint};
 use crate::config::{ReadFrom, SourceConfig};
-use crate::ebpf::{FileOpened, WatchedDirs};
+use crate::ebpf::{FileOpened, KernelEvent, WatchedDirs};
 use crate::metrics::{KindLabel, Metrics, SourceLabel};
 use crate::reader::{Control, ReaderHandle};
 use crate::source::{FileCtx, FileIdentity, SourceId};
@@ -96,6 +96,7 @@ struct EventCounters {
     moved: Counter,
     overflow: Counter,
     kernel_open: Counter,
+    kernel_dirty: Counter,
     reconcile: Counter,
 }
 
@@ -134,8 +135,9 @@ pub struct Discovery {
 pub struct KernelLink {
     /// Directories the kernel reports opens in.
     pub dirs: WatchedDirs,
-    /// Files opened for writing in them.
-    pub opened: crossbeam::channel::Receiver<FileOpened>,
+    /// Files opened for writing in them ([`KernelEvent::FileOpened`]) and known files
+    /// that have new data ([`KernelEvent::FileDirty`]).
+    pub opened: crossbeam::channel::Receiver<KernelEvent>,
     /// Readable when `opened` has news (or `reconcile` was set).
     pub wake: OwnedFd,
     /// Set when kernel events were lost: rescan everything.
@@ -191,6 +193,7 @@ impl Discovery {
                 moved: kind("move"),
                 overflow: kind("overflow"),
                 kernel_open: kind("kernel_open"),
+                kernel_dirty: kind("kernel_dirty"),
                 reconcile: kind("reconcile"),
             },
             watch_errors_logged: 0,
@@ -267,11 +270,22 @@ impl Discovery {
         };
         let mut sink = [0u8; 256];
         while matches!(rustix::io::read(&k.wake, &mut sink), Ok(n) if n > 0) {}
-        let opened: Vec<FileOpened> = k.opened.try_iter().collect();
+        let events: Vec<KernelEvent> = k.opened.try_iter().collect();
         let reconcile = k.reconcile.swap(false, std::sync::atomic::Ordering::AcqRel);
-        for f in opened {
-            self.counters.kernel_open.inc();
-            self.file_opened(f)?;
+        for event in events {
+            match event {
+                KernelEvent::FileOpened(f) => {
+                    self.counters.kernel_open.inc();
+                    self.file_opened(f)?;
+                }
+                KernelEvent::FileDirty { dev, ino } => {
+                    self.counters.kernel_dirty.inc();
+                    if let Some(&id) = self.identities.get(&FileIdentity { dev, ino }) {
+                        self.mark_dirty(id);
+                    }
+                }
+                KernelEvent::Container(_) | KernelEvent::Lost { .. } => {}
+            }
         }
         if reconcile {
             self.counters.reconcile.inc();

@@ -281,38 +281,6 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
     }
     drop(routes);
 
-    // Readers.
-    let pool = BufferPool::new(
-        config.reader.chunk_bytes,
-        config.reader.buffer_memory,
-        Arc::clone(&metrics),
-    );
-    let (stop_readers, readers_stopped) = bounded::<()>(0);
-    let mut handles = Vec::new();
-    let mut readers = Vec::new();
-    for index in 0..config.reader.threads {
-        let (handle, inbox) = crate::reader::channel();
-        handles.push(handle);
-        let shared = ReaderShared {
-            pool: Arc::clone(&pool),
-            workers: worker_senders.clone(),
-            shutdown: readers_stopped.clone(),
-            metrics: Arc::clone(&metrics),
-            tracker: Arc::clone(&tracker),
-            max_open_deleted: config.reader.max_open_deleted,
-        };
-        let backend_kind = config.reader.backend;
-        readers.push(spawn(format!("reader-{index}"), &failures_tx, move || {
-            let (backend, fell_back) = crate::read::create(backend_kind, MAX_FILES_PER_ROUND as u32 * 2);
-            match fell_back {
-                Some(reason) => tracing::warn!(reader = index, %reason, "io_uring unavailable; reading with pread"),
-                None => tracing::info!(reader = index, backend = backend.name(), "reader started"),
-            }
-            Reader::new(index, backend, inbox, shared).run()
-        })?);
-    }
-    drop(worker_senders);
-
     // Kernel events: loaded before discovery's first scan, so every directory it watches is
     // registered with the kernel from the start.
     let containers = Arc::new(Containers::default());
@@ -339,6 +307,7 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
             Err(e) => return Err(PipelineError::Ebpf(e)),
         },
     };
+    let dirty_flags = kernel.as_ref().and_then(Kernel::dirty_flags);
     let (kernel, link, kernel_side) = match kernel {
         Some(mut kernel) => {
             let (opened_tx, opened_rx) = bounded(KERNEL_QUEUE);
@@ -357,6 +326,39 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
         }
         None => (None, None, None),
     };
+
+    // Readers.
+    let pool = BufferPool::new(
+        config.reader.chunk_bytes,
+        config.reader.buffer_memory,
+        Arc::clone(&metrics),
+    );
+    let (stop_readers, readers_stopped) = bounded::<()>(0);
+    let mut handles = Vec::new();
+    let mut readers = Vec::new();
+    for index in 0..config.reader.threads {
+        let (handle, inbox) = crate::reader::channel();
+        handles.push(handle);
+        let shared = ReaderShared {
+            pool: Arc::clone(&pool),
+            workers: worker_senders.clone(),
+            shutdown: readers_stopped.clone(),
+            metrics: Arc::clone(&metrics),
+            tracker: Arc::clone(&tracker),
+            max_open_deleted: config.reader.max_open_deleted,
+            dirty_flags: dirty_flags.clone(),
+        };
+        let backend_kind = config.reader.backend;
+        readers.push(spawn(format!("reader-{index}"), &failures_tx, move || {
+            let (backend, fell_back) = crate::read::create(backend_kind, MAX_FILES_PER_ROUND as u32 * 2);
+            match fell_back {
+                Some(reason) => tracing::warn!(reader = index, %reason, "io_uring unavailable; reading with pread"),
+                None => tracing::info!(reader = index, backend = backend.name(), "reader started"),
+            }
+            Reader::new(index, backend, inbox, shared).run()
+        })?);
+    }
+    drop(worker_senders);
 
     // Discovery: its start-up scan hands existing files to the readers.
     let (stop_read, stop_write) =
@@ -428,8 +430,8 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
                     KernelEvent::Container(ContainerEvent::Stopped { cgroup_id, container_id }) => {
                         tracing::info!(container = %container_id, cgroup_id, "container stopped");
                     }
-                    KernelEvent::FileOpened(file) => {
-                        if opened_tx.try_send(file).is_err() {
+                    event @ (KernelEvent::FileOpened(_) | KernelEvent::FileDirty { .. }) => {
+                        if opened_tx.try_send(event).is_err() {
                             // Discovery is behind: what it misses, a rescan finds.
                             reconcile.store(true, Ordering::Release);
                         }

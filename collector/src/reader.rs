@@ -34,6 +34,7 @@ use prometheus_client::metrics::counter::Counter;
 use crate::ack::AckTracker;
 use crate::buffer::{BufferError, BufferPool};
 use crate::checkpoint::{FINGERPRINT_BYTES, Fingerprint};
+use crate::ebpf::DirtyFlags;
 use crate::metrics::{BackendLabel, Metrics, QueueSender};
 use crate::read::{ReadBackend, ReadOp};
 use crate::source::{FileCtx, SourceId};
@@ -209,6 +210,8 @@ pub struct ReaderShared {
     pub tracker: Arc<AckTracker>,
     /// Most deleted files held open until drained (see the module documentation).
     pub max_open_deleted: usize,
+    /// The eBPF write hook's per-file flags, cleared when a file is caught up.
+    pub dirty_flags: Option<Arc<DirtyFlags>>,
 }
 
 /// A reader thread's state.
@@ -222,6 +225,7 @@ pub struct Reader {
     metrics: Arc<Metrics>,
     tracker: Arc<AckTracker>,
     max_open_deleted: usize,
+    dirty_flags: Option<Arc<DirtyFlags>>,
     files: HashMap<SourceId, OpenFile>,
     ready: VecDeque<SourceId>,
     /// Gone files ready to read, oldest first; read before `ready`.
@@ -269,6 +273,7 @@ impl Reader {
             metrics,
             tracker,
             max_open_deleted,
+            dirty_flags,
         } = shared;
         metrics
             .reader_backend
@@ -287,6 +292,7 @@ impl Reader {
             metrics,
             tracker,
             max_open_deleted,
+            dirty_flags,
             files: HashMap::new(),
             ready: VecDeque::new(),
             ready_gone: VecDeque::new(),
@@ -619,6 +625,16 @@ impl Reader {
             self.close(id);
             return;
         }
+        // Caught up: the write hook may wake us for this file again. A write between the read
+        // that found the end and this clear found the flag still set and sent nothing, so a
+        // set flag means one more read.
+        if let Some(flags) = &self.dirty_flags {
+            let identity = file.ctx.identity;
+            if flags.clear(identity.dev, identity.ino) {
+                self.enqueue(id);
+                return;
+            }
+        }
         if !empty {
             return;
         }
@@ -650,6 +666,9 @@ impl Reader {
         if let Some(file) = self.files.remove(&id) {
             if file.gone {
                 self.metrics.deleted_files_open.dec();
+            }
+            if let Some(flags) = &self.dirty_flags {
+                flags.forget(file.ctx.identity.dev, file.ctx.identity.ino);
             }
             self.backend.unregister(id);
             self.out[file.worker].push(WorkItem::Close { id });
@@ -719,6 +738,7 @@ mod tests {
                 metrics,
                 tracker,
                 max_open_deleted,
+                dirty_flags: None,
             },
         );
         Rig {

@@ -317,3 +317,83 @@ fn a_short_lived_writer_is_read_whole_and_fast() {
     );
     assert_eq!(delivered.duplicates(), 0);
 }
+
+#[test]
+fn the_write_hook_wakes_once_per_idle_to_dirty_and_ignores_other_writes() {
+    if !rustix::process::geteuid().is_root() {
+        println!("skipped: loading eBPF programs needs root (CI runs as root)");
+        return;
+    }
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().join("watched");
+    let other = dir.path().join("other");
+    std::fs::create_dir(&watched).unwrap();
+    std::fs::create_dir(&other).unwrap();
+    let mut kernel = Kernel::load().unwrap();
+    let mut dirs = kernel.take_watched_dirs().unwrap();
+    dirs.insert(&watched).unwrap();
+    let flags = kernel.dirty_flags().unwrap();
+    let (stop_read, stop_write) = rustix::pipe::pipe().unwrap();
+    let (tx, rx) = crossbeam::channel::unbounded();
+    let metrics = Arc::new(Metrics::new());
+    let thread = {
+        let metrics = Arc::clone(&metrics);
+        std::thread::spawn(move || {
+            kernel.run(
+                stop_read,
+                Arc::new(Containers::default()),
+                metrics,
+                move |event| {
+                    let _ = tx.send(event);
+                },
+            )
+        })
+    };
+    let mut outside = std::fs::File::create(other.join("x.log")).unwrap();
+    let mut file = std::fs::File::create(watched.join("a.log")).unwrap();
+    let meta = std::fs::metadata(watched.join("a.log")).unwrap();
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+        KernelEvent::FileOpened(_)
+    ));
+    // Opened dirty (user space has not read it yet): writes wake nobody until cleared.
+    for _ in 0..100 {
+        file.write_all(b"0123456789\n").unwrap();
+        outside.write_all(b"0123456789\n").unwrap();
+    }
+    assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+    assert!(flags.clear(meta.dev(), meta.ino()), "it was dirty");
+    assert!(!flags.clear(meta.dev(), meta.ino()), "now it is not");
+    // Idle → dirty: one event for many writes.
+    for _ in 0..100 {
+        file.write_all(b"0123456789\n").unwrap();
+        outside.write_all(b"0123456789\n").unwrap();
+    }
+    let event = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        event,
+        KernelEvent::FileDirty {
+            dev: meta.dev(),
+            ino: meta.ino()
+        }
+    );
+    assert!(rx.recv_timeout(Duration::from_millis(200)).is_err(), "once");
+    assert_eq!(
+        flags.bytes_written(meta.dev(), meta.ino()),
+        Some(200 * 11),
+        "the kernel counted every byte written to the watched file"
+    );
+    drop(stop_write);
+    thread.join().unwrap().unwrap();
+    let text = metrics.render();
+    assert!(
+        text.contains("ringtail_ebpf_events_total{kind=\"file_dirty\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ringtail_ebpf_events_total{kind=\"file_opened\"} 1"),
+        "writes to other/x.log produced nothing:\n{text}"
+    );
+}

@@ -19,7 +19,7 @@ pub const COUNTER_CGROUP_MKDIR: u32 = 1;
 /// Index in [`COUNTERS_MAP`]: cgroup directories removed.
 pub const COUNTER_CGROUP_RMDIR: u32 = 2;
 /// Number of counters.
-pub const COUNTERS: u32 = 4;
+pub const COUNTERS: u32 = 6;
 
 /// Global: byte offset of `root` (the hierarchy id) in the cgroup tracepoint record.
 pub const GLOBAL_CGROUP_ROOT_OFFSET: &str = "CGROUP_ROOT_OFFSET";
@@ -141,4 +141,77 @@ pub mod offsets {
     pub const SB_DEV: &str = "OFF_SB_DEV";
     /// `ret` in a `syscalls:sys_exit_*` tracepoint record.
     pub const SYS_EXIT_RET: &str = "OFF_SYS_EXIT_RET";
+    /// `pt_regs.di` (first syscall argument on x86_64).
+    pub const REGS_ARG0: &str = "OFF_REGS_ARG0";
+    /// `pt_regs.dx` (third syscall argument on x86_64).
+    pub const REGS_ARG2: &str = "OFF_REGS_ARG2";
 }
+
+/// Index in [`COUNTERS_MAP`]: writes to watched files seen by the write hook.
+pub const COUNTER_WATCHED_WRITES: u32 = 4;
+/// Index in [`COUNTERS_MAP`]: idle→dirty transitions reported.
+pub const COUNTER_FILE_DIRTY: u32 = 5;
+
+/// Name of the map of descriptors open for writing on watched files ([`WriterKey`] →
+/// [`FileKey`]), filled by the open hook (and by user space for files open at start-up).
+pub const WRITERS_MAP: &str = "WRITERS";
+/// Name of the map of watched files' state ([`FileKey`] → [`FileState`]).
+pub const FILES_MAP: &str = "FILES";
+/// Most descriptors and files tracked by the write hook.
+pub const WRITERS_MAX: u32 = 1 << 16;
+
+/// [`FileDirtyEvent::kind`]: a watched file went from idle to dirty.
+pub const KIND_FILE_DIRTY: u32 = 4;
+
+/// A descriptor of a process.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct WriterKey {
+    /// Process (thread group) id.
+    pub pid: u32,
+    /// Descriptor.
+    pub fd: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<WriterKey>() == 8);
+
+/// A file, as the kernel names it.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct FileKey {
+    /// The kernel's `dev_t`.
+    pub dev: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// Inode number.
+    pub ino: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<FileKey>() == 16);
+
+/// What the write hook keeps per watched file.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FileState {
+    /// 1 once a write was reported and user space has not read to the end since; user
+    /// space sets it back to 0 (then reads once more) when it has caught up.
+    pub dirty: u64,
+    /// Bytes written through `write`/`pwrite64` (vectored writes count as 0 bytes).
+    pub bytes: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<FileState>() == 16);
+
+/// A watched file has new data and was idle.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FileDirtyEvent {
+    /// [`KIND_FILE_DIRTY`].
+    pub kind: u32,
+    /// The kernel's `dev_t`.
+    pub dev: u32,
+    /// Inode number.
+    pub ino: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<FileDirtyEvent>() == 16);

@@ -69,7 +69,8 @@ const KIND_ENUM64: u32 = 19;
 
 #[derive(Debug, Clone)]
 struct Member {
-    name: String,
+    /// Offset of the name in the string section (0: anonymous).
+    name: u32,
     ty: u32,
     /// Offset in bits from the start of the struct.
     bit_offset: u32,
@@ -77,8 +78,8 @@ struct Member {
 
 #[derive(Debug, Clone)]
 enum Type {
-    /// A struct or union.
-    Composite { name: String, members: Vec<Member> },
+    /// A struct or union (name as an offset in the string section).
+    Composite { name: u32, members: Vec<Member> },
     /// typedef, const, volatile, restrict, type tag: look through to `ty`.
     Alias { ty: u32 },
     /// Anything else.
@@ -92,6 +93,8 @@ pub struct Btf {
     types: Vec<Type>,
     /// Struct/union ids by name (the first with members wins).
     by_name: HashMap<String, u32>,
+    /// The string section.
+    strings: Vec<u8>,
 }
 
 fn u32_at(data: &[u8], at: usize) -> Result<u32, BtfError> {
@@ -137,10 +140,9 @@ impl Btf {
         let strings = data
             .get(hdr_len + str_off..hdr_len + str_off + str_len)
             .ok_or_else(|| malformed("string section out of bounds"))?;
-        let string = |off: u32| -> String {
+        let string = |off: u32| -> &[u8] {
             let rest = strings.get(off as usize..).unwrap_or(&[]);
-            let end = memchr::memchr(0, rest).unwrap_or(rest.len());
-            String::from_utf8_lossy(&rest[..end]).into_owned()
+            &rest[..memchr::memchr(0, rest).unwrap_or(rest.len())]
         };
 
         let mut types = vec![Type::Other];
@@ -162,7 +164,7 @@ impl Btf {
                         let m = at + i * 12;
                         let offset = u32_at(types_data, m + 8)?;
                         members.push(Member {
-                            name: string(u32_at(types_data, m)?),
+                            name: u32_at(types_data, m)?,
                             ty: u32_at(types_data, m + 4)?,
                             // With kind_flag, the top 8 bits are a bitfield size.
                             bit_offset: if kind_flag {
@@ -175,9 +177,14 @@ impl Btf {
                     at += vlen * 12;
                     let name = string(name_off);
                     if !name.is_empty() && vlen > 0 {
-                        by_name.entry(name.clone()).or_insert(id);
+                        by_name
+                            .entry(String::from_utf8_lossy(name).into_owned())
+                            .or_insert(id);
                     }
-                    Type::Composite { name, members }
+                    Type::Composite {
+                        name: name_off,
+                        members,
+                    }
                 }
                 KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
                     Type::Alias { ty: size_or_type }
@@ -207,14 +214,24 @@ impl Btf {
             };
             types.push(ty);
         }
-        Ok(Btf { types, by_name })
+        Ok(Btf {
+            types,
+            by_name,
+            strings: strings.to_vec(),
+        })
+    }
+
+    fn name(&self, off: u32) -> &str {
+        let rest = self.strings.get(off as usize..).unwrap_or(&[]);
+        let end = memchr::memchr(0, rest).unwrap_or(rest.len());
+        std::str::from_utf8(&rest[..end]).unwrap_or("")
     }
 
     /// The struct or union behind `id`, looking through typedefs and qualifiers.
     fn composite(&self, mut id: u32) -> Option<(&str, &[Member])> {
         for _ in 0..32 {
             match self.types.get(id as usize)? {
-                Type::Composite { name, members } => return Some((name, members)),
+                Type::Composite { name, members } => return Some((self.name(*name), members)),
                 Type::Alias { ty } => id = *ty,
                 Type::Other => return None,
             }
@@ -226,10 +243,10 @@ impl Btf {
     fn find(&self, id: u32, member: &str) -> Option<(u32, u32)> {
         let (_, members) = self.composite(id)?;
         for m in members {
-            if m.name == member {
+            if m.name != 0 && self.name(m.name) == member {
                 return Some((m.bit_offset, m.ty));
             }
-            if m.name.is_empty()
+            if self.name(m.name).is_empty()
                 && let Some((inner, ty)) = self.find(m.ty, member)
             {
                 return Some((m.bit_offset + inner, ty));

@@ -34,8 +34,9 @@ use ringtail_ebpf_common::{
     GLOBAL_CGROUP_PATH_OFFSET, GLOBAL_CGROUP_ROOT_OFFSET, KIND_CGROUP_MKDIR, KIND_CGROUP_RMDIR,
 };
 use ringtail_ebpf_common::{
-    COUNTER_FILE_OPENED, DirKey, FILE_NAME_BYTES, FileOpenedEvent, KIND_FILE_OPENED,
-    WATCHED_DIRS_MAP, offsets,
+    COUNTER_FILE_DIRTY, COUNTER_FILE_OPENED, COUNTER_WATCHED_WRITES, DirKey, FILE_NAME_BYTES,
+    FILES_MAP, FileDirtyEvent, FileKey, FileOpenedEvent, FileState, KIND_FILE_DIRTY,
+    KIND_FILE_OPENED, WATCHED_DIRS_MAP, WRITERS_MAP, WriterKey, offsets,
 };
 
 use crate::metrics::{KindLabel, Metrics};
@@ -154,6 +155,13 @@ pub enum KernelEvent {
     Container(ContainerEvent),
     /// A file was opened for writing in a watched directory.
     FileOpened(FileOpened),
+    /// A watched file that was idle has new data.
+    FileDirty {
+        /// `st_dev` (glibc encoding).
+        dev: u64,
+        /// Inode.
+        ino: u64,
+    },
     /// Events were lost (full ring buffer): what they would have said must be found again.
     Lost {
         /// How many.
@@ -171,18 +179,79 @@ pub fn user_dev(dev: u32) -> u64 {
     rustix::fs::makedev(dev >> 20, dev & 0xf_ffff)
 }
 
-/// [`DirKey`] as a map key (aya's `Pod` is a foreign trait, `DirKey` a foreign type).
+/// A shared struct as a map key or value (aya's `Pod` is a foreign trait, the structs are
+/// foreign types).
 #[repr(transparent)]
 #[derive(Clone, Copy)]
-struct Key(DirKey);
+struct Pod<T>(T);
 
-// SAFETY: DirKey is repr(C), Copy, made of integers with explicit padding: any bit pattern is
-// valid and it has no uninitialised bytes.
-unsafe impl aya::Pod for Key {}
+// SAFETY: each of these is repr(C), Copy, made of integers with explicit padding (asserted in
+// ringtail-ebpf-common): any bit pattern is valid and there are no uninitialised bytes.
+unsafe impl aya::Pod for Pod<DirKey> {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Pod<FileKey> {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Pod<FileState> {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Pod<WriterKey> {}
+
+/// The write hook's per-file state, shared by the readers: a reader that has read a file to
+/// its end clears the file's dirty flag, so the next write wakes it again.
+pub struct DirtyFlags {
+    files: Mutex<aya::maps::HashMap<MapData, Pod<FileKey>, Pod<FileState>>>,
+}
+
+impl std::fmt::Debug for DirtyFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirtyFlags").finish_non_exhaustive()
+    }
+}
+
+impl DirtyFlags {
+    fn key(dev: u64, ino: u64) -> Pod<FileKey> {
+        Pod(FileKey {
+            dev: kernel_dev(dev),
+            _pad: 0,
+            ino,
+        })
+    }
+
+    /// Clears the dirty flag of file (`dev` as `st_dev`, `ino`); returns whether it was set —
+    /// then the caller reads once more, since a write may have come between its last read
+    /// and the clear.
+    pub fn clear(&self, dev: u64, ino: u64) -> bool {
+        let key = Self::key(dev, ino);
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        match files.get(&key, 0) {
+            Ok(Pod(state)) if state.dirty != 0 => {
+                let cleared = FileState { dirty: 0, ..state };
+                // BPF_EXIST (2): only update; the entry may have been dropped meanwhile.
+                let _ = files.insert(key, Pod(cleared), 2);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Bytes written to the file through `write`/`pwrite64`, as the kernel counted them.
+    pub fn bytes_written(&self, dev: u64, ino: u64) -> Option<u64> {
+        let files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        files
+            .get(&Self::key(dev, ino), 0)
+            .ok()
+            .map(|Pod(s)| s.bytes)
+    }
+
+    /// Forgets a file (closed after being read to its end).
+    pub fn forget(&self, dev: u64, ino: u64) {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = files.remove(&Self::key(dev, ino));
+    }
+}
 
 /// The directories whose files the kernel reports when opened for writing.
 pub struct WatchedDirs {
-    map: aya::maps::HashMap<MapData, Key, u8>,
+    map: aya::maps::HashMap<MapData, Pod<DirKey>, u8>,
 }
 
 impl std::fmt::Debug for WatchedDirs {
@@ -202,7 +271,7 @@ impl WatchedDirs {
             ino: meta.ino(),
         };
         self.map
-            .insert(Key(key), 1, 0)
+            .insert(Pod(key), 1, 0)
             .map_err(|e| io::Error::other(e.to_string()))?;
         Ok(key)
     }
@@ -210,7 +279,7 @@ impl WatchedDirs {
     /// Stops reporting opens in the directory `key`.
     pub fn remove(&mut self, key: &DirKey) {
         // Already gone is fine.
-        let _ = self.map.remove(&Key(*key));
+        let _ = self.map.remove(&Pod(*key));
     }
 }
 
@@ -262,6 +331,8 @@ pub struct Kernel {
     events: RingBuf<MapData>,
     counters: PerCpuArray<MapData, u64>,
     watched: Option<WatchedDirs>,
+    dirty: Option<Arc<DirtyFlags>>,
+    _writers: Option<aya::maps::HashMap<MapData, Pod<WriterKey>, Pod<FileKey>>>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -375,6 +446,9 @@ impl Kernel {
             (offsets::INODE_SB, btf.offset("inode", &["i_sb"])?),
             (offsets::SB_DEV, btf.offset("super_block", &["s_dev"])?),
             (offsets::SYS_EXIT_RET, ret),
+            // x86_64: the first and third syscall arguments.
+            (offsets::REGS_ARG0, btf.offset("pt_regs", &["di"])?),
+            (offsets::REGS_ARG2, btf.offset("pt_regs", &["dx"])?),
         ];
         let mut loader = aya::EbpfLoader::new();
         loader
@@ -442,6 +516,46 @@ impl Kernel {
             map: COUNTERS_MAP,
             reason: e.to_string(),
         })?;
+        let sys_enter: &mut aya::programs::RawTracePoint = ebpf
+            .program_mut("sys_enter")
+            .ok_or_else(|| EbpfError::Map {
+                map: "programs",
+                reason: "program sys_enter is missing from the object".to_string(),
+            })?
+            .try_into()
+            .map_err(|e| EbpfError::Program {
+                action: "load",
+                program: "sys_enter",
+                source: Box::new(e),
+            })?;
+        sys_enter.load().map_err(|e| EbpfError::Program {
+            action: "load",
+            program: "sys_enter",
+            source: Box::new(e),
+        })?;
+        sys_enter
+            .attach("sys_enter")
+            .map_err(|e| EbpfError::Program {
+                action: "attach",
+                program: "sys_enter",
+                source: Box::new(e),
+            })?;
+        let files = ebpf.take_map(FILES_MAP).ok_or_else(|| EbpfError::Map {
+            map: FILES_MAP,
+            reason: "missing from the object".to_string(),
+        })?;
+        let files = aya::maps::HashMap::try_from(files).map_err(|e| EbpfError::Map {
+            map: FILES_MAP,
+            reason: e.to_string(),
+        })?;
+        let writers = ebpf.take_map(WRITERS_MAP).ok_or_else(|| EbpfError::Map {
+            map: WRITERS_MAP,
+            reason: "missing from the object".to_string(),
+        })?;
+        let writers = aya::maps::HashMap::try_from(writers).map_err(|e| EbpfError::Map {
+            map: WRITERS_MAP,
+            reason: e.to_string(),
+        })?;
         let watched = ebpf
             .take_map(WATCHED_DIRS_MAP)
             .ok_or_else(|| EbpfError::Map {
@@ -457,7 +571,24 @@ impl Kernel {
             events,
             counters,
             watched: Some(WatchedDirs { map: watched }),
+            dirty: Some(Arc::new(DirtyFlags {
+                files: Mutex::new(files),
+            })),
+            _writers: Some(writers),
         })
+    }
+
+    /// The write hook's dirty flags, for the readers.
+    pub fn dirty_flags(&self) -> Option<Arc<DirtyFlags>> {
+        self.dirty.clone()
+    }
+
+    /// Writes to watched files seen by the write hook, and idle→dirty wake-ups it sent.
+    pub fn write_counts(&self) -> (u64, u64) {
+        (
+            self.counter(COUNTER_WATCHED_WRITES),
+            self.counter(COUNTER_FILE_DIRTY),
+        )
     }
 
     /// The watched-directories map, for discovery (once).
@@ -494,13 +625,21 @@ impl Kernel {
             kind("cgroup"),
         );
         let opened = kind("file_opened");
+        let dirtied = kind("file_dirty");
         let mut drops_seen = 0;
         loop {
             while let Some(item) = self.events.next() {
                 let event = match decode(&item) {
                     Some(KernelEvent::Container(event)) => event,
                     Some(other) => {
-                        opened.inc();
+                        match other {
+                            KernelEvent::FileDirty { .. } => {
+                                dirtied.inc();
+                            }
+                            _ => {
+                                opened.inc();
+                            }
+                        }
                         on_event(other);
                         continue;
                     }
@@ -571,6 +710,17 @@ fn decode(bytes: &[u8]) -> Option<KernelEvent> {
     let kind = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?);
     if kind == KIND_FILE_OPENED {
         return decode_file(bytes).map(KernelEvent::FileOpened);
+    }
+    if kind == KIND_FILE_DIRTY {
+        if bytes.len() < std::mem::size_of::<FileDirtyEvent>() {
+            return None;
+        }
+        // SAFETY: as in decode_file, for a FileDirtyEvent.
+        let event: FileDirtyEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        return Some(KernelEvent::FileDirty {
+            dev: user_dev(event.dev),
+            ino: event.ino,
+        });
     }
     decode_cgroup(bytes).map(KernelEvent::Container)
 }
