@@ -72,6 +72,9 @@ pub enum DiscoveryError {
     ReadersGone,
 }
 
+/// How long a closed file's identity is remembered against late kernel reports.
+const RECENTLY_GONE: std::time::Duration = std::time::Duration::from_secs(60);
+
 const DIR_MASK: WatchMask = WatchMask::CREATE
     .union(WatchMask::MODIFY)
     .union(WatchMask::CLOSE_WRITE)
@@ -123,6 +126,9 @@ pub struct Discovery {
     /// Files resumed from a checkpoint.
     resumed: usize,
     kernel: Option<KernelLink>,
+    /// Files read and closed recently: a kernel report of their opening that arrives after
+    /// inotify's events were handled must not read them again. Pruned after a minute.
+    recently_gone: HashMap<FileIdentity, std::time::Instant>,
     /// Watched directories by their kernel key, and back.
     dir_keys: HashMap<DirKey, PathBuf>,
     key_of_dir: HashMap<PathBuf, DirKey>,
@@ -201,17 +207,17 @@ impl Discovery {
             truncations: metrics.truncations.clone(),
             resumed: 0,
             kernel,
+            recently_gone: HashMap::new(),
             dir_keys: HashMap::new(),
             key_of_dir: HashMap::new(),
         };
         discovery.scan_roots(true)?;
         discovery.flush_dirty()?;
         tracing::info!(
-            mode = "inotify",
             directories = discovery.dirs.len(),
             files = discovery.tracked.len(),
             resumed_from_checkpoints = discovery.resumed,
-            "discovery started: inotify reports files and their changes"
+            "discovery started: inotify watches the directories"
         );
         Ok(discovery)
     }
@@ -219,6 +225,11 @@ impl Discovery {
     /// Number of files currently known.
     pub fn files(&self) -> usize {
         self.tracked.len()
+    }
+
+    /// Identities (`st_dev`, inode) of the files currently known.
+    pub fn identities(&self) -> std::collections::HashSet<(u64, u64)> {
+        self.identities.keys().map(|i| (i.dev, i.ino)).collect()
     }
 
     /// Handles events until the stop pipe is closed.
@@ -312,6 +323,9 @@ impl Discovery {
         };
         if let Some(&id) = self.identities.get(&identity) {
             self.mark_dirty(id);
+            return Ok(());
+        }
+        if self.recently_gone.contains_key(&identity) {
             return Ok(());
         }
         let Some(source) = self.sources.iter().find(|s| s.matches(&path)).cloned() else {
@@ -825,6 +839,12 @@ impl Discovery {
             }
         }
         self.identities.remove(&tracked.identity);
+        if self.kernel.is_some() {
+            let now = std::time::Instant::now();
+            self.recently_gone
+                .retain(|_, at| now.duration_since(*at) < RECENTLY_GONE);
+            self.recently_gone.insert(tracked.identity, now);
+        }
         if !self.readers[tracked.reader].send(Control::Gone { id }) {
             return Err(DiscoveryError::ReadersGone);
         }

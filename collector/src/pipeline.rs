@@ -371,6 +371,14 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
         Arc::clone(&tracker),
         link,
     )?;
+    if let Some(kernel) = &kernel {
+        // Writers that opened their files before the open hook could see them.
+        let registered = kernel.register_writers(&discovery.identities());
+        tracing::info!(
+            descriptors = registered,
+            "registered descriptors already open for writing on known files with the write hook"
+        );
+    }
     let discovery = spawn("discovery".to_string(), &failures_tx, move || {
         discovery.run()
     })?;

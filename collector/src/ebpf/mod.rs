@@ -332,7 +332,7 @@ pub struct Kernel {
     counters: PerCpuArray<MapData, u64>,
     watched: Option<WatchedDirs>,
     dirty: Option<Arc<DirtyFlags>>,
-    _writers: Option<aya::maps::HashMap<MapData, Pod<WriterKey>, Pod<FileKey>>>,
+    writers: Mutex<aya::maps::HashMap<MapData, Pod<WriterKey>, Pod<FileKey>>>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -574,8 +574,69 @@ impl Kernel {
             dirty: Some(Arc::new(DirtyFlags {
                 files: Mutex::new(files),
             })),
-            _writers: Some(writers),
+            writers: Mutex::new(writers),
         })
+    }
+
+    /// Registers with the write hook every descriptor, in any process, open for writing on
+    /// one of `files` (`st_dev`, inode) — the writers that opened them before the open hook
+    /// was watching their directories. Found through `/proc/<pid>/fd` and `fdinfo` (aya-ebpf
+    /// 0.2.1 has no `iter/task_file` program type). Returns how many were registered.
+    pub fn register_writers(&self, files: &std::collections::HashSet<(u64, u64)>) -> usize {
+        use std::os::unix::fs::MetadataExt;
+        if files.is_empty() {
+            return 0;
+        }
+        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut dirty = self
+            .dirty
+            .as_ref()
+            .map(|d| d.files.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut registered = 0;
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        for proc in procs.flatten() {
+            let Some(pid) = proc
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(fds) = std::fs::read_dir(proc.path().join("fd")) else {
+                continue;
+            };
+            for fd in fds.flatten() {
+                let Some(n) = fd.file_name().to_str().and_then(|f| f.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let Ok(meta) = std::fs::metadata(fd.path()) else {
+                    continue;
+                };
+                if !files.contains(&(meta.dev(), meta.ino())) || !open_for_writing(pid, n) {
+                    continue;
+                }
+                let file = FileKey {
+                    dev: kernel_dev(meta.dev()),
+                    _pad: 0,
+                    ino: meta.ino(),
+                };
+                if writers
+                    .insert(Pod(WriterKey { pid, fd: n }), Pod(file), 0)
+                    .is_ok()
+                {
+                    registered += 1;
+                }
+                if let Some(files) = dirty.as_mut() {
+                    // Idle: the reader may have caught up with this file already (the start-up
+                    // scan opened it), and nothing else would clear the flag. The next write
+                    // wakes it. BPF_NOEXIST (1): an entry the hooks made stays as it is.
+                    let _ = files.insert(Pod(file), Pod(FileState { dirty: 0, bytes: 0 }), 1);
+                }
+            }
+        }
+        registered
     }
 
     /// The write hook's dirty flags, for the readers.
@@ -703,6 +764,19 @@ impl AsFd for Kernel {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.events.as_fd()
     }
+}
+
+/// Whether descriptor `fd` of process `pid` was opened for writing (`flags:` in its fdinfo,
+/// octal: access mode `O_WRONLY` or `O_RDWR`).
+fn open_for_writing(pid: u32, fd: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+        })
+        .is_some_and(|flags| matches!(flags & 0o3, 1 | 2))
 }
 
 /// The event in a ring-buffer record (`None` for cgroups that are not containers').
