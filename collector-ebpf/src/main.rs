@@ -15,10 +15,10 @@
 //! fd-table walk and one map lookup, and produce nothing.
 //!
 //! New data: a raw `sys_enter` tracepoint sees `write`, `pwrite64`, `writev`, `pwritev`,
-//! `pwritev2` and `close`. Its fast path rejects every other syscall by number, then every
+//! `pwritev2`, `close` and `dup2`/`dup3` (a shell's `>> file` moves the descriptor to stdout). Its fast path rejects every other syscall by number, then every
 //! descriptor not in the `WRITERS` map (filled by the open hook) with one map lookup — no
-//! fd-table walk. A write to a watched file adds its byte count to the file's `FILES` entry and,
-//! only when the file was idle, marks it dirty and sends one
+//! fd-table walk. A write to a watched file adds its byte count to the file's `BYTES` entry and,
+//! only when the file was idle (`FILES`), marks it dirty and sends one
 //! [`FileDirtyEvent`](ringtail_ebpf_common::FileDirtyEvent): a hot file wakes user space once
 //! until user space has read it to the end and cleared the flag. `close` forgets the
 //! descriptor.
@@ -45,15 +45,16 @@ mod programs {
     use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
     use aya_ebpf::EbpfContext;
     use ringtail_ebpf_common::{
-        CgroupEvent, DirKey, FileDirtyEvent, FileKey, FileOpenedEvent, FileState, WriterKey,
-        COUNTERS, COUNTER_CGROUP_MKDIR, COUNTER_CGROUP_RMDIR, COUNTER_FILE_DIRTY,
-        COUNTER_FILE_OPENED, COUNTER_RESERVE_FAILED, COUNTER_WATCHED_WRITES, EVENTS_BYTES,
-        KIND_CGROUP_MKDIR, KIND_CGROUP_RMDIR, KIND_FILE_DIRTY, KIND_FILE_OPENED, WATCHED_DIRS_MAX,
-        WRITERS_MAX,
+        CgroupEvent, DirKey, FileDirtyEvent, FileKey, FileOpenedEvent, WriterKey, COUNTERS,
+        COUNTER_CGROUP_MKDIR, COUNTER_CGROUP_RMDIR, COUNTER_FILE_DIRTY, COUNTER_FILE_OPENED,
+        COUNTER_RESERVE_FAILED, COUNTER_WATCHED_WRITES, EVENTS_BYTES, KIND_CGROUP_MKDIR,
+        KIND_CGROUP_RMDIR, KIND_FILE_DIRTY, KIND_FILE_OPENED, WATCHED_DIRS_MAX, WRITERS_MAX,
     };
 
     #[no_mangle]
     static OFF_REGS_ARG0: u32 = 0;
+    #[no_mangle]
+    static OFF_REGS_ARG1: u32 = 0;
     #[no_mangle]
     static OFF_REGS_ARG2: u32 = 0;
 
@@ -64,12 +65,17 @@ mod programs {
     const SYS_WRITEV: u64 = 20;
     const SYS_PWRITEV: u64 = 296;
     const SYS_PWRITEV2: u64 = 328;
+    const SYS_DUP2: u64 = 33;
+    const SYS_DUP3: u64 = 292;
 
     #[map(name = "WRITERS")]
     static WRITERS: HashMap<WriterKey, FileKey> = HashMap::with_max_entries(WRITERS_MAX, 0);
 
     #[map(name = "FILES")]
-    static FILES: HashMap<FileKey, FileState> = HashMap::with_max_entries(WRITERS_MAX, 0);
+    static FILES: HashMap<FileKey, u64> = HashMap::with_max_entries(WRITERS_MAX, 0);
+
+    #[map(name = "BYTES")]
+    static BYTES: HashMap<FileKey, u64> = HashMap::with_max_entries(WRITERS_MAX, 0);
 
     #[raw_tracepoint(tracepoint = "sys_enter")]
     pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
@@ -78,9 +84,40 @@ mod programs {
             SYS_WRITE | SYS_PWRITE64 | SYS_WRITEV | SYS_PWRITEV | SYS_PWRITEV2 | SYS_CLOSE => {
                 let _ = on_write_or_close(&ctx, id);
             }
+            SYS_DUP2 | SYS_DUP3 => {
+                let _ = on_dup2(&ctx);
+            }
             _ => {}
         }
         0
+    }
+
+    /// `dup2(old, new)`: a shell's `>> file` opens the file and moves it to stdout this way.
+    /// `new` now names what `old` names (or, if that is not a watched file, nothing of ours).
+    fn on_dup2(ctx: &RawTracePointContext) -> Option<()> {
+        let regs: u64 = ctx.arg(0);
+        let old: u64 = read(regs, &OFF_REGS_ARG0)?;
+        let new: u64 = read(regs, &OFF_REGS_ARG1)?;
+        let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        let old = WriterKey {
+            pid,
+            fd: old as u32,
+        };
+        let new = WriterKey {
+            pid,
+            fd: new as u32,
+        };
+        // SAFETY: a lookup; the value is copied out at once.
+        match unsafe { WRITERS.get(&old) } {
+            Some(file) => {
+                let file = *file;
+                let _ = WRITERS.insert(&new, &file, 0);
+            }
+            None => {
+                let _ = WRITERS.remove(&new);
+            }
+        }
+        Some(())
     }
 
     fn on_write_or_close(ctx: &RawTracePointContext, id: u64) -> Option<()> {
@@ -103,26 +140,33 @@ mod programs {
         } else {
             0
         };
+        match BYTES.get_ptr_mut(&file) {
+            // SAFETY: `total` points into the map's value for `file`; the add is atomic.
+            Some(total) => unsafe {
+                core::intrinsics::atomic_xadd::<
+                    u64,
+                    u64,
+                    { core::intrinsics::AtomicOrdering::Relaxed },
+                >(total, bytes);
+            },
+            None => {
+                let _ = BYTES.insert(&file, &bytes, 0);
+            }
+        }
         match FILES.get_ptr_mut(&file) {
-            Some(state) => {
-                // SAFETY: `state` points into the map's value for `file`; the add is atomic,
-                // and the dirty flag is a plain word: two CPUs racing past an idle flag send
-                // two events, which user space handles like one.
+            Some(dirty) => {
+                // SAFETY: `dirty` points into the map's value for `file`. A plain word: two
+                // CPUs racing past an idle flag send two events, which user space handles
+                // like one.
                 unsafe {
-                    core::intrinsics::atomic_xadd::<
-                        u64,
-                        u64,
-                        { core::intrinsics::AtomicOrdering::Relaxed },
-                    >(&mut (*state).bytes, bytes);
-                    if (*state).dirty != 0 {
+                    if *dirty != 0 {
                         return None;
                     }
-                    (*state).dirty = 1;
+                    *dirty = 1;
                 }
             }
             None => {
-                let state = FileState { dirty: 1, bytes };
-                let _ = FILES.insert(&file, &state, 0);
+                let _ = FILES.insert(&file, &1, 0);
             }
         }
         count(COUNTER_FILE_DIRTY);
@@ -287,9 +331,8 @@ mod programs {
         let file_key = FileKey { dev, _pad: 0, ino };
         let _ = WRITERS.insert(&writer, &file_key, 0);
         // A new writer: user space opens and reads the file, then clears the flag.
-        let state = FileState { dirty: 1, bytes: 0 };
-        // BPF_NOEXIST (1): a second writer keeps the file's byte count.
-        let _ = FILES.insert(&file_key, &state, 1);
+        // BPF_NOEXIST (1): a file already known keeps its flag.
+        let _ = FILES.insert(&file_key, &1, 1);
         let Some(mut entry) = EVENTS.reserve::<FileOpenedEvent>(0) else {
             count(COUNTER_RESERVE_FAILED);
             return None;

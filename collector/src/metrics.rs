@@ -113,6 +113,10 @@ pub struct Metrics {
     pub ebpf_events: Family<KindLabel, Counter>,
     /// eBPF events lost because the ring buffer was full.
     pub ebpf_ringbuf_drops: Counter,
+    /// Bytes written to watched files by their writers, counted in the kernel by the eBPF
+    /// write hook (`write`/`pwrite64`), published as readers catch up: compare with
+    /// `read_bytes`.
+    pub kernel_written_bytes: Family<SourceLabel, Counter>,
     /// Containers running, as seen by the cgroup lifecycle events since start-up.
     pub containers_running: Gauge,
     /// Checkpoint files written.
@@ -177,6 +181,7 @@ impl Metrics {
             ebpf_events: Family::default(),
             ebpf_ringbuf_drops: Counter::default(),
             containers_running: Gauge::default(),
+            kernel_written_bytes: Family::default(),
             checkpoint_writes: Counter::default(),
             checkpoint_errors: Counter::default(),
             checkpoint_corrupt: Counter::default(),
@@ -243,6 +248,11 @@ impl Metrics {
             "ebpf_ringbuf_drops",
             "eBPF events lost because the ring buffer was full",
             m.ebpf_ringbuf_drops.clone(),
+        );
+        registry.register(
+            "kernel_written_bytes",
+            "Bytes written to watched files, counted by the eBPF write hook (compare with read_bytes)",
+            m.kernel_written_bytes.clone(),
         );
         registry.register(
             "containers_running",

@@ -192,6 +192,9 @@ struct OpenFile {
     read_errors: Counter,
     truncations: Counter,
     lost_bytes: Counter,
+    /// Bytes the kernel counted written to this file, and how many were published.
+    kernel_written: Counter,
+    kernel_written_seen: u64,
     errors_logged: u32,
 }
 
@@ -393,6 +396,11 @@ impl Reader {
                         read_errors: self.metrics.read_errors.get_or_create_owned(&label),
                         truncations: self.metrics.truncations.get_or_create_owned(&label),
                         lost_bytes: self.metrics.lost_bytes.get_or_create_owned(&label),
+                        kernel_written: self
+                            .metrics
+                            .kernel_written_bytes
+                            .get_or_create_owned(&label),
+                        kernel_written_seen: 0,
                         ctx,
                         offset,
                         worker,
@@ -630,6 +638,7 @@ impl Reader {
         // set flag means one more read.
         if let Some(flags) = &self.dirty_flags {
             let identity = file.ctx.identity;
+            publish_written(flags, file);
             if flags.clear(identity.dev, identity.ino) {
                 self.enqueue(id);
                 return;
@@ -663,11 +672,12 @@ impl Reader {
     }
 
     fn close(&mut self, id: SourceId) {
-        if let Some(file) = self.files.remove(&id) {
+        if let Some(mut file) = self.files.remove(&id) {
             if file.gone {
                 self.metrics.deleted_files_open.dec();
             }
             if let Some(flags) = &self.dirty_flags {
+                publish_written(flags, &mut file);
                 flags.forget(file.ctx.identity.dev, file.ctx.identity.ino);
             }
             self.backend.unregister(id);
@@ -695,6 +705,17 @@ impl Reader {
             queue.observe();
         }
         Ok(())
+    }
+}
+
+/// Adds what the kernel counted written to `file` since the last look to its metric.
+fn publish_written(flags: &DirtyFlags, file: &mut OpenFile) {
+    let identity = file.ctx.identity;
+    if let Some(total) = flags.bytes_written(identity.dev, identity.ino)
+        && total > file.kernel_written_seen
+    {
+        file.kernel_written.inc_by(total - file.kernel_written_seen);
+        file.kernel_written_seen = total;
     }
 }
 

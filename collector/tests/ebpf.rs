@@ -469,6 +469,8 @@ fn writers_from_before_the_start_and_in_a_fresh_cgroup_are_followed() {
     ]);
     let delivered = common::wait_delivered(&out, &expected, Duration::from_secs(30));
     let dirty = collector.metric("ringtail_ebpf_events_total{kind=\"file_dirty\"}");
+    let written = collector.metric("ringtail_kernel_written_bytes_total{source=\"logs\"}");
+    let read = collector.metric("ringtail_read_bytes_total{source=\"logs\"}");
     let (status, log) = collector.stop();
     assert!(status.success(), "{log}");
     let missing = delivered.missing(&expected);
@@ -490,5 +492,18 @@ fn writers_from_before_the_start_and_in_a_fresh_cgroup_are_followed() {
     assert!(
         dirty >= 1.0,
         "the write hook woke discovery for the early writer's lines"
+    );
+    // Every byte was written through a followed descriptor (the shell's `>>` is a dup2 to
+    // stdout) except the early writer's first line, written before ringtail started.
+    let sizes: u64 = ["early.log", "fresh.log"]
+        .iter()
+        .map(|f| std::fs::metadata(logs.join(f)).unwrap().len())
+        .sum();
+    let before_start = "early 00000000 z\n".len() as u64;
+    assert_eq!(read as u64, sizes, "{log}");
+    assert_eq!(
+        written as u64,
+        sizes - before_start,
+        "kernel-counted bytes written"
     );
 }

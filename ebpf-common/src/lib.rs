@@ -143,6 +143,8 @@ pub mod offsets {
     pub const SYS_EXIT_RET: &str = "OFF_SYS_EXIT_RET";
     /// `pt_regs.di` (first syscall argument on x86_64).
     pub const REGS_ARG0: &str = "OFF_REGS_ARG0";
+    /// `pt_regs.si` (second syscall argument on x86_64).
+    pub const REGS_ARG1: &str = "OFF_REGS_ARG1";
     /// `pt_regs.dx` (third syscall argument on x86_64).
     pub const REGS_ARG2: &str = "OFF_REGS_ARG2";
 }
@@ -155,8 +157,13 @@ pub const COUNTER_FILE_DIRTY: u32 = 5;
 /// Name of the map of descriptors open for writing on watched files ([`WriterKey`] →
 /// [`FileKey`]), filled by the open hook (and by user space for files open at start-up).
 pub const WRITERS_MAP: &str = "WRITERS";
-/// Name of the map of watched files' state ([`FileKey`] → [`FileState`]).
+/// Name of the map of watched files' dirty flags ([`FileKey`] → `u64`): 1 once a write was
+/// reported and user space has not read to the end since; user space sets it back to 0 (then
+/// reads once more) when it has caught up.
 pub const FILES_MAP: &str = "FILES";
+/// Name of the map of bytes written to watched files ([`FileKey`] → `u64`) through `write`
+/// and `pwrite64` (vectored writes are not counted). Only the kernel writes it.
+pub const BYTES_MAP: &str = "BYTES";
 /// Most descriptors and files tracked by the write hook.
 pub const WRITERS_MAX: u32 = 1 << 16;
 
@@ -188,19 +195,6 @@ pub struct FileKey {
 }
 
 const _: () = assert!(core::mem::size_of::<FileKey>() == 16);
-
-/// What the write hook keeps per watched file.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FileState {
-    /// 1 once a write was reported and user space has not read to the end since; user
-    /// space sets it back to 0 (then reads once more) when it has caught up.
-    pub dirty: u64,
-    /// Bytes written through `write`/`pwrite64` (vectored writes count as 0 bytes).
-    pub bytes: u64,
-}
-
-const _: () = assert!(core::mem::size_of::<FileState>() == 16);
 
 /// A watched file has new data and was idle.
 #[repr(C)]

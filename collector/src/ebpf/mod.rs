@@ -29,14 +29,14 @@ use aya::Ebpf;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::TracePoint;
 use ringtail_ebpf_common::{
+    BYTES_MAP, COUNTER_FILE_DIRTY, COUNTER_FILE_OPENED, COUNTER_WATCHED_WRITES, DirKey,
+    FILE_NAME_BYTES, FILES_MAP, FileDirtyEvent, FileKey, FileOpenedEvent, KIND_FILE_DIRTY,
+    KIND_FILE_OPENED, WATCHED_DIRS_MAP, WRITERS_MAP, WriterKey, offsets,
+};
+use ringtail_ebpf_common::{
     CGROUP_PATH_BYTES, COUNTER_CGROUP_MKDIR, COUNTER_CGROUP_RMDIR, COUNTER_RESERVE_FAILED,
     COUNTERS_MAP, CgroupEvent, EVENTS_MAP, GLOBAL_CGROUP_ID_OFFSET, GLOBAL_CGROUP_LEVEL_OFFSET,
     GLOBAL_CGROUP_PATH_OFFSET, GLOBAL_CGROUP_ROOT_OFFSET, KIND_CGROUP_MKDIR, KIND_CGROUP_RMDIR,
-};
-use ringtail_ebpf_common::{
-    COUNTER_FILE_DIRTY, COUNTER_FILE_OPENED, COUNTER_WATCHED_WRITES, DirKey, FILE_NAME_BYTES,
-    FILES_MAP, FileDirtyEvent, FileKey, FileOpenedEvent, FileState, KIND_FILE_DIRTY,
-    KIND_FILE_OPENED, WATCHED_DIRS_MAP, WRITERS_MAP, WriterKey, offsets,
 };
 
 use crate::metrics::{KindLabel, Metrics};
@@ -191,14 +191,13 @@ unsafe impl aya::Pod for Pod<DirKey> {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Pod<FileKey> {}
 // SAFETY: as above.
-unsafe impl aya::Pod for Pod<FileState> {}
-// SAFETY: as above.
 unsafe impl aya::Pod for Pod<WriterKey> {}
 
 /// The write hook's per-file state, shared by the readers: a reader that has read a file to
 /// its end clears the file's dirty flag, so the next write wakes it again.
 pub struct DirtyFlags {
-    files: Mutex<aya::maps::HashMap<MapData, Pod<FileKey>, Pod<FileState>>>,
+    files: Mutex<aya::maps::HashMap<MapData, Pod<FileKey>, u64>>,
+    bytes: Mutex<aya::maps::HashMap<MapData, Pod<FileKey>, u64>>,
 }
 
 impl std::fmt::Debug for DirtyFlags {
@@ -223,10 +222,9 @@ impl DirtyFlags {
         let key = Self::key(dev, ino);
         let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
         match files.get(&key, 0) {
-            Ok(Pod(state)) if state.dirty != 0 => {
-                let cleared = FileState { dirty: 0, ..state };
+            Ok(dirty) if dirty != 0 => {
                 // BPF_EXIST (2): only update; the entry may have been dropped meanwhile.
-                let _ = files.insert(key, Pod(cleared), 2);
+                let _ = files.insert(key, 0, 2);
                 true
             }
             _ => false,
@@ -235,17 +233,23 @@ impl DirtyFlags {
 
     /// Bytes written to the file through `write`/`pwrite64`, as the kernel counted them.
     pub fn bytes_written(&self, dev: u64, ino: u64) -> Option<u64> {
-        let files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        files
-            .get(&Self::key(dev, ino), 0)
-            .ok()
-            .map(|Pod(s)| s.bytes)
+        let bytes = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        bytes.get(&Self::key(dev, ino), 0).ok()
     }
 
     /// Forgets a file (closed after being read to its end).
     pub fn forget(&self, dev: u64, ino: u64) {
-        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = files.remove(&Self::key(dev, ino));
+        let key = Self::key(dev, ino);
+        let _ = self
+            .files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        let _ = self
+            .bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
     }
 }
 
@@ -448,6 +452,7 @@ impl Kernel {
             (offsets::SYS_EXIT_RET, ret),
             // x86_64: the first and third syscall arguments.
             (offsets::REGS_ARG0, btf.offset("pt_regs", &["di"])?),
+            (offsets::REGS_ARG1, btf.offset("pt_regs", &["si"])?),
             (offsets::REGS_ARG2, btf.offset("pt_regs", &["dx"])?),
         ];
         let mut loader = aya::EbpfLoader::new();
@@ -548,6 +553,14 @@ impl Kernel {
             map: FILES_MAP,
             reason: e.to_string(),
         })?;
+        let bytes = ebpf.take_map(BYTES_MAP).ok_or_else(|| EbpfError::Map {
+            map: BYTES_MAP,
+            reason: "missing from the object".to_string(),
+        })?;
+        let bytes = aya::maps::HashMap::try_from(bytes).map_err(|e| EbpfError::Map {
+            map: BYTES_MAP,
+            reason: e.to_string(),
+        })?;
         let writers = ebpf.take_map(WRITERS_MAP).ok_or_else(|| EbpfError::Map {
             map: WRITERS_MAP,
             reason: "missing from the object".to_string(),
@@ -573,6 +586,7 @@ impl Kernel {
             watched: Some(WatchedDirs { map: watched }),
             dirty: Some(Arc::new(DirtyFlags {
                 files: Mutex::new(files),
+                bytes: Mutex::new(bytes),
             })),
             writers: Mutex::new(writers),
         })
@@ -632,7 +646,7 @@ impl Kernel {
                     // Idle: the reader may have caught up with this file already (the start-up
                     // scan opened it), and nothing else would clear the flag. The next write
                     // wakes it. BPF_NOEXIST (1): an entry the hooks made stays as it is.
-                    let _ = files.insert(Pod(file), Pod(FileState { dirty: 0, bytes: 0 }), 1);
+                    let _ = files.insert(Pod(file), 0, 1);
                 }
             }
         }
