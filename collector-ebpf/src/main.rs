@@ -35,7 +35,7 @@
 #[cfg(target_arch = "bpf")]
 mod programs {
     use aya_ebpf::helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel,
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel,
         bpf_probe_read_kernel_str_bytes,
     };
     use aya_ebpf::macros::raw_tracepoint;
@@ -348,6 +348,7 @@ mod programs {
             (*event).dev = dev;
             (*event).ino = ino;
             (*event).dir_ino = dir_ino;
+            (*event).time_ns = bpf_ktime_get_ns();
             (*event)._pad = 0;
             (*event).name_len =
                 match bpf_probe_read_kernel_str_bytes(name as *const u8, &mut (*event).name) {

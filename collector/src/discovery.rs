@@ -88,6 +88,8 @@ const DIR_MASK: WatchMask = WatchMask::CREATE
 struct Tracked {
     /// The paths the file is known under (usually one; a symlink adds its target).
     paths: Vec<PathBuf>,
+    /// When discovery opened it (monotonic ns).
+    opened_ns: u64,
     identity: FileIdentity,
     reader: usize,
 }
@@ -126,9 +128,11 @@ pub struct Discovery {
     /// Files resumed from a checkpoint.
     resumed: usize,
     kernel: Option<KernelLink>,
-    /// Files read and closed recently: a kernel report of their opening that arrives after
-    /// inotify's events were handled must not read them again. Pruned after a minute.
-    recently_gone: HashMap<FileIdentity, std::time::Instant>,
+    /// Files read and closed recently, with when discovery had opened them (monotonic ns): a
+    /// kernel report of an opening *before* that, arriving after inotify's events were
+    /// handled, is about the file already read; a later one is a new file on a recycled inode.
+    /// Pruned after a minute.
+    recently_gone: HashMap<FileIdentity, (std::time::Instant, u64)>,
     /// Watched directories by their kernel key, and back.
     dir_keys: HashMap<DirKey, PathBuf>,
     key_of_dir: HashMap<PathBuf, DirKey>,
@@ -325,7 +329,11 @@ impl Discovery {
             self.mark_dirty(id);
             return Ok(());
         }
-        if self.recently_gone.contains_key(&identity) {
+        if self
+            .recently_gone
+            .get(&identity)
+            .is_some_and(|&(_, opened_ns)| f.time_ns <= opened_ns)
+        {
             return Ok(());
         }
         let Some(source) = self.sources.iter().find(|s| s.matches(&path)).cloned() else {
@@ -771,6 +779,7 @@ impl Discovery {
             id,
             Tracked {
                 paths,
+                opened_ns: crate::ebpf::monotonic_ns(),
                 identity,
                 reader,
             },
@@ -842,8 +851,9 @@ impl Discovery {
         if self.kernel.is_some() {
             let now = std::time::Instant::now();
             self.recently_gone
-                .retain(|_, at| now.duration_since(*at) < RECENTLY_GONE);
-            self.recently_gone.insert(tracked.identity, now);
+                .retain(|_, (at, _)| now.duration_since(*at) < RECENTLY_GONE);
+            self.recently_gone
+                .insert(tracked.identity, (now, tracked.opened_ns));
         }
         if !self.readers[tracked.reader].send(Control::Gone { id }) {
             return Err(DiscoveryError::ReadersGone);

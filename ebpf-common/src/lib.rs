@@ -103,6 +103,9 @@ pub struct FileOpenedEvent {
     pub ino: u64,
     /// Inode of the directory it was opened in.
     pub dir_ino: u64,
+    /// When it was opened (`CLOCK_MONOTONIC`, ns): tells a late report about a file already
+    /// read from a new file on a recycled inode.
+    pub time_ns: u64,
     /// Bytes of `name` filled.
     pub name_len: u32,
     /// Explicit padding.
@@ -111,7 +114,7 @@ pub struct FileOpenedEvent {
     pub name: [u8; FILE_NAME_BYTES],
 }
 
-const _: () = assert!(core::mem::size_of::<FileOpenedEvent>() == 40 + FILE_NAME_BYTES);
+const _: () = assert!(core::mem::size_of::<FileOpenedEvent>() == 48 + FILE_NAME_BYTES);
 
 /// Globals holding kernel struct offsets (from BTF) and the syscall-exit record's `ret` offset.
 pub mod offsets {

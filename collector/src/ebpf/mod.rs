@@ -146,6 +146,14 @@ pub struct FileOpened {
     pub ino: u64,
     /// Name in the directory.
     pub name: std::ffi::OsString,
+    /// When it was opened (`CLOCK_MONOTONIC`, ns; see [`monotonic_ns`]).
+    pub time_ns: u64,
+}
+
+/// Now on the clock of [`FileOpened::time_ns`].
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// What the kernel reported.
@@ -833,6 +841,7 @@ fn decode_file(bytes: &[u8]) -> Option<FileOpened> {
         dev: user_dev(event.dev),
         ino: event.ino,
         name: std::ffi::OsStr::from_bytes(&event.name[..len]).to_os_string(),
+        time_ns: event.time_ns,
     })
 }
 
