@@ -109,8 +109,12 @@ impl Ringtail {
             ),
             _ => "    type: blackhole\n".to_string(),
         };
+        // Which discovery ringtail runs with (`auto` when unset), to compare the modes.
+        let discovery = std::env::var("RINGTAIL_BENCH_DISCOVERY")
+            .map(|mode| format!("discovery: {mode}\n"))
+            .unwrap_or_default();
         format!(
-            "data_dir: {state}/data\napi:\n  listen: 127.0.0.1:{port}\nsources:\n  - name: bench\n    paths: [\"{glob}\"]\n    format: {format}\n{multiline}sinks:\n  - name: out\n{sink}",
+            "{discovery}data_dir: {state}/data\napi:\n  listen: 127.0.0.1:{port}\nsources:\n  - name: bench\n    paths: [\"{glob}\"]\n    format: {format}\n{multiline}sinks:\n  - name: out\n{sink}",
             state = dirs.state.display(),
             glob = dirs.glob(),
         )
