@@ -278,6 +278,18 @@ impl Discovery {
         }
     }
 
+    /// Rescans every root and marks every known file dirty: after lost events, files are
+    /// found again and read to their ends.
+    fn rescan(&mut self) -> Result<(), DiscoveryError> {
+        self.scan_roots(false)?;
+        let all: Vec<(SourceId, usize)> =
+            self.tracked.iter().map(|(id, t)| (*id, t.reader)).collect();
+        for (id, reader) in all {
+            self.dirty[reader].push(id);
+        }
+        Ok(())
+    }
+
     /// Handles the files the kernel reported opened, and a rescan when events were lost.
     fn kernel_events(&mut self) -> Result<(), DiscoveryError> {
         let Some(k) = &self.kernel else {
@@ -305,12 +317,7 @@ impl Discovery {
         if reconcile {
             self.counters.reconcile.inc();
             tracing::warn!("kernel events were lost; rescanning all watched directories");
-            self.scan_roots(false)?;
-            let all: Vec<(SourceId, usize)> =
-                self.tracked.iter().map(|(id, t)| (*id, t.reader)).collect();
-            for (id, reader) in all {
-                self.dirty[reader].push(id);
-            }
+            self.rescan()?;
         }
         self.flush_dirty()
     }
@@ -396,12 +403,7 @@ impl Discovery {
         if mask.contains(EventMask::Q_OVERFLOW) {
             self.counters.overflow.inc();
             tracing::warn!("inotify queue overflowed; rescanning all watched directories");
-            self.scan_roots(false)?;
-            let all: Vec<(SourceId, usize)> =
-                self.tracked.iter().map(|(id, t)| (*id, t.reader)).collect();
-            for (id, reader) in all {
-                self.dirty[reader].push(id);
-            }
+            self.rescan()?;
             return Ok(());
         }
         if mask.contains(EventMask::IGNORED) {

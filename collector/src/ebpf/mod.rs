@@ -513,22 +513,13 @@ impl Kernel {
                 .attach(category, program)
                 .map_err(|e| program_error("attach", e))?;
         }
-        let events = ebpf.take_map(EVENTS_MAP).ok_or_else(|| EbpfError::Map {
-            map: EVENTS_MAP,
-            reason: "missing from the object".to_string(),
-        })?;
-        let events = RingBuf::try_from(events).map_err(|e| EbpfError::Map {
-            map: EVENTS_MAP,
-            reason: e.to_string(),
-        })?;
-        let counters = ebpf.take_map(COUNTERS_MAP).ok_or_else(|| EbpfError::Map {
-            map: COUNTERS_MAP,
-            reason: "missing from the object".to_string(),
-        })?;
-        let counters = PerCpuArray::try_from(counters).map_err(|e| EbpfError::Map {
-            map: COUNTERS_MAP,
-            reason: e.to_string(),
-        })?;
+        let events: RingBuf<MapData> = take_map(&mut ebpf, EVENTS_MAP)?;
+        let counters: PerCpuArray<MapData, u64> = take_map(&mut ebpf, COUNTERS_MAP)?;
+        let program_error = |action, source| EbpfError::Program {
+            action,
+            program: "sys_enter",
+            source: Box::new(source),
+        };
         let sys_enter: &mut aya::programs::RawTracePoint = ebpf
             .program_mut("sys_enter")
             .ok_or_else(|| EbpfError::Map {
@@ -536,57 +527,15 @@ impl Kernel {
                 reason: "program sys_enter is missing from the object".to_string(),
             })?
             .try_into()
-            .map_err(|e| EbpfError::Program {
-                action: "load",
-                program: "sys_enter",
-                source: Box::new(e),
-            })?;
-        sys_enter.load().map_err(|e| EbpfError::Program {
-            action: "load",
-            program: "sys_enter",
-            source: Box::new(e),
-        })?;
+            .map_err(|e| program_error("load", e))?;
+        sys_enter.load().map_err(|e| program_error("load", e))?;
         sys_enter
             .attach("sys_enter")
-            .map_err(|e| EbpfError::Program {
-                action: "attach",
-                program: "sys_enter",
-                source: Box::new(e),
-            })?;
-        let files = ebpf.take_map(FILES_MAP).ok_or_else(|| EbpfError::Map {
-            map: FILES_MAP,
-            reason: "missing from the object".to_string(),
-        })?;
-        let files = aya::maps::HashMap::try_from(files).map_err(|e| EbpfError::Map {
-            map: FILES_MAP,
-            reason: e.to_string(),
-        })?;
-        let bytes = ebpf.take_map(BYTES_MAP).ok_or_else(|| EbpfError::Map {
-            map: BYTES_MAP,
-            reason: "missing from the object".to_string(),
-        })?;
-        let bytes = aya::maps::HashMap::try_from(bytes).map_err(|e| EbpfError::Map {
-            map: BYTES_MAP,
-            reason: e.to_string(),
-        })?;
-        let writers = ebpf.take_map(WRITERS_MAP).ok_or_else(|| EbpfError::Map {
-            map: WRITERS_MAP,
-            reason: "missing from the object".to_string(),
-        })?;
-        let writers = aya::maps::HashMap::try_from(writers).map_err(|e| EbpfError::Map {
-            map: WRITERS_MAP,
-            reason: e.to_string(),
-        })?;
-        let watched = ebpf
-            .take_map(WATCHED_DIRS_MAP)
-            .ok_or_else(|| EbpfError::Map {
-                map: WATCHED_DIRS_MAP,
-                reason: "missing from the object".to_string(),
-            })?;
-        let watched = aya::maps::HashMap::try_from(watched).map_err(|e| EbpfError::Map {
-            map: WATCHED_DIRS_MAP,
-            reason: e.to_string(),
-        })?;
+            .map_err(|e| program_error("attach", e))?;
+        let files = take_map(&mut ebpf, FILES_MAP)?;
+        let bytes = take_map(&mut ebpf, BYTES_MAP)?;
+        let writers = take_map(&mut ebpf, WRITERS_MAP)?;
+        let watched = take_map(&mut ebpf, WATCHED_DIRS_MAP)?;
         Ok(Kernel {
             _ebpf: ebpf,
             events,
@@ -786,6 +735,22 @@ impl AsFd for Kernel {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.events.as_fd()
     }
+}
+
+/// Takes map `name` out of the object as a typed map.
+fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, EbpfError>
+where
+    T: TryFrom<aya::maps::Map>,
+    T::Error: std::fmt::Display,
+{
+    let map = ebpf.take_map(name).ok_or_else(|| EbpfError::Map {
+        map: name,
+        reason: "missing from the object".to_string(),
+    })?;
+    T::try_from(map).map_err(|e| EbpfError::Map {
+        map: name,
+        reason: e.to_string(),
+    })
 }
 
 /// Whether descriptor `fd` of process `pid` was opened for writing (`flags:` in its fdinfo,
