@@ -485,7 +485,8 @@ pub fn chart(results: &[CaseResult], machine: &Machine, path: &Path) -> Result<(
         };
         if log {
             let mut chart = builder
-                .build_cartesian_2d(x_range, (1.0..max * 2.0).log_scale())
+                // A decade of headroom above the tallest bar holds the legend.
+                .build_cartesian_2d(x_range, (1.0..max * 20.0).log_scale())
                 .map_err(|e| draw(&e))?;
             chart
                 .configure_mesh()
@@ -514,6 +515,7 @@ pub fn chart(results: &[CaseResult], machine: &Machine, path: &Path) -> Result<(
             }
             chart
                 .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
