@@ -937,7 +937,8 @@ mod tests {
     }
 
     impl Running {
-        fn start(source: Arc<SourceConfig>) -> (Running, usize) {
+        /// Discovery for `source` (its start-up scan done), not yet running.
+        fn create(source: Arc<SourceConfig>) -> (Discovery, ReaderInbox, OwnedFd) {
             let (handle, inbox) = reader::channel();
             let (stop_read, stop_write) = rustix::pipe::pipe().unwrap();
             let metrics = Arc::new(Metrics::new());
@@ -951,16 +952,21 @@ mod tests {
                 None,
             )
             .unwrap();
+            (discovery, inbox, stop_write)
+        }
+
+        fn start(source: Arc<SourceConfig>) -> (Running, usize) {
+            let (discovery, inbox, stop_write) = Self::create(source);
             let files = discovery.files();
-            let thread = std::thread::spawn(move || discovery.run());
-            (
-                Running {
-                    inbox,
-                    stop: Some(stop_write),
-                    thread: Some(thread),
-                },
-                files,
-            )
+            (Self::run(discovery, inbox, stop_write), files)
+        }
+
+        fn run(discovery: Discovery, inbox: ReaderInbox, stop: OwnedFd) -> Running {
+            Running {
+                inbox,
+                stop: Some(stop),
+                thread: Some(std::thread::spawn(move || discovery.run())),
+            }
         }
 
         fn next(&self) -> Control {
@@ -1087,32 +1093,19 @@ mod tests {
     fn a_file_created_and_renamed_before_discovery_looked_is_read_under_its_new_name() {
         let dir = tempfile::tempdir().unwrap();
         let glob = format!("{}/*.log", dir.path().display());
-        let (handle, inbox) = reader::channel();
-        let (stop_read, stop_write) = rustix::pipe::pipe().unwrap();
-        let metrics = Arc::new(Metrics::new());
-        let tracker = Arc::new(AckTracker::new(Arc::clone(&metrics)));
-        let discovery = Discovery::new(
-            vec![source(&[glob], &[])],
-            vec![handle],
-            stop_read,
-            &metrics,
-            tracker,
-            None,
-        )
-        .unwrap();
+        let (discovery, inbox, stop) = Running::create(source(&[glob], &[]));
         // All of this happens before discovery reads a single event.
         std::fs::write(dir.path().join("0.log"), b"first file\n").unwrap();
         std::fs::rename(dir.path().join("0.log"), dir.path().join("0.log.1")).unwrap();
         std::fs::write(dir.path().join("0.log"), b"second file\n").unwrap();
-        let thread = std::thread::spawn(move || discovery.run());
+        let d = Running::run(discovery, inbox, stop);
         let mut paths = Vec::new();
-        while let Some(control) = inbox.next_control(Duration::from_millis(500)) {
+        while let Some(control) = d.inbox.next_control(Duration::from_millis(500)) {
             if let Control::Open { ctx, .. } = control {
                 paths.push(ctx.path.clone());
             }
         }
-        drop(stop_write);
-        assert!(thread.join().unwrap().is_ok());
+        d.stop();
         paths.sort();
         assert_eq!(
             paths,

@@ -14,6 +14,56 @@ mod common;
 use ringtail::ebpf::{ContainerEvent, Containers, Kernel, KernelEvent};
 use ringtail::metrics::Metrics;
 
+/// Whether to skip a test that loads eBPF programs (it needs root; CI runs as root).
+fn skip_without_root() -> bool {
+    let skip = !common::is_root();
+    if skip {
+        println!("skipped: loading eBPF programs needs root (CI runs as root)");
+    }
+    skip
+}
+
+/// A thread running [`Kernel::run`], passing the events `pick` keeps to `rx`.
+struct Events<T> {
+    rx: crossbeam::channel::Receiver<T>,
+    containers: Arc<Containers>,
+    metrics: Arc<Metrics>,
+    stop: std::os::fd::OwnedFd,
+    thread: std::thread::JoinHandle<Result<(), ringtail::ebpf::EbpfError>>,
+}
+
+impl<T: Send + 'static> Events<T> {
+    fn start(kernel: Kernel, pick: fn(KernelEvent) -> Option<T>) -> Events<T> {
+        let (stop_read, stop) = rustix::pipe::pipe().unwrap();
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let containers = Arc::new(Containers::default());
+        let metrics = Arc::new(Metrics::new());
+        let thread = {
+            let (containers, metrics) = (Arc::clone(&containers), Arc::clone(&metrics));
+            std::thread::spawn(move || {
+                kernel.run(stop_read, containers, metrics, move |event| {
+                    if let Some(event) = pick(event) {
+                        let _ = tx.send(event);
+                    }
+                })
+            })
+        };
+        Events {
+            rx,
+            containers,
+            metrics,
+            stop,
+            thread,
+        }
+    }
+
+    /// Stops the thread; it must have ended without an error.
+    fn stop(self) {
+        drop(self.stop);
+        self.thread.join().unwrap().unwrap();
+    }
+}
+
 /// The cgroup2 mount point (`/sys/fs/cgroup` on unified systems, `/sys/fs/cgroup/unified` on
 /// hybrid ones).
 fn cgroup2_root() -> PathBuf {
@@ -30,25 +80,18 @@ fn cgroup2_root() -> PathBuf {
 
 #[test]
 fn cgroup_lifecycle_events_name_the_container() {
-    if !rustix::process::geteuid().is_root() {
-        println!("skipped: loading eBPF programs needs root (CI runs as root)");
+    if skip_without_root() {
         return;
     }
-    let kernel = Kernel::load().unwrap();
-    let (stop_read, stop_write) = rustix::pipe::pipe().unwrap();
-    let (tx, rx) = crossbeam::channel::unbounded();
-    let containers = Arc::new(Containers::default());
-    let metrics = Arc::new(Metrics::new());
-    let thread = {
-        let (containers, metrics) = (Arc::clone(&containers), Arc::clone(&metrics));
-        std::thread::spawn(move || {
-            kernel.run(stop_read, containers, metrics, move |event| {
-                if let KernelEvent::Container(event) = event {
-                    let _ = tx.send(event);
-                }
-            })
-        })
-    };
+    let events = Events::start(Kernel::load().unwrap(), |event| match event {
+        KernelEvent::Container(event) => Some(event),
+        _ => None,
+    });
+    let (rx, containers, metrics) = (
+        events.rx.clone(),
+        Arc::clone(&events.containers),
+        Arc::clone(&events.metrics),
+    );
 
     let id = format!("{:064x}", u128::from(std::process::id()) << 64 | 0xfeed);
     let parent = cgroup2_root().join(format!("ringtail-test-{}", std::process::id()));
@@ -98,14 +141,12 @@ fn cgroup_lifecycle_events_name_the_container() {
         text.contains("ringtail_ebpf_ringbuf_drops_total 0"),
         "{text}"
     );
-    drop(stop_write);
-    thread.join().unwrap().unwrap();
+    events.stop();
 }
 
 #[test]
 fn the_binary_says_which_discovery_mode_runs_and_counts_containers() {
-    if !rustix::process::geteuid().is_root() {
-        println!("skipped: loading eBPF programs needs root (CI runs as root)");
+    if skip_without_root() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -155,8 +196,7 @@ fn the_binary_says_which_discovery_mode_runs_and_counts_containers() {
 
 #[test]
 fn opens_for_writing_are_reported_in_watched_directories_only() {
-    if !rustix::process::geteuid().is_root() {
-        println!("skipped: loading eBPF programs needs root (CI runs as root)");
+    if skip_without_root() {
         return;
     }
     use std::os::unix::fs::MetadataExt;
@@ -168,24 +208,11 @@ fn opens_for_writing_are_reported_in_watched_directories_only() {
     let mut kernel = Kernel::load().unwrap();
     let mut dirs = kernel.take_watched_dirs().unwrap();
     let key = dirs.insert(&watched).unwrap();
-    let (stop_read, stop_write) = rustix::pipe::pipe().unwrap();
-    let (tx, rx) = crossbeam::channel::unbounded();
-    let metrics = Arc::new(Metrics::new());
-    let thread = {
-        let metrics = Arc::clone(&metrics);
-        std::thread::spawn(move || {
-            kernel.run(
-                stop_read,
-                Arc::new(Containers::default()),
-                metrics,
-                move |event| {
-                    if let KernelEvent::FileOpened(f) = event {
-                        let _ = tx.send(f);
-                    }
-                },
-            )
-        })
-    };
+    let events = Events::start(kernel, |event| match event {
+        KernelEvent::FileOpened(f) => Some(f),
+        _ => None,
+    });
+    let (rx, metrics) = (events.rx.clone(), Arc::clone(&events.metrics));
 
     // Not for writing, or not in a watched directory: nothing.
     std::fs::write(other.join("b.log"), b"x\n").unwrap();
@@ -224,8 +251,7 @@ fn opens_for_writing_are_reported_in_watched_directories_only() {
     dirs.remove(&key);
     std::fs::write(watched.join("c.log"), b"x\n").unwrap();
     assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
-    drop(stop_write);
-    thread.join().unwrap().unwrap();
+    events.stop();
 }
 
 fn logs_config(dir: &std::path::Path, mode: &str) -> String {
@@ -237,8 +263,7 @@ fn logs_config(dir: &std::path::Path, mode: &str) -> String {
 
 #[test]
 fn a_short_lived_writer_is_read_whole_and_fast() {
-    if !rustix::process::geteuid().is_root() {
-        println!("skipped: loading eBPF programs needs root (CI runs as root)");
+    if skip_without_root() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -320,8 +345,7 @@ fn a_short_lived_writer_is_read_whole_and_fast() {
 
 #[test]
 fn the_write_hook_wakes_once_per_idle_to_dirty_and_ignores_other_writes() {
-    if !rustix::process::geteuid().is_root() {
-        println!("skipped: loading eBPF programs needs root (CI runs as root)");
+    if skip_without_root() {
         return;
     }
     use std::io::Write;
@@ -335,22 +359,8 @@ fn the_write_hook_wakes_once_per_idle_to_dirty_and_ignores_other_writes() {
     let mut dirs = kernel.take_watched_dirs().unwrap();
     dirs.insert(&watched).unwrap();
     let flags = kernel.dirty_flags().unwrap();
-    let (stop_read, stop_write) = rustix::pipe::pipe().unwrap();
-    let (tx, rx) = crossbeam::channel::unbounded();
-    let metrics = Arc::new(Metrics::new());
-    let thread = {
-        let metrics = Arc::clone(&metrics);
-        std::thread::spawn(move || {
-            kernel.run(
-                stop_read,
-                Arc::new(Containers::default()),
-                metrics,
-                move |event| {
-                    let _ = tx.send(event);
-                },
-            )
-        })
-    };
+    let events = Events::start(kernel, Some);
+    let (rx, metrics) = (events.rx.clone(), Arc::clone(&events.metrics));
     let mut outside = std::fs::File::create(other.join("x.log")).unwrap();
     let mut file = std::fs::File::create(watched.join("a.log")).unwrap();
     let meta = std::fs::metadata(watched.join("a.log")).unwrap();
@@ -385,8 +395,7 @@ fn the_write_hook_wakes_once_per_idle_to_dirty_and_ignores_other_writes() {
         Some(200 * 11),
         "the kernel counted every byte written to the watched file"
     );
-    drop(stop_write);
-    thread.join().unwrap().unwrap();
+    events.stop();
     let text = metrics.render();
     assert!(
         text.contains("ringtail_ebpf_events_total{kind=\"file_dirty\"} 1"),
@@ -400,8 +409,7 @@ fn the_write_hook_wakes_once_per_idle_to_dirty_and_ignores_other_writes() {
 
 #[test]
 fn writers_from_before_the_start_and_in_a_fresh_cgroup_are_followed() {
-    if !rustix::process::geteuid().is_root() {
-        println!("skipped: loading eBPF programs needs root (CI runs as root)");
+    if skip_without_root() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
