@@ -11,17 +11,21 @@
 //! successful open returned (through the task's fd table, with struct offsets from BTF passed
 //! as globals); when it was opened for writing in a directory user space watches (the
 //! `WATCHED_DIRS` map), a [`FileOpenedEvent`](ringtail_ebpf_common::FileOpenedEvent) — pid,
-//! fd, device, inode, directory inode and name — goes to user space. Opens elsewhere cost the
-//! fd-table walk and one map lookup, and produce nothing.
+//! fd, device, inode, directory inode and name — goes to user space, the process joins
+//! `PROCS` and the file `FILES`. Opens elsewhere cost the fd-table walk and one map lookup,
+//! and produce nothing. The `iter/task_file` iterator does the same for every file already
+//! open when ringtail starts, writing its records to the iterator's output.
 //!
-//! New data: a raw `sys_enter` tracepoint sees `write`, `pwrite64`, `writev`, `pwritev`,
-//! `pwritev2`, `close` and `dup2`/`dup3` (a shell's `>> file` moves the descriptor to stdout). Its fast path rejects every other syscall by number, then every
-//! descriptor not in the `WRITERS` map (filled by the open hook) with one map lookup — no
-//! fd-table walk. A write to a watched file adds its byte count to the file's `BYTES` entry and,
-//! only when the file was idle (`FILES`), marks it dirty and sends one
+//! New data: a raw `sys_enter` tracepoint sees `write`, `pwrite64`, `writev`, `pwritev` and
+//! `pwritev2`. Its fast path rejects every other syscall by number, then every process not in
+//! `PROCS` with one map lookup — no fd-table walk. For a followed process it resolves the
+//! descriptor through the fd table, so descriptors made by `dup`, `dup2`, `fcntl(F_DUPFD)` or
+//! inherited through `fork` (the raw `sched_process_fork` tracepoint adds children to
+//! `PROCS`; `sched_process_exit` removes them) are followed, and a reused descriptor number is
+//! never mistaken for the old file. A write to a file in `FILES` adds its byte count to the
+//! file's `BYTES` entry and, only when the file was idle, marks it dirty and sends one
 //! [`FileDirtyEvent`](ringtail_ebpf_common::FileDirtyEvent): a hot file wakes user space once
-//! until user space has read it to the end and cleared the flag. `close` forgets the
-//! descriptor.
+//! until user space has read it to the end and cleared the flag.
 //!
 //! On the host this crate compiles to an empty binary, so workspace-wide commands work; the
 //! real object is built for `bpfel-unknown-none` by `xtask::build_ebpf` (from the collector's
@@ -36,7 +40,7 @@
 mod programs {
     use aya_ebpf::helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel,
-        bpf_probe_read_kernel_str_bytes,
+        bpf_probe_read_kernel_str_bytes, bpf_probe_read_user, bpf_seq_write,
     };
     use aya_ebpf::macros::raw_tracepoint;
     use aya_ebpf::macros::{map, tracepoint};
@@ -44,11 +48,13 @@ mod programs {
     use aya_ebpf::maps::{PerCpuArray, RingBuf};
     use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
     use aya_ebpf::EbpfContext;
+    use core::ffi::c_void;
     use ringtail_ebpf_common::{
-        CgroupEvent, DirKey, FileDirtyEvent, FileKey, FileOpenedEvent, WriterKey, COUNTERS,
+        CgroupEvent, DirKey, FileDirtyEvent, FileKey, FileOpenedEvent, COUNTERS,
         COUNTER_CGROUP_MKDIR, COUNTER_CGROUP_RMDIR, COUNTER_FILE_DIRTY, COUNTER_FILE_OPENED,
-        COUNTER_RESERVE_FAILED, COUNTER_WATCHED_WRITES, EVENTS_BYTES, KIND_CGROUP_MKDIR,
-        KIND_CGROUP_RMDIR, KIND_FILE_DIRTY, KIND_FILE_OPENED, WATCHED_DIRS_MAX, WRITERS_MAX,
+        COUNTER_IOV_PARTIAL, COUNTER_PROCS_FULL, COUNTER_RESERVE_FAILED, COUNTER_WATCHED_WRITES,
+        EVENTS_BYTES, FILES_MAX, IOV_COUNTED, KIND_CGROUP_MKDIR, KIND_CGROUP_RMDIR,
+        KIND_FILE_DIRTY, KIND_FILE_OPENED, PROCS_MAX, WATCHED_DIRS_MAX,
     };
 
     #[no_mangle]
@@ -60,85 +66,129 @@ mod programs {
 
     /// x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
     const SYS_WRITE: u64 = 1;
-    const SYS_CLOSE: u64 = 3;
     const SYS_PWRITE64: u64 = 18;
     const SYS_WRITEV: u64 = 20;
     const SYS_PWRITEV: u64 = 296;
     const SYS_PWRITEV2: u64 = 328;
-    const SYS_DUP2: u64 = 33;
-    const SYS_DUP3: u64 = 292;
 
-    #[map(name = "WRITERS")]
-    static WRITERS: HashMap<WriterKey, FileKey> = HashMap::with_max_entries(WRITERS_MAX, 0);
+    #[map(name = "PROCS")]
+    static PROCS: HashMap<u32, u8> = HashMap::with_max_entries(PROCS_MAX, 0);
 
     #[map(name = "FILES")]
-    static FILES: HashMap<FileKey, u64> = HashMap::with_max_entries(WRITERS_MAX, 0);
+    static FILES: HashMap<FileKey, u64> = HashMap::with_max_entries(FILES_MAX, 0);
 
     #[map(name = "BYTES")]
-    static BYTES: HashMap<FileKey, u64> = HashMap::with_max_entries(WRITERS_MAX, 0);
+    static BYTES: HashMap<FileKey, u64> = HashMap::with_max_entries(FILES_MAX, 0);
 
     #[raw_tracepoint(tracepoint = "sys_enter")]
     pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
         let id: u64 = ctx.arg(1);
-        match id {
-            SYS_WRITE | SYS_PWRITE64 | SYS_WRITEV | SYS_PWRITEV | SYS_PWRITEV2 | SYS_CLOSE => {
-                let _ = on_write_or_close(&ctx, id);
-            }
-            SYS_DUP2 | SYS_DUP3 => {
-                let _ = on_dup2(&ctx);
-            }
-            _ => {}
+        if matches!(
+            id,
+            SYS_WRITE | SYS_PWRITE64 | SYS_WRITEV | SYS_PWRITEV | SYS_PWRITEV2
+        ) {
+            let _ = on_write(&ctx, id);
         }
         0
     }
 
-    /// `dup2(old, new)`: a shell's `>> file` opens the file and moves it to stdout this way.
-    /// `new` now names what `old` names (or, if that is not a watched file, nothing of ours).
-    fn on_dup2(ctx: &RawTracePointContext) -> Option<()> {
-        let regs: u64 = ctx.arg(0);
-        let old: u64 = read(regs, &OFF_REGS_ARG0)?;
-        let new: u64 = read(regs, &OFF_REGS_ARG1)?;
-        let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
-        let old = WriterKey {
-            pid,
-            fd: old as u32,
-        };
-        let new = WriterKey {
-            pid,
-            fd: new as u32,
-        };
-        // SAFETY: a lookup; the value is copied out at once.
-        match unsafe { WRITERS.get(&old) } {
-            Some(file) => {
-                let file = *file;
-                let _ = WRITERS.insert(&new, &file, 0);
-            }
-            None => {
-                let _ = WRITERS.remove(&new);
-            }
+    /// A process that holds a watched file for writing forks: the child holds it too.
+    #[raw_tracepoint(tracepoint = "sched_process_fork")]
+    pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
+        let _ = on_fork(&ctx);
+        0
+    }
+
+    fn on_fork(ctx: &RawTracePointContext) -> Option<()> {
+        let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
+        // SAFETY: a lookup; the value is not kept.
+        unsafe { PROCS.get(&parent) }?;
+        let child_task: u64 = ctx.arg(1);
+        let child: u32 = read(child_task, &OFF_TASK_TGID)?;
+        if child != parent {
+            // Not a new thread of the same process: a new process.
+            follow_process(child);
         }
         Some(())
     }
 
-    fn on_write_or_close(ctx: &RawTracePointContext, id: u64) -> Option<()> {
-        let regs: u64 = ctx.arg(0);
-        let fd: u64 = read(regs, &OFF_REGS_ARG0)?;
-        let key = WriterKey {
-            pid: (bpf_get_current_pid_tgid() >> 32) as u32,
-            fd: fd as u32,
-        };
-        if id == SYS_CLOSE {
+    /// A process's main thread exits: it writes no more.
+    #[raw_tracepoint(tracepoint = "sched_process_exit")]
+    pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
+        let pid_tgid = bpf_get_current_pid_tgid();
+        if pid_tgid >> 32 == pid_tgid & 0xffff_ffff {
             // Not ours is the common case: remove fails quietly.
-            let _ = WRITERS.remove(&key);
+            let _ = PROCS.remove(&((pid_tgid >> 32) as u32));
+        }
+        0
+    }
+
+    fn follow_process(tgid: u32) {
+        // BPF_NOEXIST would fail for a process followed already; a plain insert is as good.
+        if PROCS.insert(&tgid, &1, 0).is_err() {
+            count(COUNTER_PROCS_FULL);
+        }
+    }
+
+    /// The file behind descriptor `fd` of the current task (a `struct file *`).
+    fn current_file(fd: u64) -> Option<u64> {
+        // SAFETY: returns the current task pointer; it is only read through probe reads.
+        let task = unsafe { bpf_get_current_task() };
+        let files: u64 = read(task, &OFF_TASK_FILES)?;
+        let fdt: u64 = read(files, &OFF_FILES_FDT)?;
+        let max_fds: u32 = read(fdt, &OFF_FDT_MAX_FDS)?;
+        if fd >= u64::from(max_fds) {
             return None;
         }
-        // SAFETY: a lookup; the value is copied out at once.
-        let file = *unsafe { WRITERS.get(&key) }?;
+        let fd_array: u64 = read(fdt, &OFF_FDT_FD)?;
+        // SAFETY: as in `read`: a probe read of the fd-th slot of the fd array.
+        let file: u64 = unsafe { bpf_probe_read_kernel((fd_array + fd * 8) as *const u64).ok()? };
+        (file != 0).then_some(file)
+    }
+
+    /// Bytes a vectored write asks for: the lengths of its first [`IOV_COUNTED`] buffers.
+    fn iov_bytes(iov: u64, buffers: u64) -> u64 {
+        if buffers > u64::from(IOV_COUNTED) {
+            count(COUNTER_IOV_PARTIAL);
+        }
+        let mut total = 0u64;
+        for i in 0..u64::from(IOV_COUNTED) {
+            if i >= buffers {
+                break;
+            }
+            // `struct iovec { void *iov_base; size_t iov_len; }`: the length is at +8.
+            // SAFETY: a probe read of user memory; a bad address fails cleanly.
+            match unsafe { bpf_probe_read_user((iov + i * 16 + 8) as *const u64) } {
+                Ok(len) => total += len,
+                Err(_) => break,
+            }
+        }
+        total
+    }
+
+    fn on_write(ctx: &RawTracePointContext, id: u64) -> Option<()> {
+        // Fast path: one lookup rejects every process that never opened a watched file for
+        // writing (nor descends from one that did).
+        let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        // SAFETY: a lookup; the value is not kept.
+        unsafe { PROCS.get(&tgid) }?;
+        let regs: u64 = ctx.arg(0);
+        let fd: u64 = read(regs, &OFF_REGS_ARG0)?;
+        // The descriptor table says what `fd` is now, whatever dup, dup2, fcntl or fork did.
+        let file = current_file(fd)?;
+        let inode: u64 = read(file, &OFF_FILE_INODE)?;
+        let ino: u64 = read(inode, &OFF_INODE_INO)?;
+        let sb: u64 = read(inode, &OFF_INODE_SB)?;
+        let dev: u32 = read(sb, &OFF_SB_DEV)?;
+        let file = FileKey { dev, _pad: 0, ino };
+        let dirty = FILES.get_ptr_mut(&file)?;
         count(COUNTER_WATCHED_WRITES);
         let bytes: u64 = if id == SYS_WRITE || id == SYS_PWRITE64 {
             read(regs, &OFF_REGS_ARG2).unwrap_or(0)
         } else {
-            0
+            let iov: u64 = read(regs, &OFF_REGS_ARG1).unwrap_or(0);
+            let count: u64 = read(regs, &OFF_REGS_ARG2).unwrap_or(0);
+            iov_bytes(iov, count)
         };
         match BYTES.get_ptr_mut(&file) {
             // SAFETY: `total` points into the map's value for `file`; the add is atomic.
@@ -153,21 +203,13 @@ mod programs {
                 let _ = BYTES.insert(&file, &bytes, 0);
             }
         }
-        match FILES.get_ptr_mut(&file) {
-            Some(dirty) => {
-                // SAFETY: `dirty` points into the map's value for `file`. A plain word: two
-                // CPUs racing past an idle flag send two events, which user space handles
-                // like one.
-                unsafe {
-                    if *dirty != 0 {
-                        return None;
-                    }
-                    *dirty = 1;
-                }
+        // SAFETY: `dirty` points into the map's value for `file`. A plain word: two CPUs
+        // racing past an idle flag send two events, which user space handles like one.
+        unsafe {
+            if *dirty != 0 {
+                return None;
             }
-            None => {
-                let _ = FILES.insert(&file, &1, 0);
-            }
+            *dirty = 1;
         }
         count(COUNTER_FILE_DIRTY);
         let Some(mut entry) = EVENTS.reserve::<FileDirtyEvent>(0) else {
@@ -198,6 +240,10 @@ mod programs {
     static OFF_FILE_MODE: u32 = 0;
     #[no_mangle]
     static OFF_FILE_DENTRY: u32 = 0;
+    #[no_mangle]
+    static OFF_FILE_INODE: u32 = 0;
+    #[no_mangle]
+    static OFF_TASK_TGID: u32 = 0;
     #[no_mangle]
     static OFF_DENTRY_PARENT: u32 = 0;
     #[no_mangle]
@@ -285,24 +331,16 @@ mod programs {
         let _ = try_file_opened(ctx);
     }
 
-    fn try_file_opened(ctx: &TracePointContext) -> Option<()> {
-        // SAFETY: the offset comes from this tracepoint's format file; read_at fails cleanly.
-        let ret: i64 = unsafe { ctx.read_at(global(&OFF_SYS_EXIT_RET)) }.ok()?;
-        if ret < 0 {
-            return None;
-        }
-        let fd = ret as u64;
-        // SAFETY: returns the current task pointer; it is only read through probe reads.
-        let task = unsafe { bpf_get_current_task() };
-        let files: u64 = read(task, &OFF_TASK_FILES)?;
-        let fdt: u64 = read(files, &OFF_FILES_FDT)?;
-        let max_fds: u32 = read(fdt, &OFF_FDT_MAX_FDS)?;
-        if fd >= u64::from(max_fds) {
-            return None;
-        }
-        let fd_array: u64 = read(fdt, &OFF_FDT_FD)?;
-        // SAFETY: as in `read`: a probe read of the fd-th slot of the fd array.
-        let file: u64 = unsafe { bpf_probe_read_kernel((fd_array + fd * 8) as *const u64).ok()? };
+    /// A file open for writing in a watched directory.
+    struct Watched {
+        key: FileKey,
+        dir_ino: u64,
+        /// `dentry.d_name.name`: the file's name in its directory.
+        name: u64,
+    }
+
+    /// What `file` (a `struct file *`) is, if it is open for writing in a watched directory.
+    fn watched(file: u64) -> Option<Watched> {
         let mode: u32 = read(file, &OFF_FILE_MODE)?;
         if mode & FMODE_WRITE == 0 {
             return None;
@@ -325,38 +363,120 @@ mod programs {
         let inode: u64 = read(dentry, &OFF_DENTRY_INODE)?;
         let ino: u64 = read(inode, &OFF_INODE_INO)?;
         let name: u64 = read(dentry, &OFF_DENTRY_NAME)?;
+        Some(Watched {
+            key: FileKey { dev, _pad: 0, ino },
+            dir_ino,
+            name,
+        })
+    }
+
+    /// Fills `event` for `file`, opened as `fd` by process `pid`.
+    ///
+    /// # Safety
+    /// `event` must point at writable memory for one `FileOpenedEvent`.
+    unsafe fn fill_opened(event: *mut FileOpenedEvent, pid: u32, fd: u32, file: &Watched) {
+        (*event).kind = KIND_FILE_OPENED;
+        (*event).pid = pid;
+        (*event).fd = fd;
+        (*event).dev = file.key.dev;
+        (*event).ino = file.key.ino;
+        (*event).dir_ino = file.dir_ino;
+        (*event).time_ns = bpf_ktime_get_ns();
+        (*event)._pad = 0;
+        (*event).name_len =
+            match bpf_probe_read_kernel_str_bytes(file.name as *const u8, &mut (*event).name) {
+                Ok(bytes) => bytes.len() as u32,
+                Err(_) => 0,
+            };
+    }
+
+    fn try_file_opened(ctx: &TracePointContext) -> Option<()> {
+        // SAFETY: the offset comes from this tracepoint's format file; read_at fails cleanly.
+        let ret: i64 = unsafe { ctx.read_at(global(&OFF_SYS_EXIT_RET)) }.ok()?;
+        if ret < 0 {
+            return None;
+        }
+        let fd = ret as u64;
+        let file = watched(current_file(fd)?)?;
         let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
         count(COUNTER_FILE_OPENED);
-        let writer = WriterKey { pid, fd: fd as u32 };
-        let file_key = FileKey { dev, _pad: 0, ino };
-        let _ = WRITERS.insert(&writer, &file_key, 0);
+        follow_process(pid);
         // A new writer: user space opens and reads the file, then clears the flag.
         // BPF_NOEXIST (1): a file already known keeps its flag.
-        let _ = FILES.insert(&file_key, &1, 1);
+        let _ = FILES.insert(&file.key, &1, 1);
         let Some(mut entry) = EVENTS.reserve::<FileOpenedEvent>(0) else {
             count(COUNTER_RESERVE_FAILED);
             return None;
         };
-        let event = entry.as_mut_ptr();
-        // SAFETY: `event` is the reserved, exclusively owned slot; every field is written
-        // before submit, and the name read cannot fail past the reservation (an error leaves
-        // an empty name).
-        unsafe {
-            (*event).kind = KIND_FILE_OPENED;
-            (*event).pid = pid;
-            (*event).fd = fd as u32;
-            (*event).dev = dev;
-            (*event).ino = ino;
-            (*event).dir_ino = dir_ino;
-            (*event).time_ns = bpf_ktime_get_ns();
-            (*event)._pad = 0;
-            (*event).name_len =
-                match bpf_probe_read_kernel_str_bytes(name as *const u8, &mut (*event).name) {
-                    Ok(bytes) => bytes.len() as u32,
-                    Err(_) => 0,
-                };
-        }
+        // SAFETY: the reserved slot is exclusively ours and sized for the event; every field
+        // is written before submit (a failed name read leaves an empty name).
+        unsafe { fill_opened(entry.as_mut_ptr(), pid, fd as u32, &file) };
         entry.submit(0);
+        Some(())
+    }
+
+    /// `struct bpf_iter_meta`'s first member (kernel/bpf/bpf_iter.c); only `seq` is read.
+    #[repr(C)]
+    struct IterMeta {
+        seq: *mut c_void,
+    }
+
+    /// The context of an `iter/task_file` program (`struct bpf_iter__task_file`): every
+    /// member is 8-byte aligned. User space checks these offsets against the kernel's BTF
+    /// before loading (the verifier only accepts constant offsets into the context).
+    #[repr(C)]
+    struct IterTaskFile {
+        meta: *const IterMeta,
+        task: u64,
+        fd: u32,
+        _pad: u32,
+        file: u64,
+    }
+
+    /// Scratch space for the iterator's record (too big for the stack with the rest).
+    #[map(name = "ITER_SCRATCH")]
+    static ITER_SCRATCH: PerCpuArray<FileOpenedEvent> = PerCpuArray::with_max_entries(1, 0);
+
+    /// Run by user space at start-up (and after lost events): every file open for writing
+    /// in a watched directory, in any process. Its writer is followed by the write hook, the
+    /// file's flag starts idle (user space reads it anyway), and a [`FileOpenedEvent`] is
+    /// written to the iterator's output.
+    #[no_mangle]
+    #[link_section = "iter/task_file"]
+    pub fn task_file(ctx: *mut c_void) -> i32 {
+        let _ = try_task_file(ctx as *const IterTaskFile);
+        0
+    }
+
+    fn try_task_file(ctx: *const IterTaskFile) -> Option<()> {
+        // The task and file pointers are read as plain numbers (probe reads), so that the
+        // BTF offsets passed as globals can be added to them.
+        // SAFETY: probe reads of the context; they fail cleanly.
+        let task: u64 = unsafe { bpf_probe_read_kernel(core::ptr::addr_of!((*ctx).task)) }.ok()?;
+        // SAFETY: as above.
+        let file: u64 = unsafe { bpf_probe_read_kernel(core::ptr::addr_of!((*ctx).file)) }.ok()?;
+        // SAFETY: as above.
+        let fd: u32 = unsafe { bpf_probe_read_kernel(core::ptr::addr_of!((*ctx).fd)) }.ok()?;
+        if task == 0 || file == 0 {
+            return None;
+        }
+        let watched = watched(file)?;
+        let pid: u32 = read(task, &OFF_TASK_TGID)?;
+        follow_process(pid);
+        // BPF_NOEXIST (1): idle unless the hooks said otherwise already.
+        let _ = FILES.insert(&watched.key, &0, 1);
+        let event = ITER_SCRATCH.get_ptr_mut(0)?;
+        // SAFETY: `event` is this CPU's scratch slot, sized for one event; `meta` is the
+        // iterator's metadata, valid for the whole call; `seq` is its output.
+        unsafe {
+            fill_opened(event, pid, fd, &watched);
+            let seq = (*(*ctx).meta).seq;
+            bpf_seq_write(
+                seq as *mut _,
+                event as *const _,
+                core::mem::size_of::<FileOpenedEvent>() as u32,
+            );
+        }
         Some(())
     }
 

@@ -97,6 +97,7 @@ struct Tracked {
 struct EventCounters {
     create: Counter,
     modify: Counter,
+    close_write: Counter,
     delete: Counter,
     moved: Counter,
     overflow: Counter,
@@ -152,6 +153,9 @@ pub struct KernelLink {
     pub wake: OwnedFd,
     /// Set when kernel events were lost: rescan everything.
     pub reconcile: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the write hook wakes readers (`reader.wake: write_hook`): then inotify is not
+    /// asked for modify events.
+    pub hook_wakes: bool,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -199,6 +203,7 @@ impl Discovery {
             counters: EventCounters {
                 create: kind("create"),
                 modify: kind("modify"),
+                close_write: kind("close_write"),
                 delete: kind("delete"),
                 moved: kind("move"),
                 overflow: kind("overflow"),
@@ -446,7 +451,11 @@ impl Discovery {
             return Ok(());
         }
         if mask.intersects(EventMask::MODIFY | EventMask::CLOSE_WRITE) {
-            self.counters.modify.inc();
+            if mask.contains(EventMask::MODIFY) {
+                self.counters.modify.inc();
+            } else {
+                self.counters.close_write.inc();
+            }
             match self.files.get(&path) {
                 Some(&id) => self.mark_dirty(id),
                 None => self.consider(&path, false)?,
@@ -580,7 +589,12 @@ impl Discovery {
         if self.watched.contains_key(dir) {
             return;
         }
-        match self.inotify.watches().add(dir, DIR_MASK) {
+        let mask = if self.kernel.as_ref().is_some_and(|k| k.hook_wakes) {
+            DIR_MASK.difference(WatchMask::MODIFY)
+        } else {
+            DIR_MASK
+        };
+        match self.inotify.watches().add(dir, mask) {
             Ok(wd) => {
                 self.dirs.insert(wd.clone(), dir.to_path_buf());
                 self.watched.insert(dir.to_path_buf(), wd);

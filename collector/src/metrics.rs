@@ -113,6 +113,9 @@ pub struct Metrics {
     pub ebpf_events: Family<KindLabel, Counter>,
     /// eBPF events lost because the ring buffer was full.
     pub ebpf_ringbuf_drops: Counter,
+    /// What the write hook could not follow: `procs_full` (a writer not added to its full
+    /// process table), `iov_partial` (a vectored write whose bytes were counted in part).
+    pub ebpf_hook_misses: Family<KindLabel, Counter>,
     /// Bytes written to watched files by their writers, counted in the kernel by the eBPF
     /// write hook (`write`/`pwrite64`), published as readers catch up: compare with
     /// `read_bytes`.
@@ -180,6 +183,7 @@ impl Metrics {
             deleted_files_open: Gauge::default(),
             ebpf_events: Family::default(),
             ebpf_ringbuf_drops: Counter::default(),
+            ebpf_hook_misses: Family::default(),
             containers_running: Gauge::default(),
             kernel_written_bytes: Family::default(),
             checkpoint_writes: Counter::default(),
@@ -248,6 +252,11 @@ impl Metrics {
             "ebpf_ringbuf_drops",
             "eBPF events lost because the ring buffer was full",
             m.ebpf_ringbuf_drops.clone(),
+        );
+        registry.register(
+            "ebpf_hook_misses",
+            "What the eBPF write hook could not follow, by kind (procs_full, iov_partial)",
+            m.ebpf_hook_misses.clone(),
         );
         registry.register(
             "kernel_written_bytes",

@@ -26,7 +26,7 @@ use crate::ack::AckTracker;
 use crate::api::{Api, ApiError, Health};
 use crate::buffer::BufferPool;
 use crate::checkpoint::{CheckpointError, Entry, Store};
-use crate::config::{Config, DiscoveryMode, SinkKind};
+use crate::config::{Config, DiscoveryMode, SinkKind, WakeSource};
 use crate::discovery::KernelLink;
 use crate::discovery::{Discovery, DiscoveryError};
 use crate::ebpf::{ContainerEvent, Containers, Kernel, KernelEvent};
@@ -308,7 +308,14 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
         },
     };
     let dirty_flags = kernel.as_ref().and_then(Kernel::dirty_flags);
-    let (kernel, link, kernel_side) = match kernel {
+    let hook_wakes = config.reader.wake == WakeSource::WriteHook;
+    if hook_wakes && kernel.is_none() {
+        tracing::warn!(
+            "reader.wake: write_hook needs the eBPF programs, which are not loaded; inotify wakes readers"
+        );
+    }
+    let hook_wakes = hook_wakes && kernel.is_some();
+    let (mut kernel, link, kernel_side) = match kernel {
         Some(mut kernel) => {
             let (opened_tx, opened_rx) = bounded(KERNEL_QUEUE);
             let (wake_read, wake_write) = rustix::pipe::pipe_with(
@@ -321,6 +328,7 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
                 opened: opened_rx,
                 wake: wake_read,
                 reconcile: Arc::clone(&reconcile),
+                hook_wakes,
             });
             (Some(kernel), link, Some((opened_tx, wake_write, reconcile)))
         }
@@ -347,6 +355,7 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
             tracker: Arc::clone(&tracker),
             max_open_deleted: config.reader.max_open_deleted,
             dirty_flags: dirty_flags.clone(),
+            rearm: hook_wakes,
         };
         let backend_kind = config.reader.backend;
         readers.push(spawn(format!("reader-{index}"), &failures_tx, move || {
@@ -371,13 +380,26 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
         Arc::clone(&tracker),
         link,
     )?;
-    if let Some(kernel) = &kernel {
-        // Writers that opened their files before the open hook could see them.
-        let registered = kernel.register_writers(&discovery.identities());
-        tracing::info!(
-            descriptors = registered,
-            "registered descriptors already open for writing on known files with the write hook"
-        );
+    if let (Some(kernel), Some((opened_tx, wake, reconcile))) = (&mut kernel, &kernel_side) {
+        // Writers that opened their files before the open hook watched their directories.
+        match kernel.open_files() {
+            Ok(files) => {
+                tracing::info!(
+                    files = files.len(),
+                    "files open for writing in watched directories at start-up (iter/task_file); their writers are followed by the write hook"
+                );
+                for file in files {
+                    if opened_tx.try_send(KernelEvent::FileOpened(file)).is_err() {
+                        reconcile.store(true, Ordering::Release);
+                    }
+                }
+                let _ = rustix::io::write(wake, &[1]);
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "cannot list the files open at start-up; their writers' new data is seen through inotify only"
+            ),
+        }
     }
     let discovery = spawn("discovery".to_string(), &failures_tx, move || {
         discovery.run()

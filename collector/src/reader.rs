@@ -40,17 +40,6 @@ use crate::read::{ReadBackend, ReadOp};
 use crate::source::{FileCtx, SourceId};
 use crate::worker::WorkItem;
 
-/// Whether readers re-arm the eBPF write hook's idle→dirty wake-up when they catch up.
-///
-/// Off while inotify's modify events remain the wake-up source for every file (they cover
-/// writers the hook cannot attribute): with both on, re-arming — a map lookup and update and
-/// one extra read per catch-up, plus the hook's event path — cost about 30% of file → file
-/// throughput (bench, cri-200b-100-files and single-file-raw, 2-vCPU VM: 378/408 MB/s against
-/// 557/658 without re-arming). The hook still counts bytes, and wakes discovery for a file's
-/// first write after it was registered. It becomes the wake-up source when inotify's modify
-/// events are dropped for files whose writers the hook follows (issue #5).
-pub const REARM_WRITE_HOOK: bool = false;
-
 /// At most this many files are read in one round (one io_uring submission).
 pub const MAX_FILES_PER_ROUND: usize = 256;
 
@@ -224,8 +213,12 @@ pub struct ReaderShared {
     pub tracker: Arc<AckTracker>,
     /// Most deleted files held open until drained (see the module documentation).
     pub max_open_deleted: usize,
-    /// The eBPF write hook's per-file flags, cleared when a file is caught up.
+    /// The eBPF write hook's per-file flags and byte counts.
     pub dirty_flags: Option<Arc<DirtyFlags>>,
+    /// Whether the write hook wakes readers (`reader.wake: write_hook`): then a reader that
+    /// has caught up with a file clears its flag, so that the next write wakes it again.
+    /// Otherwise inotify wakes readers, and re-arming would only add a wake-up per catch-up.
+    pub rearm: bool,
 }
 
 /// A reader thread's state.
@@ -240,6 +233,7 @@ pub struct Reader {
     tracker: Arc<AckTracker>,
     max_open_deleted: usize,
     dirty_flags: Option<Arc<DirtyFlags>>,
+    rearm: bool,
     files: HashMap<SourceId, OpenFile>,
     ready: VecDeque<SourceId>,
     /// Gone files ready to read, oldest first; read before `ready`.
@@ -288,6 +282,7 @@ impl Reader {
             tracker,
             max_open_deleted,
             dirty_flags,
+            rearm,
         } = shared;
         metrics
             .reader_backend
@@ -307,6 +302,7 @@ impl Reader {
             tracker,
             max_open_deleted,
             dirty_flags,
+            rearm,
             files: HashMap::new(),
             ready: VecDeque::new(),
             ready_gone: VecDeque::new(),
@@ -644,14 +640,14 @@ impl Reader {
             self.close(id);
             return;
         }
-        // Caught up: publish what the kernel counted written. With REARM_WRITE_HOOK, also let
-        // the write hook wake us for this file again: a write between the read that found the
-        // end and the clear found the flag still set and sent nothing, so a set flag means one
-        // more read.
+        // Caught up: publish what the kernel counted written. When the write hook wakes
+        // readers, also let it wake us for this file again: a write between the read that
+        // found the end and the clear found the flag still set and sent nothing, so a set flag
+        // means one more read.
         if let Some(flags) = &self.dirty_flags {
             let identity = file.ctx.identity;
             publish_written(flags, file);
-            if REARM_WRITE_HOOK && flags.clear(identity.dev, identity.ino) {
+            if self.rearm && flags.clear(identity.dev, identity.ino) {
                 self.enqueue(id);
                 return;
             }
@@ -772,6 +768,7 @@ mod tests {
                 tracker,
                 max_open_deleted,
                 dirty_flags: None,
+                rearm: false,
             },
         );
         Rig {

@@ -19,7 +19,7 @@ pub const COUNTER_CGROUP_MKDIR: u32 = 1;
 /// Index in [`COUNTERS_MAP`]: cgroup directories removed.
 pub const COUNTER_CGROUP_RMDIR: u32 = 2;
 /// Number of counters.
-pub const COUNTERS: u32 = 6;
+pub const COUNTERS: u32 = 8;
 
 /// Global: byte offset of `root` (the hierarchy id) in the cgroup tracepoint record.
 pub const GLOBAL_CGROUP_ROOT_OFFSET: &str = "CGROUP_ROOT_OFFSET";
@@ -128,6 +128,10 @@ pub mod offsets {
     pub const FDT_MAX_FDS: &str = "OFF_FDT_MAX_FDS";
     /// `file.f_mode`.
     pub const FILE_MODE: &str = "OFF_FILE_MODE";
+    /// `file.f_inode`.
+    pub const FILE_INODE: &str = "OFF_FILE_INODE";
+    /// `task_struct.tgid`.
+    pub const TASK_TGID: &str = "OFF_TASK_TGID";
     /// `file.f_path.dentry`.
     pub const FILE_DENTRY: &str = "OFF_FILE_DENTRY";
     /// `dentry.d_parent`.
@@ -157,33 +161,37 @@ pub const COUNTER_WATCHED_WRITES: u32 = 4;
 /// Index in [`COUNTERS_MAP`]: idle→dirty transitions reported.
 pub const COUNTER_FILE_DIRTY: u32 = 5;
 
-/// Name of the map of descriptors open for writing on watched files ([`WriterKey`] →
-/// [`FileKey`]), filled by the open hook (and by user space for files open at start-up).
-pub const WRITERS_MAP: &str = "WRITERS";
+/// Index in [`COUNTERS_MAP`]: a process that holds a watched file for writing could not be
+/// added to [`PROCS_MAP`] (full): its writes are not seen by the write hook.
+pub const COUNTER_PROCS_FULL: u32 = 6;
+/// Index in [`COUNTERS_MAP`]: vectored writes to watched files with more buffers than the hook
+/// adds up ([`IOV_COUNTED`]); their bytes are counted in part.
+pub const COUNTER_IOV_PARTIAL: u32 = 7;
+/// Buffers of a `writev`/`pwritev`/`pwritev2` whose lengths the write hook adds up.
+pub const IOV_COUNTED: u32 = 64;
+
+/// Name of the map of processes (thread-group ids → 1) that hold, or held, a watched file
+/// open for writing: filled by the open hook, the start-up iterator and `fork`, emptied when
+/// the process exits. The write hook looks at a write's descriptor only for these.
+pub const PROCS_MAP: &str = "PROCS";
+/// Most processes the write hook follows.
+pub const PROCS_MAX: u32 = 1 << 16;
 /// Name of the map of watched files' dirty flags ([`FileKey`] → `u64`): 1 once a write was
 /// reported and user space has not read to the end since; user space sets it back to 0 (then
-/// reads once more) when it has caught up.
+/// reads once more) when it has caught up. A file is watched by the write hook while it has
+/// an entry here.
 pub const FILES_MAP: &str = "FILES";
-/// Name of the map of bytes written to watched files ([`FileKey`] → `u64`) through `write`
-/// and `pwrite64` (vectored writes are not counted). Only the kernel writes it.
+/// Name of the map of bytes written to watched files ([`FileKey`] → `u64`) through `write`,
+/// `pwrite64` and the vectored writes. Only the kernel writes it.
 pub const BYTES_MAP: &str = "BYTES";
-/// Most descriptors and files tracked by the write hook.
-pub const WRITERS_MAX: u32 = 1 << 16;
+/// Most files tracked by the write hook.
+pub const FILES_MAX: u32 = 1 << 16;
+/// Name of the `iter/task_file` program that reports files open for writing in watched
+/// directories when ringtail starts (each record a [`FileOpenedEvent`]).
+pub const ITER_PROGRAM: &str = "task_file";
 
 /// [`FileDirtyEvent::kind`]: a watched file went from idle to dirty.
 pub const KIND_FILE_DIRTY: u32 = 4;
-
-/// A descriptor of a process.
-#[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct WriterKey {
-    /// Process (thread group) id.
-    pub pid: u32,
-    /// Descriptor.
-    pub fd: u32,
-}
-
-const _: () = assert!(core::mem::size_of::<WriterKey>() == 8);
 
 /// A file, as the kernel names it.
 #[repr(C)]

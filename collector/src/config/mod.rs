@@ -249,6 +249,22 @@ pub struct ReaderConfig {
     pub read_from: ReadFrom,
     /// Most deleted files held open until drained.
     pub max_open_deleted: usize,
+    /// What wakes a reader when a file has new data.
+    pub wake: WakeSource,
+}
+
+/// What tells a reader that a file it has caught up with has new data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeSource {
+    /// inotify's modify events on the watched directories (every write path, including
+    /// io_uring and `splice`; one event per write, coalesced while unread).
+    Inotify,
+    /// The eBPF write hook: one event per file per idle→dirty transition, re-armed by the
+    /// reader when it catches up; inotify's modify events are not asked for. Sees `write`,
+    /// `pwrite64` and the vectored writes of the processes it follows, not `mmap`, io_uring
+    /// or `splice` writes. Needs eBPF; with `discovery: auto` falling back to inotify, inotify
+    /// wakes readers.
+    WriteHook,
 }
 
 /// Workers and queues.
@@ -531,7 +547,15 @@ impl Validator {
             problems,
         );
         let api = self.api(api, problems);
+        let wake_node = reader.wake.clone();
         let reader = self.reader(reader, problems);
+        if reader.wake == WakeSource::WriteHook && discovery == DiscoveryMode::Inotify {
+            problems.push(Problem::at(
+                wake_node.as_ref().and_then(|s| s.span().start()),
+                "reader.wake",
+                "`write_hook` needs the eBPF programs: set `discovery: ebpf` (or `auto`)",
+            ));
+        }
         let pipeline = self.pipeline(pipeline, problems);
         let checkpoints = CheckpointConfig {
             interval: duration(
@@ -693,6 +717,16 @@ impl Validator {
             1..=1 << 20,
             problems,
         );
+        let wake = choice(
+            raw.wake.as_ref(),
+            "reader.wake",
+            &[
+                ("inotify", WakeSource::Inotify),
+                ("write_hook", WakeSource::WriteHook),
+            ],
+            WakeSource::Inotify,
+            problems,
+        );
         ReaderConfig {
             backend,
             threads,
@@ -700,6 +734,7 @@ impl Validator {
             buffer_memory,
             read_from,
             max_open_deleted,
+            wake,
         }
     }
 

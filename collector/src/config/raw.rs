@@ -38,6 +38,8 @@ pub struct RawReader {
     /// Most deleted (or moved-away) files held open until read to their end; past it the
     /// oldest is closed and its unread bytes are counted in `lost_bytes`.
     pub max_open_deleted: Option<Spanned<String>>,
+    /// What wakes a reader when a file has new data: `inotify` or `write_hook`.
+    pub wake: Option<Spanned<String>>,
 }
 
 /// The `checkpoints` section: how acknowledged offsets are saved under `data_dir`.

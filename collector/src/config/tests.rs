@@ -395,4 +395,21 @@ fn durability_and_discovery_settings_have_defaults_and_are_checked() {
         has(&problems, 6, "reader.max_open_deleted", ""),
         "{problems:?}"
     );
+
+    // What wakes readers: inotify by default; the write hook only with eBPF.
+    assert_eq!(config.reader.wake, WakeSource::Inotify);
+    let hook = format!(
+        "discovery: ebpf\nreader:\n  wake: write_hook\n{}",
+        MINIMAL.split_once('\n').unwrap().1
+    );
+    let (config, problems) = parse(&hook);
+    assert_eq!(problems, vec![]);
+    assert_eq!(config.unwrap().reader.wake, WakeSource::WriteHook);
+    let problems = problems_of(&hook.replace("discovery: ebpf", "discovery: inotify"));
+    assert!(
+        has(&problems, 3, "reader.wake", "needs the eBPF programs"),
+        "{problems:?}"
+    );
+    let problems = problems_of(&hook.replace("write_hook", "fanotify"));
+    assert!(has(&problems, 3, "reader.wake", "fanotify"), "{problems:?}");
 }

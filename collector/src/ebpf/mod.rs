@@ -29,9 +29,9 @@ use aya::Ebpf;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::TracePoint;
 use ringtail_ebpf_common::{
-    BYTES_MAP, COUNTER_FILE_DIRTY, COUNTER_FILE_OPENED, COUNTER_WATCHED_WRITES, DirKey,
-    FILE_NAME_BYTES, FILES_MAP, FileDirtyEvent, FileKey, FileOpenedEvent, KIND_FILE_DIRTY,
-    KIND_FILE_OPENED, WATCHED_DIRS_MAP, WRITERS_MAP, WriterKey, offsets,
+    BYTES_MAP, COUNTER_FILE_DIRTY, COUNTER_FILE_OPENED, COUNTER_IOV_PARTIAL, COUNTER_PROCS_FULL,
+    COUNTER_WATCHED_WRITES, DirKey, FILE_NAME_BYTES, FILES_MAP, FileDirtyEvent, FileKey,
+    FileOpenedEvent, ITER_PROGRAM, KIND_FILE_DIRTY, KIND_FILE_OPENED, WATCHED_DIRS_MAP, offsets,
 };
 use ringtail_ebpf_common::{
     CGROUP_PATH_BYTES, COUNTER_CGROUP_MKDIR, COUNTER_CGROUP_RMDIR, COUNTER_RESERVE_FAILED,
@@ -100,6 +100,13 @@ pub enum EbpfError {
         map: &'static str,
         /// What is wrong.
         reason: String,
+    },
+    /// Running the open-files iterator failed.
+    #[error("cannot run the open-files iterator: {source}")]
+    Iterator {
+        /// What the OS said.
+        #[source]
+        source: io::Error,
     },
     /// Waiting for events failed.
     #[error("cannot wait for eBPF events: {source}")]
@@ -198,8 +205,6 @@ struct Pod<T>(T);
 unsafe impl aya::Pod for Pod<DirKey> {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Pod<FileKey> {}
-// SAFETY: as above.
-unsafe impl aya::Pod for Pod<WriterKey> {}
 
 /// The write hook's per-file state, shared by the readers: a reader that has read a file to
 /// its end clears the file's dirty flag, so the next write wakes it again.
@@ -344,7 +349,6 @@ pub struct Kernel {
     counters: PerCpuArray<MapData, u64>,
     watched: Option<WatchedDirs>,
     dirty: Option<Arc<DirtyFlags>>,
-    writers: Mutex<aya::maps::HashMap<MapData, Pod<WriterKey>, Pod<FileKey>>>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -444,6 +448,8 @@ impl Kernel {
             (offsets::FDT_FD, btf.offset("fdtable", &["fd"])?),
             (offsets::FDT_MAX_FDS, btf.offset("fdtable", &["max_fds"])?),
             (offsets::FILE_MODE, btf.offset("file", &["f_mode"])?),
+            (offsets::FILE_INODE, btf.offset("file", &["f_inode"])?),
+            (offsets::TASK_TGID, btf.offset("task_struct", &["tgid"])?),
             (
                 offsets::FILE_DENTRY,
                 btf.offset("file", &["f_path", "dentry"])?,
@@ -463,6 +469,18 @@ impl Kernel {
             (offsets::REGS_ARG1, btf.offset("pt_regs", &["si"])?),
             (offsets::REGS_ARG2, btf.offset("pt_regs", &["dx"])?),
         ];
+        // The iterator reads its context at fixed offsets (the verifier wants constants).
+        for (member, expected) in ITER_CONTEXT {
+            let found = btf.offset("bpf_iter__task_file", &[member])?;
+            if found != expected {
+                return Err(EbpfError::Format {
+                    tracepoint: "iter/task_file".to_string(),
+                    reason: format!(
+                        "bpf_iter__task_file.{member} is at {found}, the program reads it at {expected}"
+                    ),
+                });
+            }
+        }
         let mut loader = aya::EbpfLoader::new();
         loader
             .override_global(GLOBAL_CGROUP_LEVEL_OFFSET, &offsets[0], true)
@@ -500,12 +518,7 @@ impl Kernel {
                 program,
                 source: Box::new(source),
             };
-            let tracepoint: &mut TracePoint = ebpf
-                .program_mut(program)
-                .ok_or_else(|| EbpfError::Map {
-                    map: "programs",
-                    reason: format!("program {program} is missing from the object"),
-                })?
+            let tracepoint: &mut TracePoint = program_mut(&mut ebpf, program)?
                 .try_into()
                 .map_err(|e| program_error("load", e))?;
             tracepoint.load().map_err(|e| program_error("load", e))?;
@@ -513,28 +526,39 @@ impl Kernel {
                 .attach(category, program)
                 .map_err(|e| program_error("attach", e))?;
         }
+        for program in ["sys_enter", "sched_process_fork", "sched_process_exit"] {
+            let program_error = |action, source| EbpfError::Program {
+                action,
+                program,
+                source: Box::new(source),
+            };
+            let raw: &mut aya::programs::RawTracePoint = program_mut(&mut ebpf, program)?
+                .try_into()
+                .map_err(|e| program_error("load", e))?;
+            raw.load().map_err(|e| program_error("load", e))?;
+            raw.attach(program)
+                .map_err(|e| program_error("attach", e))?;
+        }
+        {
+            let program_error = |action, source| EbpfError::Program {
+                action,
+                program: ITER_PROGRAM,
+                source: Box::new(source),
+            };
+            let kernel_btf = aya::Btf::from_sys_fs().map_err(|e| EbpfError::Map {
+                map: "BTF",
+                reason: format!("cannot read the kernel's BTF for the iterator: {e}"),
+            })?;
+            let iter: &mut aya::programs::Iter = program_mut(&mut ebpf, ITER_PROGRAM)?
+                .try_into()
+                .map_err(|e| program_error("load", e))?;
+            iter.load("task_file", &kernel_btf)
+                .map_err(|e| program_error("load", e))?;
+        }
         let events: RingBuf<MapData> = take_map(&mut ebpf, EVENTS_MAP)?;
         let counters: PerCpuArray<MapData, u64> = take_map(&mut ebpf, COUNTERS_MAP)?;
-        let program_error = |action, source| EbpfError::Program {
-            action,
-            program: "sys_enter",
-            source: Box::new(source),
-        };
-        let sys_enter: &mut aya::programs::RawTracePoint = ebpf
-            .program_mut("sys_enter")
-            .ok_or_else(|| EbpfError::Map {
-                map: "programs",
-                reason: "program sys_enter is missing from the object".to_string(),
-            })?
-            .try_into()
-            .map_err(|e| program_error("load", e))?;
-        sys_enter.load().map_err(|e| program_error("load", e))?;
-        sys_enter
-            .attach("sys_enter")
-            .map_err(|e| program_error("attach", e))?;
         let files = take_map(&mut ebpf, FILES_MAP)?;
         let bytes = take_map(&mut ebpf, BYTES_MAP)?;
-        let writers = take_map(&mut ebpf, WRITERS_MAP)?;
         let watched = take_map(&mut ebpf, WATCHED_DIRS_MAP)?;
         Ok(Kernel {
             _ebpf: ebpf,
@@ -545,69 +569,39 @@ impl Kernel {
                 files: Mutex::new(files),
                 bytes: Mutex::new(bytes),
             })),
-            writers: Mutex::new(writers),
         })
     }
 
-    /// Registers with the write hook every descriptor, in any process, open for writing on
-    /// one of `files` (`st_dev`, inode) — the writers that opened them before the open hook
-    /// was watching their directories. Found through `/proc/<pid>/fd` and `fdinfo` (aya-ebpf
-    /// 0.2.1 has no `iter/task_file` program type). Returns how many were registered.
-    pub fn register_writers(&self, files: &std::collections::HashSet<(u64, u64)>) -> usize {
-        use std::os::unix::fs::MetadataExt;
-        if files.is_empty() {
-            return 0;
-        }
-        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
-        let mut dirty = self
-            .dirty
-            .as_ref()
-            .map(|d| d.files.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut registered = 0;
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return 0;
+    /// Every file open for writing in a watched directory, in any process, found by running
+    /// the `iter/task_file` iterator once — the writers that opened their files before the
+    /// open hook watched their directories. Each writer is followed by the write hook from
+    /// now on. Run at start-up, after discovery has registered its directories, and again
+    /// after kernel events were lost.
+    pub fn open_files(&mut self) -> Result<Vec<FileOpened>, EbpfError> {
+        use std::io::Read;
+        let program_error = |action, source| EbpfError::Program {
+            action,
+            program: ITER_PROGRAM,
+            source: Box::new(source),
         };
-        for proc in procs.flatten() {
-            let Some(pid) = proc
-                .file_name()
-                .to_str()
-                .and_then(|p| p.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(fds) = std::fs::read_dir(proc.path().join("fd")) else {
-                continue;
-            };
-            for fd in fds.flatten() {
-                let Some(n) = fd.file_name().to_str().and_then(|f| f.parse::<u32>().ok()) else {
-                    continue;
-                };
-                let Ok(meta) = std::fs::metadata(fd.path()) else {
-                    continue;
-                };
-                if !files.contains(&(meta.dev(), meta.ino())) || !open_for_writing(pid, n) {
-                    continue;
-                }
-                let file = FileKey {
-                    dev: kernel_dev(meta.dev()),
-                    _pad: 0,
-                    ino: meta.ino(),
-                };
-                if writers
-                    .insert(Pod(WriterKey { pid, fd: n }), Pod(file), 0)
-                    .is_ok()
-                {
-                    registered += 1;
-                }
-                if let Some(files) = dirty.as_mut() {
-                    // Idle: the reader may have caught up with this file already (the start-up
-                    // scan opened it), and nothing else would clear the flag. The next write
-                    // wakes it. BPF_NOEXIST (1): an entry the hooks made stays as it is.
-                    let _ = files.insert(Pod(file), 0, 1);
-                }
-            }
-        }
-        registered
+        let iter: &mut aya::programs::Iter = program_mut(&mut self._ebpf, ITER_PROGRAM)?
+            .try_into()
+            .map_err(|e| program_error("load", e))?;
+        let link = iter.attach().map_err(|e| program_error("attach", e))?;
+        let link = iter
+            .take_link(link)
+            .map_err(|e| program_error("attach", e))?;
+        let mut output = link.into_file().map_err(|e| EbpfError::Iterator {
+            source: io::Error::other(e.to_string()),
+        })?;
+        let mut bytes = Vec::new();
+        output
+            .read_to_end(&mut bytes)
+            .map_err(|source| EbpfError::Iterator { source })?;
+        Ok(bytes
+            .chunks_exact(std::mem::size_of::<FileOpenedEvent>())
+            .filter_map(decode_file)
+            .collect())
     }
 
     /// The write hook's dirty flags, for the readers.
@@ -658,7 +652,7 @@ impl Kernel {
         );
         let opened = kind("file_opened");
         let dirtied = kind("file_dirty");
-        let mut drops_seen = 0;
+        let (mut drops_seen, mut procs_full_seen, mut iov_partial_seen) = (0, 0, 0);
         loop {
             while let Some(item) = self.events.next() {
                 let event = match decode(&item) {
@@ -699,19 +693,53 @@ impl Kernel {
             if drops > drops_seen {
                 tracing::warn!(
                     lost = drops - drops_seen,
-                    "the eBPF ring buffer was full; container events were lost"
+                    "the eBPF ring buffer was full; kernel events were lost"
                 );
                 metrics.ebpf_ringbuf_drops.inc_by(drops - drops_seen);
                 on_event(KernelEvent::Lost {
                     events: drops - drops_seen,
                 });
                 drops_seen = drops;
+                // Lost opens: the writers are found again (the rescan that `Lost` asks for
+                // finds the files).
+                match self.open_files() {
+                    Ok(files) => files
+                        .into_iter()
+                        .for_each(|f| on_event(KernelEvent::FileOpened(f))),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot list open files after lost events")
+                    }
+                }
+            }
+            for (index, kind, seen) in [
+                (COUNTER_PROCS_FULL, "procs_full", &mut procs_full_seen),
+                (COUNTER_IOV_PARTIAL, "iov_partial", &mut iov_partial_seen),
+            ] {
+                let now = self.counter(index);
+                if now > *seen {
+                    if kind == "procs_full" {
+                        tracing::warn!(
+                            processes = now - *seen,
+                            "the write hook's process table is full: writes of these processes wake readers through inotify only"
+                        );
+                    }
+                    metrics
+                        .ebpf_hook_misses
+                        .get_or_create(&KindLabel { kind })
+                        .inc_by(now - *seen);
+                    *seen = now;
+                }
             }
             let mut fds = [
                 rustix::event::PollFd::new(&self.events, rustix::event::PollFlags::IN),
                 rustix::event::PollFd::new(&stop, rustix::event::PollFlags::IN),
             ];
-            match rustix::event::poll(&mut fds, None) {
+            // The timeout publishes the kernel's counters when no event comes.
+            let second = rustix::time::Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            };
+            match rustix::event::poll(&mut fds, Some(&second)) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(EbpfError::Poll { source: e.into() }),
@@ -737,6 +765,20 @@ impl AsFd for Kernel {
     }
 }
 
+/// Offsets of the members of `struct bpf_iter__task_file` that the iterator program reads.
+const ITER_CONTEXT: [(&str, u32); 4] = [("meta", 0), ("task", 8), ("fd", 16), ("file", 24)];
+
+/// Program `name` of the object.
+fn program_mut<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut aya::programs::Program, EbpfError> {
+    ebpf.program_mut(name).ok_or_else(|| EbpfError::Map {
+        map: "programs",
+        reason: format!("program {name} is missing from the object"),
+    })
+}
+
 /// Takes map `name` out of the object as a typed map.
 fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, EbpfError>
 where
@@ -751,19 +793,6 @@ where
         map: name,
         reason: e.to_string(),
     })
-}
-
-/// Whether descriptor `fd` of process `pid` was opened for writing (`flags:` in its fdinfo,
-/// octal: access mode `O_WRONLY` or `O_RDWR`).
-fn open_for_writing(pid: u32, fd: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("flags:"))
-                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
-        })
-        .is_some_and(|flags| matches!(flags & 0o3, 1 | 2))
 }
 
 /// The event in a ring-buffer record (`None` for cgroups that are not containers').
