@@ -109,9 +109,13 @@ impl Ringtail {
             ),
             _ => "    type: blackhole\n".to_string(),
         };
-        // Which discovery ringtail runs with (`auto` when unset), to compare the modes.
+        // Which discovery ringtail runs with (`auto` when unset), to compare the modes;
+        // `ebpf+write_hook` also lets the eBPF write hook wake the readers.
         let discovery = std::env::var("RINGTAIL_BENCH_DISCOVERY")
-            .map(|mode| format!("discovery: {mode}\n"))
+            .map(|mode| match mode.split_once('+') {
+                Some((mode, wake)) => format!("discovery: {mode}\nreader:\n  wake: {wake}\n"),
+                None => format!("discovery: {mode}\n"),
+            })
             .unwrap_or_default();
         format!(
             "{discovery}data_dir: {state}/data\napi:\n  listen: 127.0.0.1:{port}\nsources:\n  - name: bench\n    paths: [\"{glob}\"]\n    format: {format}\n{multiline}sinks:\n  - name: out\n{sink}",

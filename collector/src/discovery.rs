@@ -267,8 +267,21 @@ impl Discovery {
                     fds.get(2).is_some_and(|f| !f.revents().is_empty()),
                 )
             };
-            if kernel_ready || stop {
-                self.kernel_events()?;
+            // Kernel events are taken first and handled after inotify's queue is drained:
+            // inotify queues its events in the syscall that causes them, so every inotify
+            // event about what happened before a kernel event was sent is queued by then.
+            // Handled the other way round, a new file opened under a name that was just
+            // renamed away would be matched with the old file's queued events.
+            let kernel = if kernel_ready || stop {
+                self.take_kernel_events()
+            } else {
+                None
+            };
+            if events_ready || kernel.is_some() {
+                self.drain_events(&mut buffer)?;
+            }
+            if let Some((events, reconcile)) = kernel {
+                self.kernel_events(events, reconcile)?;
             }
             if stop {
                 // Events already queued still count: a file created and renamed away just
@@ -276,9 +289,6 @@ impl Discovery {
                 // the next run would not find it under its new name.
                 self.drain_events(&mut buffer)?;
                 return Ok(());
-            }
-            if events_ready {
-                self.drain_events(&mut buffer)?;
             }
         }
     }
@@ -295,15 +305,23 @@ impl Discovery {
         Ok(())
     }
 
-    /// Handles the files the kernel reported opened, and a rescan when events were lost.
-    fn kernel_events(&mut self) -> Result<(), DiscoveryError> {
-        let Some(k) = &self.kernel else {
-            return Ok(());
-        };
+    /// The kernel events queued now, and whether events were lost (`None` without eBPF).
+    fn take_kernel_events(&mut self) -> Option<(Vec<KernelEvent>, bool)> {
+        let k = self.kernel.as_ref()?;
         let mut sink = [0u8; 256];
         while matches!(rustix::io::read(&k.wake, &mut sink), Ok(n) if n > 0) {}
         let events: Vec<KernelEvent> = k.opened.try_iter().collect();
         let reconcile = k.reconcile.swap(false, std::sync::atomic::Ordering::AcqRel);
+        Some((events, reconcile))
+    }
+
+    /// Handles the files the kernel reported opened or dirty, and a rescan when events were
+    /// lost.
+    fn kernel_events(
+        &mut self,
+        events: Vec<KernelEvent>,
+        reconcile: bool,
+    ) -> Result<(), DiscoveryError> {
         for event in events {
             match event {
                 KernelEvent::FileOpened(f) => {

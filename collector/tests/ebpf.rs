@@ -434,6 +434,50 @@ fn the_write_hook_wakes_once_per_idle_to_dirty_and_ignores_other_writes() {
     );
 }
 
+#[test]
+fn a_name_reused_right_after_its_file_was_renamed_away_loses_nothing() {
+    if skip_without_root() {
+        return;
+    }
+    for (mode, wake) in [("ebpf", "inotify"), ("ebpf", "write_hook")] {
+        rename_and_reopen(mode, wake);
+    }
+}
+
+/// A writer rotates `a.log` 300 times as fast as it can: write, close, rename to
+/// `a.log.<n>` (outside the glob), open a new `a.log`. The kernel reports each new `a.log`
+/// while inotify still holds the old one's events under the same name: handled out of order,
+/// the old file's last lines were never read.
+fn rename_and_reopen(mode: &str, wake: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let collector = common::Collector::start(dir.path(), &logs_config(dir.path(), mode, wake));
+    let script = r#"
+import os
+for k in range(300):
+    fd = os.open(PATH + '/a.log', os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    for i in range(20):
+        os.write(fd, b'rot %08d r\n' % (k * 20 + i))
+    os.close(fd)
+    os.rename(PATH + '/a.log', PATH + '/a.log.%d' % k)
+"#;
+    assert!(python(script, &logs).wait().unwrap().success());
+    let expected = std::collections::BTreeMap::from([("rot".to_string(), 6000)]);
+    let out = dir.path().join("out");
+    let delivered = common::wait_delivered(&out, &expected, Duration::from_secs(20));
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    let missing = delivered.missing(&expected);
+    assert!(
+        missing.is_empty(),
+        "{mode}/{wake}: {} missing, e.g. {:?}\n{log}",
+        missing.len(),
+        missing.first()
+    );
+    assert_eq!(delivered.duplicates(), 0);
+}
+
 /// Runs `script` with python3, `path` bound to `PATH`; returns the child.
 fn python(script: &str, path: &std::path::Path) -> std::process::Child {
     std::process::Command::new("python3")
