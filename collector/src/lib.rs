@@ -39,6 +39,7 @@ pub mod batch;
 pub mod buffer;
 pub mod checkpoint;
 pub mod config;
+pub mod container;
 pub mod decode;
 pub mod discovery;
 pub mod ebpf;

@@ -39,6 +39,13 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+/// Label naming a container (see [`crate::container::of_path`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ContainerLabel {
+    /// `<namespace>/<pod>/<container>`, or a container id.
+    pub container: String,
+}
+
 /// Label of the active read backend.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BackendLabel {
@@ -122,6 +129,11 @@ pub struct Metrics {
     pub kernel_written_bytes: Family<SourceLabel, Counter>,
     /// Containers running, as seen by the cgroup lifecycle events since start-up.
     pub containers_running: Gauge,
+    /// Bytes read from the log files of each container (files whose path names one).
+    pub container_read_bytes: Family<ContainerLabel, Counter>,
+    /// Bytes written to the log files of each container, counted by the eBPF write hook:
+    /// written minus read is what a container's logs are behind, or lost.
+    pub container_written_bytes: Family<ContainerLabel, Counter>,
     /// Checkpoint files written.
     pub checkpoint_writes: Counter,
     /// Checkpoint writes that failed (retried at the next interval).
@@ -185,6 +197,8 @@ impl Metrics {
             ebpf_ringbuf_drops: Counter::default(),
             ebpf_hook_misses: Family::default(),
             containers_running: Gauge::default(),
+            container_read_bytes: Family::default(),
+            container_written_bytes: Family::default(),
             kernel_written_bytes: Family::default(),
             checkpoint_writes: Counter::default(),
             checkpoint_errors: Counter::default(),
@@ -262,6 +276,16 @@ impl Metrics {
             "kernel_written_bytes",
             "Bytes written to watched files, counted by the eBPF write hook (compare with read_bytes)",
             m.kernel_written_bytes.clone(),
+        );
+        registry.register(
+            "container_read_bytes",
+            "Bytes read from each container's log files",
+            m.container_read_bytes.clone(),
+        );
+        registry.register(
+            "container_written_bytes",
+            "Bytes written to each container's log files, counted by the eBPF write hook (compare with container_read_bytes)",
+            m.container_written_bytes.clone(),
         );
         registry.register(
             "containers_running",

@@ -35,7 +35,7 @@ use crate::ack::AckTracker;
 use crate::buffer::{BufferError, BufferPool};
 use crate::checkpoint::{FINGERPRINT_BYTES, Fingerprint};
 use crate::ebpf::DirtyFlags;
-use crate::metrics::{BackendLabel, Metrics, QueueSender};
+use crate::metrics::{BackendLabel, ContainerLabel, Metrics, QueueSender};
 use crate::read::{ReadBackend, ReadOp};
 use crate::source::{FileCtx, SourceId};
 use crate::worker::WorkItem;
@@ -195,6 +195,9 @@ struct OpenFile {
     /// Bytes the kernel counted written to this file, and how many were published.
     kernel_written: Counter,
     kernel_written_seen: u64,
+    /// Read and kernel-written bytes of the container the file belongs to, if its path
+    /// names one.
+    container: Option<(Counter, Counter)>,
     errors_logged: u32,
 }
 
@@ -408,6 +411,17 @@ impl Reader {
                             .kernel_written_bytes
                             .get_or_create_owned(&label),
                         kernel_written_seen: 0,
+                        container: crate::container::of_path(&ctx.path).map(|container| {
+                            let label = ContainerLabel { container };
+                            (
+                                self.metrics
+                                    .container_read_bytes
+                                    .get_or_create_owned(&label),
+                                self.metrics
+                                    .container_written_bytes
+                                    .get_or_create_owned(&label),
+                            )
+                        }),
                         ctx,
                         offset,
                         worker,
@@ -579,6 +593,9 @@ impl Reader {
             }
             Ok(n) => {
                 file.read_bytes.inc_by(n as u64);
+                if let Some((read, _)) = &file.container {
+                    read.inc_by(n as u64);
+                }
                 let offset = file.offset;
                 file.offset += n as u64;
                 let worker = file.worker;
@@ -723,6 +740,9 @@ fn publish_written(flags: &DirtyFlags, file: &mut OpenFile) {
         && total > file.kernel_written_seen
     {
         file.kernel_written.inc_by(total - file.kernel_written_seen);
+        if let Some((_, written)) = &file.container {
+            written.inc_by(total - file.kernel_written_seen);
+        }
         file.kernel_written_seen = total;
     }
 }

@@ -478,6 +478,65 @@ for k in range(300):
     assert_eq!(delivered.duplicates(), 0);
 }
 
+#[test]
+fn bytes_written_and_read_are_counted_per_container() {
+    if skip_without_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pods = dir.path().join("var/log/pods");
+    let nginx = pods.join("shop_web-1_0f1e2d3c-0000-0000-0000-000000000001/nginx");
+    let sidecar = pods.join("shop_web-1_0f1e2d3c-0000-0000-0000-000000000001/sidecar");
+    std::fs::create_dir_all(&nginx).unwrap();
+    std::fs::create_dir_all(&sidecar).unwrap();
+    let config = format!(
+        "discovery: ebpf\ndata_dir: {d}/data\napi:\n  listen: 127.0.0.1:{{port}}\nsources:\n  - name: pods\n    paths: [\"{d}/var/log/pods/*/*/*.log\"]\nsinks:\n  - name: out\n    type: file\n    path: {d}/out/out.ndjson\n    sync_interval: 10ms\n",
+        d = dir.path().display()
+    );
+    let collector = common::Collector::start(dir.path(), &config);
+    let script = r#"
+import os
+for name, n in (('nginx', 3000), ('sidecar', 1000)):
+    fd = os.open(PATH + '/../' + name + '/0.log', os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    for i in range(n):
+        os.write(fd, b'%s %08d w\n' % (name.encode(), i))
+    os.close(fd)
+"#;
+    assert!(python(script, &nginx).wait().unwrap().success());
+    let expected = std::collections::BTreeMap::from([
+        ("nginx".to_string(), 3000),
+        ("sidecar".to_string(), 1000),
+    ]);
+    let out = dir.path().join("out");
+    let delivered = common::wait_delivered(&out, &expected, Duration::from_secs(20));
+    assert!(
+        delivered.missing(&expected).is_empty(),
+        "{}",
+        collector.stderr()
+    );
+    for (container, path) in [("nginx", &nginx), ("sidecar", &sidecar)] {
+        let size = std::fs::metadata(path.join("0.log")).unwrap().len() as f64;
+        let label = format!("{{container=\"shop/web-1/{container}\"}}");
+        // Published as readers catch up: wait for both to settle.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let written =
+                collector.metric(&format!("ringtail_container_written_bytes_total{label}"));
+            let read = collector.metric(&format!("ringtail_container_read_bytes_total{label}"));
+            if (written, read) == (size, size) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{container}: written {written}, read {read}, file {size}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+}
+
 /// Runs `script` with python3, `path` bound to `PATH`; returns the child.
 fn python(script: &str, path: &std::path::Path) -> std::process::Child {
     std::process::Command::new("python3")
