@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 
 use crate::ack::AckTracker;
-use crate::source::SourceId;
+use crate::decode::Stream;
+use crate::source::{FileCtx, SourceId};
 
 /// How far one file is complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,46 @@ pub struct Batch {
     pub records: u64,
     /// Acknowledge when `data` is durable at the sink.
     pub ack: AckHandle,
+    /// Where each record ends and which file and stream it came from, for sinks that route
+    /// or key records one by one (Kafka); `None` on routes whose sinks take the batch whole.
+    pub index: Option<Arc<RecordIndex>>,
+}
+
+/// The records of a batch, one by one.
+#[derive(Debug, Default, Clone)]
+pub struct RecordIndex {
+    /// One entry per record, in order.
+    pub records: Vec<RecordRef>,
+    /// The files the records came from ([`RecordRef::file`] indexes this).
+    pub files: Vec<Arc<FileCtx>>,
+}
+
+/// One record of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef {
+    /// End of the record in [`Batch::data`], after its newline; it starts where the previous
+    /// one ends.
+    pub end: u32,
+    /// Index in [`RecordIndex::files`].
+    pub file: u32,
+    /// The record's stream.
+    pub stream: Stream,
+}
+
+impl RecordIndex {
+    /// Each record's bytes (without the newline), file and stream.
+    pub fn iter<'a>(
+        &'a self,
+        data: &'a [u8],
+    ) -> impl Iterator<Item = (&'a [u8], &'a Arc<FileCtx>, Stream)> + 'a {
+        let mut start = 0usize;
+        self.records.iter().filter_map(move |r| {
+            let end = r.end as usize;
+            let record = data.get(start..end.saturating_sub(1))?;
+            start = end;
+            Some((record, self.files.get(r.file as usize)?, r.stream))
+        })
+    }
 }
 
 /// The shared acknowledgement state of one batch sent to several sinks.

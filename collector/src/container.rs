@@ -11,9 +11,32 @@
 
 use std::path::Path;
 
-/// The container a file belongs to: `<namespace>/<pod>/<container>` for kubelet paths, the
-/// container id for Docker's; `None` for other files.
-pub fn of_path(path: &Path) -> Option<String> {
+/// A container, as far as a log file's path tells.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Container {
+    /// The pod's namespace (kubelet paths).
+    pub namespace: Option<String>,
+    /// The pod (kubelet paths).
+    pub pod: Option<String>,
+    /// The container's name in its pod (kubelet paths).
+    pub name: Option<String>,
+    /// The container id (`/var/log/containers` and Docker paths).
+    pub id: Option<String>,
+}
+
+impl Container {
+    /// `<namespace>/<pod>/<container>` when known, else the container id.
+    pub fn label(&self) -> String {
+        match (&self.namespace, &self.pod, &self.name, &self.id) {
+            (Some(ns), Some(pod), Some(name), _) => format!("{ns}/{pod}/{name}"),
+            (_, _, _, Some(id)) => id.clone(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The container a file belongs to, from its path; `None` for other files.
+pub fn of_path(path: &Path) -> Option<Container> {
     let parts: Vec<&str> = path.iter().filter_map(|p| p.to_str()).collect();
     // Searched from the end, so that a host root mounted elsewhere (`/host/var/log/...`) works.
     let at = |dir: &[&str]| {
@@ -22,12 +45,18 @@ pub fn of_path(path: &Path) -> Option<String> {
             .rposition(|w| w == dir)
             .map(|i| i + dir.len())
     };
+    let some = |s: &str| Some(s.to_string());
     if let Some(i) = at(&["var", "log", "pods"]) {
         let (pod_dir, container) = (parts.get(i)?, parts.get(i + 1)?);
         parts.get(i + 2)?;
         let mut fields = pod_dir.splitn(3, '_');
         let (namespace, pod, _uid) = (fields.next()?, fields.next()?, fields.next()?);
-        return Some(format!("{namespace}/{pod}/{container}"));
+        return Some(Container {
+            namespace: some(namespace),
+            pod: some(pod),
+            name: some(container),
+            id: None,
+        });
     }
     if let Some(i) = at(&["var", "log", "containers"]) {
         let name = parts.get(i)?;
@@ -38,12 +67,20 @@ pub fn of_path(path: &Path) -> Option<String> {
         }
         let mut fields = rest.splitn(3, '_');
         let (pod, namespace, container) = (fields.next()?, fields.next()?, fields.next()?);
-        return Some(format!("{namespace}/{pod}/{container}"));
+        return Some(Container {
+            namespace: some(namespace),
+            pod: some(pod),
+            name: some(container),
+            id: some(id),
+        });
     }
     if let Some(i) = at(&["var", "lib", "docker", "containers"]) {
         let id = parts.get(i)?;
         parts.get(i + 1)?;
-        return is_container_id(id).then(|| (*id).to_string());
+        return is_container_id(id).then(|| Container {
+            id: some(id),
+            ..Container::default()
+        });
     }
     None
 }
@@ -80,7 +117,11 @@ mod tests {
                 ID.to_string(),
             ),
         ] {
-            assert_eq!(of_path(Path::new(&path)), Some(container), "{path}");
+            assert_eq!(
+                of_path(Path::new(&path)).map(|c| c.label()),
+                Some(container),
+                "{path}"
+            );
         }
         for path in [
             "/var/log/syslog",

@@ -16,8 +16,10 @@
 //! - [`buffer`]: page-aligned read buffers and the bounded pool they come from.
 //! - [`read`]: the read backends (io_uring, `pread`) behind one small trait.
 //! - [`reader`]: the reader thread: which files to read, how much, in what order.
-//! - [`discovery`]: which files exist and when they have new data (inotify for now).
-//! - [`ebpf`]: ringtail's eBPF programs: loading them, container lifecycle events.
+//! - [`discovery`]: which files exist and when they have new data (inotify, and eBPF's
+//!   reports of opens and writes).
+//! - [`ebpf`]: ringtail's eBPF programs: loading them, their events and maps.
+//! - [`container`]: which container a log file belongs to, from its path.
 //! - [`framing`]: cutting bytes into lines, with bounded memory.
 //! - [`decode`]: `raw`, `cri` and `docker` line formats, partial lines joined.
 //! - [`multiline`]: joining stack traces and other multi-line records.
@@ -27,7 +29,8 @@
 //! - [`batch`]: what travels from workers to sinks, and how it is acknowledged.
 //! - [`ack`]: the acknowledged offset of every file, in order even when acks are not.
 //! - [`checkpoint`]: the checkpoint file under `data_dir` and file fingerprints.
-//! - [`sink`]: stdout, file and blackhole sinks and the thread that drives each.
+//! - [`sink`]: stdout, file, Kafka and blackhole sinks and the thread that drives each.
+//! - [`template`]: per-record templates for Kafka topics and keys.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`api`]: `/metrics` and `/healthz`.
 //! - [`pipeline`]: starting, wiring and stopping all of the above.
@@ -53,4 +56,5 @@ pub mod reader;
 pub mod records;
 pub mod sink;
 pub mod source;
+pub mod template;
 pub mod worker;

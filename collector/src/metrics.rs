@@ -9,6 +9,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Label of per-source metrics.
@@ -129,6 +130,19 @@ pub struct Metrics {
     pub kernel_written_bytes: Family<SourceLabel, Counter>,
     /// Containers running, as seen by the cgroup lifecycle events since start-up.
     pub containers_running: Gauge,
+    /// Kafka sinks: records the broker acknowledged.
+    pub kafka_delivered: Family<SinkLabel, Counter>,
+    /// Kafka sinks: deliveries that failed and were sent again.
+    pub kafka_retried: Family<SinkLabel, Counter>,
+    /// Kafka sinks: records the broker refused for good.
+    pub kafka_refused: Family<SinkLabel, Counter>,
+    /// Kafka sinks: refused records written to the dead-letter file.
+    pub kafka_dead_lettered: Family<SinkLabel, Counter>,
+    /// Kafka sinks: records queued in librdkafka or waiting for the broker's acknowledgement.
+    pub kafka_in_flight: Family<SinkLabel, Gauge>,
+    /// Kafka sinks: seconds from handing a batch to librdkafka to each record's
+    /// acknowledgement.
+    pub kafka_delivery_seconds: Family<SinkLabel, Histogram, fn() -> Histogram>,
     /// Bytes read from the log files of each container (files whose path names one).
     pub container_read_bytes: Family<ContainerLabel, Counter>,
     /// Bytes written to the log files of each container, counted by the eBPF write hook:
@@ -197,6 +211,15 @@ impl Metrics {
             ebpf_ringbuf_drops: Counter::default(),
             ebpf_hook_misses: Family::default(),
             containers_running: Gauge::default(),
+            kafka_delivered: Family::default(),
+            kafka_retried: Family::default(),
+            kafka_refused: Family::default(),
+            kafka_dead_lettered: Family::default(),
+            kafka_in_flight: Family::default(),
+            kafka_delivery_seconds: Family::new_with_constructor(|| {
+                // 1 ms to ~65 s.
+                Histogram::new(exponential_buckets(0.001, 2.0, 17))
+            }),
             container_read_bytes: Family::default(),
             container_written_bytes: Family::default(),
             kernel_written_bytes: Family::default(),
@@ -286,6 +309,36 @@ impl Metrics {
             "container_written_bytes",
             "Bytes written to each container's log files, counted by the eBPF write hook (compare with container_read_bytes)",
             m.container_written_bytes.clone(),
+        );
+        registry.register(
+            "kafka_delivered",
+            "Records acknowledged by Kafka, per sink",
+            m.kafka_delivered.clone(),
+        );
+        registry.register(
+            "kafka_retried",
+            "Kafka deliveries that failed and were sent again, per sink",
+            m.kafka_retried.clone(),
+        );
+        registry.register(
+            "kafka_refused",
+            "Records Kafka refused for good (message too large, unknown topic, authorization), per sink",
+            m.kafka_refused.clone(),
+        );
+        registry.register(
+            "kafka_dead_lettered",
+            "Refused records written to the dead-letter file, per sink",
+            m.kafka_dead_lettered.clone(),
+        );
+        registry.register(
+            "kafka_in_flight",
+            "Records queued in librdkafka or awaiting acknowledgement, per sink",
+            m.kafka_in_flight.clone(),
+        );
+        registry.register(
+            "kafka_delivery_seconds",
+            "Seconds from a batch handed to librdkafka to each record's acknowledgement",
+            m.kafka_delivery_seconds.clone(),
         );
         registry.register(
             "containers_running",

@@ -222,6 +222,11 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
             SinkKind::File(file) => {
                 Box::new(sink::file::FileSink::new(&sink_config.name, file.clone())?)
             }
+            SinkKind::Kafka(kafka) => Box::new(sink::kafka::KafkaSink::new(
+                &sink_config.name,
+                kafka.clone(),
+                &metrics,
+            )?),
         };
         let sink_health = Arc::new(SinkHealth::new(&sink_config.name));
         health.sinks.push(Arc::clone(&sink_health));
@@ -251,6 +256,9 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
         let route = *route_of_set.entry(set.clone()).or_insert_with(|| {
             routes.push(Route {
                 sinks: set.iter().map(|&i| sink_senders[i].clone()).collect(),
+                index: set
+                    .iter()
+                    .any(|&i| matches!(config.sinks[i].kind, SinkKind::Kafka(_))),
             });
             routes.len() - 1
         });

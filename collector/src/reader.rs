@@ -412,7 +412,9 @@ impl Reader {
                             .get_or_create_owned(&label),
                         kernel_written_seen: 0,
                         container: crate::container::of_path(&ctx.path).map(|container| {
-                            let label = ContainerLabel { container };
+                            let label = ContainerLabel {
+                                container: container.label(),
+                            };
                             (
                                 self.metrics
                                     .container_read_bytes

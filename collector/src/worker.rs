@@ -24,7 +24,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::ack::AckTracker;
-use crate::batch::{AckHandle, Batch, FileProgress};
+use crate::batch::{AckHandle, Batch, FileProgress, RecordIndex, RecordRef};
 use crate::decode::Entry;
 use crate::encode::{EncodeStats, FileFields, encode};
 use crate::metrics::{Metrics, QueueSender};
@@ -74,6 +74,9 @@ pub enum WorkItem {
 pub struct Route {
     /// One queue per sink (named `sink:<name>`).
     pub sinks: Vec<QueueSender<Batch>>,
+    /// Whether a sink of the route takes records one by one, so batches carry a
+    /// [`RecordIndex`].
+    pub index: bool,
 }
 
 /// Why a worker stopped early.
@@ -186,6 +189,37 @@ struct Output {
     records: u64,
     progress: Vec<FileProgress>,
     slots: HashMap<SourceId, usize>,
+    /// The batch's record index, when the route wants one.
+    index: Option<RecordIndex>,
+    /// Position of each file context in `index.files`, by address (a renamed file has a new
+    /// context, and keeps the old one for the records encoded before).
+    file_slots: HashMap<usize, u32>,
+}
+
+impl Output {
+    fn new(index: bool) -> Self {
+        Self {
+            buf: Vec::new(),
+            records: 0,
+            progress: Vec::new(),
+            slots: HashMap::new(),
+            index: index.then(RecordIndex::default),
+            file_slots: HashMap::new(),
+        }
+    }
+
+    /// The slot of `ctx` in the record index (adding it), if the route keeps one.
+    fn file_slot(&mut self, ctx: &Arc<FileCtx>) -> Option<u32> {
+        let index = self.index.as_mut()?;
+        let slot = *self
+            .file_slots
+            .entry(Arc::as_ptr(ctx) as usize)
+            .or_insert_with(|| {
+                index.files.push(Arc::clone(ctx));
+                (index.files.len() - 1) as u32
+            });
+        Some(slot)
+    }
 }
 
 impl Output {
@@ -252,6 +286,7 @@ macro_rules! encoding {
         let file: &mut FileState = $file;
         let out: &mut Output = $out;
         let mut stats = Stats::default();
+        let slot = out.file_slot(&file.ctx);
         {
             let Stats {
                 cut: $stats,
@@ -259,7 +294,17 @@ macro_rules! encoding {
             } = &mut stats;
             let fields = &file.fields;
             let buf = &mut out.buf;
-            let $emit = &mut |record: Entry<'_>| encode(buf, &record, fields, enc);
+            let index = &mut out.index;
+            let $emit = &mut |record: Entry<'_>| {
+                encode(buf, &record, fields, enc);
+                if let (Some(index), Some(file)) = (index.as_mut(), slot) {
+                    index.records.push(RecordRef {
+                        end: buf.len() as u32,
+                        file,
+                        stream: record.stream,
+                    });
+                }
+            };
             let $records = &mut file.records;
             $call;
         }
@@ -279,7 +324,7 @@ impl Worker {
         metrics: Arc<Metrics>,
         batch_bytes: usize,
     ) -> Self {
-        let outputs = routes.iter().map(|_| Output::default()).collect();
+        let outputs = routes.iter().map(|r| Output::new(r.index)).collect();
         let queue_depth = metrics.queue(&format!("worker:{index}"));
         Self {
             index,
@@ -446,6 +491,11 @@ impl Worker {
         let records = std::mem::take(&mut out.records);
         let progress = std::mem::take(&mut out.progress);
         out.slots.clear();
+        out.file_slots.clear();
+        let index = out
+            .index
+            .as_mut()
+            .map(|index| Arc::new(std::mem::take(index)));
         let sinks = &self.routes[route].sinks;
         let ack = AckHandle::new(sinks.len(), progress, Arc::clone(&self.tracker));
         for sink in sinks {
@@ -453,6 +503,7 @@ impl Worker {
                 data: data.clone(),
                 records,
                 ack: ack.clone(),
+                index: index.clone(),
             };
             sink.send(batch).map_err(|_| WorkerError::SinkGone {
                 sink: sink.name.clone(),
@@ -489,6 +540,7 @@ mod tests {
         let (sink_tx, output) = bounded(16);
         let routes = Arc::new(vec![Route {
             sinks: vec![metrics.queue_sender("sink:test".to_string(), sink_tx)],
+            index: true,
         }]);
         let worker = Worker::new(
             0,
@@ -559,7 +611,25 @@ mod tests {
         }
     }
 
+    /// The batch's messages; its record index must name the same records, each with its
+    /// file and stream.
     fn messages(batch: &Batch) -> Vec<String> {
+        let index = batch
+            .index
+            .as_ref()
+            .expect("the test route asks for an index");
+        let indexed: Vec<&[u8]> = index.iter(&batch.data).map(|(r, _, _)| r).collect();
+        let lines: Vec<&[u8]> = batch
+            .data
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(indexed, lines, "the index cuts the batch into its records");
+        for (record, file, stream) in index.iter(&batch.data) {
+            let value: serde_json::Value = serde_json::from_slice(record).unwrap();
+            assert_eq!(value["file"].as_str().unwrap(), file.path.to_str().unwrap());
+            assert_eq!(value["stream"].as_str(), stream.name());
+        }
         std::str::from_utf8(&batch.data)
             .unwrap()
             .lines()

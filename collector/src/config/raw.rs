@@ -125,7 +125,8 @@ pub struct RawSink {
     pub inputs: Option<Vec<Spanned<String>>>,
     /// `file` only: the output path.
     pub path: Option<Spanned<String>>,
-    /// `file` only: `none` (default) or `zstd`.
+    /// `file`: `none` (default) or `zstd`; `kafka`: `zstd` (default), `lz4`, `snappy`,
+    /// `gzip` or `none`.
     pub compression: Option<Spanned<String>>,
     /// `file` only: zstd level, 1 to 19 (default 3).
     pub zstd_level: Option<Spanned<String>>,
@@ -133,6 +134,23 @@ pub struct RawSink {
     pub rotate: Option<RawRotate>,
     /// `file` only: how often written data is fsynced and acknowledged, e.g. `1s`.
     pub sync_interval: Option<Spanned<String>>,
+    /// `kafka` only: bootstrap brokers, `host:port[,host:port…]`.
+    pub brokers: Option<Spanned<String>>,
+    /// `kafka` only: the topic, a template such as `logs-{k8s.namespace}`.
+    pub topic: Option<Spanned<String>>,
+    /// `kafka` only: the message key, a template (default: the file's identity).
+    pub key: Option<Spanned<String>>,
+    /// `kafka` only: `all` (default), `1` or `0`.
+    pub acks: Option<Spanned<String>>,
+    /// `kafka` only: how long librdkafka waits to fill a batch, e.g. `5ms`.
+    pub linger: Option<Spanned<String>>,
+    /// `kafka` only: most bytes in one produce batch, e.g. `1MiB`.
+    pub batch_size: Option<Spanned<String>>,
+    /// `kafka` only: where records the broker refuses for good go (NDJSON with the reason);
+    /// without it such a record stops the pipeline.
+    pub dead_letter: Option<Spanned<String>>,
+    /// `kafka` only: librdkafka properties passed through (TLS, SASL, …).
+    pub properties: Option<std::collections::BTreeMap<String, Spanned<String>>>,
 }
 
 /// The `rotate` block of a file sink.

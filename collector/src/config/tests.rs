@@ -13,7 +13,7 @@ sources:
       timeout: 500ms
 sinks:
   - name: out
-    type: file             # stdout | file | blackhole (kafka comes later)
+    type: file             # stdout | file | kafka | blackhole
     path: /var/lib/ringtail/out.ndjson
 "#;
 
@@ -412,4 +412,70 @@ fn durability_and_discovery_settings_have_defaults_and_are_checked() {
     );
     let problems = problems_of(&hook.replace("write_hook", "fanotify"));
     assert!(has(&problems, 3, "reader.wake", "fanotify"), "{problems:?}");
+}
+
+#[test]
+fn kafka_sinks_are_validated_field_by_field() {
+    let sources =
+        "data_dir: /tmp\nsources:\n  - name: pods\n    paths: [\"/var/log/pods/**/*.log\"]\n";
+    let good = format!(
+        "{sources}sinks:\n  - name: k\n    type: kafka\n    brokers: \"a:9092, b:9093\"\n    topic: \"logs-{{k8s.namespace}}\"\n    key: \"{{file}}\"\n    compression: lz4\n    acks: \"1\"\n    linger: 20ms\n    batch_size: 2MiB\n    dead_letter: /tmp/dead.ndjson\n    properties:\n      security.protocol: ssl\n      message.max.bytes: 2000000\n"
+    );
+    let (config, problems) = parse(&good);
+    assert_eq!(problems, vec![]);
+    let config = config.unwrap();
+    let SinkKind::Kafka(kafka) = &config.sinks[0].kind else {
+        panic!("a kafka sink");
+    };
+    assert_eq!(kafka.brokers, "a:9092,b:9093");
+    assert!(kafka.topic.as_literal().is_none());
+    assert!(kafka.key.is_some());
+    assert_eq!(kafka.compression, KafkaCompression::Lz4);
+    assert_eq!(kafka.acks, "1");
+    assert_eq!(kafka.linger, Duration::from_millis(20));
+    assert_eq!(kafka.batch_bytes, 2 << 20);
+    assert_eq!(
+        kafka.dead_letter.as_deref(),
+        Some(Path::new("/tmp/dead.ndjson"))
+    );
+    assert_eq!(kafka.properties["message.max.bytes"], "2000000");
+
+    // Defaults.
+    let (config, problems) = parse(&format!(
+        "{sources}sinks:\n  - name: k\n    type: kafka\n    brokers: a:9092\n    topic: logs\n"
+    ));
+    assert_eq!(problems, vec![]);
+    let SinkKind::Kafka(kafka) = &config.unwrap().sinks[0].kind else {
+        panic!("a kafka sink");
+    };
+    assert_eq!(kafka.compression, KafkaCompression::Zstd);
+    assert_eq!(kafka.acks, "all");
+    assert!(kafka.key.is_none() && kafka.dead_letter.is_none());
+
+    // Every problem, with its line.
+    let bad = format!(
+        "{sources}sinks:\n  - name: k\n    type: kafka\n    brokers: nohost\n    topic: \"logs-{{nope}}\"\n    compression: brotli\n    acks: two\n    dead_letter: relative.ndjson\n    path: /tmp/x\n  - name: f\n    type: file\n    path: /tmp/out.ndjson\n    topic: t\n  - name: k2\n    type: kafka\n    topic: \"bad topic!\"\n"
+    );
+    let problems = problems_of(&bad);
+    for (line, path, fragment) in [
+        (8, "sinks[0].brokers", "host:port"),
+        (9, "sinks[0].topic", "unknown field `nope`"),
+        (10, "sinks[0].compression", "brotli"),
+        (11, "sinks[0].acks", "two"),
+        (12, "sinks[0].dead_letter", "absolute"),
+        (13, "sinks[0].path", "file sinks only"),
+        (17, "sinks[1].topic", "kafka sinks only"),
+        (20, "sinks[2].topic", "1 to 249 characters"),
+    ] {
+        assert!(
+            has(&problems, line, path, fragment),
+            "{path}: {problems:#?}"
+        );
+    }
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "sinks[2].brokers" && p.message.contains("needs `brokers`")),
+        "{problems:#?}"
+    );
 }

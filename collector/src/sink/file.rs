@@ -470,6 +470,7 @@ mod tests {
         Batch {
             data: Bytes::from(text.to_string()),
             records: 1,
+            index: None,
             ack: AckHandle::new(
                 1,
                 vec![FileProgress {

@@ -10,10 +10,12 @@
 //!
 //! - [`file`]: NDJSON to a file, optionally zstd-compressed, with size-based rotation.
 //! - [`stdout`]: NDJSON to standard output.
+//! - [`kafka`]: one Kafka message per record, acknowledged when the broker has them all.
 //! - [`blackhole`]: counts and discards (benchmarks).
 
 pub mod blackhole;
 pub mod file;
+pub mod kafka;
 pub mod stdout;
 
 use std::io;

@@ -3,6 +3,8 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 #![allow(unreachable_pub, reason = "a helper module of integration tests")]
 
+pub mod kafka;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -80,6 +82,11 @@ impl Collector {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The exit status, if the collector has exited.
+    pub fn child_status(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
     }
 
     /// A GET request to the API; `None` when it cannot connect.
