@@ -63,6 +63,8 @@ pub struct Launched {
     pub output: Option<PathBuf>,
     /// ringtail's API port, to read delivered records when there is no output file.
     pub api_port: Option<u16>,
+    /// The broker of a Kafka case (stopped with the run).
+    pub broker: Option<crate::kafka::Broker>,
 }
 
 /// A collector the harness can measure.
@@ -91,7 +93,14 @@ pub struct Ringtail {
 }
 
 impl Ringtail {
-    fn config(&self, case: &Case, sink: SinkKind, dirs: &RunDirs, port: u16) -> String {
+    fn config(
+        &self,
+        case: &Case,
+        sink: SinkKind,
+        dirs: &RunDirs,
+        port: u16,
+        broker: Option<&crate::kafka::Broker>,
+    ) -> String {
         let format = match case.spec.format {
             Format::Raw => "raw",
             Format::Cri => "cri",
@@ -107,7 +116,12 @@ impl Ringtail {
                 "    type: file\n    path: {}/ringtail.ndjson\n",
                 dirs.out.display()
             ),
-            _ => "    type: blackhole\n".to_string(),
+            SinkKind::Kafka => format!(
+                "    type: kafka\n    brokers: {}\n    topic: {}\n    compression: zstd\n    acks: all\n",
+                broker.map_or("127.0.0.1:9092", |b| b.address.as_str()),
+                crate::kafka::TOPIC
+            ),
+            SinkKind::Blackhole => "    type: blackhole\n".to_string(),
         };
         // Which discovery ringtail runs with (`auto` when unset), to compare the modes;
         // `ebpf+write_hook` also lets the eBPF write hook wake the readers.
@@ -140,7 +154,9 @@ impl Collector for Ringtail {
     }
 
     fn unsupported(&self, _case: &Case, sink: SinkKind) -> Option<String> {
-        (sink == SinkKind::Kafka).then(|| "ringtail has no Kafka sink yet (issue #6)".to_string())
+        (sink == SinkKind::Kafka && crate::kafka::tansu().is_none()).then(|| {
+            "no Kafka broker: Tansu is not installed (cargo xtask setup installs it)".to_string()
+        })
     }
 
     fn expected_lines(&self, _case: &Case, plan: &Plan) -> u64 {
@@ -150,8 +166,15 @@ impl Collector for Ringtail {
 
     fn launch(&self, case: &Case, sink: SinkKind, dirs: &RunDirs) -> std::io::Result<Launched> {
         let port = free_port()?;
+        let broker = match sink {
+            SinkKind::Kafka => Some(crate::kafka::Broker::start()?),
+            _ => None,
+        };
         let config = dirs.state.join("ringtail.yaml");
-        std::fs::write(&config, self.config(case, sink, dirs, port))?;
+        std::fs::write(
+            &config,
+            self.config(case, sink, dirs, port, broker.as_ref()),
+        )?;
         let log = std::fs::File::create(dirs.log_file())?;
         let child = Command::new(&self.binary)
             .arg("run")
@@ -166,6 +189,7 @@ impl Collector for Ringtail {
             child,
             output: (sink == SinkKind::File).then(|| dirs.out.join("ringtail.ndjson")),
             api_port: Some(port),
+            broker,
         })
     }
 }

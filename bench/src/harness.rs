@@ -314,6 +314,11 @@ fn measure_once(
     let delivered = || -> u64 {
         match (&tailer, port) {
             (Some(t), _) => t.lines(),
+            // Kafka: what the broker acknowledged, not what was queued.
+            (None, Some(port)) if sink == SinkKind::Kafka => {
+                ringtail_metric(port, "ringtail_kafka_delivered_total{sink=\"out\"}").unwrap_or(0.0)
+                    as u64
+            }
             (None, Some(port)) => {
                 ringtail_metric(port, "ringtail_sink_records_total{sink=\"out\"}").unwrap_or(0.0)
                     as u64
@@ -404,8 +409,8 @@ fn measure_once(
         .collect();
     latencies.sort();
 
-    let check = match &running.launched.output {
-        Some(out) => {
+    let check = match (&running.launched.output, &running.launched.broker) {
+        (Some(out), _) => {
             let mut check = SeqCheck::new(&plan.records_per_stream());
             for path in output_files(out) {
                 check
@@ -414,7 +419,13 @@ fn measure_once(
             }
             Some(check.report())
         }
-        None => None,
+        // Everything the topic holds, read back (the readiness record included).
+        (None, Some(broker)) => {
+            let mut check = SeqCheck::new(&plan.records_per_stream());
+            broker.consume_into(&mut check, expected_records + 1, Duration::from_secs(10))?;
+            Some(check.report())
+        }
+        (None, None) => None,
     };
     let seconds = finished_at
         .saturating_duration_since(played.started)

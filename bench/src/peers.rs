@@ -151,6 +151,7 @@ impl Collector for Peer {
             child: command.spawn()?,
             output: Some(output),
             api_port: None,
+            broker: None,
         })
     }
 }

@@ -218,5 +218,5 @@ fn main() -> anyhow::Result<()> {
 
 /// ringtail features cases may require; a case needing one not listed is skipped.
 fn ringtail_features() -> Vec<&'static str> {
-    Vec::new()
+    vec!["kafka"]
 }

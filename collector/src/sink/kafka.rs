@@ -279,7 +279,7 @@ impl KafkaSink {
             .set("message.timeout.ms", "0")
             // Bounded memory: a full queue is backpressure.
             .set("queue.buffering.max.kbytes", "65536")
-            .set("queue.buffering.max.messages", "1000000")
+            .set("queue.buffering.max.messages", "200000")
             .set_log_level(RDKafkaLogLevel::Warning);
         for (key, value) in &config.properties {
             client.set(key, value);
@@ -534,8 +534,7 @@ impl super::Sink for KafkaSink {
                     .or_insert_with(|| crate::container::of_path(&file.path));
                 render(&self.config, file, stream, container.as_ref())
             });
-            let (topic, key) = (topic.clone(), key.clone());
-            if let Err(e) = self.produce(&topic, key.as_deref(), record, &delivery) {
+            if let Err(e) = self.produce(topic, key.as_deref(), record, &delivery) {
                 self.sending = Some((address, i, delivery));
                 return Err(e);
             }
