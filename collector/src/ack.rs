@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use std::time::SystemTime;
 
 use crossbeam::channel::{Receiver, Sender};
 
@@ -81,6 +82,9 @@ pub struct AckTracker {
     /// Signalled when a file is opened: a new identity should reach the checkpoint file soon,
     /// so that a file renamed while ringtail is down is still found by its identity.
     opened: (Sender<()>, Receiver<()>),
+    /// When the last run last saved its checkpoints: files changed since then may have been
+    /// written, or rotated away, while ringtail was down.
+    previous_save: Option<SystemTime>,
 }
 
 impl AckTracker {
@@ -91,6 +95,15 @@ impl AckTracker {
 
     /// A tracker that resumes from `loaded` checkpoints.
     pub fn with_checkpoints(metrics: Arc<Metrics>, loaded: Vec<Entry>) -> Self {
+        Self::with_previous_run(metrics, loaded, None)
+    }
+
+    /// A tracker that resumes from `loaded` checkpoints, which the last run saved at `saved`.
+    pub fn with_previous_run(
+        metrics: Arc<Metrics>,
+        loaded: Vec<Entry>,
+        saved: Option<SystemTime>,
+    ) -> Self {
         let now = unix_now();
         let carried = loaded
             .into_iter()
@@ -108,7 +121,13 @@ impl AckTracker {
             }),
             metrics,
             opened: crossbeam::channel::bounded(1),
+            previous_save: saved,
         }
+    }
+
+    /// When the last run last saved its checkpoints (`None` on a first run).
+    pub fn previous_save(&self) -> Option<SystemTime> {
+        self.previous_save
     }
 
     /// Receives a signal (coalesced) whenever files were opened since the last one.

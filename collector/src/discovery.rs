@@ -26,7 +26,9 @@
 //!   ([`AckTracker::resume`]): the same file (identity and fingerprint) resumes at its
 //!   acknowledged offset. At start-up, a file whose name no longer matches any glob but whose
 //!   identity has a checkpoint — rotated while ringtail was down — is read from its checkpoint
-//!   to its end too.
+//!   to its end too; one without a checkpoint whose name is a rotation of a matching name
+//!   (`<name>.<suffix>`) and that changed after the last run's last checkpoint — created and
+//!   rotated away while ringtail was down — is read whole.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -677,14 +679,50 @@ impl Discovery {
         self.sources.iter().find(|s| s.name == name).cloned()
     }
 
+    /// The source of a file that matches no glob and has no checkpoint, but is a rotation of
+    /// a name that matches (`<name>.<suffix>`, not compressed) and changed after the last run
+    /// last saved its checkpoints: it was created and rotated away while ringtail was down
+    /// (a crash and a restart take longer than a busy log takes to rotate). It is read whole.
+    fn rotated_while_down(&self, path: &Path) -> Option<Arc<SourceConfig>> {
+        /// Slack for the window between a file's creation and its first checkpoint.
+        const SLACK: std::time::Duration = std::time::Duration::from_secs(2);
+        let saved = self.tracker.previous_save()?;
+        let name = path.file_name()?.to_str()?;
+        const COMPRESSED: [&str; 7] = [".gz", ".zst", ".bz2", ".xz", ".lz4", ".zip", ".Z"];
+        if COMPRESSED.iter().any(|c| name.ends_with(c)) {
+            return None;
+        }
+        let dir = path.parent()?;
+        let source = name.match_indices('.').rev().find_map(|(i, _)| {
+            let base = dir.join(&name[..i]);
+            self.sources.iter().find(|s| s.matches(&base)).cloned()
+        })?;
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        let changed = meta.modified().ok()?;
+        (meta.is_file() && changed + SLACK >= saved).then_some(source)
+    }
+
     /// Opens `path` if it belongs to a source and is not known yet.
     fn consider(&mut self, path: &Path, startup: bool) -> Result<(), DiscoveryError> {
         let (source, only_resume) = match self.sources.iter().find(|s| s.matches(path)) {
             Some(source) => (Arc::clone(source), false),
-            None if startup && self.tracker.has_carried() => match self.rotated_source(path) {
-                Some(source) => (source, true),
-                None => return Ok(()),
-            },
+            None if startup => {
+                let carried = self
+                    .tracker
+                    .has_carried()
+                    .then(|| self.rotated_source(path))
+                    .flatten();
+                match carried {
+                    Some(source) => (source, true),
+                    None => match self.rotated_while_down(path) {
+                        Some(source) => {
+                            tracing::info!(file = %path.display(), "rotated while ringtail was down and never read: reading it whole");
+                            (source, false)
+                        }
+                        None => return Ok(()),
+                    },
+                }
+            }
             None => return Ok(()),
         };
         self.open(path, source, startup, only_resume)

@@ -191,6 +191,10 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
     })?;
     let metrics = Arc::new(Metrics::new());
     let store = Store::new(&config.data_dir);
+    // The file's time is when the last run last saved it (written, then renamed into place).
+    let saved = std::fs::metadata(store.path())
+        .and_then(|m| m.modified())
+        .ok();
     let loaded = match store.load() {
         Ok(entries) => entries,
         Err(e @ CheckpointError::Corrupt { .. }) => {
@@ -205,7 +209,12 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
     if !loaded.is_empty() {
         tracing::info!(path = %store.path().display(), files = loaded.len(), "loaded checkpoints");
     }
-    let tracker = Arc::new(AckTracker::with_checkpoints(Arc::clone(&metrics), loaded));
+    let saved = saved.filter(|_| !loaded.is_empty());
+    let tracker = Arc::new(AckTracker::with_previous_run(
+        Arc::clone(&metrics),
+        loaded,
+        saved,
+    ));
     let (failures_tx, failures) = bounded(64);
     let abandon = Arc::new(AtomicBool::new(false));
     let queue = config.pipeline.queue_batches;

@@ -199,6 +199,56 @@ fn crash_cycles() -> usize {
 }
 
 #[test]
+fn files_created_and_rotated_away_while_ringtail_is_down_are_read() {
+    let (dir, config) = setup();
+    let logs = dir.path().join("logs");
+    let out = dir.path().join("out");
+    // An old rotation from long before, and a compressed one: never read.
+    append_lines(&logs.join("a.log.0"), "old", 0..10, 10);
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .append(true)
+        .open(logs.join("a.log.0"))
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    append_lines(&logs.join("a.log"), "a", 0..100, 10);
+    let collector = Collector::start(dir.path(), &config);
+    let expected = BTreeMap::from([("a".to_string(), 100)]);
+    wait_delivered(&out, &expected, Duration::from_secs(30));
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+
+    // While ringtail is down: a.log is rotated (its checkpoint finds it), a new a.log is
+    // written and rotated too (no checkpoint: found as a rotation changed since the last
+    // checkpoint), and a third a.log is written.
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::rename(logs.join("a.log"), logs.join("a.log.1")).unwrap();
+    append_lines(&logs.join("a.log"), "a", 100..200, 10);
+    std::fs::rename(logs.join("a.log"), logs.join("a.log.2")).unwrap();
+    append_lines(&logs.join("a.log.3.gz"), "gz", 0..10, 10);
+    append_lines(&logs.join("a.log"), "a", 200..300, 10);
+    let collector = Collector::start(dir.path(), &config);
+    let expected = BTreeMap::from([("a".to_string(), 300)]);
+    let delivered = wait_delivered(&out, &expected, Duration::from_secs(30));
+    // Time for anything wrongly read to show.
+    std::thread::sleep(Duration::from_millis(500));
+    let delivered_after = Delivered::read(&out);
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    assert_complete(&delivered, &expected, &log);
+    assert_eq!(delivered_after.duplicates(), 0, "{log}");
+    assert!(
+        !delivered_after.streams.contains_key("old") && !delivered_after.streams.contains_key("gz"),
+        "an old or compressed rotation was read:\n{log}"
+    );
+    assert!(
+        log.contains("rotated while ringtail was down and never read"),
+        "{log}"
+    );
+}
+
+#[test]
 fn sigkill_at_random_moments_loses_nothing() {
     let (dir, config) = setup();
     let logs = dir.path().join("logs");
