@@ -18,8 +18,8 @@
 //!
 //! New data: a raw `sys_enter` tracepoint sees `write`, `pwrite64`, `writev`, `pwritev` and
 //! `pwritev2`. Its fast path rejects every other syscall by number, then every process not in
-//! `PROCS` with one map lookup — no fd-table walk. For a followed process it resolves the
-//! descriptor through the fd table, so descriptors made by `dup`, `dup2`, `fcntl(F_DUPFD)` or
+//! `PROCS` (one bit per process id, an array lookup the verifier inlines) — no fd-table
+//! walk. For a followed process it resolves the descriptor through the fd table, so descriptors made by `dup`, `dup2`, `fcntl(F_DUPFD)` or
 //! inherited through `fork` (the raw `sched_process_fork` tracepoint adds children to
 //! `PROCS`; `sched_process_exit` removes them) are followed, and a reused descriptor number is
 //! never mistaken for the old file. A write to a file in `FILES` adds its byte count to the
@@ -45,7 +45,7 @@ mod programs {
     use aya_ebpf::macros::raw_tracepoint;
     use aya_ebpf::macros::{map, tracepoint};
     use aya_ebpf::maps::HashMap;
-    use aya_ebpf::maps::{PerCpuArray, RingBuf};
+    use aya_ebpf::maps::{Array, PerCpuArray, RingBuf};
     use aya_ebpf::programs::{RawTracePointContext, TracePointContext};
     use aya_ebpf::EbpfContext;
     use core::ffi::c_void;
@@ -54,7 +54,7 @@ mod programs {
         COUNTER_CGROUP_MKDIR, COUNTER_CGROUP_RMDIR, COUNTER_FILE_DIRTY, COUNTER_FILE_OPENED,
         COUNTER_IOV_PARTIAL, COUNTER_PROCS_FULL, COUNTER_RESERVE_FAILED, COUNTER_WATCHED_WRITES,
         EVENTS_BYTES, FILES_MAX, IOV_COUNTED, KIND_CGROUP_MKDIR, KIND_CGROUP_RMDIR,
-        KIND_FILE_DIRTY, KIND_FILE_OPENED, PROCS_MAX, WATCHED_DIRS_MAX,
+        KIND_FILE_DIRTY, KIND_FILE_OPENED, PROCS_WORDS, WATCHED_DIRS_MAX,
     };
 
     #[no_mangle]
@@ -71,8 +71,19 @@ mod programs {
     const SYS_PWRITEV: u64 = 296;
     const SYS_PWRITEV2: u64 = 328;
 
+    /// One bit per process id: set for the processes the write hook follows. An array lookup
+    /// is inlined by the verifier, so the fast path makes no helper call for it. User space
+    /// sizes it to the kernel's `pid_max` at load time.
     #[map(name = "PROCS")]
-    static PROCS: HashMap<u32, u8> = HashMap::with_max_entries(PROCS_MAX, 0);
+    static PROCS: Array<u64> = Array::with_max_entries(PROCS_WORDS, 0);
+
+    /// Whether the write hook follows process `tgid`.
+    #[inline(always)]
+    fn followed(tgid: u32) -> bool {
+        PROCS
+            .get(tgid >> 6)
+            .is_some_and(|word| *word & (1u64 << (tgid & 63)) != 0)
+    }
 
     #[map(name = "FILES")]
     static FILES: HashMap<FileKey, u64> = HashMap::with_max_entries(FILES_MAX, 0);
@@ -101,8 +112,9 @@ mod programs {
 
     fn on_fork(ctx: &RawTracePointContext) -> Option<()> {
         let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
-        // SAFETY: a lookup; the value is not kept.
-        unsafe { PROCS.get(&parent) }?;
+        if !followed(parent) {
+            return None;
+        }
         let child_task: u64 = ctx.arg(1);
         let child: u32 = read(child_task, &OFF_TASK_TGID)?;
         if child != parent {
@@ -116,17 +128,35 @@ mod programs {
     #[raw_tracepoint(tracepoint = "sched_process_exit")]
     pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
         let pid_tgid = bpf_get_current_pid_tgid();
-        if pid_tgid >> 32 == pid_tgid & 0xffff_ffff {
-            // Not ours is the common case: remove fails quietly.
-            let _ = PROCS.remove(&((pid_tgid >> 32) as u32));
+        let tgid = (pid_tgid >> 32) as u32;
+        if tgid == pid_tgid as u32 && followed(tgid) {
+            if let Some(word) = PROCS.get_ptr_mut(tgid >> 6) {
+                // SAFETY: `word` points into the array's value; the update is atomic, so a
+                // neighbour's bit set at the same time on another CPU is kept.
+                unsafe {
+                    core::intrinsics::atomic_and::<
+                        u64,
+                        u64,
+                        { core::intrinsics::AtomicOrdering::Relaxed },
+                    >(word, !(1u64 << (tgid & 63)));
+                }
+            }
         }
         0
     }
 
     fn follow_process(tgid: u32) {
-        // BPF_NOEXIST would fail for a process followed already; a plain insert is as good.
-        if PROCS.insert(&tgid, &1, 0).is_err() {
-            count(COUNTER_PROCS_FULL);
+        match PROCS.get_ptr_mut(tgid >> 6) {
+            // SAFETY: as in `sched_process_exit`.
+            Some(word) => unsafe {
+                core::intrinsics::atomic_or::<
+                    u64,
+                    u64,
+                    { core::intrinsics::AtomicOrdering::Relaxed },
+                >(word, 1u64 << (tgid & 63));
+            },
+            // A process id beyond `pid_max` as user space read it.
+            None => count(COUNTER_PROCS_FULL),
         }
     }
 
@@ -167,11 +197,12 @@ mod programs {
     }
 
     fn on_write(ctx: &RawTracePointContext, id: u64) -> Option<()> {
-        // Fast path: one lookup rejects every process that never opened a watched file for
+        // Fast path: one bit rejects every process that never opened a watched file for
         // writing (nor descends from one that did).
         let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-        // SAFETY: a lookup; the value is not kept.
-        unsafe { PROCS.get(&tgid) }?;
+        if !followed(tgid) {
+            return None;
+        }
         let regs: u64 = ctx.arg(0);
         let fd: u64 = read(regs, &OFF_REGS_ARG0)?;
         // The descriptor table says what `fd` is now, whatever dup, dup2, fcntl or fork did.

@@ -121,8 +121,9 @@ pub struct Metrics {
     pub ebpf_events: Family<KindLabel, Counter>,
     /// eBPF events lost because the ring buffer was full.
     pub ebpf_ringbuf_drops: Counter,
-    /// What the write hook could not follow: `procs_full` (a writer not added to its full
-    /// process table), `iov_partial` (a vectored write whose bytes were counted in part).
+    /// What the write hook could not follow: `procs_full` (a writer whose process id is
+    /// beyond `pid_max` as read at start-up), `iov_partial` (a vectored write whose bytes
+    /// were counted in part).
     pub ebpf_hook_misses: Family<KindLabel, Counter>,
     /// Bytes written to watched files by their writers, counted in the kernel by the eBPF
     /// write hook (`write`/`pwrite64`), published as readers catch up: compare with

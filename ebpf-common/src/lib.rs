@@ -162,7 +162,8 @@ pub const COUNTER_WATCHED_WRITES: u32 = 4;
 pub const COUNTER_FILE_DIRTY: u32 = 5;
 
 /// Index in [`COUNTERS_MAP`]: a process that holds a watched file for writing could not be
-/// added to [`PROCS_MAP`] (full): its writes are not seen by the write hook.
+/// added to [`PROCS_MAP`] (its id is beyond `pid_max` as read at load time): its writes are
+/// not seen by the write hook.
 pub const COUNTER_PROCS_FULL: u32 = 6;
 /// Index in [`COUNTERS_MAP`]: vectored writes to watched files with more buffers than the hook
 /// adds up ([`IOV_COUNTED`]); their bytes are counted in part.
@@ -170,12 +171,14 @@ pub const COUNTER_IOV_PARTIAL: u32 = 7;
 /// Buffers of a `writev`/`pwritev`/`pwritev2` whose lengths the write hook adds up.
 pub const IOV_COUNTED: u32 = 64;
 
-/// Name of the map of processes (thread-group ids → 1) that hold, or held, a watched file
-/// open for writing: filled by the open hook, the start-up iterator and `fork`, emptied when
-/// the process exits. The write hook looks at a write's descriptor only for these.
+/// Name of the bitmap of processes (one bit per thread-group id, 64 per `u64` word) that hold,
+/// or held, a watched file open for writing: set by the open hook, the start-up iterator and
+/// `fork`, cleared when the process exits. The write hook looks at a write's descriptor only
+/// for these.
 pub const PROCS_MAP: &str = "PROCS";
-/// Most processes the write hook follows.
-pub const PROCS_MAX: u32 = 1 << 16;
+/// Words of [`PROCS_MAP`] in the object; user space sets the real size from the kernel's
+/// `pid_max` (this covers the 64-bit default, 4,194,304).
+pub const PROCS_WORDS: u32 = 1 << 16;
 /// Name of the map of watched files' dirty flags ([`FileKey`] → `u64`): 1 once a write was
 /// reported and user space has not read to the end since; user space sets it back to 0 (then
 /// reads once more) when it has caught up. A file is watched by the write hook while it has

@@ -31,7 +31,8 @@ use aya::programs::TracePoint;
 use ringtail_ebpf_common::{
     BYTES_MAP, COUNTER_FILE_DIRTY, COUNTER_FILE_OPENED, COUNTER_IOV_PARTIAL, COUNTER_PROCS_FULL,
     COUNTER_WATCHED_WRITES, DirKey, FILE_NAME_BYTES, FILES_MAP, FileDirtyEvent, FileKey,
-    FileOpenedEvent, ITER_PROGRAM, KIND_FILE_DIRTY, KIND_FILE_OPENED, WATCHED_DIRS_MAP, offsets,
+    FileOpenedEvent, ITER_PROGRAM, KIND_FILE_DIRTY, KIND_FILE_OPENED, PROCS_MAP, PROCS_WORDS,
+    WATCHED_DIRS_MAP, offsets,
 };
 use ringtail_ebpf_common::{
     CGROUP_PATH_BYTES, COUNTER_CGROUP_MKDIR, COUNTER_CGROUP_RMDIR, COUNTER_RESERVE_FAILED,
@@ -482,6 +483,8 @@ impl Kernel {
             }
         }
         let mut loader = aya::EbpfLoader::new();
+        // One bit per possible process id.
+        loader.map_max_entries(PROCS_MAP, pid_max().div_ceil(64));
         loader
             .override_global(GLOBAL_CGROUP_LEVEL_OFFSET, &offsets[0], true)
             .override_global(GLOBAL_CGROUP_ID_OFFSET, &offsets[1], true)
@@ -720,7 +723,7 @@ impl Kernel {
                     if kind == "procs_full" {
                         tracing::warn!(
                             processes = now - *seen,
-                            "the write hook's process table is full: writes of these processes wake readers through inotify only"
+                            "processes with ids beyond pid_max as read at start-up are not followed by the write hook: their writes wake readers through inotify only"
                         );
                     }
                     metrics
@@ -763,6 +766,15 @@ impl AsFd for Kernel {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.events.as_fd()
     }
+}
+
+/// The kernel's largest process id plus one (`/proc/sys/kernel/pid_max`; the 64-bit default
+/// when unreadable).
+fn pid_max() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(PROCS_WORDS * 64)
 }
 
 /// Offsets of the members of `struct bpf_iter__task_file` that the iterator program reads.
