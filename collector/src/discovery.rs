@@ -136,6 +136,11 @@ pub struct Discovery {
     /// handled, is about the file already read; a later one is a new file on a recycled inode.
     /// Pruned after a minute.
     recently_gone: HashMap<FileIdentity, (std::time::Instant, u64)>,
+    /// Where a symlink matching a glob may lead ([`symlink_roots`]), canonical.
+    symlink_roots: Vec<PathBuf>,
+    /// Symlinks refused already (logged once each).
+    refused_links: HashSet<PathBuf>,
+    symlinks_refused: Family<SourceLabel, Counter>,
     /// Watched directories by their kernel key, and back.
     dir_keys: HashMap<DirKey, PathBuf>,
     key_of_dir: HashMap<PathBuf, DirKey>,
@@ -188,6 +193,7 @@ impl Discovery {
                 .get_or_create_owned(&KindLabel { kind })
         };
         let dirty = readers.iter().map(|_| Vec::new()).collect();
+        let sources_for_roots = sources.clone();
         let mut discovery = Self {
             inotify,
             sources,
@@ -214,6 +220,9 @@ impl Discovery {
                 reconcile: kind("reconcile"),
             },
             watch_errors_logged: 0,
+            symlink_roots: symlink_roots(&sources_for_roots),
+            refused_links: HashSet::new(),
+            symlinks_refused: metrics.symlinks_refused.clone(),
             tracker,
             truncations: metrics.truncations.clone(),
             resumed: 0,
@@ -766,7 +775,10 @@ impl Discovery {
         let opened = match through_writer {
             Some(file) => Ok(file),
             None if !linked => return Ok(()),
-            None => open(path),
+            None => match self.contained(path, &source) {
+                Some(target) => open_no_symlinks(&target),
+                None => return Ok(()),
+            },
         };
         let file = match opened {
             Ok(file) => file,
@@ -879,6 +891,42 @@ impl Discovery {
         Ok(())
     }
 
+    /// The path to open for `path`: itself, or for a symlink its canonical target — if that
+    /// lies within [`symlink_roots`]. A symlink leading elsewhere (a container's `0.log ->
+    /// /etc/shadow`) is refused, logged once and counted.
+    fn contained(&mut self, path: &Path, source: &SourceConfig) -> Option<PathBuf> {
+        let target = match std::fs::canonicalize(path) {
+            Ok(target) => target,
+            // Gone meanwhile; opening reports it as usual.
+            Err(_) => return Some(path.to_path_buf()),
+        };
+        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        let parent_moved = path.parent().and_then(|p| std::fs::canonicalize(p).ok())
+            != target.parent().map(Path::to_path_buf);
+        if !is_link && !parent_moved {
+            return Some(target);
+        }
+        if self
+            .symlink_roots
+            .iter()
+            .any(|root| target.starts_with(root))
+        {
+            return Some(target);
+        }
+        self.symlinks_refused
+            .get_or_create(&Metrics::source(&source.name))
+            .inc();
+        if self.refused_links.insert(path.to_path_buf()) {
+            tracing::warn!(
+                file = %path.display(),
+                target = %target.display(),
+                allowed = ?self.symlink_roots,
+                "refusing a symlink that leads outside the log directories"
+            );
+        }
+        None
+    }
+
     /// A known file seen at `path`: a rename keeps it; a second name for a file still present
     /// under its first name (a symlink or hard link) is ignored so the file is read once.
     fn relink(&mut self, id: SourceId, path: &Path) {
@@ -970,6 +1018,39 @@ fn read_head(file: &std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
 
 fn libc_enospc() -> i32 {
     rustix::io::Errno::NOSPC.raw_os_error()
+}
+
+/// Directories outside every glob root that a symlink matching a glob may still lead to: the
+/// kubelet's pod logs and Docker's container logs (`/var/log/containers/*.log` are symlinks
+/// into the first, or the second with Docker).
+const RUNTIME_LOG_DIRS: [&str; 2] = ["/var/log/pods", "/var/lib/docker/containers"];
+
+/// Where a symlink that matches a glob may lead: the sources' glob roots and
+/// [`RUNTIME_LOG_DIRS`], canonical (roots that do not exist yet keep their written form).
+fn symlink_roots(sources: &[Arc<SourceConfig>]) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = sources
+        .iter()
+        .flat_map(|s| s.paths.iter().map(|p| p.root.clone()))
+        .chain(RUNTIME_LOG_DIRS.iter().map(PathBuf::from))
+        .map(|root| std::fs::canonicalize(&root).unwrap_or(root))
+        .collect();
+    roots.sort();
+    roots.dedup();
+    roots
+}
+
+/// Opens `path` (canonical, checked) refusing any symlink on the way, so a link swapped in
+/// after the check is not followed.
+fn open_no_symlinks(path: &Path) -> io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let fd = rustix::fs::openat2(
+        rustix::fs::CWD,
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS,
+    )?;
+    Ok(std::fs::File::from(fd))
 }
 
 #[cfg(test)]

@@ -115,6 +115,8 @@ pub struct Metrics {
     pub truncations: Family<SourceLabel, Counter>,
     /// Bytes of deleted files that could not be read before they had to be closed.
     pub lost_bytes: Family<SourceLabel, Counter>,
+    /// Symlinks matching a glob but leading outside the log directories, refused.
+    pub symlinks_refused: Family<SourceLabel, Counter>,
     /// Deleted (or moved-away) files held open until they are read to their end.
     pub deleted_files_open: Gauge,
     /// Events from the eBPF programs, by kind.
@@ -207,6 +209,7 @@ impl Metrics {
             multiline_records: Family::default(),
             truncations: Family::default(),
             lost_bytes: Family::default(),
+            symlinks_refused: Family::default(),
             deleted_files_open: Gauge::default(),
             ebpf_events: Family::default(),
             ebpf_ringbuf_drops: Counter::default(),
@@ -275,6 +278,11 @@ impl Metrics {
             "lost_bytes",
             "Bytes of deleted files closed before they could be read (open-deleted-files limit or read errors)",
             m.lost_bytes.clone(),
+        );
+        registry.register(
+            "symlinks_refused",
+            "Symlinks matching a glob but leading outside the log directories, refused",
+            m.symlinks_refused.clone(),
         );
         registry.register(
             "deleted_files_open",

@@ -313,3 +313,59 @@ fn a_broken_configuration_is_refused_with_every_problem_by_validate_and_run() {
             .contains("cannot read configuration file /nonexistent/x.yaml")
     );
 }
+
+#[test]
+fn a_symlink_leading_outside_the_log_directories_is_refused_and_counted() {
+    let dir = setup();
+    let root = dir.path();
+    let logs = root.join("logs");
+    // Outside every glob root: what a planted `0.log -> /etc/shadow` would read.
+    let secret = root.join("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("shadow"), "root:SECRET:19000:0:99999:7:::\n").unwrap();
+    std::os::unix::fs::symlink(secret.join("shadow"), logs.join("early.log")).unwrap();
+    // Inside the glob's root: followed (read once, under either name).
+    std::fs::create_dir_all(logs.join("real")).unwrap();
+    std::fs::write(logs.join("real/app"), "inside the root\n").unwrap();
+    std::os::unix::fs::symlink(logs.join("real/app"), logs.join("inside.log")).unwrap();
+    let collector = Collector::start(root, &config(root, "", "  chunk_size: 64KiB"));
+    // One planted after the start too (seen through inotify's create event).
+    std::os::unix::fs::symlink(secret.join("shadow"), logs.join("late.log")).unwrap();
+    std::fs::write(logs.join("plain.log"), "a plain file\n").unwrap();
+    let out = root.join("data/out.ndjson");
+    wait_for_lines(&out, 2, Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while collector.metric("ringtail_symlinks_refused_total{source=\"raw\"}") < 2.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            collector.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        !text.contains("SECRET"),
+        "a refused target was read:\n{text}"
+    );
+    let messages: Vec<String> = records(&out)
+        .iter()
+        .map(|r| r["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages.contains(&"inside the root".to_string()),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(&"a plain file".to_string()),
+        "{messages:?}"
+    );
+    assert!(
+        log.contains("refusing a symlink that leads outside the log directories"),
+        "{log}"
+    );
+}
