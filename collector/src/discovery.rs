@@ -809,7 +809,12 @@ impl Discovery {
                 return Ok(());
             }
         };
-        let fresh_offset = if startup && source.read_from == ReadFrom::End {
+        // `read_from: end` skips what is there on a first start; after a run that saved
+        // checkpoints, a file without one appeared while ringtail was down: all of it is new.
+        let fresh_offset = if startup
+            && source.read_from == ReadFrom::End
+            && self.tracker.previous_save().is_none()
+        {
             meta.len()
         } else {
             0

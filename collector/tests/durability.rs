@@ -249,6 +249,49 @@ fn files_created_and_rotated_away_while_ringtail_is_down_are_read() {
 }
 
 #[test]
+fn read_from_end_skips_the_backlog_of_a_first_start_only() {
+    let (dir, config) = setup();
+    let config = config.replace("sources:\n", "reader:\n  read_from: end\nsources:\n");
+    let logs = dir.path().join("logs");
+    let out = dir.path().join("out");
+    append_lines(&logs.join("backlog.log"), "backlog", 0..100, 10);
+    let collector = Collector::start(dir.path(), &config);
+    append_lines(&logs.join("backlog.log"), "backlog", 100..200, 10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while Delivered::read(&out)
+        .streams
+        .get("backlog")
+        .map_or(0, Vec::len)
+        < 100
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            collector.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Time for anything of the backlog to show, if it were read.
+    std::thread::sleep(Duration::from_millis(300));
+    let delivered = Delivered::read(&out);
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    let lines = &delivered.streams["backlog"];
+    assert!(
+        lines.iter().all(|&n| n >= 100) && lines.len() == 100,
+        "only what was written after the first start: {lines:?}"
+    );
+    // Appeared while ringtail was down: read whole at the restart.
+    append_lines(&logs.join("while-down.log"), "down", 0..100, 10);
+    let collector = Collector::start(dir.path(), &config);
+    let expected = BTreeMap::from([("down".to_string(), 100)]);
+    let delivered = wait_delivered(&out, &expected, Duration::from_secs(30));
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    assert_complete(&delivered, &expected, &log);
+}
+
+#[test]
 fn sigkill_at_random_moments_loses_nothing() {
     let (dir, config) = setup();
     let logs = dir.path().join("logs");
