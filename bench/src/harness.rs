@@ -141,13 +141,17 @@ pub fn run_case(
     for collector in collectors {
         let name = collector.name();
         let is_ringtail = name == "ringtail";
+        // Peers write files; a case without a file sink (e.g. Kafka) is ringtail's alone.
         let sinks: Vec<SinkKind> = if is_ringtail {
             case.sinks.clone()
         } else {
             vec![SinkKind::File]
         };
         for sink in sinks {
-            let skip = if let Some(feature) = case
+            let peer_without_case = !is_ringtail && !case.sinks.contains(&SinkKind::File);
+            let skip = if peer_without_case {
+                Some("the case has no file sink; only ringtail writes to its sinks".to_string())
+            } else if let Some(feature) = case
                 .requires
                 .as_deref()
                 .filter(|f| !ringtail_features.contains(f))

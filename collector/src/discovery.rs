@@ -690,11 +690,9 @@ impl Discovery {
 
     /// The source of a file that matches no glob and has no checkpoint, but is a rotation of
     /// a name that matches (`<name>.<suffix>`, not compressed) and changed after the last run
-    /// last saved its checkpoints: it was created and rotated away while ringtail was down
+    /// last saved its checkpoints: it was written and rotated away while ringtail was down
     /// (a crash and a restart take longer than a busy log takes to rotate). It is read whole.
     fn rotated_while_down(&self, path: &Path) -> Option<Arc<SourceConfig>> {
-        /// Slack for the window between a file's creation and its first checkpoint.
-        const SLACK: std::time::Duration = std::time::Duration::from_secs(2);
         let saved = self.tracker.previous_save()?;
         let name = path.file_name()?.to_str()?;
         const COMPRESSED: [&str; 7] = [".gz", ".zst", ".bz2", ".xz", ".lz4", ".zip", ".Z"];
@@ -708,7 +706,9 @@ impl Discovery {
         })?;
         let meta = std::fs::symlink_metadata(path).ok()?;
         let changed = meta.modified().ok()?;
-        (meta.is_file() && changed + SLACK >= saved).then_some(source)
+        // No slack: a copy logrotate's copytruncate made while ringtail ran holds lines read
+        // already, and is older than the last save of a clean stop.
+        (meta.is_file() && changed >= saved).then_some(source)
     }
 
     /// Opens `path` if it belongs to a source and is not known yet.

@@ -264,3 +264,19 @@ fn every_line_arrives_in_order_with_duplicates_only_after_a_crash() {
         panic!("{e}");
     }
 }
+
+/// Found by the model (CI, 2026-11-22): a copytruncate copy made while ringtail ran was read
+/// again at a clean restart as a file "rotated while ringtail was down".
+#[test]
+fn a_copytruncate_copy_made_while_running_is_not_read_again_after_a_clean_restart() {
+    let mut run = Run::new();
+    for op in [
+        Op::Write { file: 0, lines: 72 },
+        Op::CopyTruncate { file: 0 },
+        Op::Rotate { file: 1 },
+        Op::Restart,
+    ] {
+        run.apply(&op).unwrap();
+    }
+    run.finish().unwrap();
+}
