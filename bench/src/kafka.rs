@@ -2,8 +2,9 @@
 //! port, memory storage) and a consumer that reads back everything ringtail delivered so that
 //! every sequence number is checked as for file outputs.
 //!
-//! Tansu comes from `RINGTAIL_BENCH_TANSU`, or from the Python environment `cargo xtask setup`
-//! makes in `target/tools/kafka`; without it the Kafka cases are skipped.
+//! Tansu comes from `RINGTAIL_TANSU`, or from the Python environment `cargo xtask setup`
+//! makes in `target/tools/kafka`; without it the Kafka cases are skipped. The collector's
+//! Kafka tests start their brokers with this too.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ pub const TOPIC: &str = "bench";
 
 /// The Tansu binary, if installed.
 pub fn tansu() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("RINGTAIL_BENCH_TANSU") {
+    if let Some(path) = std::env::var_os("RINGTAIL_TANSU") {
         return Some(PathBuf::from(path));
     }
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/kafka/bin/python");
@@ -76,6 +77,11 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(broker)
+    }
+
+    /// The broker's process id (tests freeze it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Reads [`TOPIC`] from the beginning into `check`, until `expected` messages came or

@@ -334,15 +334,9 @@ fn a_symlink_leading_outside_the_log_directories_is_refused_and_counted() {
     std::fs::write(logs.join("plain.log"), "a plain file\n").unwrap();
     let out = root.join("data/out.ndjson");
     wait_for_lines(&out, 2, Duration::from_secs(10));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while collector.metric("ringtail_symlinks_refused_total{source=\"raw\"}") < 2.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            collector.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    collector.wait_until(Duration::from_secs(10), "two refused symlinks", || {
+        collector.metric("ringtail_symlinks_refused_total{source=\"raw\"}") >= 2.0
+    });
     std::thread::sleep(Duration::from_millis(300));
     let (status, log) = collector.stop();
     assert!(status.success(), "{log}");

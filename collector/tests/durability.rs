@@ -257,20 +257,13 @@ fn read_from_end_skips_the_backlog_of_a_first_start_only() {
     append_lines(&logs.join("backlog.log"), "backlog", 0..100, 10);
     let collector = Collector::start(dir.path(), &config);
     append_lines(&logs.join("backlog.log"), "backlog", 100..200, 10);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while Delivered::read(&out)
-        .streams
-        .get("backlog")
-        .map_or(0, Vec::len)
-        < 100
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            collector.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    collector.wait_until(Duration::from_secs(30), "100 backlog lines", || {
+        Delivered::read(&out)
+            .streams
+            .get("backlog")
+            .map_or(0, Vec::len)
+            >= 100
+    });
     // Time for anything of the backlog to show, if it were read.
     std::thread::sleep(Duration::from_millis(300));
     let delivered = Delivered::read(&out);

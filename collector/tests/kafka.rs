@@ -52,16 +52,9 @@ fn config(dir: &Path, broker: &Broker, extra: &str) -> String {
 /// Waits until the collector's Kafka sink has delivered `records` (its own count, only to
 /// know when to start consuming; the check is the consumer's).
 fn wait_sink(collector: &Collector, records: f64, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while collector.metric("ringtail_kafka_delivered_total{sink=\"kafka\"}") < records {
-        assert!(
-            Instant::now() < deadline,
-            "delivered {} of {records}\n{}",
-            collector.metric("ringtail_kafka_delivered_total{sink=\"kafka\"}"),
-            collector.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    collector.wait_until(timeout, &format!("{records} records delivered"), || {
+        collector.metric("ringtail_kafka_delivered_total{sink=\"kafka\"}") >= records
+    });
 }
 
 /// Every expected line exactly once (`exact`) or at least once; returns the duplicates.
@@ -92,7 +85,7 @@ fn twenty_files_reach_kafka_exactly_once_with_topics_by_stream_and_keys_by_file(
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let broker = Broker::start();
+    let broker = common::kafka::broker();
     let collector = Collector::start(dir.path(), &config(dir.path(), &broker, ""));
     const FILES: u64 = 20;
     const LINES: u64 = 50_000;
@@ -159,7 +152,7 @@ fn a_broker_frozen_for_twenty_seconds_loses_nothing_and_shows_as_degraded() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let broker = Broker::start();
+    let broker = common::kafka::broker();
     let collector = Collector::start(dir.path(), &config(dir.path(), &broker, ""));
     const FILES: u64 = 5;
     const LINES: u64 = 20_000;
@@ -180,7 +173,7 @@ fn a_broker_frozen_for_twenty_seconds_loses_nothing_and_shows_as_degraded() {
         })
     };
     std::thread::sleep(Duration::from_secs(3));
-    broker.signal(rustix::process::Signal::STOP);
+    common::kafka::signal(&broker, rustix::process::Signal::STOP);
     let frozen = Instant::now();
     let mut degraded = false;
     while frozen.elapsed() < Duration::from_secs(20) {
@@ -188,7 +181,7 @@ fn a_broker_frozen_for_twenty_seconds_loses_nothing_and_shows_as_degraded() {
         degraded |= health.contains("\"degraded\"");
         std::thread::sleep(Duration::from_millis(200));
     }
-    broker.signal(rustix::process::Signal::CONT);
+    common::kafka::signal(&broker, rustix::process::Signal::CONT);
     writer.join().unwrap();
     assert!(
         degraded,
@@ -216,7 +209,7 @@ fn ringtail_killed_mid_run_and_restarted_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let broker = Broker::start();
+    let broker = common::kafka::broker();
     let config = config(dir.path(), &broker, "");
     let collector = Collector::start(dir.path(), &config);
     const FILES: u64 = 10;
@@ -287,7 +280,7 @@ fn a_record_the_broker_refuses_goes_to_the_dead_letter_file_or_stops_the_pipelin
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let broker = Broker::start();
+    let broker = common::kafka::broker();
     // The broker's limit, as a producer configured for it sees it.
     let limit = "    properties:\n      message.max.bytes: \"65536\"\n";
     let big = format!(
@@ -328,11 +321,9 @@ fn a_record_the_broker_refuses_goes_to_the_dead_letter_file_or_stops_the_pipelin
     // This run's own deliveries: at least the new lines (the first run may have delivered and
     // checkpointed the first hundred before it stopped); the consumer checks all of them.
     wait_sink(&collector, 100.0, Duration::from_secs(30));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while collector.metric("ringtail_kafka_dead_lettered_total{sink=\"kafka\"}") < 1.0 {
-        assert!(Instant::now() < deadline, "{}", collector.stderr());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    collector.wait_until(Duration::from_secs(10), "a dead letter", || {
+        collector.metric("ringtail_kafka_dead_lettered_total{sink=\"kafka\"}") >= 1.0
+    });
     let text = std::fs::read_to_string(&dead).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1, "{text}");

@@ -217,7 +217,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
     // this Python's confluent_kafka.
     // SAFETY: xtask has not started any thread, so nothing reads the environment concurrently.
     unsafe {
-        std::env::set_var("RINGTAIL_TEST_TANSU", &tansu);
+        std::env::set_var("RINGTAIL_TANSU", &tansu);
         std::env::set_var("RINGTAIL_TEST_PYTHON", &python);
     }
     step("format", || cargo(&["fmt", "--all", "--", "--check"]))?;

