@@ -49,6 +49,14 @@ fn config(dir: &Path, broker: &Broker, extra: &str) -> String {
     )
 }
 
+/// A run directory with an empty `logs/`, and a broker of its own.
+fn setup() -> (tempfile::TempDir, std::path::PathBuf, Broker) {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    (dir, logs, common::kafka::broker())
+}
+
 /// Waits until the collector's Kafka sink has delivered `records` (its own count, only to
 /// know when to start consuming; the check is the consumer's).
 fn wait_sink(collector: &Collector, records: f64, timeout: Duration) {
@@ -82,10 +90,7 @@ fn check(
 
 #[test]
 fn twenty_files_reach_kafka_exactly_once_with_topics_by_stream_and_keys_by_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let broker = common::kafka::broker();
+    let (dir, logs, broker) = setup();
     let collector = Collector::start(dir.path(), &config(dir.path(), &broker, ""));
     const FILES: u64 = 20;
     const LINES: u64 = 50_000;
@@ -149,10 +154,7 @@ fn twenty_files_reach_kafka_exactly_once_with_topics_by_stream_and_keys_by_file(
 
 #[test]
 fn a_broker_frozen_for_twenty_seconds_loses_nothing_and_shows_as_degraded() {
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let broker = common::kafka::broker();
+    let (dir, logs, broker) = setup();
     let collector = Collector::start(dir.path(), &config(dir.path(), &broker, ""));
     const FILES: u64 = 5;
     const LINES: u64 = 20_000;
@@ -206,10 +208,7 @@ fn a_broker_frozen_for_twenty_seconds_loses_nothing_and_shows_as_degraded() {
 
 #[test]
 fn ringtail_killed_mid_run_and_restarted_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let broker = common::kafka::broker();
+    let (dir, logs, broker) = setup();
     let config = config(dir.path(), &broker, "");
     let collector = Collector::start(dir.path(), &config);
     const FILES: u64 = 10;
@@ -277,10 +276,7 @@ fn ringtail_killed_mid_run_and_restarted_loses_nothing() {
 
 #[test]
 fn a_record_the_broker_refuses_goes_to_the_dead_letter_file_or_stops_the_pipeline() {
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let broker = common::kafka::broker();
+    let (dir, logs, broker) = setup();
     // The broker's limit, as a producer configured for it sees it.
     let limit = "    properties:\n      message.max.bytes: \"65536\"\n";
     let big = format!(
