@@ -45,7 +45,8 @@ use prometheus_client::metrics::family::Family;
 
 use crate::ack::{AckTracker, Resume};
 use crate::checkpoint::{FINGERPRINT_BYTES, Fingerprint};
-use crate::config::{ReadFrom, SourceConfig};
+use crate::config::{KubernetesConfig, ReadFrom, SourceConfig};
+use crate::container::Resolver;
 use crate::ebpf::{FileOpened, KernelEvent, WatchedDirs};
 use crate::metrics::{KindLabel, Metrics, SourceLabel};
 use crate::reader::{Control, ReaderHandle};
@@ -144,6 +145,11 @@ pub struct Discovery {
     /// Watched directories by their kernel key, and back.
     dir_keys: HashMap<DirKey, PathBuf>,
     key_of_dir: HashMap<PathBuf, DirKey>,
+    /// Container metadata of files.
+    resolver: Resolver,
+    /// Paths a glob matched but every matching source's container filter rejected.
+    filtered: HashSet<PathBuf>,
+    files_filtered: Family<SourceLabel, Counter>,
 }
 
 /// What discovery gets from the eBPF side: the kernel's watched-directory map, the files it
@@ -185,6 +191,7 @@ impl Discovery {
         metrics: &Metrics,
         tracker: Arc<AckTracker>,
         kernel: Option<KernelLink>,
+        kubernetes: &KubernetesConfig,
     ) -> Result<Self, DiscoveryError> {
         let inotify = Inotify::init().map_err(|source| DiscoveryError::Init { source })?;
         let kind = |kind| {
@@ -230,6 +237,12 @@ impl Discovery {
             recently_gone: HashMap::new(),
             dir_keys: HashMap::new(),
             key_of_dir: HashMap::new(),
+            resolver: Resolver::new(
+                kubernetes.runtime_dirs.clone(),
+                kubernetes.node_name.clone(),
+            ),
+            filtered: HashSet::new(),
+            files_filtered: metrics.files_filtered.clone(),
         };
         discovery.scan_roots(true)?;
         discovery.flush_dirty()?;
@@ -377,7 +390,7 @@ impl Discovery {
         {
             return Ok(());
         }
-        let Some(source) = self.sources.iter().find(|s| s.matches(&path)).cloned() else {
+        let Some(source) = self.select(&path) else {
             return Ok(());
         };
         let via = PathBuf::from(format!("/proc/{}/fd/{}", f.pid, f.fd));
@@ -502,15 +515,17 @@ impl Discovery {
             // known — created, written and renamed within one batch of events, so its
             // creation found the path empty or holding its successor — it is read under its
             // new name for the source its old name matched.
-            if let Some(source) = self.sources.iter().find(|s| s.matches(&path)) {
-                self.unopened_moves.insert(cookie, Arc::clone(source));
+            if let Some(source) = self.select(&path) {
+                self.unopened_moves.insert(cookie, source);
             }
+            self.filtered.remove(&path);
             if let Some(id) = self.files.get(&path).copied() {
                 self.unlink(&path, id);
                 self.maybe_gone.push(id);
             }
         } else if mask.contains(EventMask::DELETE) {
             self.counters.delete.inc();
+            self.filtered.remove(&path);
             if let Some(id) = self.files.get(&path).copied() {
                 self.unlink(&path, id);
                 if self.tracked.get(&id).is_some_and(|t| t.paths.is_empty()) {
@@ -692,7 +707,7 @@ impl Discovery {
     /// a name that matches (`<name>.<suffix>`, not compressed) and changed after the last run
     /// last saved its checkpoints: it was written and rotated away while ringtail was down
     /// (a crash and a restart take longer than a busy log takes to rotate). It is read whole.
-    fn rotated_while_down(&self, path: &Path) -> Option<Arc<SourceConfig>> {
+    fn rotated_while_down(&mut self, path: &Path) -> Option<Arc<SourceConfig>> {
         let saved = self.tracker.previous_save()?;
         let name = path.file_name()?.to_str()?;
         const COMPRESSED: [&str; 7] = [".gz", ".zst", ".bz2", ".xz", ".lz4", ".zip", ".Z"];
@@ -700,10 +715,12 @@ impl Discovery {
             return None;
         }
         let dir = path.parent()?;
-        let source = name.match_indices('.').rev().find_map(|(i, _)| {
-            let base = dir.join(&name[..i]);
-            self.sources.iter().find(|s| s.matches(&base)).cloned()
-        })?;
+        let base = name
+            .match_indices('.')
+            .rev()
+            .map(|(i, _)| dir.join(&name[..i]))
+            .find(|base| self.sources.iter().any(|s| s.matches(base)))?;
+        let source = self.select(&base)?;
         let meta = std::fs::symlink_metadata(path).ok()?;
         let changed = meta.modified().ok()?;
         // No slack: a copy logrotate's copytruncate made while ringtail ran holds lines read
@@ -711,10 +728,40 @@ impl Discovery {
         (meta.is_file() && changed >= saved).then_some(source)
     }
 
+    /// The first source whose globs match `path` and whose container filter admits the
+    /// file's container. A path every matching source's filter rejects is remembered (until
+    /// it is deleted or renamed), logged at debug level and counted once.
+    fn select(&mut self, path: &Path) -> Option<Arc<SourceConfig>> {
+        if self.filtered.contains(path) {
+            return None;
+        }
+        let mut rejected_by = None;
+        for source in &self.sources {
+            if !source.matches(path) {
+                continue;
+            }
+            if source.containers.is_empty() {
+                return Some(Arc::clone(source));
+            }
+            let meta = self.resolver.resolve(path);
+            if source.containers.admits(meta.container.as_ref()) {
+                return Some(Arc::clone(source));
+            }
+            rejected_by.get_or_insert(source);
+        }
+        let source = rejected_by?;
+        tracing::debug!(file = %path.display(), source = %source.name, "not read: its container is filtered out");
+        self.files_filtered
+            .get_or_create(&Metrics::source(&source.name))
+            .inc();
+        self.filtered.insert(path.to_path_buf());
+        None
+    }
+
     /// Opens `path` if it belongs to a source and is not known yet.
     fn consider(&mut self, path: &Path, startup: bool) -> Result<(), DiscoveryError> {
-        let (source, only_resume) = match self.sources.iter().find(|s| s.matches(path)) {
-            Some(source) => (Arc::clone(source), false),
+        let (source, only_resume) = match self.select(path) {
+            Some(source) => (source, false),
             None if startup => {
                 let carried = self
                     .tracker
@@ -875,11 +922,14 @@ impl Discovery {
         );
         self.tracker
             .open(id, identity, fingerprint, path, &source.name, offset);
+        let meta = self.resolver.resolve(path);
+        self.resolver.forget();
         let ctx = Arc::new(FileCtx {
             id,
             path: path.to_path_buf(),
             identity,
             source,
+            meta,
         });
         if !self.readers[reader].send(Control::Open {
             ctx,
@@ -1083,6 +1133,7 @@ mod tests {
             max_line_bytes: 1024,
             tags: Default::default(),
             read_from: ReadFrom::Beginning,
+            containers: Default::default(),
         })
     }
 
@@ -1106,6 +1157,7 @@ mod tests {
                 &metrics,
                 tracker,
                 None,
+                &KubernetesConfig::default(),
             )
             .unwrap();
             (discovery, inbox, stop_write)

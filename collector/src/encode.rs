@@ -2,10 +2,13 @@
 //!
 //! ```json
 //! {"message":"…","offset":123,"stream":"stdout","time":"…","truncated":true,"error":"…",
-//!  "file":"/var/log/pods/…/0.log","source":"pods","tags":{"team":"a"}}
+//!  "file":"/var/log/pods/…/0.log","source":"pods","tags":{"team":"a"},
+//!  "k8s":{"namespace":"shop","pod":"web-1","pod_uid":"…","container":"nginx","restart":0},
+//!  "container_id":"…","image":"nginx:1.27","node":"node-1"}
 //! ```
 //! `stream`, `time`, `truncated` and `error` appear only when known or set. The per-file tail
-//! (`file`, `source`, `tags`) is encoded once per file ([`FileFields`]) and copied per record.
+//! (`file`, `source`, `tags`, and the container metadata and node when known) is encoded once
+//! per file ([`FileFields`]) and copied per record.
 //!
 //! **Invalid UTF-8** is kept losslessly: `message` then holds the text with each invalid
 //! sequence replaced by U+FFFD (readable), `invalid_utf8` is `true`, and `message_base64` holds
@@ -18,7 +21,9 @@
 
 use base64::Engine;
 
+use crate::container::FileMeta;
 use crate::decode::Entry;
+use crate::source::FileCtx;
 
 /// Counters of the encoder, added to by each call; the caller publishes and resets them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +47,25 @@ impl FileFields {
         source: &str,
         tags: impl IntoIterator<Item = (&'a String, &'a String)>,
     ) -> Self {
+        Self::build(path, source, tags, None)
+    }
+
+    /// Encodes the per-file fields of `file`, with its container and node.
+    pub fn of(file: &FileCtx) -> Self {
+        Self::build(
+            &file.path,
+            &file.source.name,
+            &file.source.tags,
+            Some(&file.meta),
+        )
+    }
+
+    fn build<'a>(
+        path: &std::path::Path,
+        source: &str,
+        tags: impl IntoIterator<Item = (&'a String, &'a String)>,
+        meta: Option<&FileMeta>,
+    ) -> Self {
         let mut tail = Vec::with_capacity(128);
         tail.extend_from_slice(b",\"file\":\"");
         write_escaped(&mut tail, path.as_os_str().as_encoded_bytes());
@@ -63,9 +87,55 @@ impl FileFields {
             }
             tail.push(b'}');
         }
+        if let Some(meta) = meta {
+            write_meta(&mut tail, meta);
+        }
         tail.extend_from_slice(b"}\n");
         Self { tail }
     }
+}
+
+/// `,"k8s":{…},"container_id":…,"image":…,"node":…`, each only when known.
+fn write_meta(out: &mut Vec<u8>, meta: &FileMeta) {
+    let string = |out: &mut Vec<u8>, first: &mut bool, key: &str, value: Option<&str>| {
+        if let Some(value) = value {
+            if !std::mem::take(first) {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":\"");
+            write_escaped(out, value.as_bytes());
+            out.push(b'"');
+        }
+    };
+    if let Some(c) = &meta.container {
+        let known = [&c.namespace, &c.pod, &c.pod_uid, &c.name]
+            .iter()
+            .any(|f| f.is_some())
+            || c.restart.is_some();
+        if known {
+            out.extend_from_slice(b",\"k8s\":{");
+            let mut first = true;
+            string(out, &mut first, "namespace", c.namespace.as_deref());
+            string(out, &mut first, "pod", c.pod.as_deref());
+            string(out, &mut first, "pod_uid", c.pod_uid.as_deref());
+            string(out, &mut first, "container", c.name.as_deref());
+            if let Some(restart) = c.restart {
+                if !first {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"\"restart\":");
+                out.extend_from_slice(itoa::Buffer::new().format(restart).as_bytes());
+            }
+            out.push(b'}');
+        }
+        let mut first = false;
+        string(out, &mut first, "container_id", c.id.as_deref());
+        string(out, &mut first, "image", c.image.as_deref());
+    }
+    let mut first = false;
+    string(out, &mut first, "node", meta.node.as_deref());
 }
 
 /// Appends one record as a line of NDJSON to `out`.
@@ -337,6 +407,68 @@ mod tests {
         assert_eq!(v["source"], "pods");
         assert_eq!(v["tags"]["team"], "a\"b");
         assert!(v.get("invalid_utf8").is_none());
+    }
+
+    #[test]
+    fn container_metadata_and_node_are_in_every_record_when_known() {
+        let source = std::sync::Arc::new(crate::config::SourceConfig {
+            index: 0,
+            name: "pods".into(),
+            paths: Vec::new(),
+            exclude: Vec::new(),
+            format: crate::config::Format::Cri,
+            multiline: None,
+            max_line_bytes: 1024,
+            tags: Default::default(),
+            read_from: crate::config::ReadFrom::Beginning,
+            containers: Default::default(),
+        });
+        let path = Path::new("/var/log/pods/shop_web-1_uid-9/nginx/2.log");
+        let mut container = crate::container::of_path(path).unwrap();
+        container.id = Some("c0ffee".into());
+        container.image = Some("nginx:1.27".into());
+        container.env.insert("SECRET".into(), "hunter2".into());
+        let file = |container, node: Option<&str>| crate::source::FileCtx {
+            id: crate::source::SourceId(1),
+            path: path.to_path_buf(),
+            identity: crate::source::FileIdentity { dev: 1, ino: 2 },
+            source: std::sync::Arc::clone(&source),
+            meta: std::sync::Arc::new(FileMeta {
+                container,
+                node: node.map(str::to_string),
+            }),
+        };
+        let record = |file: &crate::source::FileCtx| {
+            let mut out = Vec::new();
+            encode(
+                &mut out,
+                &entry(b"hi"),
+                &FileFields::of(file),
+                &mut EncodeStats::default(),
+            );
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+        };
+        let v = record(&file(Some(container.clone()), Some("node-1")));
+        assert_eq!(
+            v["k8s"],
+            serde_json::json!({"namespace": "shop", "pod": "web-1", "pod_uid": "uid-9",
+                "container": "nginx", "restart": 2})
+        );
+        assert_eq!(v["container_id"], "c0ffee");
+        assert_eq!(v["image"], "nginx:1.27");
+        assert_eq!(v["node"], "node-1");
+        assert_eq!(v["message"], "hi");
+        assert!(!String::from_utf8_lossy(&serde_json::to_vec(&v).unwrap()).contains("hunter2"));
+        let only_id = crate::container::Container {
+            id: Some("c0ffee".into()),
+            ..Default::default()
+        };
+        let v = record(&file(Some(only_id), None));
+        assert!(v.get("k8s").is_none() && v.get("node").is_none() && v.get("image").is_none());
+        assert_eq!(v["container_id"], "c0ffee");
+        let v = record(&file(None, Some("n")));
+        assert_eq!(v["node"], "n");
+        assert!(v.get("container_id").is_none());
     }
 
     #[test]

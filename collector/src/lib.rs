@@ -19,7 +19,9 @@
 //! - [`discovery`]: which files exist and when they have new data (inotify, and eBPF's
 //!   reports of opens and writes).
 //! - [`ebpf`]: ringtail's eBPF programs: loading them, their events and maps.
-//! - [`container`]: which container a log file belongs to, from its path.
+//! - [`container`]: which container a log file belongs to and what is known about it, and
+//!   the per-source container filters.
+//! - [`runtime`]: the container runtime's OCI bundles on the host.
 //! - [`framing`]: cutting bytes into lines, with bounded memory.
 //! - [`decode`]: `raw`, `cri` and `docker` line formats, partial lines joined.
 //! - [`multiline`]: joining stack traces and other multi-line records.
@@ -54,6 +56,7 @@ pub mod pipeline;
 pub mod read;
 pub mod reader;
 pub mod records;
+pub mod runtime;
 pub mod sink;
 pub mod source;
 pub mod template;

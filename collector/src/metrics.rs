@@ -117,6 +117,9 @@ pub struct Metrics {
     pub lost_bytes: Family<SourceLabel, Counter>,
     /// Symlinks matching a glob but leading outside the log directories, refused.
     pub symlinks_refused: Family<SourceLabel, Counter>,
+    /// Files a source's glob matched but its container filter rejected (the first such
+    /// source labels them).
+    pub files_filtered: Family<SourceLabel, Counter>,
     /// Deleted (or moved-away) files held open until they are read to their end.
     pub deleted_files_open: Gauge,
     /// Events from the eBPF programs, by kind.
@@ -210,6 +213,7 @@ impl Metrics {
             truncations: Family::default(),
             lost_bytes: Family::default(),
             symlinks_refused: Family::default(),
+            files_filtered: Family::default(),
             deleted_files_open: Gauge::default(),
             ebpf_events: Family::default(),
             ebpf_ringbuf_drops: Counter::default(),
@@ -283,6 +287,11 @@ impl Metrics {
             "symlinks_refused",
             "Symlinks matching a glob but leading outside the log directories, refused",
             m.symlinks_refused.clone(),
+        );
+        registry.register(
+            "files_filtered",
+            "Files a glob matched but the source's container filter rejected",
+            m.files_filtered.clone(),
         );
         registry.register(
             "deleted_files_open",

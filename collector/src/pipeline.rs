@@ -396,6 +396,7 @@ pub fn start(config: &Config) -> Result<Running, PipelineError> {
         &metrics,
         Arc::clone(&tracker),
         link,
+        &config.kubernetes,
     )?;
     if let (Some(kernel), Some((opened_tx, wake, reconcile))) = (&mut kernel, &kernel_side) {
         // Writers that opened their files before the open hook watched their directories.

@@ -411,7 +411,7 @@ impl Reader {
                             .kernel_written_bytes
                             .get_or_create_owned(&label),
                         kernel_written_seen: 0,
-                        container: crate::container::of_path(&ctx.path).map(|container| {
+                        container: ctx.meta.container.as_ref().map(|container| {
                             let label = ContainerLabel {
                                 container: container.label(),
                             };
@@ -812,6 +812,7 @@ mod tests {
             max_line_bytes: 1024,
             tags: Default::default(),
             read_from: ReadFrom::Beginning,
+            containers: Default::default(),
         })
     }
 
@@ -821,6 +822,7 @@ mod tests {
             path: path.to_path_buf(),
             identity: FileIdentity { dev: 0, ino: id },
             source: source(),
+            meta: Default::default(),
         });
         let file = File::open(path).unwrap();
         rig.reader

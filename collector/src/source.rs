@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::SourceConfig;
+use crate::container::FileMeta;
 
 /// A file being read, for as long as ringtail has it open. Assigned by discovery, never reused
 /// within one run.
@@ -48,4 +49,6 @@ pub struct FileCtx {
     pub identity: FileIdentity,
     /// The source it belongs to.
     pub source: Arc<SourceConfig>,
+    /// Its container and node, resolved when it was opened.
+    pub meta: Arc<FileMeta>,
 }

@@ -5,8 +5,9 @@
 //! its position) and the rendering from what a record's file and stream say. Fields:
 //! `source`, `stream` (`stdout`, `stderr`, `unknown`), `file` (its path), `identity` (device
 //! and inode: stable across renames), `container`, `k8s.namespace`, `k8s.pod`,
-//! `k8s.container` (from the kubelet and Docker log paths, see [`crate::container`]). A field
-//! a file does not have renders as `unknown`.
+//! `k8s.pod_uid`, `k8s.container`, `k8s.restart`, `container_id`, `image` (the file's
+//! container metadata, see [`crate::container`]) and `node`. A field a file does not have
+//! renders as `unknown`.
 
 use crate::container::Container;
 use crate::decode::Stream;
@@ -31,9 +32,19 @@ pub enum Field {
     Pod,
     /// The container's name in its pod.
     ContainerName,
+    /// The pod's UID.
+    PodUid,
+    /// The container's restart count.
+    Restart,
+    /// The container id.
+    ContainerId,
+    /// The container's image.
+    Image,
+    /// The node's name.
+    Node,
 }
 
-const FIELDS: [(&str, Field); 8] = [
+const FIELDS: [(&str, Field); 13] = [
     ("source", Field::Source),
     ("stream", Field::Stream),
     ("file", Field::File),
@@ -42,6 +53,11 @@ const FIELDS: [(&str, Field); 8] = [
     ("k8s.namespace", Field::Namespace),
     ("k8s.pod", Field::Pod),
     ("k8s.container", Field::ContainerName),
+    ("k8s.pod_uid", Field::PodUid),
+    ("k8s.restart", Field::Restart),
+    ("container_id", Field::ContainerId),
+    ("image", Field::Image),
+    ("node", Field::Node),
 ];
 
 /// What a field renders as when the file does not have it.
@@ -141,9 +157,9 @@ impl Template {
         }
     }
 
-    /// Renders the template for a record of `file` on `stream`; `container` is the file's
-    /// container, when its path names one.
-    pub fn render(&self, file: &FileCtx, stream: Stream, container: Option<&Container>) -> String {
+    /// Renders the template for a record of `file` on `stream`.
+    pub fn render(&self, file: &FileCtx, stream: Stream) -> String {
+        let container: Option<&Container> = file.meta.container.as_ref();
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -160,6 +176,11 @@ impl Template {
                         Field::Namespace => container.and_then(|c| c.namespace.clone()),
                         Field::Pod => container.and_then(|c| c.pod.clone()),
                         Field::ContainerName => container.and_then(|c| c.name.clone()),
+                        Field::PodUid => container.and_then(|c| c.pod_uid.clone()),
+                        Field::Restart => container.and_then(|c| c.restart.map(|r| r.to_string())),
+                        Field::ContainerId => container.and_then(|c| c.id.clone()),
+                        Field::Image => container.and_then(|c| c.image.clone()),
+                        Field::Node => file.meta.node.clone(),
                     };
                     out.push_str(value.as_deref().unwrap_or(UNKNOWN));
                 }

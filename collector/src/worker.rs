@@ -253,7 +253,7 @@ impl FileState {
     fn new(ctx: Arc<FileCtx>, offset: u64, route: usize, metrics: &Metrics) -> Self {
         let source = &ctx.source;
         Self {
-            fields: FileFields::new(&ctx.path, &source.name, &source.tags),
+            fields: FileFields::of(&ctx),
             records: Records::new(source, offset),
             route,
             timed: false,
@@ -431,8 +431,7 @@ impl Worker {
                 }
                 WorkItem::Renamed { ctx } => {
                     if let Some(file) = self.files.get_mut(&ctx.id) {
-                        let source = &ctx.source;
-                        file.fields = FileFields::new(&ctx.path, &source.name, &source.tags);
+                        file.fields = FileFields::of(&ctx);
                         file.ctx = ctx;
                     }
                 }
@@ -569,12 +568,14 @@ mod tests {
             max_line_bytes: 1024,
             tags: Default::default(),
             read_from: ReadFrom::Beginning,
+            containers: Default::default(),
         });
         let ctx = Arc::new(FileCtx {
             id: SourceId(7),
             path: "/logs/a.log".into(),
             identity: FileIdentity { dev: 1, ino: 2 },
             source,
+            meta: Default::default(),
         });
         tracker.open(
             ctx.id,

@@ -22,9 +22,11 @@ use regex::bytes::Regex;
 use crate::multiline::{self, MultilineMode, MultilineRules};
 pub use pattern::{ExcludePattern, PathPattern};
 use raw::{
-    RawApi, RawCheckpoints, RawMultiline, RawPipeline, RawReader, RawRotate, RawSink, RawSource,
-    deserialize_collecting,
+    RawApi, RawCheckpoints, RawContainerMatcher, RawContainers, RawKubernetes, RawMultiline,
+    RawPipeline, RawReader, RawRotate, RawSink, RawSource, deserialize_collecting,
 };
+
+use crate::container::{ContainerFilter, ContainerMatcher};
 
 /// Where ringtail keeps its own state when the configuration does not say.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/ringtail";
@@ -187,6 +189,29 @@ pub struct Config {
     pub sources: Vec<Arc<SourceConfig>>,
     /// Sinks, in configuration order.
     pub sinks: Vec<SinkConfig>,
+    /// The node and the container runtime's state.
+    pub kubernetes: KubernetesConfig,
+}
+
+/// The node and where the container runtime keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesConfig {
+    /// The node's name, put into every record.
+    pub node_name: Option<String>,
+    /// Directories of the runtimes' OCI bundles.
+    pub runtime_dirs: Vec<PathBuf>,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            node_name: None,
+            runtime_dirs: crate::runtime::DEFAULT_RUNTIME_DIRS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+        }
+    }
 }
 
 /// The HTTP API.
@@ -312,10 +337,13 @@ pub struct SourceConfig {
     pub tags: BTreeMap<String, String>,
     /// Start position for files present at start-up.
     pub read_from: ReadFrom,
+    /// Which containers' files this source reads.
+    pub containers: ContainerFilter,
 }
 
 impl SourceConfig {
-    /// Whether this source reads the file at `path`.
+    /// Whether this source reads the file at `path` (its globs; see also
+    /// [`containers`](Self::containers)).
     pub fn matches(&self, path: &Path) -> bool {
         self.paths.iter().any(|p| p.is_match(path))
             && !self.exclude.iter().any(|e| e.is_match(path))
@@ -506,6 +534,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "checkpoints",
     "sources",
     "sinks",
+    "kubernetes",
 ];
 
 #[derive(Default)]
@@ -529,6 +558,7 @@ impl Validator {
         let mut reader = RawReader::default();
         let mut pipeline = RawPipeline::default();
         let mut checkpoints = RawCheckpoints::default();
+        let mut kubernetes = RawKubernetes::default();
         let mut raw_sources: Option<Vec<Option<RawSource>>> = None;
         let mut raw_sinks: Option<Vec<Option<RawSink>>> = None;
         let mut sources_node = None;
@@ -556,6 +586,10 @@ impl Validator {
                 "checkpoints" => {
                     checkpoints =
                         deserialize_collecting(value, "checkpoints", problems).unwrap_or_default();
+                }
+                "kubernetes" => {
+                    kubernetes =
+                        deserialize_collecting(value, "kubernetes", problems).unwrap_or_default();
                 }
                 "sources" => {
                     sources_node = Some(value);
@@ -687,10 +721,12 @@ impl Validator {
             }
         }
 
+        let kubernetes = kubernetes_config(kubernetes, problems);
         if !problems.is_empty() {
             return None;
         }
         Some(Config {
+            kubernetes,
             data_dir,
             discovery,
             api: api?,
@@ -921,6 +957,10 @@ impl Validator {
             reader.read_from,
             problems,
         );
+        let containers = raw
+            .containers
+            .map(|c| container_filter(c, &format!("{path}.containers"), problems))
+            .unwrap_or_default();
         if problems.len() != before {
             return None;
         }
@@ -934,6 +974,7 @@ impl Validator {
             max_line_bytes,
             tags: raw.tags,
             read_from,
+            containers,
         })
     }
 
@@ -1340,6 +1381,103 @@ fn file_sink(
         rotate,
         sync_interval,
     })
+}
+
+/// The `kubernetes` section; the node name defaults to `NODE_NAME` (the downward API).
+fn kubernetes_config(raw: RawKubernetes, problems: &mut Vec<Problem>) -> KubernetesConfig {
+    let node_name = match raw.node_name {
+        Some(name) if name.trim().is_empty() => {
+            problems.push(Problem::spanned(
+                &name,
+                "kubernetes.node_name",
+                "must not be empty (leave it out to use $NODE_NAME)",
+            ));
+            None
+        }
+        Some(name) => Some(name.to_string()),
+        None => std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()),
+    };
+    let runtime_dirs = match raw.runtime_dirs {
+        None => KubernetesConfig::default().runtime_dirs,
+        Some(dirs) => dirs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, dir)| {
+                if Path::new(dir.as_str()).is_absolute() {
+                    Some(PathBuf::from(dir.as_str()))
+                } else {
+                    problems.push(Problem::spanned(
+                        dir,
+                        format!("kubernetes.runtime_dirs[{i}]"),
+                        "must be an absolute path",
+                    ));
+                    None
+                }
+            })
+            .collect(),
+    };
+    KubernetesConfig {
+        node_name,
+        runtime_dirs,
+    }
+}
+
+/// A source's `containers` filter, every regex checked.
+fn container_filter(
+    raw: RawContainers,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> ContainerFilter {
+    let matcher = |raw: RawContainerMatcher, path: String, problems: &mut Vec<Problem>| {
+        let mut regex = |value: &Spanned<String>, field: String| match regex::Regex::new(value) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                problems.push(Problem::spanned(
+                    value,
+                    field,
+                    format!("invalid regex `{}`: {}", **value, one_line(&e.to_string())),
+                ));
+                None
+            }
+        };
+        let mut one = |value: Option<Spanned<String>>, field: &str| {
+            value.and_then(|v| regex(&v, format!("{path}.{field}")))
+        };
+        let namespace = one(raw.namespace, "namespace");
+        let pod = one(raw.pod, "pod");
+        let container = one(raw.container, "container");
+        let mut map = |values: BTreeMap<String, Spanned<String>>, field: &str| {
+            values
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let re = regex(&v, format!("{path}.{field}.{k}"))?;
+                    Some((k, re))
+                })
+                .collect()
+        };
+        let env = map(raw.env, "env");
+        let annotations = map(raw.annotations, "annotations");
+        ContainerMatcher {
+            namespace,
+            pod,
+            container,
+            env,
+            annotations,
+        }
+    };
+    let include = raw
+        .include
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| matcher(m, format!("{path}.include[{i}]"), problems))
+        .collect();
+    let exclude = raw
+        .exclude
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| matcher(m, format!("{path}.exclude[{i}]"), problems))
+        .collect();
+    ContainerFilter { include, exclude }
 }
 
 fn multiline_rules(

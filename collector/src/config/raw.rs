@@ -66,6 +66,46 @@ pub struct RawPipeline {
     pub shutdown_timeout: Option<Spanned<String>>,
 }
 
+/// The `kubernetes` section: the node and where the container runtime keeps its state.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKubernetes {
+    /// The node's name put into every record (default: the `NODE_NAME` environment variable).
+    pub node_name: Option<Spanned<String>>,
+    /// Directories of the runtimes' OCI bundles (default: containerd's and cri-o's).
+    pub runtime_dirs: Option<Vec<Spanned<String>>>,
+}
+
+/// A source's `containers` block: which containers' files it reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContainers {
+    /// Read only files of containers that match one of these rules.
+    #[serde(default)]
+    pub include: Vec<RawContainerMatcher>,
+    /// Skip files of containers that match one of these rules.
+    #[serde(default)]
+    pub exclude: Vec<RawContainerMatcher>,
+}
+
+/// One rule of a `containers` filter; every field given must match (regexes).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContainerMatcher {
+    /// Regex on the pod's namespace.
+    pub namespace: Option<Spanned<String>>,
+    /// Regex on the pod's name.
+    pub pod: Option<Spanned<String>>,
+    /// Regex on the container's name.
+    pub container: Option<Spanned<String>>,
+    /// Regexes on environment variables of the container's process, by name.
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
+    /// Regexes on OCI annotations of the container, by name.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, Spanned<String>>,
+}
+
 /// One entry of `sources`: a set of files and how to read them.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +129,9 @@ pub struct RawSource {
     pub tags: BTreeMap<String, String>,
     /// Where to start in files that exist at start-up: `beginning` or `end` (overrides `reader`).
     pub read_from: Option<Spanned<String>>,
+    /// Which containers' files this source reads (by namespace, pod, container, env,
+    /// annotations); files the filter rejects are offered to the next source.
+    pub containers: Option<RawContainers>,
 }
 
 /// The `multiline` block of a source.

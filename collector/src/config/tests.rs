@@ -479,3 +479,97 @@ fn kafka_sinks_are_validated_field_by_field() {
         "{problems:#?}"
     );
 }
+
+#[test]
+fn kubernetes_settings_and_container_filters_are_checked() {
+    let text = r#"kubernetes:
+  node_name: node-7
+  runtime_dirs: [/host/run/containerd/io.containerd.runtime.v2.task]
+sources:
+  - name: shop
+    paths: ["/var/log/pods/*/*/*.log"]
+    format: cri
+    containers:
+      include:
+        - namespace: '^shop$'
+          env: {TEAM: '^payments$'}
+      exclude:
+        - container: '^istio-proxy$'
+          annotations: {"io.kubernetes.cri.image-name": 'envoy'}
+sinks:
+  - {name: out, type: stdout}
+"#;
+    let (config, problems) = parse(text);
+    assert_eq!(problems, vec![]);
+    let config = config.unwrap();
+    assert_eq!(config.kubernetes.node_name.as_deref(), Some("node-7"));
+    assert_eq!(
+        config.kubernetes.runtime_dirs,
+        vec![PathBuf::from(
+            "/host/run/containerd/io.containerd.runtime.v2.task"
+        )]
+    );
+    let filter = &config.sources[0].containers;
+    assert_eq!((filter.include.len(), filter.exclude.len()), (1, 1));
+    assert!(filter.include[0].needs_bundle());
+    let shop = crate::container::Container {
+        namespace: Some("shop".into()),
+        name: Some("web".into()),
+        env: [("TEAM".to_string(), "payments".to_string())].into(),
+        ..Default::default()
+    };
+    assert!(filter.admits(Some(&shop)));
+
+    let bad = r#"kubernetes:
+  node_name: ""
+  runtime_dirs: [relative/dir]
+  nodes: 3
+sources:
+  - name: s
+    paths: ["/logs/*.log"]
+    containers:
+      include:
+        - namespace: '('
+          env: {A: '[z-a]'}
+          labels: {app: x}
+sinks:
+  - {name: out, type: stdout}
+"#;
+    let problems = problems_of(bad);
+    assert!(
+        has(&problems, 2, "kubernetes.node_name", "must not be empty"),
+        "{problems:#?}"
+    );
+    assert!(
+        has(&problems, 3, "kubernetes.runtime_dirs[0]", "absolute"),
+        "{problems:#?}"
+    );
+    assert!(
+        has(&problems, 4, "kubernetes.nodes", "unknown field"),
+        "{problems:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            10,
+            "sources[0].containers.include[0].namespace",
+            "invalid regex"
+        ),
+        "{problems:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            11,
+            "sources[0].containers.include[0].env.A",
+            "invalid regex"
+        ),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("unknown field `labels`")),
+        "{problems:#?}"
+    );
+}

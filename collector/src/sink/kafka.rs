@@ -43,7 +43,6 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 
 use crate::batch::{AckHandle, Batch};
 use crate::config::KafkaSinkConfig;
-use crate::container::Container;
 use crate::decode::Stream;
 use crate::metrics::Metrics;
 use crate::source::FileCtx;
@@ -525,15 +524,11 @@ impl super::Sink for KafkaSink {
             }
         };
         let mut rendered: Rendered = HashMap::new();
-        let mut containers: HashMap<usize, Option<Container>> = HashMap::new();
         for (i, (record, file, stream)) in index.iter(&batch.data).enumerate().skip(start) {
             let file_key = Arc::as_ptr(file) as usize;
-            let (topic, key) = rendered.entry((file_key, stream)).or_insert_with(|| {
-                let container = containers
-                    .entry(file_key)
-                    .or_insert_with(|| crate::container::of_path(&file.path));
-                render(&self.config, file, stream, container.as_ref())
-            });
+            let (topic, key) = rendered
+                .entry((file_key, stream))
+                .or_insert_with(|| render(&self.config, file, stream));
             if let Err(e) = self.produce(topic, key.as_deref(), record, &delivery) {
                 self.sending = Some((address, i, delivery));
                 return Err(e);
@@ -578,13 +573,8 @@ impl super::Sink for KafkaSink {
 
 /// The topic and key of records of `file` on `stream`. A topic rendered from fields is made a
 /// legal topic name (other characters become `_`).
-fn render(
-    config: &KafkaSinkConfig,
-    file: &FileCtx,
-    stream: Stream,
-    container: Option<&Container>,
-) -> (String, Option<Vec<u8>>) {
-    let mut topic = config.topic.render(file, stream, container);
+fn render(config: &KafkaSinkConfig, file: &FileCtx, stream: Stream) -> (String, Option<Vec<u8>>) {
+    let mut topic = config.topic.render(file, stream);
     if !crate::config::valid_topic(&topic) {
         topic = topic
             .chars()
@@ -599,7 +589,7 @@ fn render(
             .collect();
     }
     let key = match &config.key {
-        Some(template) => template.render(file, stream, container).into_bytes(),
+        Some(template) => template.render(file, stream).into_bytes(),
         None => format!("{}:{}", file.identity.dev, file.identity.ino).into_bytes(),
     };
     (topic, Some(key))
@@ -673,12 +663,18 @@ mod tests {
             max_line_bytes: 1024,
             tags: Default::default(),
             read_from: ReadFrom::Beginning,
+            containers: Default::default(),
         });
+        let path: std::path::PathBuf = "/var/log/pods/shop_web-1_uid/nginx/0.log".into();
         let file = FileCtx {
             id: SourceId(1),
-            path: "/var/log/pods/shop_web-1_uid/nginx/0.log".into(),
             identity: FileIdentity { dev: 7, ino: 9 },
             source,
+            meta: Arc::new(crate::container::FileMeta {
+                container: crate::container::of_path(&path),
+                node: Some("node-1".into()),
+            }),
+            path,
         };
         let mut config = KafkaSinkConfig {
             brokers: "127.0.0.1:9092".to_string(),
@@ -691,15 +687,15 @@ mod tests {
             dead_letter: None,
             properties: Default::default(),
         };
-        let container = crate::container::of_path(&file.path);
-        let (topic, key) = render(&config, &file, Stream::Stderr, container.as_ref());
+        let (topic, key) = render(&config, &file, Stream::Stderr);
         assert_eq!(topic, "logs-shop-stderr");
         assert_eq!(key.as_deref(), Some(&b"7:9"[..]), "the file's identity");
         // Field values a topic cannot hold become `_`; unknown fields render `unknown`.
-        config.topic = Template::parse("x-{file}-{k8s.pod}").unwrap();
-        config.key = Some(Template::parse("{k8s.container}/{source}").unwrap());
-        let (topic, key) = render(&config, &file, Stream::Stdout, None);
+        config.topic = Template::parse("x-{file}-{image}").unwrap();
+        config.key =
+            Some(Template::parse("{k8s.container}/{source}/{k8s.restart}/{node}").unwrap());
+        let (topic, key) = render(&config, &file, Stream::Stdout);
         assert_eq!(topic, "x-_var_log_pods_shop_web-1_uid_nginx_0.log-unknown");
-        assert_eq!(key.as_deref(), Some(&b"unknown/pods"[..]));
+        assert_eq!(key.as_deref(), Some(&b"nginx/pods/0/node-1"[..]));
     }
 }
