@@ -131,6 +131,16 @@ impl Resolver {
     pub fn forget(&mut self) {
         self.last = None;
     }
+
+    /// The runtime's bundles.
+    pub fn bundles(&mut self) -> &mut crate::runtime::Bundles {
+        &mut self.bundles
+    }
+
+    /// The node's name.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
 }
 
 /// One rule of a source's `containers` filter: every field it sets must match.

@@ -42,14 +42,17 @@ use std::sync::Arc;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 
 use crate::ack::{AckTracker, Resume};
 use crate::checkpoint::{FINGERPRINT_BYTES, Fingerprint};
 use crate::config::{KubernetesConfig, ReadFrom, SourceConfig};
-use crate::container::Resolver;
+use crate::container::{FileMeta, Resolver};
+use crate::declare;
 use crate::ebpf::{FileOpened, KernelEvent, WatchedDirs};
 use crate::metrics::{KindLabel, Metrics, SourceLabel};
 use crate::reader::{Control, ReaderHandle};
+use crate::runtime::Bundle;
 use crate::source::{FileCtx, FileIdentity, SourceId};
 use ringtail_ebpf_common::DirKey;
 
@@ -150,6 +153,20 @@ pub struct Discovery {
     /// Paths a glob matched but every matching source's container filter rejected.
     filtered: HashSet<PathBuf>,
     files_filtered: Family<SourceLabel, Counter>,
+    /// The configured sources that have globs; `sources` is the declared ones, then these.
+    configured: Vec<Arc<SourceConfig>>,
+    /// The configured sources with `declared: true`.
+    declaring: Vec<Arc<SourceConfig>>,
+    /// Sources made from containers' declarations, by container id (empty: it declares
+    /// nothing this node reads).
+    declared: HashMap<String, Vec<Arc<SourceConfig>>>,
+    /// inotify watches of the runtime's bundle directories (only with declaring sources).
+    runtime_dirs: HashMap<WatchDescriptor, PathBuf>,
+    runtime_watched: HashSet<PathBuf>,
+    /// A bundle directory changed: containers may have started or gone.
+    runtime_changed: bool,
+    declarations_active: Gauge,
+    declarations_refused: Counter,
 }
 
 /// What discovery gets from the eBPF side: the kernel's watched-directory map, the files it
@@ -201,6 +218,8 @@ impl Discovery {
         };
         let dirty = readers.iter().map(|_| Vec::new()).collect();
         let sources_for_roots = sources.clone();
+        let (declaring, configured): (Vec<_>, Vec<_>) =
+            sources.iter().cloned().partition(|s| s.declared);
         let mut discovery = Self {
             inotify,
             sources,
@@ -243,8 +262,18 @@ impl Discovery {
             ),
             filtered: HashSet::new(),
             files_filtered: metrics.files_filtered.clone(),
+            configured,
+            declaring,
+            declared: HashMap::new(),
+            runtime_dirs: HashMap::new(),
+            runtime_watched: HashSet::new(),
+            runtime_changed: false,
+            declarations_active: metrics.declarations_active.clone(),
+            declarations_refused: metrics.declarations_refused.clone(),
         };
+        discovery.sources = discovery.configured.clone();
         discovery.scan_roots(true)?;
+        discovery.sync_declarations(true)?;
         discovery.flush_dirty()?;
         tracing::info!(
             directories = discovery.dirs.len(),
@@ -431,6 +460,9 @@ impl Discovery {
             }
         }
         self.unopened_moves.clear();
+        if std::mem::take(&mut self.runtime_changed) {
+            self.sync_declarations(false)?;
+        }
         for id in std::mem::take(&mut self.maybe_gone) {
             let relinked = self.tracked.get(&id).is_some_and(|t| !t.paths.is_empty());
             if !relinked {
@@ -451,6 +483,15 @@ impl Discovery {
             self.counters.overflow.inc();
             tracing::warn!("inotify queue overflowed; rescanning all watched directories");
             self.rescan()?;
+            return Ok(());
+        }
+        if self.runtime_dirs.contains_key(&wd) {
+            if mask.contains(EventMask::IGNORED)
+                && let Some(dir) = self.runtime_dirs.remove(&wd)
+            {
+                self.runtime_watched.remove(&dir);
+            }
+            self.runtime_changed = true;
             return Ok(());
         }
         if mask.contains(EventMask::IGNORED) {
@@ -559,14 +600,29 @@ impl Discovery {
     /// Scans every source root (or, for a root that does not exist yet, its nearest existing
     /// ancestor, so the root is seen when it is created).
     fn scan_roots(&mut self, startup: bool) -> Result<(), DiscoveryError> {
-        let roots: Vec<PathBuf> = self
-            .sources
+        let sources = self.sources.clone();
+        self.scan_roots_of(&sources, startup)
+    }
+
+    /// [`scan_roots`](Self::scan_roots) for `sources` only. The roots of a source declared
+    /// by a container are scanned only within the container's root.
+    fn scan_roots_of(
+        &mut self,
+        sources: &[Arc<SourceConfig>],
+        startup: bool,
+    ) -> Result<(), DiscoveryError> {
+        let roots: Vec<(PathBuf, Option<PathBuf>)> = sources
             .iter()
-            .flat_map(|s| s.paths.iter().map(|p| p.root.clone()))
+            .flat_map(|s| {
+                let within = s.origin.as_ref().and_then(|o| o.root.clone());
+                s.paths
+                    .iter()
+                    .map(move |p| (p.root.clone(), within.clone()))
+            })
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        for root in roots {
+        for (root, within) in roots {
             let mut start = root.as_path();
             while !start.is_dir() {
                 match start.parent() {
@@ -574,10 +630,142 @@ impl Discovery {
                     None => break,
                 }
             }
+            if within.as_ref().is_some_and(|w| !start.starts_with(w)) {
+                // The container is gone already.
+                continue;
+            }
             let start = start.to_path_buf();
             self.scan_dir(&start, startup)?;
         }
         Ok(())
+    }
+
+    /// Watches the runtime's bundle directories (to depth 2: runtime namespace, bundle) so
+    /// that a container's start and removal are seen.
+    fn watch_runtime(&mut self) {
+        let mask = WatchMask::CREATE
+            | WatchMask::DELETE
+            | WatchMask::MOVED_TO
+            | WatchMask::MOVED_FROM
+            | WatchMask::CLOSE_WRITE
+            | WatchMask::ONLYDIR;
+        let mut stack: Vec<(PathBuf, usize)> = self
+            .resolver
+            .bundles()
+            .dirs()
+            .iter()
+            .map(|d| (d.clone(), 0))
+            .collect();
+        while let Some((dir, depth)) = stack.pop() {
+            if !self.runtime_watched.contains(&dir) {
+                match self.inotify.watches().add(&dir, mask) {
+                    Ok(wd) => {
+                        self.runtime_dirs.insert(wd, dir.clone());
+                        self.runtime_watched.insert(dir.clone());
+                    }
+                    // Not there (that runtime is not used here) or gone meanwhile.
+                    Err(_) => continue,
+                }
+            }
+            if depth < 2
+                && let Ok(entries) = std::fs::read_dir(&dir)
+            {
+                for entry in entries.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push((entry.path(), depth + 1));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Brings the declared sources up to date with the containers present: a new container's
+    /// declarations become sources (their roots scanned now), a removed container's sources
+    /// are dropped (files already open are still read to their end).
+    fn sync_declarations(&mut self, startup: bool) -> Result<(), DiscoveryError> {
+        if self.declaring.is_empty() {
+            return Ok(());
+        }
+        self.watch_runtime();
+        self.resolver.bundles().scan();
+        let node = self.resolver.node().map(str::to_string);
+        let present: Vec<Arc<Bundle>> = self.resolver.bundles().present().cloned().collect();
+        let mut present_ids = HashSet::new();
+        let mut added = Vec::new();
+        for bundle in present {
+            let Some(id) = bundle.container.id.clone() else {
+                continue;
+            };
+            present_ids.insert(id.clone());
+            if self.declared.contains_key(&id) {
+                continue;
+            }
+            let container = &bundle.container;
+            if !self
+                .declaring
+                .iter()
+                .any(|base| base.containers.admits(Some(container)))
+            {
+                self.declared.insert(id, Vec::new());
+                continue;
+            }
+            let (declarations, mut problems) = declare::parse(&container.env);
+            let pid = bundle.pid();
+            if pid.is_none()
+                && declarations
+                    .iter()
+                    .any(|d| matches!(d.target, declare::Target::Files(_)))
+            {
+                // Created, not started: its init.pid brings it back here.
+                continue;
+            }
+            let meta = Arc::new(FileMeta {
+                container: Some(container.clone()),
+                node: node.clone(),
+            });
+            let mut sources = Vec::new();
+            for base in &self.declaring {
+                if !base.containers.admits(Some(container)) {
+                    continue;
+                }
+                for declaration in &declarations {
+                    match declare::source(base, declaration, &bundle, pid, Arc::clone(&meta)) {
+                        Ok(source) => sources.push(Arc::new(source)),
+                        Err(e) => problems.push(e),
+                    }
+                }
+            }
+            for problem in &problems {
+                self.declarations_refused.inc();
+                tracing::warn!(container = %container.label(), id = %id, %problem, "declared log not collected");
+            }
+            if !sources.is_empty() {
+                let names: Vec<String> = sources
+                    .iter()
+                    .filter_map(|s| s.origin.as_ref())
+                    .map(|o| o.name.clone())
+                    .collect();
+                tracing::info!(container = %container.label(), id = %id, declarations = ?names, "collecting the logs a container declares");
+            }
+            added.extend(sources.iter().cloned());
+            self.declared.insert(id, sources);
+        }
+        let before = self.declared.len();
+        self.declared.retain(|id, _| present_ids.contains(id));
+        if added.is_empty() && before == self.declared.len() {
+            return Ok(());
+        }
+        self.sources = self
+            .declared
+            .values()
+            .flatten()
+            .cloned()
+            .chain(self.configured.iter().cloned())
+            .collect();
+        self.declarations_active
+            .set(self.declared.values().map(|v| v.len() as i64).sum());
+        self.filtered.clear();
+        self.scan_roots_of(&added, startup)
     }
 
     /// Whether `dir` must be watched: files of a source can be in it or below it, or it is on
@@ -822,9 +1010,12 @@ impl Discovery {
         let opened = match through_writer {
             Some(file) => Ok(file),
             None if !linked => return Ok(()),
-            None => match self.contained(path, &source) {
-                Some(target) => open_no_symlinks(&target),
-                None => return Ok(()),
+            None => match source.origin.as_ref().and_then(|o| o.root.as_ref()) {
+                Some(root) => open_in_root(root, path),
+                None => match self.contained(path, &source) {
+                    Some(target) => open_no_symlinks(&target),
+                    None => return Ok(()),
+                },
             },
         };
         let file = match opened {
@@ -896,8 +1087,11 @@ impl Discovery {
         } else {
             Vec::new()
         };
-        // A symlink's writes are reported in its target's directory: watch that too.
+        // A symlink's writes are reported in its target's directory: watch that too (not
+        // for a container's own files: their links resolve inside the container's root,
+        // which the host's path resolution would not do).
         if linked
+            && source.origin.is_none()
             && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
             && let Ok(target) = std::fs::canonicalize(path)
         {
@@ -922,7 +1116,10 @@ impl Discovery {
         );
         self.tracker
             .open(id, identity, fingerprint, path, &source.name, offset);
-        let meta = self.resolver.resolve(path);
+        let meta = match &source.origin {
+            Some(origin) => Arc::clone(&origin.meta),
+            None => self.resolver.resolve(path),
+        };
         self.resolver.forget();
         let ctx = Arc::new(FileCtx {
             id,
@@ -1094,6 +1291,31 @@ fn symlink_roots(sources: &[Arc<SourceConfig>]) -> Vec<PathBuf> {
     roots
 }
 
+/// Opens `path`, which lies under a container's `root` (`/proc/<pid>/root`), resolving every
+/// symlink on the way as the container would — inside its root, never outside it.
+fn open_in_root(root: &Path, path: &Path) -> io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let inner = path.strip_prefix(root).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the path is outside the container's root",
+        )
+    })?;
+    let dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let fd = rustix::fs::openat2(
+        &dir,
+        inner,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT,
+    )?;
+    Ok(std::fs::File::from(fd))
+}
+
 /// Opens `path` (canonical, checked) refusing any symlink on the way, so a link swapped in
 /// after the check is not followed.
 fn open_no_symlinks(path: &Path) -> io::Result<std::fs::File> {
@@ -1134,6 +1356,8 @@ mod tests {
             tags: Default::default(),
             read_from: ReadFrom::Beginning,
             containers: Default::default(),
+            declared: false,
+            origin: None,
         })
     }
 

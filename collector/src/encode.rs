@@ -422,6 +422,8 @@ mod tests {
             tags: Default::default(),
             read_from: crate::config::ReadFrom::Beginning,
             containers: Default::default(),
+            declared: false,
+            origin: None,
         });
         let path = Path::new("/var/log/pods/shop_web-1_uid-9/nginx/2.log");
         let mut container = crate::container::of_path(path).unwrap();

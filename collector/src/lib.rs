@@ -22,6 +22,7 @@
 //! - [`container`]: which container a log file belongs to and what is known about it, and
 //!   the per-source container filters.
 //! - [`runtime`]: the container runtime's OCI bundles on the host.
+//! - [`declare`]: logs a container declares in its environment (`RINGTAIL_LOGS_*`).
 //! - [`framing`]: cutting bytes into lines, with bounded memory.
 //! - [`decode`]: `raw`, `cri` and `docker` line formats, partial lines joined.
 //! - [`multiline`]: joining stack traces and other multi-line records.
@@ -45,6 +46,7 @@ pub mod buffer;
 pub mod checkpoint;
 pub mod config;
 pub mod container;
+pub mod declare;
 pub mod decode;
 pub mod discovery;
 pub mod ebpf;

@@ -120,6 +120,10 @@ pub struct Metrics {
     /// Files a source's glob matched but its container filter rejected (the first such
     /// source labels them).
     pub files_filtered: Family<SourceLabel, Counter>,
+    /// Sources made from containers' log declarations, now.
+    pub declarations_active: Gauge,
+    /// Container log declarations that could not be honoured (bad value, unknown format…).
+    pub declarations_refused: Counter,
     /// Deleted (or moved-away) files held open until they are read to their end.
     pub deleted_files_open: Gauge,
     /// Events from the eBPF programs, by kind.
@@ -214,6 +218,8 @@ impl Metrics {
             lost_bytes: Family::default(),
             symlinks_refused: Family::default(),
             files_filtered: Family::default(),
+            declarations_active: Gauge::default(),
+            declarations_refused: Counter::default(),
             deleted_files_open: Gauge::default(),
             ebpf_events: Family::default(),
             ebpf_ringbuf_drops: Counter::default(),
@@ -292,6 +298,16 @@ impl Metrics {
             "files_filtered",
             "Files a glob matched but the source's container filter rejected",
             m.files_filtered.clone(),
+        );
+        registry.register(
+            "declarations_active",
+            "Sources made from containers' RINGTAIL_LOGS_* declarations",
+            m.declarations_active.clone(),
+        );
+        registry.register(
+            "declarations_refused",
+            "Container log declarations that could not be honoured",
+            m.declarations_refused.clone(),
         );
         registry.register(
             "deleted_files_open",

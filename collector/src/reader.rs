@@ -813,6 +813,8 @@ mod tests {
             tags: Default::default(),
             read_from: ReadFrom::Beginning,
             containers: Default::default(),
+            declared: false,
+            origin: None,
         })
     }
 

@@ -63,7 +63,7 @@ pub struct Bundle {
     pub sandbox: bool,
     /// The sandbox the container runs in.
     pub sandbox_id: Option<String>,
-    /// The pod's log directory (sandboxes; containerd).
+    /// The pod's log directory (containerd: the sandbox's, given to its containers).
     pub log_directory: Option<PathBuf>,
     /// The container's log file (cri-o).
     pub log_path: Option<PathBuf>,
@@ -74,10 +74,13 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// The container's init process, while it runs (containerd's `init.pid`).
+    /// The container's init process, while it runs (containerd's `init.pid`, cri-o's
+    /// `pidfile`).
     pub fn pid(&self) -> Option<u32> {
-        let text = std::fs::read_to_string(self.dir.join("init.pid")).ok()?;
-        text.trim().parse().ok()
+        ["init.pid", "pidfile"].iter().find_map(|name| {
+            let text = std::fs::read_to_string(self.dir.join(name)).ok()?;
+            text.trim().parse().ok().filter(|&pid: &u32| pid > 0)
+        })
     }
 
     /// Reads the bundle in `dir`, whose container id is `id`.
@@ -237,6 +240,16 @@ impl Bundles {
         self.by_id.values().filter(|b| !b.sandbox)
     }
 
+    /// The application containers whose bundle was present at the last [`scan`](Self::scan).
+    pub fn present(&self) -> impl Iterator<Item = &Arc<Bundle>> {
+        self.containers().filter(|b| self.present.contains(&b.dir))
+    }
+
+    /// The configured runtime directories.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
     /// Completes `container` (from a log path) with what its bundle says; lists the runtime
     /// directories again when it is not known yet. Returns whether a bundle was found.
     pub fn complete(&mut self, container: &mut Container) -> bool {
@@ -362,6 +375,9 @@ impl Bundles {
                 ..Container::default()
             };
             bundle.container.fill_from(&pod);
+            if bundle.log_directory.is_none() {
+                bundle.log_directory.clone_from(&sandbox.log_directory);
+            }
         }
         if !bundle.sandbox
             && let (Some(ns), Some(pod), Some(name)) = (

@@ -569,6 +569,8 @@ mod tests {
             tags: Default::default(),
             read_from: ReadFrom::Beginning,
             containers: Default::default(),
+            declared: false,
+            origin: None,
         });
         let ctx = Arc::new(FileCtx {
             id: SourceId(7),

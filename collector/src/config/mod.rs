@@ -317,7 +317,7 @@ pub enum Format {
 }
 
 /// A validated source.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SourceConfig {
     /// Index in [`Config::sources`].
     pub index: usize,
@@ -339,6 +339,11 @@ pub struct SourceConfig {
     pub read_from: ReadFrom,
     /// Which containers' files this source reads.
     pub containers: ContainerFilter,
+    /// Whether this source reads what containers declare (`RINGTAIL_LOGS_*`, see
+    /// [`crate::declare`]) instead of globs of its own.
+    pub declared: bool,
+    /// For a source made from one container's declaration: which one.
+    pub origin: Option<Arc<crate::declare::Origin>>,
 }
 
 impl SourceConfig {
@@ -900,11 +905,32 @@ impl Validator {
                 None
             }
         };
-        if raw.paths.is_empty() {
+        let declared = match &raw.declared {
+            Some(flag) => match flag.as_str() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    problems.push(Problem::spanned(
+                        flag,
+                        format!("{path}.declared"),
+                        format!("expected `true` or `false`, got `{other}`"),
+                    ));
+                    false
+                }
+            },
+            None => false,
+        };
+        if declared && !raw.paths.is_empty() {
+            problems.push(Problem::spanned(
+                &raw.paths[0],
+                format!("{path}.paths"),
+                "a `declared: true` source reads the files containers declare; it takes no paths",
+            ));
+        } else if !declared && raw.paths.is_empty() {
             problems.push(Problem::node(
                 node,
                 format!("{path}.paths"),
-                "at least one path glob is required",
+                "at least one path glob is required (or `declared: true`)",
             ));
         }
         let mut paths = Vec::new();
@@ -975,6 +1001,8 @@ impl Validator {
             tags: raw.tags,
             read_from,
             containers,
+            declared,
+            origin: None,
         })
     }
 

@@ -132,6 +132,9 @@ pub struct RawSource {
     /// Which containers' files this source reads (by namespace, pod, container, env,
     /// annotations); files the filter rejects are offered to the next source.
     pub containers: Option<RawContainers>,
+    /// `true`: read the logs containers declare in their environment (`RINGTAIL_LOGS_*`)
+    /// instead of `paths`.
+    pub declared: Option<Spanned<String>>,
 }
 
 /// The `multiline` block of a source.

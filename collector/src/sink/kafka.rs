@@ -574,7 +574,9 @@ impl super::Sink for KafkaSink {
 /// The topic and key of records of `file` on `stream`. A topic rendered from fields is made a
 /// legal topic name (other characters become `_`).
 fn render(config: &KafkaSinkConfig, file: &FileCtx, stream: Stream) -> (String, Option<Vec<u8>>) {
-    let mut topic = config.topic.render(file, stream);
+    // A container's declaration may name its own topic (`RINGTAIL_LOGS_<NAME>_TOPIC`).
+    let declared = file.source.origin.as_ref().and_then(|o| o.topic.clone());
+    let mut topic = declared.unwrap_or_else(|| config.topic.render(file, stream));
     if !crate::config::valid_topic(&topic) {
         topic = topic
             .chars()
@@ -664,6 +666,8 @@ mod tests {
             tags: Default::default(),
             read_from: ReadFrom::Beginning,
             containers: Default::default(),
+            declared: false,
+            origin: None,
         });
         let path: std::path::PathBuf = "/var/log/pods/shop_web-1_uid/nginx/0.log".into();
         let file = FileCtx {

@@ -1,0 +1,373 @@
+//! Kubernetes: container metadata, filters and per-container declarations, on a node layout
+//! on disk — kubelet log directories, containerd OCI bundles (`config.json` with the CRI
+//! annotations and the process env, `init.pid`) — with real processes: the declaring
+//! container is a real process chrooted into its own root and placed in its own cgroup.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on broken invariants")]
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Collector, records};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A container id: 64 hex digits made from `n`.
+fn id(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+/// containerd's bundle of a pod sandbox.
+fn sandbox(bundles: &Path, sandbox: &str, namespace: &str, pod: &str, log_dir: &Path) {
+    bundle(
+        bundles,
+        sandbox,
+        serde_json::json!({
+            "io.kubernetes.cri.container-type": "sandbox",
+            "io.kubernetes.cri.sandbox-id": sandbox,
+            "io.kubernetes.cri.sandbox-name": pod,
+            "io.kubernetes.cri.sandbox-namespace": namespace,
+            "io.kubernetes.cri.sandbox-log-directory": log_dir.to_str().unwrap(),
+        }),
+        &[],
+    );
+}
+
+/// containerd's bundle of an application container in `sandbox`.
+fn container(bundles: &Path, id: &str, sandbox: &str, name: &str, image: &str, env: &[&str]) {
+    bundle(
+        bundles,
+        id,
+        serde_json::json!({
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.container-name": name,
+            "io.kubernetes.cri.image-name": image,
+            "io.kubernetes.cri.sandbox-id": sandbox,
+        }),
+        env,
+    );
+}
+
+fn bundle(bundles: &Path, id: &str, annotations: serde_json::Value, env: &[&str]) {
+    let dir = bundles.join("k8s.io").join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2-dev",
+        "process": {"args": ["/pause"], "env": env, "cwd": "/"},
+        "root": {"path": "rootfs"},
+        "annotations": annotations,
+    });
+    // Written and renamed, as containerd does, so a reader never sees half of it.
+    let tmp = dir.join(".config.json.tmp");
+    std::fs::write(&tmp, spec.to_string()).unwrap();
+    std::fs::rename(&tmp, dir.join("config.json")).unwrap();
+}
+
+/// Appends CRI lines `<prefix> <i>` for `range` on `stream`.
+fn cri_lines(path: &Path, prefix: &str, range: std::ops::Range<u32>, stream: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for i in range {
+        writeln!(f, "2026-11-22T10:00:00.{i:09}Z {stream} F {prefix} {i}").unwrap();
+    }
+}
+
+/// A process chrooted into `root`, in a cgroup of its own named like a containerd
+/// container's (`cri-containerd-<id>.scope`); killed and its cgroup removed on drop.
+struct FakeContainer {
+    child: Child,
+    cgroup: PathBuf,
+}
+
+impl FakeContainer {
+    fn start(root: &Path, id: &str) -> FakeContainer {
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::copy("/usr/bin/busybox", root.join("bin/busybox")).unwrap();
+        let child = Command::new("chroot")
+            .arg(root)
+            .args(["/bin/busybox", "sleep", "600"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let cgroup = PathBuf::from(format!(
+            "/sys/fs/cgroup/ringtail-kubernetes-test-{}/cri-containerd-{id}.scope",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&cgroup).unwrap();
+        std::fs::write(cgroup.join("cgroup.procs"), child.id().to_string()).unwrap();
+        // Like runc, whose pid file is written once the process is inside its root.
+        let proc_root = PathBuf::from(format!("/proc/{}/root", child.id()));
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::fs::read_link(&proc_root).ok().as_deref() != Some(root) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chroot did not happen"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        FakeContainer { child, cgroup }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for FakeContainer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir(&self.cgroup);
+        if let Some(parent) = self.cgroup.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// The `message`s of the records whose `source` is `source`, for the file ending in `file`.
+fn messages(records: &[serde_json::Value], file: &str) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r["file"].as_str().is_some_and(|f| f.ends_with(file)))
+        .map(|r| r["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn records_carry_metadata_filters_select_and_declared_files_are_collected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pods = dir.join("var/log/pods");
+    let bundles = dir.join("run/containerd/io.containerd.runtime.v2.task");
+    std::fs::create_dir_all(bundles.join("k8s.io")).unwrap();
+
+    // shop/web-1: read by `shop`, with everything its bundle says.
+    let web_dir = pods.join("shop_web-1_uid-web");
+    sandbox(&bundles, &id(1), "shop", "web-1", &web_dir);
+    container(
+        &bundles,
+        &id(2),
+        &id(1),
+        "nginx",
+        "registry.local/nginx:1.27",
+        &["PATH=/bin", "TEAM=payments"],
+    );
+    cri_lines(&web_dir.join("nginx/0.log"), "web", 0..100, "stdout");
+    // shop/vault-1: `shop` excludes TEAM=secret; it falls through to `rest`.
+    let vault_dir = pods.join("shop_vault-1_uid-vault");
+    sandbox(&bundles, &id(3), "shop", "vault-1", &vault_dir);
+    container(
+        &bundles,
+        &id(4),
+        &id(3),
+        "vault",
+        "vault:1",
+        &["TEAM=secret"],
+    );
+    cri_lines(&vault_dir.join("vault/0.log"), "vault", 0..50, "stderr");
+    // kube-system/coredns-1: read by no source.
+    let dns_dir = pods.join("kube-system_coredns-1_uid-dns");
+    sandbox(&bundles, &id(5), "kube-system", "coredns-1", &dns_dir);
+    container(&bundles, &id(6), &id(5), "coredns", "coredns:1", &[]);
+    cri_lines(&dns_dir.join("coredns/0.log"), "dns", 0..50, "stdout");
+    // A pod whose bundle is gone already (removed before ringtail started): path metadata.
+    let old_dir = pods.join("shop_old-1_uid-old");
+    cri_lines(&old_dir.join("app/3.log"), "old", 0..10, "stdout");
+
+    let out = dir.join("out.ndjson");
+    let config = format!(
+        r#"data_dir: {dir}/data
+api:
+  listen: 127.0.0.1:{{port}}
+kubernetes:
+  node_name: node-test-1
+  runtime_dirs: ["{bundles}"]
+sources:
+  - name: declared
+    declared: true
+    tags: {{cluster: test}}
+    containers:
+      exclude:
+        - namespace: '^kube-system$'
+  - name: shop
+    paths: ["{pods}/*/*/*.log"]
+    format: cri
+    containers:
+      include:
+        - namespace: '^shop$'
+      exclude:
+        - env: {{TEAM: '^secret$'}}
+  - name: rest
+    paths: ["{pods}/*/*/*.log"]
+    format: cri
+    containers:
+      exclude:
+        - namespace: '^kube-system$'
+sinks:
+  - name: out
+    type: file
+    path: {out}
+    sync_interval: 100ms
+"#,
+        dir = dir.display(),
+        bundles = bundles.display(),
+        pods = pods.display(),
+        out = out.display(),
+    );
+    let collector = Collector::start(dir, &config);
+    let expected_static = 100 + 50 + 10;
+    collector.wait_until(WAIT, "the pods' records", || {
+        records(&out).len() >= expected_static
+    });
+
+    // A container that declares its logs starts now: created (bundle, no pid yet), then
+    // running (init.pid), as containerd does it.
+    let app_dir = pods.join("shop_app-1_uid-app");
+    let rootfs = dir.canonicalize().unwrap().join("rootfs-app");
+    std::fs::create_dir_all(rootfs.join("logs")).unwrap();
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    // Files the host has too, with other contents: links must find the container's.
+    std::fs::write(rootfs.join("etc/hostname"), "the container's hostname\n").unwrap();
+    std::fs::write(rootfs.join("etc/passwd"), "the container's passwd\n").unwrap();
+    sandbox(&bundles, &id(7), "shop", "app-1", &app_dir);
+    container(
+        &bundles,
+        &id(8),
+        &id(7),
+        "app",
+        "app:2",
+        &[
+            "RINGTAIL_LOGS_FILES=/logs/*.log",
+            "RINGTAIL_LOGS_FILES_TAGS=team=app,kind=file",
+            "RINGTAIL_LOGS_CONSOLE=stdout",
+            "RINGTAIL_LOGS_BROKEN_FORMAT=xml",
+            "RINGTAIL_LOGS_BROKEN=/other/*.log",
+        ],
+    );
+    let app = FakeContainer::start(&rootfs, &id(8));
+    std::fs::write(
+        bundles.join("k8s.io").join(id(8)).join("init.pid"),
+        app.pid().to_string(),
+    )
+    .unwrap();
+    collector.wait_until(WAIT, "the declarations", || {
+        collector.metric("ringtail_declarations_active") >= 2.0
+    });
+    // Written inside the container's root; links planted to escape it resolve inside it.
+    let mut app_log = std::fs::File::create(rootfs.join("logs/app.log")).unwrap();
+    for i in 0..200 {
+        writeln!(app_log, "app file {i}").unwrap();
+    }
+    std::os::unix::fs::symlink("/etc/hostname", rootfs.join("logs/abs-link.log")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../../../../etc/passwd",
+        rootfs.join("logs/rel-link.log"),
+    )
+    .unwrap();
+    cri_lines(&app_dir.join("app/0.log"), "console", 0..30, "stdout");
+    let expected = expected_static + 200 + 1 + 1 + 30;
+    collector.wait_until(WAIT, "the declared records", || {
+        records(&out).len() >= expected
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let all = records(&out);
+    assert_eq!(all.len(), expected, "nothing more, nothing twice");
+
+    // Metadata from the path and the bundle.
+    let web: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|r| r["file"].as_str().unwrap().ends_with("nginx/0.log"))
+        .collect();
+    assert_eq!(web.len(), 100);
+    for r in &web {
+        assert_eq!(r["source"], "shop");
+        assert_eq!(
+            r["k8s"],
+            serde_json::json!({"namespace": "shop", "pod": "web-1", "pod_uid": "uid-web",
+                "container": "nginx", "restart": 0})
+        );
+        assert_eq!(r["container_id"], id(2).as_str());
+        assert_eq!(r["image"], "registry.local/nginx:1.27");
+        assert_eq!(r["node"], "node-test-1");
+        assert!(r.get("env").is_none() && !r.to_string().contains("payments"));
+    }
+    assert_eq!(
+        messages(&all, "nginx/0.log"),
+        (0..100).map(|i| format!("web {i}")).collect::<Vec<_>>()
+    );
+    // Filters: vault fell through to `rest`; coredns was read by nobody.
+    let vault: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|r| r["file"].as_str().unwrap().ends_with("vault/0.log"))
+        .collect();
+    assert_eq!(vault.len(), 50);
+    assert!(vault.iter().all(|r| r["source"] == "rest"
+        && r["container_id"] == id(4).as_str()
+        && r["stream"] == "stderr"));
+    assert!(messages(&all, "coredns/0.log").is_empty());
+    assert!(collector.metric("ringtail_files_filtered_total{source=\"shop\"}") >= 1.0);
+    // A pod removed before ringtail saw its bundle: what its path says.
+    let old: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|r| r["file"].as_str().unwrap().ends_with("app/3.log"))
+        .collect();
+    assert_eq!(old.len(), 10);
+    assert_eq!(old[0]["k8s"]["restart"], 3);
+    assert_eq!(old[0]["k8s"]["pod"], "old-1");
+    assert!(old[0].get("container_id").is_none());
+
+    // Declared: in-container files through the container's root, with its tags.
+    let declared_file = format!("/proc/{}/root/logs/app.log", app.pid());
+    let files: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|r| r["file"] == declared_file.as_str())
+        .collect();
+    assert_eq!(files.len(), 200);
+    for r in &files {
+        assert_eq!(r["source"], "declared");
+        assert_eq!(
+            r["tags"],
+            serde_json::json!({"cluster": "test", "team": "app", "kind": "file"})
+        );
+        assert_eq!(r["k8s"]["pod"], "app-1");
+        assert_eq!(r["container_id"], id(8).as_str());
+        assert_eq!(r["image"], "app:2");
+    }
+    for (link, file) in [("abs-link.log", "hostname"), ("rel-link.log", "passwd")] {
+        assert_eq!(
+            messages(&all, link),
+            vec![format!("the container's {file}")],
+            "{link} resolves inside the container's root"
+        );
+    }
+    // Declared stdout: the container's CRI log, by the declaration, not by `shop`.
+    let console: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|r| r["file"].as_str().unwrap().ends_with("app/0.log"))
+        .collect();
+    assert_eq!(console.len(), 30);
+    for r in &console {
+        assert_eq!(r["source"], "declared", "{r}");
+        assert_eq!(r["tags"], serde_json::json!({"cluster": "test"}), "{r}");
+        assert_eq!(r["k8s"]["container"], "app", "{r}");
+        assert_eq!(r["stream"], "stdout", "{r}");
+    }
+    assert_eq!(collector.metric("ringtail_declarations_refused_total"), 1.0);
+    assert!(collector.stderr().contains("RINGTAIL_LOGS_BROKEN_FORMAT"));
+
+    // The container goes away: its declared sources are dropped, files read already stay.
+    drop(app);
+    std::fs::remove_dir_all(bundles.join("k8s.io").join(id(8))).unwrap();
+    collector.wait_until(WAIT, "the declarations to be dropped", || {
+        collector.metric("ringtail_declarations_active") == 0.0
+    });
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+}
