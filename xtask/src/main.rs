@@ -145,10 +145,11 @@ fn setup() -> anyhow::Result<()> {
 
 /// Debian packages the build and the tests need: librdkafka's bundled cmake build wants cmake
 /// and the curl headers; the Kubernetes tests run real pods with containerd's CRI plugin and
-/// runc, from a busybox rootfs.
-const BUILD_PACKAGES: [&str; 5] = [
+/// runc, from a busybox rootfs, and talk CRI through `k8s-cri`, whose build runs `protoc`.
+const BUILD_PACKAGES: [&str; 6] = [
     "cmake",
     "libcurl4-openssl-dev",
+    "protobuf-compiler",
     "containerd",
     "runc",
     "busybox-static",

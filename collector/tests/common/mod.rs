@@ -3,6 +3,7 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 #![allow(unreachable_pub, reason = "a helper module of integration tests")]
 
+pub mod cri;
 pub mod kafka;
 
 use std::io::{BufRead, BufReader, Read, Write};
