@@ -127,6 +127,18 @@ impl Resolver {
         meta
     }
 
+    /// Whether the runtime's bundle of the container of `path` is known (listing the
+    /// runtime directories again if needed). Not cached.
+    pub fn found_bundle(&mut self, path: &Path) -> bool {
+        self.last = None;
+        of_path(path).is_some_and(|mut c| self.bundles.complete(&mut c))
+    }
+
+    /// Whether any runtime directory exists on this node.
+    pub fn runtime_present(&self) -> bool {
+        self.bundles.dirs().iter().any(|d| d.is_dir())
+    }
+
     /// Forgets the last answer (the file at that path changed).
     pub fn forget(&mut self) {
         self.last = None;

@@ -81,6 +81,9 @@ pub enum DiscoveryError {
 /// How long a closed file's identity is remembered against late kernel reports.
 const RECENTLY_GONE: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Longest wait of an empty container log for its container's bundle.
+const META_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 const DIR_MASK: WatchMask = WatchMask::CREATE
     .union(WatchMask::MODIFY)
     .union(WatchMask::CLOSE_WRITE)
@@ -167,6 +170,8 @@ pub struct Discovery {
     runtime_changed: bool,
     declarations_active: Gauge,
     declarations_refused: Counter,
+    /// Empty container logs waiting for their container's bundle, with their deadline.
+    deferred: HashMap<PathBuf, std::time::Instant>,
 }
 
 /// What discovery gets from the eBPF side: the kernel's watched-directory map, the files it
@@ -270,6 +275,7 @@ impl Discovery {
             runtime_changed: false,
             declarations_active: metrics.declarations_active.clone(),
             declarations_refused: metrics.declarations_refused.clone(),
+            deferred: HashMap::new(),
         };
         discovery.sources = discovery.configured.clone();
         discovery.scan_roots(true)?;
@@ -309,7 +315,14 @@ impl Discovery {
                         rustix::event::PollFlags::IN,
                     ));
                 }
-                match rustix::event::poll(&mut fds, None) {
+                let timeout = self.next_deferred().map(|at| {
+                    let wait = at.saturating_duration_since(std::time::Instant::now());
+                    rustix::time::Timespec {
+                        tv_sec: wait.as_secs() as i64,
+                        tv_nsec: i64::from(wait.subsec_nanos()),
+                    }
+                });
+                match rustix::event::poll(&mut fds, timeout.as_ref()) {
                     Ok(_) => {}
                     Err(rustix::io::Errno::INTR) => continue,
                     Err(e) => return Err(DiscoveryError::Events { source: e.into() }),
@@ -335,6 +348,9 @@ impl Discovery {
             }
             if let Some((events, reconcile)) = kernel {
                 self.kernel_events(events, reconcile)?;
+            }
+            if !self.deferred.is_empty() {
+                self.retry_deferred()?;
             }
             if stop {
                 // Events already queued still count: a file created and renamed away just
@@ -916,6 +932,51 @@ impl Discovery {
         (meta.is_file() && changed >= saved).then_some(source)
     }
 
+    /// Whether opening the (empty) container log at `path` waits for its container's bundle.
+    /// The runtime creates a container's log file a moment before the container's bundle, so
+    /// a file opened at once would miss the container id and image. An empty file loses
+    /// nothing by waiting: its first write, or at the latest [`META_WAIT`], opens it.
+    fn await_bundle(&mut self, path: &Path) -> bool {
+        if !self.resolver.runtime_present() || self.resolver.found_bundle(path) {
+            return false;
+        }
+        match self.deferred.get(path) {
+            Some(&deadline) if std::time::Instant::now() >= deadline => {
+                self.deferred.remove(path);
+                false
+            }
+            Some(_) => true,
+            None => {
+                self.deferred
+                    .insert(path.to_path_buf(), std::time::Instant::now() + META_WAIT);
+                true
+            }
+        }
+    }
+
+    /// When the earliest deferred file is due.
+    fn next_deferred(&self) -> Option<std::time::Instant> {
+        self.deferred.values().min().copied()
+    }
+
+    /// Opens the deferred files that are due (their bundle never came).
+    fn retry_deferred(&mut self) -> Result<(), DiscoveryError> {
+        let now = std::time::Instant::now();
+        let due: Vec<PathBuf> = self
+            .deferred
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in due {
+            if !self.files.contains_key(&path) {
+                self.consider(&path, false)?;
+            }
+            self.deferred.remove(&path);
+        }
+        self.flush_dirty()
+    }
+
     /// The first source whose globs match `path` and whose container filter admits the
     /// file's container. A path every matching source's filter rejects is remembered (until
     /// it is deleted or renamed), logged at debug level and counted once.
@@ -1037,6 +1098,14 @@ impl Discovery {
         let identity = FileIdentity::of(&meta);
         if let Some(&id) = self.identities.get(&identity) {
             self.relink(id, path);
+            return Ok(());
+        }
+        if linked
+            && !startup
+            && meta.len() == 0
+            && source.origin.is_none()
+            && self.await_bundle(path)
+        {
             return Ok(());
         }
         let mut head = [0u8; FINGERPRINT_BYTES];
@@ -1358,6 +1427,7 @@ mod tests {
             containers: Default::default(),
             declared: false,
             origin: None,
+            partial_timeout: std::time::Duration::from_secs(5),
         })
     }
 

@@ -424,6 +424,7 @@ mod tests {
             containers: Default::default(),
             declared: false,
             origin: None,
+            partial_timeout: std::time::Duration::from_secs(5),
         });
         let path = Path::new("/var/log/pods/shop_web-1_uid-9/nginx/2.log");
         let mut container = crate::container::of_path(path).unwrap();

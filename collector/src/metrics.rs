@@ -40,6 +40,13 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+/// Label of configuration reloads: `applied`, `rejected` or `unchanged`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabel {
+    /// What came of the reload.
+    pub result: &'static str,
+}
+
 /// Label naming a container (see [`crate::container::of_path`]).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ContainerLabel {
@@ -111,6 +118,8 @@ pub struct Metrics {
     pub invalid_utf8: Family<SourceLabel, Counter>,
     /// Records made of more than one line by multiline rules.
     pub multiline_records: Family<SourceLabel, Counter>,
+    /// Unfinished lines (or partials without their end) emitted after `partial_timeout`.
+    pub partial_lines_flushed: Family<SourceLabel, Counter>,
     /// Files found truncated below the read offset (read again from 0).
     pub truncations: Family<SourceLabel, Counter>,
     /// Bytes of deleted files that could not be read before they had to be closed.
@@ -124,6 +133,8 @@ pub struct Metrics {
     pub declarations_active: Gauge,
     /// Container log declarations that could not be honoured (bad value, unknown format…).
     pub declarations_refused: Counter,
+    /// Configuration reloads (SIGHUP or the file changed), by result.
+    pub config_reloads: Family<ReloadLabel, Counter>,
     /// Deleted (or moved-away) files held open until they are read to their end.
     pub deleted_files_open: Gauge,
     /// Events from the eBPF programs, by kind.
@@ -214,12 +225,14 @@ impl Metrics {
             malformed_lines: Family::default(),
             invalid_utf8: Family::default(),
             multiline_records: Family::default(),
+            partial_lines_flushed: Family::default(),
             truncations: Family::default(),
             lost_bytes: Family::default(),
             symlinks_refused: Family::default(),
             files_filtered: Family::default(),
             declarations_active: Gauge::default(),
             declarations_refused: Counter::default(),
+            config_reloads: Family::default(),
             deleted_files_open: Gauge::default(),
             ebpf_events: Family::default(),
             ebpf_ringbuf_drops: Counter::default(),
@@ -280,6 +293,11 @@ impl Metrics {
             m.multiline_records.clone(),
         );
         registry.register(
+            "partial_lines_flushed",
+            "Unfinished lines emitted as they were after waiting partial_timeout",
+            m.partial_lines_flushed.clone(),
+        );
+        registry.register(
             "truncations",
             "Files found shorter than the read offset and read again from the start",
             m.truncations.clone(),
@@ -308,6 +326,11 @@ impl Metrics {
             "declarations_refused",
             "Container log declarations that could not be honoured",
             m.declarations_refused.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads (SIGHUP or the file changed), by result",
+            m.config_reloads.clone(),
         );
         registry.register(
             "deleted_files_open",

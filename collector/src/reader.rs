@@ -815,6 +815,7 @@ mod tests {
             containers: Default::default(),
             declared: false,
             origin: None,
+            partial_timeout: std::time::Duration::from_secs(5),
         })
     }
 

@@ -4,7 +4,7 @@
 //! callbacks, so lines and entries stay borrowed from the chunk (or a join buffer) until the
 //! caller's `emit` has consumed them — no allocation per line.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::SourceConfig;
 use crate::decode::{DecodeStats, Decoder, Entry};
@@ -14,6 +14,8 @@ use crate::multiline::{Multiline, MultilineStats};
 /// Counters of the whole chain, added to by each call; the caller publishes and resets them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CutStats {
+    /// Unfinished lines emitted as they were after waiting `partial_timeout`.
+    pub partial_flushed: u64,
     /// Framing counters.
     pub frame: FrameStats,
     /// Decoding counters.
@@ -28,6 +30,9 @@ pub struct Records {
     framer: Framer,
     decoder: Decoder,
     multiline: Option<Multiline>,
+    partial_timeout: Duration,
+    /// When the unfinished line (or partial join) pending now is emitted if no data comes.
+    partial_deadline: Option<Instant>,
 }
 
 impl Records {
@@ -37,6 +42,8 @@ impl Records {
             framer: Framer::new(source.max_line_bytes, offset),
             decoder: Decoder::new(source.format, source.max_line_bytes),
             multiline: source.multiline.clone().map(Multiline::new),
+            partial_timeout: source.partial_timeout,
+            partial_deadline: None,
         }
     }
 
@@ -46,6 +53,8 @@ impl Records {
             framer,
             decoder,
             multiline,
+            partial_timeout: Duration::from_secs(5),
+            partial_deadline: None,
         }
     }
 
@@ -62,11 +71,13 @@ impl Records {
             framer,
             decoder,
             multiline,
+            ..
         } = self;
         let CutStats {
             frame,
             decode,
             multiline: ml,
+            ..
         } = stats;
         match multiline {
             Some(m) => framer.push(chunk, frame, &mut |line| {
@@ -74,6 +85,9 @@ impl Records {
             }),
             None => framer.push(chunk, frame, &mut |line| decoder.push(line, decode, emit)),
         }
+        let unfinished =
+            self.framer.pending_start().is_some() || self.decoder.pending_start().is_some();
+        self.partial_deadline = unfinished.then(|| now + self.partial_timeout);
     }
 
     /// The file will not continue where it was: emits everything pending — the unfinished last
@@ -85,10 +99,12 @@ impl Records {
         stats: &mut CutStats,
         emit: &mut impl FnMut(Entry<'_>),
     ) {
+        self.partial_deadline = None;
         let Self {
             framer,
             decoder,
             multiline,
+            ..
         } = self;
         let CutStats {
             decode,
@@ -113,13 +129,42 @@ impl Records {
         }
     }
 
-    /// Emits the pending multi-line records that have waited their timeout at `now`.
+    /// Emits what has waited its timeout at `now`: an unfinished line or partial join idle
+    /// for `partial_timeout` (as it is; reading goes on after it), and pending multi-line
+    /// records.
     pub fn flush_expired(
         &mut self,
         now: Instant,
         stats: &mut CutStats,
         emit: &mut impl FnMut(Entry<'_>),
     ) {
+        if self.partial_deadline.is_some_and(|at| at <= now) {
+            self.partial_deadline = None;
+            let Self {
+                framer,
+                decoder,
+                multiline,
+                ..
+            } = self;
+            let CutStats {
+                decode,
+                multiline: ml,
+                partial_flushed,
+                ..
+            } = stats;
+            let mut emit_entry = |entry: Entry<'_>| {
+                *partial_flushed += 1;
+                match multiline {
+                    Some(m) => m.push(entry, now, ml, emit),
+                    None => emit(entry),
+                }
+            };
+            let next = framer.next_offset();
+            framer.restart(next, &mut |line| {
+                decoder.push(line, decode, &mut emit_entry)
+            });
+            decoder.finish(&mut emit_entry);
+        }
         if let Some(m) = &mut self.multiline {
             m.flush_expired(now, &mut stats.multiline, emit);
         }
@@ -133,9 +178,15 @@ impl Records {
         }
     }
 
-    /// When the earliest pending multi-line record times out.
+    /// When the earliest pending multi-line record or unfinished line times out.
     pub fn deadline(&self) -> Option<Instant> {
-        self.multiline.as_ref().and_then(Multiline::deadline)
+        [
+            self.multiline.as_ref().and_then(Multiline::deadline),
+            self.partial_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// File offset of the next byte expected.
@@ -155,5 +206,73 @@ impl Records {
         .flatten()
         .min()
         .unwrap_or_else(|| self.framer.next_offset())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Format;
+
+    fn records(format: Format) -> Records {
+        let mut r = Records::from_parts(Framer::new(1024, 0), Decoder::new(format, 1024), None);
+        r.partial_timeout = Duration::from_millis(100);
+        r
+    }
+
+    fn collect(out: &mut Vec<(u64, String)>) -> impl FnMut(Entry<'_>) + '_ {
+        |e| out.push((e.offset, String::from_utf8_lossy(e.message).into_owned()))
+    }
+
+    #[test]
+    fn an_unfinished_line_is_emitted_after_the_partial_timeout_and_reading_goes_on() {
+        let t0 = Instant::now();
+        let mut stats = CutStats::default();
+        let mut out = Vec::new();
+        // CRI: a last `P` record (output without a newline) waits for its `F`.
+        let mut cri = records(Format::Cri);
+        let p = b"2026-01-01T00:00:00Z stdout F one\n2026-01-01T00:00:01Z stdout P no end\n";
+        cri.push(p, t0, &mut stats, &mut collect(&mut out));
+        assert_eq!(out, vec![(0, "one".to_string())]);
+        assert_eq!(cri.deadline(), Some(t0 + Duration::from_millis(100)));
+        cri.flush_expired(
+            t0 + Duration::from_millis(50),
+            &mut stats,
+            &mut collect(&mut out),
+        );
+        assert_eq!(out.len(), 1, "not yet");
+        cri.flush_expired(
+            t0 + Duration::from_millis(100),
+            &mut stats,
+            &mut collect(&mut out),
+        );
+        assert_eq!(out[1], (34, "no end".to_string()));
+        assert_eq!(stats.partial_flushed, 1);
+        assert_eq!(cri.deadline(), None);
+        assert_eq!(cri.complete_offset(), p.len() as u64);
+        // Its late end is a record of its own; nothing is lost or repeated.
+        let f = b"2026-01-01T00:00:09Z stdout F  after all\n";
+        cri.push(f, t0, &mut stats, &mut collect(&mut out));
+        assert_eq!(out[2], (p.len() as u64, " after all".to_string()));
+
+        // Raw: bytes without a newline, then more of the file.
+        let mut out = Vec::new();
+        let mut raw = records(Format::Raw);
+        raw.push(b"whole\nhalf", t0, &mut stats, &mut collect(&mut out));
+        raw.flush_expired(
+            t0 + Duration::from_secs(1),
+            &mut stats,
+            &mut collect(&mut out),
+        );
+        raw.push(b" more\n", t0, &mut stats, &mut collect(&mut out));
+        assert_eq!(
+            out,
+            vec![
+                (0, "whole".to_string()),
+                (6, "half".to_string()),
+                (10, " more".to_string())
+            ]
+        );
+        assert_eq!(raw.complete_offset(), 16);
     }
 }

@@ -140,6 +140,7 @@ struct SourceCounters {
     malformed: Counter,
     invalid_utf8: Counter,
     multiline: Counter,
+    partial_flushed: Counter,
 }
 
 #[derive(Default)]
@@ -158,6 +159,7 @@ impl SourceCounters {
             malformed: metrics.malformed_lines.get_or_create_owned(&label),
             invalid_utf8: metrics.invalid_utf8.get_or_create_owned(&label),
             multiline: metrics.multiline_records.get_or_create_owned(&label),
+            partial_flushed: metrics.partial_lines_flushed.get_or_create_owned(&label),
         }
     }
 
@@ -180,6 +182,7 @@ impl SourceCounters {
         add(&self.malformed, cut.decode.malformed);
         add(&self.invalid_utf8, s.encode.invalid_utf8);
         add(&self.multiline, cut.multiline.joined);
+        add(&self.partial_flushed, cut.partial_flushed);
     }
 }
 
@@ -571,6 +574,7 @@ mod tests {
             containers: Default::default(),
             declared: false,
             origin: None,
+            partial_timeout: std::time::Duration::from_secs(5),
         });
         let ctx = Arc::new(FileCtx {
             id: SourceId(7),

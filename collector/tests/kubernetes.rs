@@ -1,7 +1,12 @@
-//! Kubernetes: container metadata, filters and per-container declarations, on a node layout
-//! on disk — kubelet log directories, containerd OCI bundles (`config.json` with the CRI
-//! annotations and the process env, `init.pid`) — with real processes: the declaring
-//! container is a real process chrooted into its own root and placed in its own cgroup.
+//! Kubernetes: container metadata, filters and per-container declarations.
+//!
+//! - On a real node as far as this machine allows: containerd's CRI plugin and runc run pods
+//!   whose containers write real CRI log files ([`common::cri`]); ringtail delivers every
+//!   line, with the metadata, up to the last one written before the pod is removed.
+//! - On a node layout on disk — kubelet log directories, containerd OCI bundles
+//!   (`config.json` with the CRI annotations and the process env, `init.pid`) — with real
+//!   processes: the declaring container is a real process chrooted into its own root and
+//!   placed in its own cgroup.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on broken invariants")]
 
 mod common;
@@ -11,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::cri::{APP_IMAGE, CriNode};
 use common::{Collector, records};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -131,6 +137,28 @@ impl Drop for FakeContainer {
     }
 }
 
+/// Waits until `out` holds at least `n` records; on a timeout, fails with how many came from
+/// each file and the collector's log.
+fn wait_records(collector: &Collector, out: &Path, n: usize) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while records(out).len() < n {
+        if std::time::Instant::now() > deadline {
+            let mut by_file = std::collections::BTreeMap::<String, usize>::new();
+            for r in records(out) {
+                *by_file
+                    .entry(format!("{} {}", r["file"], r["stream"]))
+                    .or_default() += 1;
+            }
+            panic!(
+                "expected {n} records, got {:#?}\n{}",
+                by_file,
+                collector.stderr()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The `message`s of the records whose `source` is `source`, for the file ending in `file`.
 fn messages(records: &[serde_json::Value], file: &str) -> Vec<String> {
     records
@@ -223,9 +251,7 @@ sinks:
     );
     let collector = Collector::start(dir, &config);
     let expected_static = 100 + 50 + 10;
-    collector.wait_until(WAIT, "the pods' records", || {
-        records(&out).len() >= expected_static
-    });
+    wait_records(&collector, &out, expected_static);
 
     // A container that declares its logs starts now: created (bundle, no pid yet), then
     // running (init.pid), as containerd does it.
@@ -273,9 +299,7 @@ sinks:
     .unwrap();
     cri_lines(&app_dir.join("app/0.log"), "console", 0..30, "stdout");
     let expected = expected_static + 200 + 1 + 1 + 30;
-    collector.wait_until(WAIT, "the declared records", || {
-        records(&out).len() >= expected
-    });
+    wait_records(&collector, &out, expected);
     std::thread::sleep(Duration::from_millis(300));
     let all = records(&out);
     assert_eq!(all.len(), expected, "nothing more, nothing twice");
@@ -368,6 +392,161 @@ sinks:
     collector.wait_until(WAIT, "the declarations to be dropped", || {
         collector.metric("ringtail_declarations_active") == 0.0
     });
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+}
+
+/// The printer's script: numbered lines on stdout with every 100th echoed on stderr, a line
+/// over 16 KiB (split by the runtime into `P` pieces and an `F`), and output without a final
+/// newline, written right before the container exits.
+const PRINTER: &str = r#"
+i=1
+while [ $i -le 2000 ]; do
+  echo "out $i"
+  if [ $((i % 100)) -eq 0 ]; then echo "err $i" >&2; fi
+  i=$((i + 1))
+done
+head -c 40000 /dev/zero | tr '\0' x
+echo
+printf 'no newline at the end'
+"#;
+
+/// A container that declares a file of its own and writes it.
+const DECLARER: &str = r#"
+mkdir -p /data
+i=1
+while [ $i -le 500 ]; do echo "declared $i" >> /data/app.log; i=$((i + 1)); done
+sleep 1
+"#;
+
+#[test]
+fn a_real_pod_is_delivered_whole_with_its_metadata_after_removal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let node = CriNode::start(&dir);
+    let pods = dir.join("var/log/pods");
+    std::fs::create_dir_all(&pods).unwrap();
+    let out = dir.join("out.ndjson");
+    let config = format!(
+        r#"data_dir: {dir}/data
+api:
+  listen: 127.0.0.1:{{port}}
+kubernetes:
+  node_name: node-cri
+  runtime_dirs: ["{runtime}"]
+sources:
+  - name: declared
+    declared: true
+  - name: pods
+    paths: ["{pods}/*/*/*.log"]
+    format: cri
+    partial_timeout: 1s
+sinks:
+  - name: out
+    type: file
+    path: {out}
+    sync_interval: 100ms
+"#,
+        dir = dir.display(),
+        runtime = node.bundle_dir().parent().unwrap().display(),
+        pods = pods.display(),
+        out = out.display(),
+    );
+    let collector = Collector::start(&dir, &config);
+
+    let uid = "5f0c9a3e-1111-4c57-a5e4-0f3a1b2c3d4e";
+    let pod = node.run_pod(
+        "shop",
+        "printer-1",
+        uid,
+        &pods.join(format!("shop_printer-1_{uid}")),
+    );
+    let declarer = node.run_container(
+        &pod,
+        "declarer",
+        &["/bin/sh", "-c", DECLARER],
+        &[
+            ("RINGTAIL_LOGS_APP", "/data/*.log"),
+            ("RINGTAIL_LOGS_APP_TAGS", "kind=declared"),
+        ],
+    );
+    let printer = node.run_container(&pod, "printer", &["/bin/sh", "-c", PRINTER], &[]);
+    assert_eq!(node.wait_exited(&printer, WAIT), 0);
+    assert_eq!(node.wait_exited(&declarer, WAIT), 0);
+    // Stopped and removed at once: the last lines were written milliseconds ago.
+    node.stop_pod(&pod);
+    node.remove_pod(&pod);
+
+    let expected = 2000 + 20 + 1 + 1 + 500;
+    wait_records(&collector, &out, expected);
+    std::thread::sleep(Duration::from_millis(300));
+    let all = records(&out);
+    assert_eq!(all.len(), expected, "nothing twice");
+
+    let of = |name: &str| -> Vec<&serde_json::Value> {
+        all.iter()
+            .filter(|r| r["k8s"]["container"] == name)
+            .collect()
+    };
+    let printed = of("printer");
+    assert_eq!(printed.len(), 2000 + 20 + 1 + 1);
+    for r in &printed {
+        assert_eq!(r["source"], "pods", "{r}");
+        assert_eq!(
+            r["k8s"],
+            serde_json::json!({"namespace": "shop", "pod": "printer-1", "pod_uid": uid,
+                "container": "printer", "restart": 0}),
+            "{r}"
+        );
+        assert_eq!(r["container_id"], printer.id.as_str(), "{r}");
+        assert_eq!(r["image"], APP_IMAGE, "{r}");
+        assert_eq!(r["node"], "node-cri", "{r}");
+    }
+    let stream = |name: &str| -> Vec<String> {
+        printed
+            .iter()
+            .filter(|r| r["stream"] == name)
+            .map(|r| r["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut stdout: Vec<String> = (1..=2000).map(|i| format!("out {i}")).collect();
+    stdout.push("x".repeat(40_000));
+    stdout.push("no newline at the end".to_string());
+    assert_eq!(stream("stdout"), stdout);
+    assert_eq!(
+        collector.metric("ringtail_partial_lines_flushed_total{source=\"pods\"}"),
+        1.0,
+        "the last output, without a newline, came after partial_timeout"
+    );
+    assert_eq!(
+        stream("stderr"),
+        (1..=20)
+            .map(|i| format!("err {}", i * 100))
+            .collect::<Vec<_>>()
+    );
+
+    // The declared file, read inside the container's root while it ran.
+    let declared = of("declarer");
+    assert_eq!(declared.len(), 500);
+    let messages: Vec<&str> = declared
+        .iter()
+        .map(|r| r["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        (1..=500)
+            .map(|i| format!("declared {i}"))
+            .collect::<Vec<_>>()
+    );
+    for r in &declared {
+        assert_eq!(r["source"], "declared");
+        assert_eq!(r["tags"], serde_json::json!({"kind": "declared"}));
+        assert_eq!(r["container_id"], declarer.id.as_str());
+        assert!(
+            r["file"].as_str().unwrap().ends_with("/root/data/app.log"),
+            "{r}"
+        );
+    }
     let (status, log) = collector.stop();
     assert!(status.success(), "{log}");
 }

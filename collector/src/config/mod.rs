@@ -55,6 +55,10 @@ pub const DEFAULT_MULTILINE_MAX_LINES: usize = 1000;
 pub const DEFAULT_MULTILINE_MAX_BYTES: usize = 1024 * 1024;
 /// A pending multi-line record is emitted after this long without a new line.
 pub const DEFAULT_MULTILINE_TIMEOUT: Duration = Duration::from_secs(1);
+/// An unfinished line waits this long for more data: a container's last output without a
+/// newline (its runtime writes a CRI `P` record) appears seconds after it exits, not never;
+/// a line written in pieces slower than this is cut in two (counted).
+pub const DEFAULT_PARTIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// zstd level of the file sink: level 3 compresses logs ~8× at several hundred MB/s per core.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 /// Deleted files held open until drained: each pins its disk space and a descriptor, and a
@@ -344,6 +348,9 @@ pub struct SourceConfig {
     pub declared: bool,
     /// For a source made from one container's declaration: which one.
     pub origin: Option<Arc<crate::declare::Origin>>,
+    /// How long an unfinished line (no newline yet, or a CRI/docker partial without its
+    /// end) may wait for more data before it is emitted as it is.
+    pub partial_timeout: Duration,
 }
 
 impl SourceConfig {
@@ -983,6 +990,12 @@ impl Validator {
             reader.read_from,
             problems,
         );
+        let partial_timeout = duration(
+            raw.partial_timeout.as_ref(),
+            &format!("{path}.partial_timeout"),
+            DEFAULT_PARTIAL_TIMEOUT,
+            problems,
+        );
         let containers = raw
             .containers
             .map(|c| container_filter(c, &format!("{path}.containers"), problems))
@@ -1003,6 +1016,7 @@ impl Validator {
             containers,
             declared,
             origin: None,
+            partial_timeout,
         })
     }
 

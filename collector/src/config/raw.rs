@@ -135,6 +135,9 @@ pub struct RawSource {
     /// `true`: read the logs containers declare in their environment (`RINGTAIL_LOGS_*`)
     /// instead of `paths`.
     pub declared: Option<Spanned<String>>,
+    /// How long an unfinished line (no newline, or a partial without its end) waits for
+    /// more data before it is emitted as it is, e.g. `5s`.
+    pub partial_timeout: Option<Spanned<String>>,
 }
 
 /// The `multiline` block of a source.

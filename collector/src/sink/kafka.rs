@@ -668,6 +668,7 @@ mod tests {
             containers: Default::default(),
             declared: false,
             origin: None,
+            partial_timeout: std::time::Duration::from_secs(5),
         });
         let path: std::path::PathBuf = "/var/log/pods/shop_web-1_uid/nginx/0.log".into();
         let file = FileCtx {
