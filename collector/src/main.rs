@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use crossbeam::channel::select;
 use ringtail::config::{self, ConfigError};
 
+mod reload;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -85,31 +87,157 @@ fn validate(path: &PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the main thread waits for besides pipeline failures.
+enum Event {
+    /// SIGTERM or SIGINT.
+    Stop(i32),
+    /// SIGHUP, or the configuration file (or the directory a ConfigMap swaps) changed.
+    Reload(&'static str),
+}
+
 fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let config = load(path.as_ref())?;
-    if path.is_none() {
-        tracing::info!(
-            "no --config given: running the built-in default (see `ringtail default-config`)"
-        );
-    }
+    let mut config = load(path.as_ref())?;
+    let mut text = match &path {
+        Some(path) => Some(std::fs::read(path).context("cannot read the configuration")?),
+        None => {
+            tracing::info!(
+                "no --config given: running the built-in default (see `ringtail default-config`)"
+            );
+            None
+        }
+    };
     // Registered before the pipeline starts so that an early SIGTERM is not lost.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])
     .context("cannot install signal handlers")?;
-    let (signal_tx, signal_rx) = crossbeam::channel::bounded(1);
+    let (events_tx, events) = crossbeam::channel::bounded(16);
+    let signal_tx = events_tx.clone();
     std::thread::Builder::new()
         .name("signals".to_string())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                let _ = signal_tx.send(signal);
+            for signal in signals.forever() {
+                let event = if signal == signal_hook::consts::SIGHUP {
+                    Event::Reload("SIGHUP")
+                } else {
+                    Event::Stop(signal)
+                };
+                // A full queue already holds a reload or a stop.
+                let _ = signal_tx.try_send(event);
             }
         })
         .context("cannot start the signal thread")?;
+    if let Some(path) = &path {
+        reload::watch(path, events_tx).context("cannot watch the configuration file")?;
+    }
 
     raise_open_file_limit();
-    let running = ringtail::pipeline::start(&config).context("cannot start the pipeline")?;
+    let metrics = std::sync::Arc::new(ringtail::metrics::Metrics::new());
+    let mut running = ringtail::pipeline::start_with_metrics(&config, metrics.clone())
+        .context("cannot start the pipeline")?;
+    log_running(&config, &running);
+    loop {
+        let event = select! {
+            recv(events) -> event => event.ok(),
+            recv(running.failures()) -> failure => {
+                let reason = failure.unwrap_or_else(|_| "a pipeline thread stopped".to_string());
+                running.mark_failed(&reason);
+                tracing::error!(%reason, "stopping because a pipeline stage failed");
+                running.shutdown().context("shutdown")?;
+                return Err(anyhow::anyhow!("pipeline failed: {reason}"));
+            }
+        };
+        match event {
+            Some(Event::Stop(signal)) => {
+                tracing::info!(
+                    signal,
+                    "stopping: finishing pending records and waiting for acknowledgements"
+                );
+                break;
+            }
+            None => break,
+            Some(Event::Reload(why)) => {
+                let Some(path) = &path else {
+                    tracing::info!(why, "running the built-in default: nothing to reload");
+                    continue;
+                };
+                let label = |result| ringtail::metrics::ReloadLabel { result };
+                let new_text = match std::fs::read(path) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::error!(why, error = %e, file = %path.display(), "configuration not reloaded: cannot read it; the running one stays");
+                        metrics
+                            .config_reloads
+                            .get_or_create(&label("rejected"))
+                            .inc();
+                        continue;
+                    }
+                };
+                if text.as_deref() == Some(new_text.as_slice()) {
+                    tracing::debug!(why, "configuration unchanged");
+                    metrics
+                        .config_reloads
+                        .get_or_create(&label("unchanged"))
+                        .inc();
+                    continue;
+                }
+                let new_config = match reload::check(&config, config::load(path)) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(
+                            why,
+                            "configuration not reloaded, the running one stays:\n{e}"
+                        );
+                        metrics
+                            .config_reloads
+                            .get_or_create(&label("rejected"))
+                            .inc();
+                        // Not tried again until the file changes again.
+                        text = Some(new_text);
+                        continue;
+                    }
+                };
+                tracing::info!(
+                    why,
+                    "applying the new configuration: draining, then restarting the pipeline on its checkpoints"
+                );
+                reload::drain_deleted(&metrics, config.pipeline.shutdown_timeout);
+                running.shutdown().context("shutdown for a reload")?;
+                let (next, applied) = match ringtail::pipeline::start_with_metrics(
+                    &new_config,
+                    metrics.clone(),
+                ) {
+                    Ok(r) => (r, true),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the new configuration does not start; going back to the previous one");
+                        let previous =
+                            ringtail::pipeline::start_with_metrics(&config, metrics.clone())
+                                .context("cannot restart the previous configuration either")?;
+                        (previous, false)
+                    }
+                };
+                running = next;
+                // Not tried again until the file changes again.
+                text = Some(new_text);
+                let result = if applied {
+                    config = new_config;
+                    "applied"
+                } else {
+                    "rejected"
+                };
+                metrics.config_reloads.get_or_create(&label(result)).inc();
+                log_running(&config, &running);
+            }
+        }
+    }
+    running.shutdown().context("shutdown")?;
+    tracing::info!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn log_running(config: &config::Config, running: &ringtail::pipeline::Running) {
     tracing::info!(
         sources = config.sources.len(),
         sinks = config.sinks.len(),
@@ -117,26 +245,6 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         api = ?running.api_addr(),
         "ringtail is running"
     );
-    let failed = select! {
-        recv(signal_rx) -> signal => {
-            tracing::info!(signal = ?signal.ok(), "stopping: finishing pending records and waiting for acknowledgements");
-            None
-        }
-        recv(running.failures()) -> failure => {
-            let reason = failure.unwrap_or_else(|_| "a pipeline thread stopped".to_string());
-            running.mark_failed(&reason);
-            tracing::error!(%reason, "stopping because a pipeline stage failed");
-            Some(reason)
-        }
-    };
-    running.shutdown().context("shutdown")?;
-    match failed {
-        None => {
-            tracing::info!("stopped cleanly");
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(reason) => Err(anyhow::anyhow!("pipeline failed: {reason}")),
-    }
 }
 
 /// Every file read holds a descriptor while it is read (and deleted files until drained), so

@@ -185,11 +185,19 @@ fn spawn<E: std::fmt::Display>(
 
 /// Starts every stage of the pipeline for `config`.
 pub fn start(config: &Config) -> Result<Running, PipelineError> {
+    start_with_metrics(config, Arc::new(Metrics::new()))
+}
+
+/// [`start`] with metrics that outlive this pipeline: a configuration reload starts a new
+/// pipeline on the same metrics, so counters keep counting.
+pub fn start_with_metrics(
+    config: &Config,
+    metrics: Arc<Metrics>,
+) -> Result<Running, PipelineError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| PipelineError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;
-    let metrics = Arc::new(Metrics::new());
     let store = Store::new(&config.data_dir);
     // The file's time is when the last run last saved it (written, then renamed into place).
     let saved = std::fs::metadata(store.path())
