@@ -345,7 +345,19 @@ fn the_configmap_holds_a_configuration_ringtail_validate_accepts() {
         );
 
         let config = config(docs);
-        assert_eq!(config.sources.len(), 1);
+        assert_eq!(config.sources.len(), 2);
+        // Containers may declare their own logs (RINGTAIL_LOGS_*); ours may not.
+        let declared = &config.sources[1];
+        assert!(
+            declared.declared,
+            "deploy/{dir}: the second source reads declarations"
+        );
+        let container = |namespace: &str| ringtail::container::Container {
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
+        };
+        assert!(!declared.containers.admits(Some(&container(NAMESPACE))));
+        assert!(declared.containers.admits(Some(&container("default"))));
         let pods = &config.sources[0];
         assert_eq!(pods.format, Format::Cri);
         let ours = format!("/var/log/pods/{NAMESPACE}_ringtail-x7k2p_0c6f/ringtail/0.log");
