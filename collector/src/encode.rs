@@ -23,6 +23,7 @@ use base64::Engine;
 
 use crate::container::FileMeta;
 use crate::decode::Entry;
+use crate::process::Fields;
 use crate::source::FileCtx;
 
 /// Counters of the encoder, added to by each call; the caller publishes and resets them.
@@ -140,10 +141,28 @@ fn write_meta(out: &mut Vec<u8>, meta: &FileMeta) {
 
 /// Appends one record as a line of NDJSON to `out`.
 pub fn encode(out: &mut Vec<u8>, entry: &Entry<'_>, file: &FileFields, stats: &mut EncodeStats) {
+    encode_with(out, entry, file, None, stats);
+}
+
+/// [`encode`] with the fields processors extracted (`"fields":{…}`); a `json` processor
+/// that consumed the message leaves it out.
+pub fn encode_with(
+    out: &mut Vec<u8>,
+    entry: &Entry<'_>,
+    file: &FileFields,
+    fields: Option<&Fields<'_>>,
+    stats: &mut EncodeStats,
+) {
     out.reserve(entry.message.len() + entry.time.len() + file.tail.len() + 96);
-    out.extend_from_slice(b"{\"message\":\"");
-    let valid = write_escaped(out, entry.message);
-    out.extend_from_slice(b"\",\"offset\":");
+    let valid = if fields.is_some_and(|f| f.drop_message) {
+        out.extend_from_slice(b"{\"offset\":");
+        true
+    } else {
+        out.extend_from_slice(b"{\"message\":\"");
+        let valid = write_escaped(out, entry.message);
+        out.extend_from_slice(b"\",\"offset\":");
+        valid
+    };
     out.extend_from_slice(itoa::Buffer::new().format(entry.offset).as_bytes());
     if let Some(stream) = entry.stream.name() {
         out.extend_from_slice(b",\"stream\":\"");
@@ -169,6 +188,9 @@ pub fn encode(out: &mut Vec<u8>, entry: &Entry<'_>, file: &FileFields, stats: &m
         out.extend_from_slice(b",\"invalid_utf8\":true,\"message_base64\":\"");
         base64::engine::general_purpose::STANDARD.encode_extend(entry.message, out);
         out.push(b'"');
+    }
+    if let Some(fields) = fields {
+        crate::process::encode_fields(out, fields);
     }
     out.extend_from_slice(&file.tail);
     stats.records += 1;
@@ -425,6 +447,7 @@ mod tests {
             declared: false,
             origin: None,
             partial_timeout: std::time::Duration::from_secs(5),
+            processors: Default::default(),
         });
         let path = Path::new("/var/log/pods/shop_web-1_uid-9/nginx/2.log");
         let mut container = crate::container::of_path(path).unwrap();

@@ -27,6 +27,7 @@
 //! - [`decode`]: `raw`, `cri` and `docker` line formats, partial lines joined.
 //! - [`multiline`]: joining stack traces and other multi-line records.
 //! - [`records`]: framing → decoding → multiline for one file.
+//! - [`process`]: processors (field extraction, static fields, drop/keep) per source.
 //! - [`encode`]: records to NDJSON.
 //! - [`worker`]: the worker thread that runs framing → decoding → multiline → encoding.
 //! - [`batch`]: what travels from workers to sinks, and how it is acknowledged.
@@ -55,6 +56,7 @@ pub mod framing;
 pub mod metrics;
 pub mod multiline;
 pub mod pipeline;
+pub mod process;
 pub mod read;
 pub mod reader;
 pub mod records;

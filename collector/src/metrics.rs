@@ -120,6 +120,10 @@ pub struct Metrics {
     pub multiline_records: Family<SourceLabel, Counter>,
     /// Unfinished lines (or partials without their end) emitted after `partial_timeout`.
     pub partial_lines_flushed: Family<SourceLabel, Counter>,
+    /// Records a processor could not parse (kept, with `error`).
+    pub processing_failed: Family<SourceLabel, Counter>,
+    /// Records removed by `drop` / `keep` processors.
+    pub records_dropped: Family<SourceLabel, Counter>,
     /// Files found truncated below the read offset (read again from 0).
     pub truncations: Family<SourceLabel, Counter>,
     /// Bytes of deleted files that could not be read before they had to be closed.
@@ -226,6 +230,8 @@ impl Metrics {
             invalid_utf8: Family::default(),
             multiline_records: Family::default(),
             partial_lines_flushed: Family::default(),
+            processing_failed: Family::default(),
+            records_dropped: Family::default(),
             truncations: Family::default(),
             lost_bytes: Family::default(),
             symlinks_refused: Family::default(),
@@ -296,6 +302,16 @@ impl Metrics {
             "partial_lines_flushed",
             "Unfinished lines emitted as they were after waiting partial_timeout",
             m.partial_lines_flushed.clone(),
+        );
+        registry.register(
+            "processing_failed",
+            "Records a processor could not parse (kept, with an error field)",
+            m.processing_failed.clone(),
+        );
+        registry.register(
+            "records_dropped",
+            "Records removed by drop/keep processors (configuration, not loss)",
+            m.records_dropped.clone(),
         );
         registry.register(
             "truncations",

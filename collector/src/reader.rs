@@ -816,6 +816,7 @@ mod tests {
             declared: false,
             origin: None,
             partial_timeout: std::time::Duration::from_secs(5),
+            processors: Default::default(),
         })
     }
 

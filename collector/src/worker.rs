@@ -26,8 +26,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use crate::ack::AckTracker;
 use crate::batch::{AckHandle, Batch, FileProgress, RecordIndex, RecordRef};
 use crate::decode::Entry;
-use crate::encode::{EncodeStats, FileFields, encode};
+use crate::encode::{EncodeStats, FileFields, encode, encode_with};
 use crate::metrics::{Metrics, QueueSender};
+use crate::process::{self, Fields, Outcome, ProcessStats};
 use crate::records::{CutStats, Records};
 use crate::source::{FileCtx, SourceId};
 
@@ -141,12 +142,15 @@ struct SourceCounters {
     invalid_utf8: Counter,
     multiline: Counter,
     partial_flushed: Counter,
+    processing_failed: Counter,
+    dropped: Counter,
 }
 
 #[derive(Default)]
 struct Stats {
     cut: CutStats,
     encode: EncodeStats,
+    process: ProcessStats,
 }
 
 impl SourceCounters {
@@ -160,6 +164,8 @@ impl SourceCounters {
             invalid_utf8: metrics.invalid_utf8.get_or_create_owned(&label),
             multiline: metrics.multiline_records.get_or_create_owned(&label),
             partial_flushed: metrics.partial_lines_flushed.get_or_create_owned(&label),
+            processing_failed: metrics.processing_failed.get_or_create_owned(&label),
+            dropped: metrics.records_dropped.get_or_create_owned(&label),
         }
     }
 
@@ -183,6 +189,8 @@ impl SourceCounters {
         add(&self.invalid_utf8, s.encode.invalid_utf8);
         add(&self.multiline, cut.multiline.joined);
         add(&self.partial_flushed, cut.partial_flushed);
+        add(&self.processing_failed, s.process.failed);
+        add(&self.dropped, s.process.dropped);
     }
 }
 
@@ -294,12 +302,30 @@ macro_rules! encoding {
             let Stats {
                 cut: $stats,
                 encode: enc,
+                process: processing,
             } = &mut stats;
             let fields = &file.fields;
+            let processors = &*file.ctx.source.processors;
             let buf = &mut out.buf;
             let index = &mut out.index;
             let $emit = &mut |record: Entry<'_>| {
-                encode(buf, &record, fields, enc);
+                if processors.is_empty() {
+                    encode(buf, &record, fields, enc);
+                } else {
+                    let mut extracted = Fields::default();
+                    let mut error = record.error;
+                    match process::run(processors, &record, &mut extracted, &mut error, processing)
+                    {
+                        Outcome::Keep => encode_with(
+                            buf,
+                            &Entry { error, ..record },
+                            fields,
+                            Some(&extracted),
+                            enc,
+                        ),
+                        Outcome::Dropped(_) => return,
+                    }
+                }
                 if let (Some(index), Some(file)) = (index.as_mut(), slot) {
                     index.records.push(RecordRef {
                         end: buf.len() as u32,
@@ -575,6 +601,7 @@ mod tests {
             declared: false,
             origin: None,
             partial_timeout: std::time::Duration::from_secs(5),
+            processors: Default::default(),
         });
         let ctx = Arc::new(FileCtx {
             id: SourceId(7),

@@ -138,6 +138,34 @@ pub struct RawSource {
     /// How long an unfinished line (no newline, or a partial without its end) waits for
     /// more data before it is emitted as it is, e.g. `5s`.
     pub partial_timeout: Option<Spanned<String>>,
+    /// Processors applied in order after multiline.
+    #[serde(default)]
+    pub processors: Vec<RawProcessor>,
+}
+
+/// One entry of a source's `processors`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProcessor {
+    /// `json`, `regex`, `nginx`, `apache`, `csv`, `add_fields`, `drop` or `keep`.
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<String>>,
+    /// `json`: levels of nested objects flattened into `a.b` keys (default 1).
+    pub depth: Option<Spanned<String>>,
+    /// `json`: keep the message once parsed (default `true`).
+    pub keep_source: Option<Spanned<String>>,
+    /// `regex`, `drop`, `keep`: the regex.
+    pub pattern: Option<Spanned<String>>,
+    /// `regex`: names of the capture groups in order (default: the groups' own names).
+    pub keys: Option<Vec<Spanned<String>>>,
+    /// `csv`: column names.
+    pub columns: Option<Vec<Spanned<String>>>,
+    /// `csv`: one-byte delimiter (default `,`).
+    pub delimiter: Option<Spanned<String>>,
+    /// `add_fields`: static fields.
+    pub fields: Option<BTreeMap<String, Spanned<String>>>,
+    /// `drop`, `keep`: the field to match (`message` or an extracted field).
+    pub field: Option<Spanned<String>>,
 }
 
 /// The `multiline` block of a source.

@@ -573,3 +573,94 @@ sinks:
         "{problems:#?}"
     );
 }
+
+#[test]
+fn processors_are_checked_field_by_field() {
+    let good = r#"sources:
+  - name: web
+    paths: ["/logs/*.log"]
+    processors:
+      - type: nginx
+      - {type: json, depth: 3, keep_source: false}
+      - {type: regex, pattern: '^(?P<level>\w+) (?P<rest>.*)$'}
+      - {type: regex, pattern: '^(\w+) (.*)$', keys: [a, b]}
+      - {type: csv, columns: [a, b], delimiter: ";"}
+      - {type: add_fields, fields: {team: web}}
+      - {type: drop, field: level, pattern: '^DEBUG$'}
+      - {type: keep, pattern: 'x'}
+sinks:
+  - {name: out, type: stdout}
+"#;
+    let (config, problems) = parse(good);
+    assert_eq!(problems, vec![]);
+    let names: Vec<&str> = config.unwrap().sources[0]
+        .processors
+        .iter()
+        .map(|p| p.name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "nginx",
+            "json",
+            "regex",
+            "regex",
+            "csv",
+            "add_fields",
+            "drop",
+            "keep"
+        ]
+    );
+
+    let bad = r#"sources:
+  - name: web
+    paths: ["/logs/*.log"]
+    processors:
+      - type: yaml
+      - {type: nginx, pattern: x}
+      - {type: regex}
+      - {type: regex, pattern: '(unclosed'}
+      - {type: regex, pattern: 'no groups'}
+      - {type: csv}
+      - {type: csv, columns: [a], delimiter: ";;"}
+      - {type: json, depth: 0}
+      - {type: add_fields}
+      - {depth: 2}
+      - {type: keep, pattern: x, colour: red}
+sinks:
+  - {name: out, type: stdout}
+"#;
+    let problems = problems_of(bad);
+    let expect = [
+        (
+            5,
+            "sources[0].processors[0].type",
+            "unknown processor `yaml`",
+        ),
+        (6, "sources[0].processors[1].pattern", "does not apply"),
+        (7, "sources[0].processors[2].pattern", "needs a `pattern`"),
+        (8, "sources[0].processors[3].pattern", "invalid regex"),
+        (9, "sources[0].processors[4].keys", "0 capture group"),
+        (10, "sources[0].processors[5].columns", "needs `columns`"),
+        (
+            11,
+            "sources[0].processors[6].delimiter",
+            "one ASCII character",
+        ),
+        (12, "sources[0].processors[7].depth", "from 1 to 16"),
+        (13, "sources[0].processors[8].fields", "needs `fields`"),
+        (14, "sources[0].processors[9].type", "missing field `type`"),
+    ];
+    for (line, path, fragment) in expect {
+        assert!(
+            has(&problems, line, path, fragment),
+            "{path}: {problems:#?}"
+        );
+    }
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("unknown field `colour`")),
+        "{problems:#?}"
+    );
+}

@@ -669,6 +669,7 @@ mod tests {
             declared: false,
             origin: None,
             partial_timeout: std::time::Duration::from_secs(5),
+            processors: Default::default(),
         });
         let path: std::path::PathBuf = "/var/log/pods/shop_web-1_uid/nginx/0.log".into();
         let file = FileCtx {
@@ -701,6 +702,23 @@ mod tests {
             Some(Template::parse("{k8s.container}/{source}/{k8s.restart}/{node}").unwrap());
         let (topic, key) = render(&config, &file, Stream::Stdout);
         assert_eq!(topic, "x-_var_log_pods_shop_web-1_uid_nginx_0.log-unknown");
+        assert_eq!(key.as_deref(), Some(&b"nginx/pods/0/node-1"[..]));
+        // A container's declaration names its own topic (RINGTAIL_LOGS_<NAME>_TOPIC).
+        let declared = FileCtx {
+            source: Arc::new(SourceConfig {
+                origin: Some(Arc::new(crate::declare::Origin {
+                    name: "ACCESS".into(),
+                    container_id: "c0ffee".into(),
+                    topic: Some("nginx-access".into()),
+                    root: None,
+                    meta: Arc::clone(&file.meta),
+                })),
+                ..(*file.source).clone()
+            }),
+            ..file.clone()
+        };
+        let (topic, key) = render(&config, &declared, Stream::Stdout);
+        assert_eq!(topic, "nginx-access");
         assert_eq!(key.as_deref(), Some(&b"nginx/pods/0/node-1"[..]));
     }
 }

@@ -1,0 +1,374 @@
+//! Processors: fields extracted from records, static fields, and dropping by a field's value.
+//!
+//! Owns what happens to a record between multiline and encoding, per source, in the order
+//! configured: `json`, `regex`, `nginx`, `apache`, `csv` extract fields from the message;
+//! `add_fields` adds static ones; `drop` / `keep` filter on a field's value. Extracted values
+//! borrow from the message wherever they can ([`Value::Str`], [`Value::Json`]): the only copy
+//! of a value is the one the encoder writes into the batch (escaped JSON), except for the
+//! rare value that needs unescaping (a quoted CSV field with `""`, a JSON string key with
+//! escapes).
+//!
+//! A record a parsing processor cannot parse keeps its message, gets an `error` naming the
+//! processor, and is counted — never dropped. Records are dropped only by `drop` / `keep`,
+//! which is configuration, and counted too.
+
+pub mod access;
+pub mod csv;
+pub mod json;
+
+use std::borrow::Cow;
+
+use crate::decode::Entry;
+
+/// A field's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value<'a> {
+    /// Text (escaped when encoded).
+    Str(Cow<'a, str>),
+    /// Text as bytes, possibly not UTF-8 (a regex capture; escaped and repaired when
+    /// encoded).
+    Bytes(&'a [u8]),
+    /// An integer.
+    Int(i64),
+    /// JSON text, written as it is (numbers, booleans, null, nested objects and arrays).
+    Json(&'a str),
+    /// No value (`-` in access logs).
+    Null,
+}
+
+impl Value<'_> {
+    /// The value as bytes, for matching (`drop`/`keep`).
+    fn bytes(&self) -> Cow<'_, [u8]> {
+        match self {
+            Value::Str(s) => Cow::Borrowed(s.as_bytes()),
+            Value::Bytes(b) => Cow::Borrowed(b),
+            Value::Int(i) => Cow::Owned(i.to_string().into_bytes()),
+            Value::Json(j) => match json::unquoted(j) {
+                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+            },
+            Value::Null => Cow::Borrowed(b""),
+        }
+    }
+}
+
+/// The fields extracted from one record, in order (a later value of a key replaces an
+/// earlier one when encoded).
+#[derive(Debug, Default)]
+pub struct Fields<'a> {
+    /// Key and value pairs.
+    pub pairs: Vec<(Cow<'a, str>, Value<'a>)>,
+    /// The message is not to be encoded (a `json` processor with `keep_source: false`
+    /// parsed it whole).
+    pub drop_message: bool,
+}
+
+impl<'a> Fields<'a> {
+    /// Adds a field.
+    pub fn push(&mut self, key: impl Into<Cow<'a, str>>, value: Value<'a>) {
+        self.pairs.push((key.into(), value));
+    }
+
+    /// The last value of `key`.
+    pub fn get(&self, key: &str) -> Option<&Value<'a>> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Why a processor did not parse a record (goes into the record's `error`).
+pub type ParseError = &'static str;
+
+/// One configured processor.
+#[derive(Debug, Clone)]
+pub enum Processor {
+    /// The message is a JSON object: its members become fields, nested objects flattened
+    /// to `a.b` keys down to `depth` levels (deeper ones stay JSON).
+    Json {
+        /// Levels of nested objects flattened (1: top-level members only).
+        depth: usize,
+        /// Whether the message stays in the record once parsed.
+        keep_source: bool,
+    },
+    /// A regex on the message: named groups, or unnamed groups named by `keys`.
+    Regex {
+        /// The pattern.
+        pattern: regex::bytes::Regex,
+        /// Names of the capture groups in order (named groups' own names by default).
+        keys: Vec<String>,
+    },
+    /// nginx's default `combined` access-log format.
+    Nginx,
+    /// Apache's `combined` access-log format.
+    Apache,
+    /// Comma-separated (or other delimiter) values with the given column names.
+    Csv {
+        /// Column names, in order.
+        columns: Vec<String>,
+        /// The delimiter byte.
+        delimiter: u8,
+    },
+    /// Static fields.
+    AddFields {
+        /// Key and value pairs.
+        fields: Vec<(String, String)>,
+    },
+    /// Drops records whose `field` matches.
+    Drop {
+        /// `message` or an extracted field.
+        field: String,
+        /// The pattern.
+        pattern: regex::bytes::Regex,
+    },
+    /// Keeps only records whose `field` matches.
+    Keep {
+        /// `message` or an extracted field.
+        field: String,
+        /// The pattern.
+        pattern: regex::bytes::Regex,
+    },
+}
+
+impl Processor {
+    /// The processor's name, as configured (`type`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Processor::Json { .. } => "json",
+            Processor::Regex { .. } => "regex",
+            Processor::Nginx => "nginx",
+            Processor::Apache => "apache",
+            Processor::Csv { .. } => "csv",
+            Processor::AddFields { .. } => "add_fields",
+            Processor::Drop { .. } => "drop",
+            Processor::Keep { .. } => "keep",
+        }
+    }
+}
+
+/// What became of a record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Encode it.
+    Keep,
+    /// A `drop` or `keep` processor (its index) removed it.
+    Dropped(usize),
+}
+
+/// Counters of the processors, added to by each call; the caller publishes and resets them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessStats {
+    /// Records a parsing processor could not parse (kept, with `error`).
+    pub failed: u64,
+    /// Records removed by `drop` / `keep`.
+    pub dropped: u64,
+}
+
+/// Runs `processors` on `entry`: extracted fields go to `fields`; a parse failure sets
+/// `error` (the first one wins) and the record goes on.
+pub fn run<'a>(
+    processors: &'a [Processor],
+    entry: &Entry<'a>,
+    fields: &mut Fields<'a>,
+    error: &mut Option<ParseError>,
+    stats: &mut ProcessStats,
+) -> Outcome {
+    let message = entry.message;
+    for (i, processor) in processors.iter().enumerate() {
+        let parsed: Result<(), ParseError> = match processor {
+            Processor::Json { depth, keep_source } => {
+                json::parse(message, *depth, fields).map(|()| {
+                    if !keep_source {
+                        fields.drop_message = true;
+                    }
+                })
+            }
+            Processor::Regex { pattern, keys } => match pattern.captures(message) {
+                Some(captures) => {
+                    for (key, group) in keys.iter().zip(captures.iter().skip(1)) {
+                        if let Some(group) = group {
+                            fields.push(key.as_str(), Value::Bytes(group.as_bytes()));
+                        }
+                    }
+                    Ok(())
+                }
+                None => Err("regex: the message does not match"),
+            },
+            Processor::Nginx => access::nginx(message, fields),
+            Processor::Apache => access::apache(message, fields),
+            Processor::Csv { columns, delimiter } => {
+                csv::parse(message, *delimiter, columns, fields)
+            }
+            Processor::AddFields { fields: add } => {
+                for (k, v) in add {
+                    fields.push(k.as_str(), Value::Str(Cow::Borrowed(v.as_str())));
+                }
+                Ok(())
+            }
+            Processor::Drop { field, pattern } | Processor::Keep { field, pattern } => {
+                let value = match field.as_str() {
+                    "message" => Some(Cow::Borrowed(message)),
+                    key => fields.get(key).map(Value::bytes),
+                };
+                let matched = value.is_some_and(|v| pattern.is_match(&v));
+                let keep = matches!(processor, Processor::Keep { .. });
+                if matched != keep {
+                    stats.dropped += 1;
+                    return Outcome::Dropped(i);
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = parsed {
+            stats.failed += 1;
+            error.get_or_insert(e);
+        }
+    }
+    Outcome::Keep
+}
+
+/// Appends `,"fields":{…}` for `fields` (nothing when empty); a key given twice keeps its
+/// last value.
+pub fn encode_fields(out: &mut Vec<u8>, fields: &Fields<'_>) {
+    if fields.pairs.is_empty() {
+        return;
+    }
+    out.extend_from_slice(b",\"fields\":{");
+    let mut first = true;
+    for (i, (key, value)) in fields.pairs.iter().enumerate() {
+        if fields.pairs[i + 1..].iter().any(|(k, _)| k == key) {
+            continue;
+        }
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        out.push(b'"');
+        crate::encode::write_escaped(out, key.as_bytes());
+        out.extend_from_slice(b"\":");
+        match value {
+            Value::Str(s) => {
+                out.push(b'"');
+                crate::encode::write_escaped(out, s.as_bytes());
+                out.push(b'"');
+            }
+            Value::Bytes(b) => {
+                out.push(b'"');
+                // Invalid UTF-8 is shown as U+FFFD; the message keeps the exact bytes.
+                crate::encode::write_escaped(out, b);
+                out.push(b'"');
+            }
+            Value::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            Value::Json(j) => out.extend_from_slice(j.as_bytes()),
+            Value::Null => out.extend_from_slice(b"null"),
+        }
+    }
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Stream;
+
+    fn entry(message: &[u8]) -> Entry<'_> {
+        Entry {
+            offset: 0,
+            message,
+            stream: Stream::Stdout,
+            time: b"",
+            truncated: false,
+            error: None,
+        }
+    }
+
+    fn encoded(fields: &Fields<'_>) -> serde_json::Value {
+        let mut out = b"{\"x\":1".to_vec();
+        encode_fields(&mut out, fields);
+        out.push(b'}');
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn a_chain_extracts_adds_and_filters() {
+        let chain = vec![
+            Processor::Regex {
+                pattern: regex::bytes::Regex::new(r"^(?P<level>\w+) (?P<msg>.*)$").unwrap(),
+                keys: vec!["level".into(), "msg".into()],
+            },
+            Processor::AddFields {
+                fields: vec![("team".into(), "web".into())],
+            },
+            Processor::Drop {
+                field: "level".into(),
+                pattern: regex::bytes::Regex::new("^DEBUG$").unwrap(),
+            },
+        ];
+        let mut stats = ProcessStats::default();
+        let line = entry(b"INFO started \"ok\"");
+        let mut fields = Fields::default();
+        let mut error = None;
+        assert_eq!(
+            run(&chain, &line, &mut fields, &mut error, &mut stats),
+            Outcome::Keep
+        );
+        assert_eq!(error, None);
+        assert_eq!(
+            encoded(&fields),
+            serde_json::json!({"x": 1, "fields": {"level": "INFO", "msg": "started \"ok\"", "team": "web"}})
+        );
+        let debug = entry(b"DEBUG noise");
+        let mut fields = Fields::default();
+        assert_eq!(
+            run(&chain, &debug, &mut fields, &mut error, &mut stats),
+            Outcome::Dropped(2)
+        );
+        // No match: kept, with an error, and the later processors still run.
+        let odd = entry(b"no-space-here");
+        let mut fields = Fields::default();
+        let mut error = None;
+        assert_eq!(
+            run(&chain, &odd, &mut fields, &mut error, &mut stats),
+            Outcome::Keep
+        );
+        assert_eq!(error, Some("regex: the message does not match"));
+        assert_eq!(
+            encoded(&fields),
+            serde_json::json!({"x": 1, "fields": {"team": "web"}})
+        );
+        assert_eq!(
+            stats,
+            ProcessStats {
+                failed: 1,
+                dropped: 1
+            }
+        );
+    }
+
+    #[test]
+    fn keep_keeps_only_matches_and_later_keys_win() {
+        let chain = vec![Processor::Keep {
+            field: "message".into(),
+            pattern: regex::bytes::Regex::new("ERROR").unwrap(),
+        }];
+        let mut stats = ProcessStats::default();
+        let (mut f, mut e) = (Fields::default(), None);
+        assert_eq!(
+            run(&chain, &entry(b"an ERROR here"), &mut f, &mut e, &mut stats),
+            Outcome::Keep
+        );
+        assert_eq!(
+            run(&chain, &entry(b"all fine"), &mut f, &mut e, &mut stats),
+            Outcome::Dropped(0)
+        );
+        let mut fields = Fields::default();
+        fields.push("a", Value::Int(1));
+        fields.push("b", Value::Null);
+        fields.push("a", Value::Json("[1,2]"));
+        assert_eq!(
+            encoded(&fields),
+            serde_json::json!({"x": 1, "fields": {"b": null, "a": [1, 2]}})
+        );
+    }
+}
