@@ -24,6 +24,7 @@
 //! - [`runtime`]: the container runtime's OCI bundles on the host.
 //! - [`declare`]: logs a container declares in its environment (`RINGTAIL_LOGS_*`).
 //! - [`framing`]: cutting bytes into lines, with bounded memory.
+//! - [`fuzzing`]: the invariants the fuzz targets (`fuzz/`) and their regression tests check.
 //! - [`decode`]: `raw`, `cri` and `docker` line formats, partial lines joined.
 //! - [`multiline`]: joining stack traces and other multi-line records.
 //! - [`records`]: framing → decoding → multiline for one file.
@@ -53,6 +54,7 @@ pub mod discovery;
 pub mod ebpf;
 pub mod encode;
 pub mod framing;
+pub mod fuzzing;
 pub mod metrics;
 pub mod multiline;
 pub mod pipeline;

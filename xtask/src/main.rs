@@ -20,6 +20,16 @@ use clap::{Parser, Subcommand};
 /// The bpf-linker release that links with this toolchain's LLVM (newer ones want LLVM 23).
 const BPF_LINKER_VERSION: &str = "0.10.3";
 
+/// cargo-fuzz, pinned.
+const CARGO_FUZZ_VERSION: &str = "0.13.1";
+
+/// The targets in `fuzz/fuzz_targets`.
+const FUZZ_TARGETS: [&str; 4] = ["cri", "docker", "framer_multiline", "processors"];
+
+/// Seconds per fuzz target in `cargo xtask test`: a bounded smoke run; long runs are
+/// `cargo xtask fuzz`.
+const TEST_FUZZ_SECONDS: u64 = 20;
+
 #[derive(Debug, Parser)]
 #[command(about = "ringtail project tasks")]
 struct Cli {
@@ -35,6 +45,14 @@ enum Task {
     BuildEbpf,
     /// Set up, then run every check and test (what CI runs).
     Test,
+    /// Run the cargo-fuzz targets in `fuzz/` (installs cargo-fuzz when missing).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+        /// Only this target (`cri`, `docker`, `framer_multiline`, `processors`).
+        target: Option<String>,
+    },
     /// Build and run ringtail in release mode; arguments go to `ringtail run`.
     Run {
         /// Arguments for `ringtail run`, e.g. `--config my.yaml`.
@@ -59,6 +77,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Task::Test => test(&root),
+        Task::Fuzz { seconds, target } => fuzz(&root, seconds, target.as_deref()),
         Task::Run { args } => {
             // The build embeds the eBPF object, which needs the nightly toolchain parts.
             setup()?;
@@ -260,10 +279,73 @@ fn test(root: &Path) -> anyhow::Result<()> {
     step("tests", || {
         cargo(&["test", "--workspace", "--no-fail-fast"])
     })?;
+    step("fuzz (short, bounded)", || {
+        fuzz(root, TEST_FUZZ_SECONDS, None)
+    })?;
     step("benchmarks compile", || {
         cargo(&["bench", "--workspace", "--no-run"])
     })?;
     eprintln!("xtask: all checks passed");
+    Ok(())
+}
+
+/// Runs each fuzz target (or `only`) for `seconds` with libFuzzer, from the seed corpus in
+/// `fuzz/corpus/<target>` (read only; what the run finds goes to `target/fuzz/corpus`). A
+/// failing input fails the task, with where it was saved: it belongs in
+/// `fuzz/regressions/<target>/`, which `tests/fuzz_regressions.rs` replays.
+fn fuzz(root: &Path, seconds: u64, only: Option<&str>) -> anyhow::Result<()> {
+    setup()?;
+    let have = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ_VERSION));
+    if !have {
+        eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION} (about two minutes)");
+        cargo(&[
+            "install",
+            "cargo-fuzz",
+            "--version",
+            CARGO_FUZZ_VERSION,
+            "--locked",
+            "--force",
+        ])?;
+    }
+    if let Some(only) = only
+        && !FUZZ_TARGETS.contains(&only)
+    {
+        bail!("unknown fuzz target `{only}`, expected one of {FUZZ_TARGETS:?}");
+    }
+    for target in FUZZ_TARGETS
+        .into_iter()
+        .filter(|t| only.is_none_or(|o| o == *t))
+    {
+        let corpus = root.join("target/fuzz/corpus").join(target);
+        let artifacts = root.join("target/fuzz/artifacts").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        std::fs::create_dir_all(&artifacts)?;
+        eprintln!("xtask: fuzzing `{target}` for {seconds} s");
+        let status = Command::new("cargo")
+            .args(["+nightly", "fuzz", "run", "--sanitizer", "none", target])
+            .arg(&corpus)
+            .arg(root.join("fuzz/corpus").join(target))
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .arg(format!("-artifact_prefix={}/", artifacts.display()))
+            .arg("-max_len=8192")
+            .arg("-rss_limit_mb=4096")
+            // The targets need no eBPF object; this keeps the fuzz build off the BPF
+            // toolchain and its flags off the nested BPF build.
+            .env("RINGTAIL_NO_EBPF", "1")
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .context("cannot run cargo fuzz")?;
+        if !status.success() {
+            bail!(
+                "fuzz target `{target}` found an input that breaks it (saved in {}); copy it to fuzz/regressions/{target}/ so the tests replay it, then fix the cause",
+                artifacts.display()
+            );
+        }
+    }
     Ok(())
 }
 

@@ -19,7 +19,10 @@ pub fn parse<'a>(
     let mut rest = message;
     let mut n = 0;
     loop {
-        let (value, after) = field(rest, delimiter).ok_or("csv: an unterminated quoted field")?;
+        let Some((value, after)) = field(rest, delimiter) else {
+            fields.pairs.truncate(before);
+            return Err("csv: an unterminated quoted field");
+        };
         match columns.get(n) {
             Some(column) => fields.push(column.as_str(), value),
             None => {
@@ -114,7 +117,13 @@ mod tests {
     #[test]
     fn wrong_shapes_are_errors_and_add_nothing() {
         let cols = columns(&["a", "b"]);
-        for bad in [&b"1,2,3"[..], b"1", b"\"unterminated,2", b"\"a\"x,2"] {
+        for bad in [
+            &b"1,2,3"[..],
+            b"1",
+            b"\"unterminated,2",
+            b"\"a\"x,2",
+            b"1,\"open",
+        ] {
             let mut f = Fields::default();
             assert!(
                 parse(bad, b',', &cols, &mut f).is_err(),

@@ -1,0 +1,6 @@
+//! The CRI decoder (with framing) on arbitrary bytes in arbitrary chunks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    ringtail::fuzzing::records(ringtail::config::Format::Cri, false, data);
+});
