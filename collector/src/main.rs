@@ -1,5 +1,6 @@
 //! The `ringtail` binary: `run`, `validate` and `default-config`.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,17 +25,24 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the collector (with the built-in default configuration when no --config is given).
+    /// Run the collector (with the built-in default configuration when neither --config nor
+    /// --config-dir is given).
     Run {
-        /// Configuration file (YAML).
+        /// Configuration file (YAML); with --config-dir, the settings beside its pipelines.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Directory whose every `*.yaml` is a pipeline (sources, processors, sinks).
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
     },
-    /// Check a configuration file and list every problem in it.
+    /// Check a configuration file (or a pipeline directory) and list every problem in it.
     Validate {
-        /// Configuration file (YAML).
-        #[arg(long, short)]
-        config: PathBuf,
+        /// Configuration file (YAML); with --config-dir, the settings beside its pipelines.
+        #[arg(long, short, required_unless_present = "config_dir")]
+        config: Option<PathBuf>,
+        /// Directory whose every `*.yaml` is a pipeline: each file is checked.
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
     },
     /// Print the built-in default configuration.
     DefaultConfig,
@@ -51,8 +59,14 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
-        Command::Run { config } => run(config),
-        Command::Validate { config } => validate(&config),
+        Command::Run { config, config_dir } => run(Origin {
+            file: config,
+            dir: config_dir,
+        }),
+        Command::Validate { config, config_dir } => validate(&Origin {
+            file: config,
+            dir: config_dir,
+        }),
         Command::DefaultConfig => {
             print!("{}", config::BUILTIN_DEFAULT);
             Ok(ExitCode::SUCCESS)
@@ -67,24 +81,115 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: Option<&PathBuf>) -> Result<config::Config, ConfigError> {
-    match path {
-        Some(path) => config::load(path),
-        None => config::load_builtin_default(),
+/// Where the configuration comes from: a file, a pipeline directory (with an optional
+/// settings file), or neither (the built-in default).
+struct Origin {
+    file: Option<PathBuf>,
+    dir: Option<PathBuf>,
+}
+
+/// A configuration as loaded: the files it could not use (pipeline directories only) and
+/// the text of each pipeline file it did.
+struct Loaded {
+    config: config::Config,
+    rejected: Vec<ConfigError>,
+    used: BTreeMap<PathBuf, String>,
+}
+
+impl Origin {
+    fn load(&self, last_good: &BTreeMap<PathBuf, String>) -> Result<Loaded, ConfigError> {
+        let single = |config| Loaded {
+            config,
+            rejected: Vec::new(),
+            used: BTreeMap::new(),
+        };
+        match (&self.file, &self.dir) {
+            (settings, Some(dir)) => {
+                let loaded = config::dir::load(settings.as_deref(), dir, last_good)?;
+                Ok(Loaded {
+                    config: loaded.config,
+                    rejected: loaded.rejected,
+                    used: loaded.used,
+                })
+            }
+            (Some(path), None) => config::load(path).map(single),
+            (None, None) => config::load_builtin_default().map(single),
+        }
+    }
+
+    /// The contents that make up the configuration now (to tell whether a reload changes
+    /// anything); empty for the built-in default.
+    fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        match (&self.file, &self.dir) {
+            (settings, Some(dir)) => config::dir::snapshot(settings.as_deref(), dir),
+            (Some(path), None) => vec![(path.clone(), std::fs::read(path).unwrap_or_default())],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// The directories to watch for changes: the settings file's (and its link target's),
+    /// and the pipeline directory (and its link target).
+    fn watched(&self) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        if let Some(file) = &self.file {
+            dirs.extend(file.parent().map(std::path::Path::to_path_buf));
+            if let Ok(target) = std::fs::canonicalize(file) {
+                dirs.extend(target.parent().map(std::path::Path::to_path_buf));
+            }
+        }
+        if let Some(dir) = &self.dir {
+            dirs.push(dir.clone());
+            dirs.extend(std::fs::canonicalize(dir).ok());
+        }
+        for dir in &mut dirs {
+            if dir.as_os_str().is_empty() {
+                *dir = PathBuf::from(".");
+            }
+        }
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+
+    fn reloadable(&self) -> bool {
+        self.file.is_some() || self.dir.is_some()
     }
 }
 
-fn validate(path: &PathBuf) -> anyhow::Result<ExitCode> {
-    let config = load(Some(path))?;
-    println!(
-        "{}: configuration is valid ({} source{}, {} sink{})",
-        path.display(),
+fn validate(origin: &Origin) -> anyhow::Result<ExitCode> {
+    let loaded = origin.load(&BTreeMap::new())?;
+    for rejected in &loaded.rejected {
+        eprintln!("error: {rejected}");
+    }
+    let config = &loaded.config;
+    let what = match (&origin.dir, &origin.file) {
+        (Some(dir), _) => dir.display().to_string(),
+        (None, Some(file)) => file.display().to_string(),
+        (None, None) => "built-in default".to_string(),
+    };
+    let counts = format!(
+        "{} source{}, {} sink{}",
         config.sources.len(),
         if config.sources.len() == 1 { "" } else { "s" },
         config.sinks.len(),
         if config.sinks.len() == 1 { "" } else { "s" },
     );
+    if !loaded.rejected.is_empty() {
+        println!(
+            "{what}: {} file(s) rejected; the others are valid ({counts})",
+            loaded.rejected.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("{what}: configuration is valid ({counts})");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs the pipeline files a load could not use.
+fn log_rejected(rejected: &[ConfigError]) {
+    for error in rejected {
+        tracing::error!("pipeline file not used (the others run):\n{error}");
+    }
 }
 
 /// What the main thread waits for besides pipeline failures.
@@ -95,17 +200,17 @@ enum Event {
     Reload(&'static str),
 }
 
-fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let mut config = load(path.as_ref())?;
-    let mut text = match &path {
-        Some(path) => Some(std::fs::read(path).context("cannot read the configuration")?),
-        None => {
-            tracing::info!(
-                "no --config given: running the built-in default (see `ringtail default-config`)"
-            );
-            None
-        }
-    };
+fn run(origin: Origin) -> anyhow::Result<ExitCode> {
+    let mut snapshot = origin.snapshot();
+    let loaded = origin.load(&BTreeMap::new())?;
+    log_rejected(&loaded.rejected);
+    let mut config = loaded.config;
+    let mut last_good = loaded.used;
+    if !origin.reloadable() {
+        tracing::info!(
+            "no --config given: running the built-in default (see `ringtail default-config`)"
+        );
+    }
     // Registered before the pipeline starts so that an early SIGTERM is not lost.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
@@ -129,8 +234,8 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             }
         })
         .context("cannot start the signal thread")?;
-    if let Some(path) = &path {
-        reload::watch(path, events_tx).context("cannot watch the configuration file")?;
+    if origin.reloadable() {
+        reload::watch(&origin.watched(), events_tx).context("cannot watch the configuration")?;
     }
 
     raise_open_file_limit();
@@ -138,6 +243,12 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut running = ringtail::pipeline::start_with_metrics(&config, metrics.clone())
         .context("cannot start the pipeline")?;
     log_running(&config, &running);
+    let count = |result| {
+        metrics
+            .config_reloads
+            .get_or_create(&ringtail::metrics::ReloadLabel { result })
+            .inc();
+    };
     loop {
         let event = select! {
             recv(events) -> event => event.ok(),
@@ -149,7 +260,8 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 return Err(anyhow::anyhow!("pipeline failed: {reason}"));
             }
         };
-        match event {
+        let why = match event {
+            Some(Event::Reload(why)) => why,
             Some(Event::Stop(signal)) => {
                 tracing::info!(
                     signal,
@@ -158,79 +270,76 @@ fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 break;
             }
             None => break,
-            Some(Event::Reload(why)) => {
-                let Some(path) = &path else {
-                    tracing::info!(why, "running the built-in default: nothing to reload");
-                    continue;
-                };
-                let label = |result| ringtail::metrics::ReloadLabel { result };
-                let new_text = match std::fs::read(path) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        tracing::error!(why, error = %e, file = %path.display(), "configuration not reloaded: cannot read it; the running one stays");
-                        metrics
-                            .config_reloads
-                            .get_or_create(&label("rejected"))
-                            .inc();
-                        continue;
-                    }
-                };
-                if text.as_deref() == Some(new_text.as_slice()) {
-                    tracing::debug!(why, "configuration unchanged");
-                    metrics
-                        .config_reloads
-                        .get_or_create(&label("unchanged"))
-                        .inc();
-                    continue;
-                }
-                let new_config = match reload::check(&config, config::load(path)) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!(
-                            why,
-                            "configuration not reloaded, the running one stays:\n{e}"
-                        );
-                        metrics
-                            .config_reloads
-                            .get_or_create(&label("rejected"))
-                            .inc();
-                        // Not tried again until the file changes again.
-                        text = Some(new_text);
-                        continue;
-                    }
-                };
-                tracing::info!(
-                    why,
-                    "applying the new configuration: draining, then restarting the pipeline on its checkpoints"
-                );
-                reload::drain_deleted(&metrics, config.pipeline.shutdown_timeout);
-                running.shutdown().context("shutdown for a reload")?;
-                let (next, applied) = match ringtail::pipeline::start_with_metrics(
-                    &new_config,
-                    metrics.clone(),
-                ) {
-                    Ok(r) => (r, true),
-                    Err(e) => {
-                        tracing::error!(error = %e, "the new configuration does not start; going back to the previous one");
-                        let previous =
-                            ringtail::pipeline::start_with_metrics(&config, metrics.clone())
-                                .context("cannot restart the previous configuration either")?;
-                        (previous, false)
-                    }
-                };
-                running = next;
-                // Not tried again until the file changes again.
-                text = Some(new_text);
-                let result = if applied {
-                    config = new_config;
-                    "applied"
-                } else {
-                    "rejected"
-                };
-                metrics.config_reloads.get_or_create(&label(result)).inc();
-                log_running(&config, &running);
-            }
+        };
+        if !origin.reloadable() {
+            tracing::info!(why, "running the built-in default: nothing to reload");
+            continue;
         }
+        let now = origin.snapshot();
+        if now == snapshot {
+            tracing::debug!(why, "configuration unchanged");
+            count("unchanged");
+            continue;
+        }
+        // Not tried again until something changes again.
+        snapshot = now;
+        let loaded = match origin.load(&last_good) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!(
+                    why,
+                    "configuration not reloaded, the running one stays:\n{e}"
+                );
+                count("rejected");
+                continue;
+            }
+        };
+        log_rejected(&loaded.rejected);
+        if !loaded.rejected.is_empty() {
+            count("rejected");
+        }
+        if origin.dir.is_some() && loaded.used == last_good && !loaded.rejected.is_empty() {
+            // Only files that are rejected changed: what runs stays as it is.
+            continue;
+        }
+        let new_config = match reload::check(&config, Ok(loaded.config)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(
+                    why,
+                    "configuration not reloaded, the running one stays:\n{e}"
+                );
+                count("rejected");
+                continue;
+            }
+        };
+        tracing::info!(
+            why,
+            "applying the new configuration: draining, then restarting the pipeline on its checkpoints"
+        );
+        reload::drain_deleted(&metrics, config.pipeline.shutdown_timeout);
+        running.shutdown().context("shutdown for a reload")?;
+        let (next, applied) = match ringtail::pipeline::start_with_metrics(
+            &new_config,
+            metrics.clone(),
+        ) {
+            Ok(r) => (r, true),
+            Err(e) => {
+                tracing::error!(error = %e, "the new configuration does not start; going back to the previous one");
+                let previous = ringtail::pipeline::start_with_metrics(&config, metrics.clone())
+                    .context("cannot restart the previous configuration either")?;
+                (previous, false)
+            }
+        };
+        running = next;
+        if applied {
+            config = new_config;
+            last_good = loaded.used;
+            count("applied");
+        } else {
+            count("rejected");
+        }
+        log_running(&config, &running);
     }
     running.shutdown().context("shutdown")?;
     tracing::info!("stopped cleanly");

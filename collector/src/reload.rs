@@ -7,7 +7,7 @@
 //! deleted but not yet read to their end are drained first, since a deleted file cannot be
 //! opened again by the next pipeline.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,13 +63,13 @@ pub(crate) fn check(
     Ok(new)
 }
 
-/// Sends [`Event::Reload`] when `path` may have changed: its directory (where a ConfigMap
-/// volume swaps its `..data` link) and, for a symlink, its target's directory are watched.
-/// Events are gathered for 100 ms into one reload; the reload itself ignores unchanged
-/// contents.
-pub(crate) fn watch(path: &Path, events: Sender<Event>) -> Result<(), ReloadError> {
+/// Sends [`Event::Reload`] when something in `dirs` changes: the settings file's directory
+/// (where a ConfigMap volume swaps its `..data` link), a link target's, a pipeline
+/// directory. Events are gathered for 100 ms into one reload; the reload itself ignores
+/// unchanged contents.
+pub(crate) fn watch(dirs: &[PathBuf], events: Sender<Event>) -> Result<(), ReloadError> {
     let mut inotify = Inotify::init().map_err(|source| ReloadError::Watch {
-        dir: path.to_path_buf(),
+        dir: dirs.first().cloned().unwrap_or_default(),
         source,
     })?;
     let mask = WatchMask::CLOSE_WRITE
@@ -77,28 +77,16 @@ pub(crate) fn watch(path: &Path, events: Sender<Event>) -> Result<(), ReloadErro
         | WatchMask::CREATE
         | WatchMask::DELETE
         | WatchMask::MOVED_FROM;
-    let mut dirs: Vec<PathBuf> = path.parent().map(Path::to_path_buf).into_iter().collect();
-    if let Some(target) = std::fs::canonicalize(path)
-        .ok()
-        .and_then(|t| t.parent().map(Path::to_path_buf))
-    {
-        dirs.push(target);
-    }
-    dirs.dedup();
-    for dir in &dirs {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
+    for dir in dirs {
         inotify
             .watches()
             .add(dir, mask)
             .map_err(|source| ReloadError::Watch {
-                dir: dir.to_path_buf(),
+                dir: dir.clone(),
                 source,
             })?;
     }
+    let first = dirs.first().cloned().unwrap_or_default();
     std::thread::Builder::new()
         .name("config-watch".to_string())
         .spawn(move || {
@@ -126,10 +114,7 @@ pub(crate) fn watch(path: &Path, events: Sender<Event>) -> Result<(), ReloadErro
                 }
             }
         })
-        .map_err(|source| ReloadError::Watch {
-            dir: path.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| ReloadError::Watch { dir: first, source })?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! with their line, missing sinks, an unwritable `data_dir` — so `ringtail validate` and
 //! `ringtail run` print the same complete list.
 
+pub mod dir;
 pub mod pattern;
 pub mod raw;
 
@@ -512,6 +513,22 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
 /// Parses and validates configuration text without touching the filesystem. Returns the
 /// configuration when it could be built, and every problem found.
 pub fn parse(text: &str) -> (Option<Config>, Vec<Problem>) {
+    parse_with(text, Validator::default())
+}
+
+/// Like [`parse`], for the settings file beside a `--config-dir`: `sources` and `sinks` may be
+/// left out (the directory's pipelines bring them).
+pub fn parse_settings(text: &str) -> (Option<Config>, Vec<Problem>) {
+    parse_with(
+        text,
+        Validator {
+            settings_only: true,
+            ..Validator::default()
+        },
+    )
+}
+
+fn parse_with(text: &str, mut validator: Validator) -> (Option<Config>, Vec<Problem>) {
     let mut problems = Vec::new();
     let root = match marked_yaml::parse_yaml(0, text) {
         Ok(root) => root,
@@ -520,7 +537,7 @@ pub fn parse(text: &str) -> (Option<Config>, Vec<Problem>) {
             return (None, problems);
         }
     };
-    let config = Validator::default().document(&root, &mut problems);
+    let config = validator.document(&root, &mut problems);
     // Document order; problems without a position (none so far from parsing) go last.
     problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
     (config, problems)
@@ -555,6 +572,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 #[derive(Default)]
 struct Validator {
     source_names: HashMap<String, usize>,
+    /// Settings only (the main file beside a `--config-dir`): sources and sinks may be
+    /// absent.
+    settings_only: bool,
 }
 
 impl Validator {
@@ -676,6 +696,7 @@ impl Validator {
 
         let mut sources = Vec::new();
         match raw_sources {
+            None if self.settings_only => {}
             None => problems.push(Problem::at(
                 None,
                 "sources",
@@ -703,6 +724,7 @@ impl Validator {
 
         let mut sinks = Vec::new();
         match raw_sinks {
+            None if self.settings_only => {}
             None => problems.push(Problem::at(None, "sinks", "at least one sink is required")),
             Some(list) if list.is_empty() => problems.push(Problem::node(
                 sinks_node.unwrap_or(root),
