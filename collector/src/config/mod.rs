@@ -23,8 +23,9 @@ use regex::bytes::Regex;
 use crate::multiline::{self, MultilineMode, MultilineRules};
 pub use pattern::{ExcludePattern, PathPattern};
 use raw::{
-    RawApi, RawCheckpoints, RawContainerMatcher, RawContainers, RawKubernetes, RawMultiline,
-    RawPipeline, RawProcessor, RawReader, RawRotate, RawSink, RawSource, deserialize_collecting,
+    RawApi, RawCheckpoints, RawContainerMatcher, RawContainers, RawKubernetes, RawLimits,
+    RawMultiline, RawPipeline, RawProcessor, RawReader, RawRotate, RawSink, RawSource,
+    deserialize_collecting,
 };
 
 use crate::container::{ContainerFilter, ContainerMatcher};
@@ -197,7 +198,31 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
     /// The node and the container runtime's state.
     pub kubernetes: KubernetesConfig,
+    /// Resource ceilings.
+    pub limits: LimitsConfig,
 }
+
+/// Resource ceilings (`limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Memory ceiling of the process, in bytes.
+    pub memory: usize,
+    /// Reader plus worker threads, when limited.
+    pub cpu: Option<usize>,
+    /// Bytes of buffered data the configuration allows: read buffers, sink queues, workers'
+    /// open batches, Kafka producer queues (≤ `memory` − [`MEMORY_OVERHEAD`]).
+    pub buffered: usize,
+}
+
+/// Memory the process needs besides buffered data, kept out of the `limits.memory` budget:
+/// code and libraries (~12 MiB), eBPF maps and the allocator's own state (~30 MiB at rest),
+/// per-file state (~20 KiB per busy file: a thousand files take ~20 MiB) and what the
+/// allocator keeps of freed batches under churn (measured: up to ~25 MiB), with some margin.
+pub const MEMORY_OVERHEAD: usize = 104 << 20;
+/// The default memory ceiling: a DaemonSet's usual 512 MiB limit.
+pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
+/// Kafka producer queue per sink, at most.
+pub const DEFAULT_KAFKA_QUEUE_BYTES: usize = 64 << 20;
 
 /// The node and where the container runtime keeps its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -454,6 +479,9 @@ pub struct KafkaSinkConfig {
     pub dead_letter: Option<PathBuf>,
     /// librdkafka properties passed through, applied last.
     pub properties: std::collections::BTreeMap<String, String>,
+    /// librdkafka's queue of messages waiting for delivery, in bytes
+    /// (`queue.buffering.max.kbytes`), sized from `limits.memory`.
+    pub queue_bytes: usize,
 }
 
 /// What kind of sink.
@@ -567,6 +595,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "sources",
     "sinks",
     "kubernetes",
+    "limits",
 ];
 
 #[derive(Default)]
@@ -594,6 +623,7 @@ impl Validator {
         let mut pipeline = RawPipeline::default();
         let mut checkpoints = RawCheckpoints::default();
         let mut kubernetes = RawKubernetes::default();
+        let mut limits = RawLimits::default();
         let mut raw_sources: Option<Vec<Option<RawSource>>> = None;
         let mut raw_sinks: Option<Vec<Option<RawSink>>> = None;
         let mut sources_node = None;
@@ -621,6 +651,9 @@ impl Validator {
                 "checkpoints" => {
                     checkpoints =
                         deserialize_collecting(value, "checkpoints", problems).unwrap_or_default();
+                }
+                "limits" => {
+                    limits = deserialize_collecting(value, "limits", problems).unwrap_or_default();
                 }
                 "kubernetes" => {
                     kubernetes =
@@ -670,7 +703,13 @@ impl Validator {
         );
         let api = self.api(api, problems);
         let wake_node = reader.wake.clone();
-        let reader = self.reader(reader, problems);
+        let explicit = Explicit {
+            threads: reader.threads.is_some(),
+            buffer_memory: reader.buffer_memory.is_some(),
+            workers: pipeline.workers.is_some(),
+            queue_batches: pipeline.queue_batches.is_some(),
+        };
+        let mut reader = self.reader(reader, problems);
         if reader.wake == WakeSource::WriteHook && discovery == DiscoveryMode::Inotify {
             problems.push(Problem::at(
                 wake_node.as_ref().and_then(|s| s.span().start()),
@@ -678,7 +717,7 @@ impl Validator {
                 "`write_hook` needs the eBPF programs: set `discovery: ebpf` (or `auto`)",
             ));
         }
-        let pipeline = self.pipeline(pipeline, problems);
+        let mut pipeline = self.pipeline(pipeline, problems);
         let checkpoints = CheckpointConfig {
             interval: duration(
                 checkpoints.interval.as_ref(),
@@ -759,11 +798,20 @@ impl Validator {
         }
 
         let kubernetes = kubernetes_config(kubernetes, problems);
+        let limits = apply_limits(
+            &limits,
+            explicit,
+            &mut reader,
+            &mut pipeline,
+            &mut sinks,
+            problems,
+        );
         if !problems.is_empty() {
             return None;
         }
         Some(Config {
             kubernetes,
+            limits,
             data_dir,
             discovery,
             api: api?,
@@ -1353,6 +1401,7 @@ fn kafka_sink(
         batch_bytes,
         dead_letter,
         properties,
+        queue_bytes: DEFAULT_KAFKA_QUEUE_BYTES,
     })
 }
 
@@ -1463,6 +1512,108 @@ fn file_sink(
         rotate,
         sync_interval,
     })
+}
+
+/// Which sizing settings the file gives explicitly (the others are derived from `limits`).
+#[derive(Debug, Clone, Copy)]
+struct Explicit {
+    threads: bool,
+    buffer_memory: bool,
+    workers: bool,
+    queue_batches: bool,
+}
+
+/// Applies `limits`: sizes what is not explicit from the memory and CPU ceilings, and checks
+/// that everything fits. Buffered data = read buffers + each sink's queue + each worker's
+/// open batch per sink + each Kafka sink's producer queue; it must stay within
+/// `limits.memory` − [`MEMORY_OVERHEAD`].
+fn apply_limits(
+    raw: &RawLimits,
+    explicit: Explicit,
+    reader: &mut ReaderConfig,
+    pipeline: &mut PipelineConfig,
+    sinks: &mut [SinkConfig],
+    problems: &mut Vec<Problem>,
+) -> LimitsConfig {
+    let memory = size(
+        raw.memory.as_ref(),
+        "limits.memory",
+        DEFAULT_MEMORY_LIMIT,
+        (MEMORY_OVERHEAD + (16 << 20))..=1 << 44,
+        problems,
+    );
+    let cpu = raw
+        .cpu
+        .as_ref()
+        .map(|c| count(Some(c), "limits.cpu", 1, 1..=1024, problems));
+    let at = |s: &Option<Spanned<String>>| s.as_ref().and_then(|s| s.span().start()).copied();
+    if let Some(cpu) = cpu {
+        if !explicit.threads {
+            reader.threads = 1;
+        }
+        if !explicit.workers {
+            pipeline.workers = cpu.saturating_sub(reader.threads).max(1);
+        }
+        if reader.threads + pipeline.workers > cpu.max(2) {
+            problems.push(Problem::at(
+                at(&raw.cpu).as_ref(),
+                "limits.cpu",
+                format!(
+                    "reader.threads ({}) + pipeline.workers ({}) exceed limits.cpu ({cpu})",
+                    reader.threads, pipeline.workers
+                ),
+            ));
+        }
+    }
+    let budget = memory.saturating_sub(MEMORY_OVERHEAD);
+    let kafka_sinks = sinks
+        .iter()
+        .filter(|s| matches!(s.kind, SinkKind::Kafka(_)))
+        .count();
+    // Shares of what the workers' open batches leave: 40% read buffers, 25% sink queues,
+    // 25% Kafka producer queues, 10% slack.
+    let open_batches = pipeline.workers * sinks.len() * pipeline.batch_bytes;
+    let rest = budget.saturating_sub(open_batches);
+    if !explicit.buffer_memory {
+        let chunks = (rest * 2 / 5 / reader.chunk_bytes).max(2);
+        reader.buffer_memory =
+            (chunks * reader.chunk_bytes).min(DEFAULT_BUFFER_MEMORY.max(2 * reader.chunk_bytes));
+    }
+    let kafka_queue = (rest / 4)
+        .checked_div(kafka_sinks)
+        .map_or(0, |q| q.clamp(4 << 20, DEFAULT_KAFKA_QUEUE_BYTES));
+    for sink in sinks.iter_mut() {
+        if let SinkKind::Kafka(k) = &mut sink.kind {
+            k.queue_bytes = kafka_queue;
+        }
+    }
+    if !explicit.queue_batches && !sinks.is_empty() {
+        let per_queue = rest / 4 / sinks.len();
+        pipeline.queue_batches = (per_queue / pipeline.batch_bytes).clamp(2, DEFAULT_QUEUE_BATCHES);
+    }
+    let queues = sinks.len() * pipeline.queue_batches * pipeline.batch_bytes;
+    let buffered = reader.buffer_memory + queues + open_batches + kafka_sinks * kafka_queue;
+    if buffered > budget {
+        problems.push(Problem::at(
+            at(&raw.memory).as_ref(),
+            "limits.memory",
+            format!(
+                "the buffers add up to {} MiB (read buffers {} MiB, sink queues {} MiB, open batches {} MiB, Kafka queues {} MiB), over limits.memory ({} MiB) minus {} MiB for the process itself; lower reader.buffer_memory, pipeline.queue_batches or pipeline.batch_size, or raise limits.memory",
+                buffered >> 20,
+                reader.buffer_memory >> 20,
+                queues >> 20,
+                open_batches >> 20,
+                (kafka_sinks * kafka_queue) >> 20,
+                memory >> 20,
+                MEMORY_OVERHEAD >> 20
+            ),
+        ));
+    }
+    LimitsConfig {
+        memory,
+        cpu,
+        buffered,
+    }
 }
 
 /// The `kubernetes` section; the node name defaults to `NODE_NAME` (the downward API).

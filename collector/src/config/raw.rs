@@ -66,6 +66,17 @@ pub struct RawPipeline {
     pub shutdown_timeout: Option<Spanned<String>>,
 }
 
+/// The `limits` section: resource ceilings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Memory ceiling of the process, e.g. `512MiB` (a DaemonSet's memory limit): buffers
+    /// that are not set explicitly are sized from it, and explicit ones must fit.
+    pub memory: Option<Spanned<String>>,
+    /// Reader plus worker threads, e.g. `2` (a DaemonSet's CPU limit).
+    pub cpu: Option<Spanned<String>>,
+}
+
 /// The `kubernetes` section: the node and where the container runtime keeps its state.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

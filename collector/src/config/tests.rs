@@ -664,3 +664,59 @@ sinks:
         "{problems:#?}"
     );
 }
+
+#[test]
+fn limits_size_what_is_not_explicit_and_refuse_what_does_not_fit() {
+    let base = |limits: &str, extra: &str| {
+        format!(
+            "{limits}{extra}sources:\n  - name: s\n    paths: [\"/logs/*.log\"]\nsinks:\n  - {{name: k, type: kafka, brokers: \"127.0.0.1:9092\", topic: t}}\n  - {{name: o, type: stdout}}\n"
+        )
+    };
+    // Defaults fit a 512 MiB DaemonSet.
+    let (config, problems) = parse(&base("", ""));
+    assert_eq!(problems, vec![]);
+    let config = config.unwrap();
+    assert_eq!(config.limits.memory, 512 << 20);
+    assert!(config.limits.buffered <= (512 << 20) - MEMORY_OVERHEAD);
+    assert_eq!(config.reader.buffer_memory, DEFAULT_BUFFER_MEMORY);
+
+    // A small ceiling shrinks the buffers that are not set, and threads follow limits.cpu.
+    let (config, problems) = parse(&base("limits: {memory: 160MiB, cpu: 3}\n", ""));
+    assert_eq!(problems, vec![]);
+    let config = config.unwrap();
+    assert!(
+        config.limits.buffered <= (160 << 20) - MEMORY_OVERHEAD,
+        "{:?}",
+        config.limits
+    );
+    assert!(config.reader.buffer_memory < DEFAULT_BUFFER_MEMORY);
+    assert_eq!((config.reader.threads, config.pipeline.workers), (1, 2));
+    let kafka = config
+        .sinks
+        .iter()
+        .find_map(|s| match &s.kind {
+            SinkKind::Kafka(k) => Some(k.queue_bytes),
+            _ => None,
+        })
+        .unwrap();
+    assert!(kafka < DEFAULT_KAFKA_QUEUE_BYTES);
+
+    // Explicit buffers that do not fit, and threads over the CPU limit, are problems.
+    let problems = problems_of(&base(
+        "limits:\n  memory: 160MiB\n  cpu: 2\n",
+        "reader:\n  buffer_memory: 100MiB\npipeline:\n  workers: 4\n",
+    ));
+    assert!(
+        has(&problems, 2, "limits.memory", "the buffers add up to"),
+        "{problems:#?}"
+    );
+    assert!(
+        has(&problems, 3, "limits.cpu", "exceed limits.cpu"),
+        "{problems:#?}"
+    );
+    let problems = problems_of(&base("limits: {memory: 100MiB}\n", ""));
+    assert!(
+        problems.iter().any(|p| p.path == "limits.memory"),
+        "{problems:#?}"
+    );
+}

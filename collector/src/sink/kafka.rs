@@ -277,7 +277,10 @@ impl KafkaSink {
             // Never give a message up: librdkafka retries until the broker takes it.
             .set("message.timeout.ms", "0")
             // Bounded memory: a full queue is backpressure.
-            .set("queue.buffering.max.kbytes", "65536")
+            .set(
+                "queue.buffering.max.kbytes",
+                (config.queue_bytes / 1024).max(1).to_string(),
+            )
             .set("queue.buffering.max.messages", "200000")
             .set_log_level(RDKafkaLogLevel::Warning);
         for (key, value) in &config.properties {
@@ -692,6 +695,7 @@ mod tests {
             batch_bytes: 1 << 20,
             dead_letter: None,
             properties: Default::default(),
+            queue_bytes: 64 << 20,
         };
         let (topic, key) = render(&config, &file, Stream::Stderr);
         assert_eq!(topic, "logs-shop-stderr");
