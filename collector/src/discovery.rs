@@ -1412,23 +1412,13 @@ mod tests {
 
     fn source(globs: &[String], exclude: &[&str]) -> Arc<SourceConfig> {
         Arc::new(SourceConfig {
-            index: 0,
-            name: "test".to_string(),
             paths: globs.iter().map(|g| PathPattern::new(g).unwrap()).collect(),
             exclude: exclude
                 .iter()
                 .map(|g| ExcludePattern::new(g).unwrap())
                 .collect(),
-            format: Format::Raw,
-            multiline: None,
             max_line_bytes: 1024,
-            tags: Default::default(),
-            read_from: ReadFrom::Beginning,
-            containers: Default::default(),
-            declared: false,
-            origin: None,
-            partial_timeout: std::time::Duration::from_secs(5),
-            processors: Default::default(),
+            ..SourceConfig::new(0, "test", Format::Raw)
         })
     }
 

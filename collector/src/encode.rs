@@ -434,20 +434,8 @@ mod tests {
     #[test]
     fn container_metadata_and_node_are_in_every_record_when_known() {
         let source = std::sync::Arc::new(crate::config::SourceConfig {
-            index: 0,
-            name: "pods".into(),
-            paths: Vec::new(),
-            exclude: Vec::new(),
-            format: crate::config::Format::Cri,
-            multiline: None,
             max_line_bytes: 1024,
-            tags: Default::default(),
-            read_from: crate::config::ReadFrom::Beginning,
-            containers: Default::default(),
-            declared: false,
-            origin: None,
-            partial_timeout: std::time::Duration::from_secs(5),
-            processors: Default::default(),
+            ..crate::config::SourceConfig::new(0, "pods", crate::config::Format::Cri)
         });
         let path = Path::new("/var/log/pods/shop_web-1_uid-9/nginx/2.log");
         let mut container = crate::container::of_path(path).unwrap();

@@ -755,7 +755,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::{Format, ReadFrom, SourceConfig};
+    use crate::config::{Format, SourceConfig};
     use crate::read::pread::PreadBackend;
     use crate::source::FileIdentity;
 
@@ -803,20 +803,8 @@ mod tests {
 
     fn source() -> Arc<SourceConfig> {
         Arc::new(SourceConfig {
-            index: 0,
-            name: "test".to_string(),
-            paths: Vec::new(),
-            exclude: Vec::new(),
-            format: Format::Raw,
-            multiline: None,
             max_line_bytes: 1024,
-            tags: Default::default(),
-            read_from: ReadFrom::Beginning,
-            containers: Default::default(),
-            declared: false,
-            origin: None,
-            partial_timeout: std::time::Duration::from_secs(5),
-            processors: Default::default(),
+            ..SourceConfig::new(0, "test", Format::Raw)
         })
     }
 

@@ -549,7 +549,7 @@ mod tests {
     use crossbeam::channel::{Sender, bounded};
 
     use super::*;
-    use crate::config::{Format, ReadFrom, SourceConfig};
+    use crate::config::{Format, SourceConfig};
     use crate::multiline::{MultilineRules, preset};
     use crate::source::FileIdentity;
 
@@ -580,11 +580,6 @@ mod tests {
             1 << 20,
         );
         let source = Arc::new(SourceConfig {
-            index: 0,
-            name: "src".to_string(),
-            paths: Vec::new(),
-            exclude: Vec::new(),
-            format: Format::Raw,
             multiline: multiline.then(|| {
                 Arc::new(MultilineRules {
                     mode: preset("java").unwrap(),
@@ -595,13 +590,7 @@ mod tests {
                 })
             }),
             max_line_bytes: 1024,
-            tags: Default::default(),
-            read_from: ReadFrom::Beginning,
-            containers: Default::default(),
-            declared: false,
-            origin: None,
-            partial_timeout: std::time::Duration::from_secs(5),
-            processors: Default::default(),
+            ..SourceConfig::new(0, "src", Format::Raw)
         });
         let ctx = Arc::new(FileCtx {
             id: SourceId(7),

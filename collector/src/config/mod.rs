@@ -383,6 +383,27 @@ pub struct SourceConfig {
 }
 
 impl SourceConfig {
+    /// A source named `name` reading `format`, every other setting at its default (no globs:
+    /// tests and tools that build sources in code add what they need).
+    pub fn new(index: usize, name: &str, format: Format) -> Self {
+        Self {
+            index,
+            name: name.to_string(),
+            paths: Vec::new(),
+            exclude: Vec::new(),
+            format,
+            multiline: None,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            tags: BTreeMap::new(),
+            read_from: ReadFrom::Beginning,
+            containers: ContainerFilter::default(),
+            declared: false,
+            origin: None,
+            partial_timeout: DEFAULT_PARTIAL_TIMEOUT,
+            processors: Arc::from(Vec::new()),
+        }
+    }
+
     /// Whether this source reads the file at `path` (its globs; see also
     /// [`containers`](Self::containers)).
     pub fn matches(&self, path: &Path) -> bool {

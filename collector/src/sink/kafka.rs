@@ -631,7 +631,7 @@ fn open_dead_letter(sink: &str, path: &std::path::Path) -> Result<DeadLetter, Si
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Format, KafkaCompression, ReadFrom, SourceConfig};
+    use crate::config::{Format, KafkaCompression, SourceConfig};
     use crate::source::{FileIdentity, SourceId};
     use crate::template::Template;
 
@@ -659,20 +659,8 @@ mod tests {
     #[test]
     fn topics_and_keys_come_from_each_records_file_and_stream() {
         let source = Arc::new(SourceConfig {
-            index: 0,
-            name: "pods".to_string(),
-            paths: Vec::new(),
-            exclude: Vec::new(),
-            format: Format::Cri,
-            multiline: None,
             max_line_bytes: 1024,
-            tags: Default::default(),
-            read_from: ReadFrom::Beginning,
-            containers: Default::default(),
-            declared: false,
-            origin: None,
-            partial_timeout: std::time::Duration::from_secs(5),
-            processors: Default::default(),
+            ..SourceConfig::new(0, "pods", Format::Cri)
         });
         let path: std::path::PathBuf = "/var/log/pods/shop_web-1_uid/nginx/0.log".into();
         let file = FileCtx {
