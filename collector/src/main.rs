@@ -303,7 +303,7 @@ fn run(origin: Origin) -> anyhow::Result<ExitCode> {
             // Only files that are rejected changed: what runs stays as it is.
             continue;
         }
-        let new_config = match reload::check(&config, Ok(loaded.config)) {
+        let new_config = match reload::check(&config, loaded.config) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(

@@ -13,21 +13,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::Sender;
 use inotify::{Inotify, WatchMask};
-use ringtail::config::{Config, ConfigError};
+use ringtail::config::Config;
 use ringtail::metrics::Metrics;
 
 use crate::Event;
 
-/// Why a new configuration is not applied, or the file cannot be watched.
+/// Why a valid new configuration cannot replace the running one, or the file cannot be
+/// watched.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ReloadError {
-    /// The new file has problems.
-    #[error("{source}")]
-    Invalid {
-        /// Every problem, with its line.
-        #[from]
-        source: ConfigError,
-    },
     /// `data_dir` changed: the checkpoints live there.
     #[error(
         "data_dir cannot change while running (from {from} to {to}): the checkpoints live there; restart ringtail to move it"
@@ -48,12 +42,8 @@ pub(crate) enum ReloadError {
     },
 }
 
-/// The new configuration, if it can replace `current`.
-pub(crate) fn check(
-    current: &Config,
-    loaded: Result<Config, ConfigError>,
-) -> Result<Config, ReloadError> {
-    let new = loaded?;
+/// `new`, if it can replace `current` (`data_dir` cannot change while running).
+pub(crate) fn check(current: &Config, new: Config) -> Result<Config, ReloadError> {
     if new.data_dir != current.data_dir {
         return Err(ReloadError::DataDir {
             from: current.data_dir.clone(),

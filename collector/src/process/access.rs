@@ -183,12 +183,7 @@ impl<'a> Cursor<'a> {
 mod tests {
     use super::*;
 
-    fn json(fields: &Fields<'_>) -> serde_json::Value {
-        let mut out = b"{\"m\":0".to_vec();
-        super::super::encode_fields(&mut out, fields);
-        out.push(b'}');
-        serde_json::from_slice::<serde_json::Value>(&out).unwrap()["fields"].clone()
-    }
+    use super::super::fields_json as json;
 
     #[test]
     fn nginx_combined_lines_become_typed_fields() {

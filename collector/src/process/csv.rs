@@ -86,12 +86,7 @@ mod tests {
         names.iter().map(|s| s.to_string()).collect()
     }
 
-    fn json(fields: &Fields<'_>) -> serde_json::Value {
-        let mut out = b"{\"m\":0".to_vec();
-        super::super::encode_fields(&mut out, fields);
-        out.push(b'}');
-        serde_json::from_slice::<serde_json::Value>(&out).unwrap()["fields"].clone()
-    }
+    use super::super::fields_json as json;
 
     #[test]
     fn quoted_commas_and_quotes() {

@@ -118,10 +118,7 @@ mod tests {
     fn fields(message: &str, depth: usize) -> Result<serde_json::Value, ParseError> {
         let mut f = Fields::default();
         parse(message.as_bytes(), depth, &mut f)?;
-        let mut out = b"{\"m\":0".to_vec();
-        super::super::encode_fields(&mut out, &f);
-        out.push(b'}');
-        Ok(serde_json::from_slice::<serde_json::Value>(&out).unwrap()["fields"].clone())
+        Ok(super::super::fields_json(&f))
     }
 
     #[test]

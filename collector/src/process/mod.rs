@@ -267,6 +267,17 @@ pub fn encode_fields(out: &mut Vec<u8>, fields: &Fields<'_>) {
     out.push(b'}');
 }
 
+/// The `fields` object [`encode_fields`] writes for `fields`, parsed back (tests).
+#[cfg(test)]
+pub(crate) fn fields_json(fields: &Fields<'_>) -> serde_json::Value {
+    let mut out = b"{\"m\":0".to_vec();
+    encode_fields(&mut out, fields);
+    out.push(b'}');
+    serde_json::from_slice::<serde_json::Value>(&out)
+        .map(|v| v["fields"].clone())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
