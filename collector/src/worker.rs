@@ -205,6 +205,10 @@ struct Output {
     /// Position of each file context in `index.files`, by address (a renamed file has a new
     /// context, and keeps the old one for the records encoded before).
     file_slots: HashMap<usize, u32>,
+    /// Sizes of the largest recent batch (bytes, records), with which the next batch's
+    /// buffers start: a batch ends after the chunk that crosses `batch_bytes`, so it is
+    /// usually larger than that, and growing a buffer on the way copies the whole batch.
+    high_water: (usize, usize),
 }
 
 impl Output {
@@ -216,6 +220,7 @@ impl Output {
             slots: HashMap::new(),
             index: index.then(RecordIndex::default),
             file_slots: HashMap::new(),
+            high_water: (0, 0),
         }
     }
 
@@ -512,18 +517,33 @@ impl Worker {
         if out.is_empty() {
             return Ok(());
         }
+        // The next buffers start as large as the larger of this batch and the one before
+        // (decaying, so that one huge record does not keep a huge buffer), capped at four
+        // batches' worth.
+        let cap = 4 * self.batch_bytes;
+        let records_now = out.index.as_ref().map_or(0, |i| i.records.len());
+        out.high_water = (
+            out.buf.len().max(out.high_water.0 / 2).min(cap),
+            records_now.max(out.high_water.1 / 2).min(cap / 16),
+        );
         let data = Bytes::from(std::mem::replace(
             &mut out.buf,
-            Vec::with_capacity(self.batch_bytes + 4096),
+            Vec::with_capacity((self.batch_bytes + 4096).max(out.high_water.0 + 4096)),
         ));
         let records = std::mem::take(&mut out.records);
         let progress = std::mem::take(&mut out.progress);
         out.slots.clear();
         out.file_slots.clear();
-        let index = out
-            .index
-            .as_mut()
-            .map(|index| Arc::new(std::mem::take(index)));
+        let index_capacity = out.high_water.1 + 64;
+        let index = out.index.as_mut().map(|index| {
+            Arc::new(std::mem::replace(
+                index,
+                RecordIndex {
+                    records: Vec::with_capacity(index_capacity),
+                    files: Vec::new(),
+                },
+            ))
+        });
         let sinks = &self.routes[route].sinks;
         let ack = AckHandle::new(sinks.len(), progress, Arc::clone(&self.tracker));
         for sink in sinks {
