@@ -144,6 +144,16 @@ pub fn encode(out: &mut Vec<u8>, entry: &Entry<'_>, file: &FileFields, stats: &m
     encode_with(out, entry, file, None, stats);
 }
 
+/// Appends a record as text (the `text` encoding): its message byte for byte and a newline.
+/// Nothing is escaped or checked, so invalid UTF-8 passes through as it is; a message with
+/// newlines (a multi-line record) stays several lines.
+pub fn encode_text(out: &mut Vec<u8>, entry: &Entry<'_>, stats: &mut EncodeStats) {
+    stats.records += 1;
+    out.reserve(entry.message.len() + 1);
+    out.extend_from_slice(entry.message);
+    out.push(b'\n');
+}
+
 /// [`encode`] with the fields processors extracted (`"fields":{…}`); a `json` processor
 /// that consumed the message leaves it out.
 pub fn encode_with(
@@ -194,6 +204,11 @@ pub fn encode_with(
     }
     out.extend_from_slice(&file.tail);
     stats.records += 1;
+}
+
+/// Appends the standard base64 of `input` to `out`.
+pub fn base64_extend(input: &[u8], out: &mut Vec<u8>) {
+    base64::engine::general_purpose::STANDARD.encode_extend(input, out);
 }
 
 /// `base64::Engine::encode_string` wants a `String`; this appends to bytes instead.
@@ -410,6 +425,26 @@ mod tests {
             truncated: false,
             error: None,
         }
+    }
+
+    #[test]
+    fn text_is_the_message_byte_for_byte() {
+        let mut out = b"before\n".to_vec();
+        let mut stats = EncodeStats::default();
+        for message in [&b"a \"b\"\t\\"[..], b"\xff\x00 bad", b"trace\n\tat x", b""] {
+            encode_text(&mut out, &entry(message), &mut stats);
+        }
+        assert_eq!(
+            out,
+            b"before\na \"b\"\t\\\n\xff\x00 bad\ntrace\n\tat x\n\n".to_vec()
+        );
+        assert_eq!(
+            stats,
+            EncodeStats {
+                records: 4,
+                invalid_utf8: 0
+            }
+        );
     }
 
     #[test]

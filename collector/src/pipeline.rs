@@ -26,7 +26,7 @@ use crate::ack::AckTracker;
 use crate::api::{Api, ApiError, Health};
 use crate::buffer::BufferPool;
 use crate::checkpoint::{CheckpointError, Entry, Store};
-use crate::config::{Config, DiscoveryMode, SinkKind, WakeSource};
+use crate::config::{Config, DiscoveryMode, Encoding, SinkKind, WakeSource};
 use crate::discovery::KernelLink;
 use crate::discovery::{Discovery, DiscoveryError};
 use crate::ebpf::{ContainerEvent, Containers, Kernel, KernelEvent};
@@ -242,6 +242,7 @@ pub fn start_with_metrics(
             SinkKind::Kafka(kafka) => Box::new(sink::kafka::KafkaSink::new(
                 &sink_config.name,
                 kafka.clone(),
+                sink_config.encoding,
                 &metrics,
             )?),
         };
@@ -271,12 +272,28 @@ pub fn start_with_metrics(
             .map(|(i, _)| i)
             .collect();
         let route = *route_of_set.entry(set.clone()).or_insert_with(|| {
-            routes.push(Route {
-                sinks: set.iter().map(|&i| sink_senders[i].clone()).collect(),
-                index: set
-                    .iter()
-                    .any(|&i| matches!(config.sinks[i].kind, SinkKind::Kafka(_))),
-            });
+            // Each encoding the sinks use, once; an index where a Kafka sink takes it.
+            let mut encodings: Vec<(Encoding, bool)> = Vec::new();
+            for &i in &set {
+                let sink = &config.sinks[i];
+                let kafka = matches!(sink.kind, SinkKind::Kafka(_));
+                match encodings.iter_mut().find(|(e, _)| *e == sink.encoding) {
+                    Some((_, index)) => *index |= kafka,
+                    None => encodings.push((sink.encoding, kafka)),
+                }
+            }
+            encodings.sort();
+            let sinks = set
+                .iter()
+                .map(|&i| {
+                    let part = encodings
+                        .iter()
+                        .position(|(e, _)| *e == config.sinks[i].encoding)
+                        .unwrap_or(0);
+                    (sink_senders[i].clone(), part)
+                })
+                .collect();
+            routes.push(Route { sinks, encodings });
             routes.len() - 1
         });
         source_routes.push(route);

@@ -1,9 +1,10 @@
-//! Worker threads: framing → decoding → multiline → NDJSON, per file, in order.
+//! Worker threads: framing → decoding → multiline → processors → encoding, per file, in order.
 //!
 //! Each file is owned by one worker (chosen by its id), so its framing, partial-line and
 //! multiline state live in one place and its records leave in file order. A worker receives
-//! [`WorkItem`] batches from the readers, appends encoded records to one output buffer per
-//! *route* (the set of sinks a source goes to), and hands a buffer to the route's sinks when it
+//! [`WorkItem`] batches from the readers, appends encoded records to one output per *route*
+//! (the set of sinks a source goes to) — one buffer per encoding the route's sinks use, each
+//! record encoded once per encoding — and hands the buffers to the route's sinks when one
 //! reaches the batch size — or as soon as its input queue is empty, so a trickle of lines is not
 //! held back. Sends block when a sink's queue is full: that is how backpressure reaches the
 //! readers. Lines are never copied on the way in except where a record spans chunks or joins
@@ -25,8 +26,9 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use crate::ack::AckTracker;
 use crate::batch::{AckHandle, Batch, FileProgress, RecordIndex, RecordRef};
+use crate::config::Encoding;
 use crate::decode::Entry;
-use crate::encode::{EncodeStats, FileFields, encode, encode_with};
+use crate::encode::{EncodeStats, FileFields, encode_text, encode_with};
 use crate::metrics::{Metrics, QueueSender};
 use crate::process::{self, Fields, Outcome, ProcessStats};
 use crate::records::{CutStats, Records};
@@ -73,11 +75,13 @@ pub enum WorkItem {
 /// The sinks a group of sources is delivered to.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// One queue per sink (named `sink:<name>`).
-    pub sinks: Vec<QueueSender<Batch>>,
-    /// Whether a sink of the route takes records one by one, so batches carry a
+    /// One queue per sink (named `sink:<name>`), with the position of the sink's encoding in
+    /// `encodings`.
+    pub sinks: Vec<(QueueSender<Batch>, usize)>,
+    /// The encodings the sinks use, each once (each record is encoded once per entry), and
+    /// whether a sink using it takes records one by one, so its batches carry a
     /// [`RecordIndex`].
-    pub index: bool,
+    pub encodings: Vec<(Encoding, bool)>,
 }
 
 /// Why a worker stopped early.
@@ -194,17 +198,26 @@ impl SourceCounters {
     }
 }
 
-#[derive(Default)]
+/// A route's batch being built.
 struct Output {
-    buf: Vec<u8>,
+    /// One per encoding of the route, in the order of [`Route::encodings`].
+    parts: Vec<Part>,
     records: u64,
     progress: Vec<FileProgress>,
     slots: HashMap<SourceId, usize>,
-    /// The batch's record index, when the route wants one.
+}
+
+/// The records of a batch in one encoding.
+struct Part {
+    encoding: Encoding,
+    buf: Vec<u8>,
+    /// The records one by one, when a sink wants them.
     index: Option<RecordIndex>,
     /// Position of each file context in `index.files`, by address (a renamed file has a new
     /// context, and keeps the old one for the records encoded before).
     file_slots: HashMap<usize, u32>,
+    /// The slot of the file being encoded now.
+    current: Option<u32>,
     /// Sizes of the largest recent batch (bytes, records), with which the next batch's
     /// buffers start: a batch ends after the chunk that crosses `batch_bytes`, so it is
     /// usually larger than that, and growing a buffer on the way copies the whole batch.
@@ -212,21 +225,38 @@ struct Output {
 }
 
 impl Output {
-    fn new(index: bool) -> Self {
+    fn new(route: &Route) -> Self {
         Self {
-            buf: Vec::new(),
+            parts: route
+                .encodings
+                .iter()
+                .map(|&(encoding, index)| Part {
+                    encoding,
+                    buf: Vec::new(),
+                    index: index.then(RecordIndex::default),
+                    file_slots: HashMap::new(),
+                    current: None,
+                    high_water: (0, 0),
+                })
+                .collect(),
             records: 0,
             progress: Vec::new(),
             slots: HashMap::new(),
-            index: index.then(RecordIndex::default),
-            file_slots: HashMap::new(),
-            high_water: (0, 0),
         }
     }
 
-    /// The slot of `ctx` in the record index (adding it), if the route keeps one.
-    fn file_slot(&mut self, ctx: &Arc<FileCtx>) -> Option<u32> {
-        let index = self.index.as_mut()?;
+    /// Bytes in the largest buffer.
+    fn len(&self) -> usize {
+        self.parts.iter().map(|p| p.buf.len()).max().unwrap_or(0)
+    }
+}
+
+impl Part {
+    /// Makes `ctx` the file being encoded, adding it to the record index if there is one.
+    fn select(&mut self, ctx: &Arc<FileCtx>) {
+        let Some(index) = self.index.as_mut() else {
+            return;
+        };
         let slot = *self
             .file_slots
             .entry(Arc::as_ptr(ctx) as usize)
@@ -234,7 +264,35 @@ impl Output {
                 index.files.push(Arc::clone(ctx));
                 (index.files.len() - 1) as u32
             });
-        Some(slot)
+        self.current = Some(slot);
+    }
+
+    /// Hands the buffer and index over for sending, and starts the next ones at the size of
+    /// the recent batches (the larger of this one and half the last, so that one huge record
+    /// does not keep a huge buffer), at most `cap` bytes.
+    fn take(&mut self, batch_bytes: usize, cap: usize) -> (Bytes, Option<Arc<RecordIndex>>) {
+        let records_now = self.index.as_ref().map_or(0, |i| i.records.len());
+        self.high_water = (
+            self.buf.len().max(self.high_water.0 / 2).min(cap),
+            records_now.max(self.high_water.1 / 2).min(cap / 16),
+        );
+        let data = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity((batch_bytes + 4096).max(self.high_water.0 + 4096)),
+        ));
+        self.file_slots.clear();
+        self.current = None;
+        let index_capacity = self.high_water.1 + 64;
+        let index = self.index.as_mut().map(|index| {
+            Arc::new(std::mem::replace(
+                index,
+                RecordIndex {
+                    records: Vec::with_capacity(index_capacity),
+                    files: Vec::new(),
+                },
+            ))
+        });
+        (data, index)
     }
 }
 
@@ -261,7 +319,7 @@ impl Output {
     }
 
     fn is_empty(&self) -> bool {
-        self.buf.is_empty() && self.progress.is_empty()
+        self.parts.iter().all(|p| p.buf.is_empty()) && self.progress.is_empty()
     }
 }
 
@@ -296,13 +354,16 @@ impl FileState {
     }
 }
 
-/// Encodes every record `$call` emits into `$out`, then publishes the counters.
+/// Encodes every record `$call` emits into `$out` (once per encoding of the route), then
+/// publishes the counters.
 macro_rules! encoding {
     ($file:expr, $out:expr, |$records:ident, $stats:ident, $emit:ident| $call:expr) => {{
         let file: &mut FileState = $file;
         let out: &mut Output = $out;
         let mut stats = Stats::default();
-        let slot = out.file_slot(&file.ctx);
+        for part in &mut out.parts {
+            part.select(&file.ctx);
+        }
         {
             let Stats {
                 cut: $stats,
@@ -311,32 +372,37 @@ macro_rules! encoding {
             } = &mut stats;
             let fields = &file.fields;
             let processors = &*file.ctx.source.processors;
-            let buf = &mut out.buf;
-            let index = &mut out.index;
+            let parts = &mut out.parts;
             let $emit = &mut |record: Entry<'_>| {
-                if processors.is_empty() {
-                    encode(buf, &record, fields, enc);
+                let mut extracted = Fields::default();
+                let (record, extracted) = if processors.is_empty() {
+                    (record, None)
                 } else {
-                    let mut extracted = Fields::default();
                     let mut error = record.error;
                     match process::run(processors, &record, &mut extracted, &mut error, processing)
                     {
-                        Outcome::Keep => encode_with(
-                            buf,
-                            &Entry { error, ..record },
-                            fields,
-                            Some(&extracted),
-                            enc,
-                        ),
+                        Outcome::Keep => (Entry { error, ..record }, Some(&extracted)),
                         Outcome::Dropped(_) => return,
                     }
-                }
-                if let (Some(index), Some(file)) = (index.as_mut(), slot) {
-                    index.records.push(RecordRef {
-                        end: buf.len() as u32,
-                        file,
-                        stream: record.stream,
-                    });
+                };
+                // The first encoding counts the records (JSON, when there is one, also the
+                // invalid UTF-8 it finds).
+                let mut again = EncodeStats::default();
+                for (k, part) in parts.iter_mut().enumerate() {
+                    let counts = if k == 0 { &mut *enc } else { &mut again };
+                    match part.encoding {
+                        Encoding::Json => {
+                            encode_with(&mut part.buf, &record, fields, extracted, counts)
+                        }
+                        Encoding::Text => encode_text(&mut part.buf, &record, counts),
+                    }
+                    if let (Some(index), Some(file)) = (part.index.as_mut(), part.current) {
+                        index.records.push(RecordRef {
+                            end: part.buf.len() as u32,
+                            file,
+                            stream: record.stream,
+                        });
+                    }
                 }
             };
             let $records = &mut file.records;
@@ -358,7 +424,7 @@ impl Worker {
         metrics: Arc<Metrics>,
         batch_bytes: usize,
     ) -> Self {
-        let outputs = routes.iter().map(|r| Output::new(r.index)).collect();
+        let outputs = routes.iter().map(Output::new).collect();
         let queue_depth = metrics.queue(&format!("worker:{index}"));
         Self {
             index,
@@ -448,7 +514,7 @@ impl Worker {
                         file.timed = true;
                         self.timers.push(Reverse((deadline, id)));
                     }
-                    if out.buf.len() >= self.batch_bytes {
+                    if out.len() >= self.batch_bytes {
                         self.flush_output(route)?;
                     }
                 }
@@ -517,36 +583,19 @@ impl Worker {
         if out.is_empty() {
             return Ok(());
         }
-        // The next buffers start as large as the larger of this batch and the one before
-        // (decaying, so that one huge record does not keep a huge buffer), capped at four
-        // batches' worth.
         let cap = 4 * self.batch_bytes;
-        let records_now = out.index.as_ref().map_or(0, |i| i.records.len());
-        out.high_water = (
-            out.buf.len().max(out.high_water.0 / 2).min(cap),
-            records_now.max(out.high_water.1 / 2).min(cap / 16),
-        );
-        let data = Bytes::from(std::mem::replace(
-            &mut out.buf,
-            Vec::with_capacity((self.batch_bytes + 4096).max(out.high_water.0 + 4096)),
-        ));
+        let parts: Vec<_> = out
+            .parts
+            .iter_mut()
+            .map(|part| part.take(self.batch_bytes, cap))
+            .collect();
         let records = std::mem::take(&mut out.records);
         let progress = std::mem::take(&mut out.progress);
         out.slots.clear();
-        out.file_slots.clear();
-        let index_capacity = out.high_water.1 + 64;
-        let index = out.index.as_mut().map(|index| {
-            Arc::new(std::mem::replace(
-                index,
-                RecordIndex {
-                    records: Vec::with_capacity(index_capacity),
-                    files: Vec::new(),
-                },
-            ))
-        });
         let sinks = &self.routes[route].sinks;
         let ack = AckHandle::new(sinks.len(), progress, Arc::clone(&self.tracker));
-        for sink in sinks {
+        for (sink, part) in sinks {
+            let (data, index) = &parts[*part];
             let batch = Batch {
                 data: data.clone(),
                 records,
@@ -587,8 +636,8 @@ mod tests {
         let (input, rx) = bounded(4);
         let (sink_tx, output) = bounded(16);
         let routes = Arc::new(vec![Route {
-            sinks: vec![metrics.queue_sender("sink:test".to_string(), sink_tx)],
-            index: true,
+            sinks: vec![(metrics.queue_sender("sink:test".to_string(), sink_tx), 0)],
+            encodings: vec![(Encoding::Json, true)],
         }]);
         let worker = Worker::new(
             0,

@@ -350,3 +350,61 @@ fn a_record_the_broker_refuses_goes_to_the_dead_letter_file_or_stops_the_pipelin
     let (status, log) = collector.stop();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn a_text_sink_sends_each_message_alone_and_dead_letters_it_as_a_string() {
+    let (dir, logs, broker) = setup();
+    let dead = dir.path().join("dead/kafka.ndjson");
+    let extra = format!(
+        "    encoding: text\n    properties:\n      message.max.bytes: \"65536\"\n    dead_letter: {}\n",
+        dead.display()
+    );
+    append_cri(&logs, "t", 0..2000);
+    std::fs::write(
+        logs.join("big.log"),
+        format!(
+            "2024-01-01T00:00:00.5Z stdout F big 00000000 {}\n",
+            "B".repeat(100_000)
+        ),
+    )
+    .unwrap();
+    let collector = Collector::start(dir.path(), &config(dir.path(), &broker, &extra));
+    wait_sink(&collector, 2000.0, Duration::from_secs(60));
+    collector.wait_until(Duration::from_secs(10), "a dead letter", || {
+        collector.metric("ringtail_kafka_dead_lettered_total{sink=\"kafka\"}") >= 1.0
+    });
+    let messages = consume(
+        &broker,
+        &["logs-stdout", "logs-stderr"],
+        2000,
+        Duration::from_secs(5),
+    );
+    // The value is the message, nothing else; topics still follow each record's stream.
+    let mut values: Vec<(String, String)> = messages
+        .iter()
+        .map(|m| (m.topic.clone(), m.value.clone()))
+        .collect();
+    values.sort();
+    let mut expected: Vec<(String, String)> = (0..2000u64)
+        .map(|n| {
+            let stream = if n.is_multiple_of(5) {
+                "stderr"
+            } else {
+                "stdout"
+            };
+            (
+                format!("logs-{stream}"),
+                format!("t {n:08} {}", "k".repeat(40)),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(values, expected);
+    let text = std::fs::read_to_string(&dead).unwrap();
+    let letter: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+    let record = letter["record"].as_str().unwrap();
+    assert!(record.starts_with("big 00000000 BBB"), "{letter}");
+    assert_eq!(record.len(), "big 00000000 ".len() + 100_000);
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+}

@@ -525,8 +525,21 @@ pub struct SinkConfig {
     pub name: String,
     /// Indices of the sources it receives.
     pub inputs: Vec<usize>,
+    /// How records are written.
+    pub encoding: Encoding,
     /// Kind and settings.
     pub kind: SinkKind,
+}
+
+/// How a sink's records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Encoding {
+    /// One JSON object per record with its metadata (NDJSON; see [`crate::encode`]).
+    #[default]
+    Json,
+    /// The message alone, byte for byte, followed by a newline: no metadata, no escaping,
+    /// invalid UTF-8 passed through unchanged; a multi-line record stays several lines.
+    Text,
 }
 
 /// Loads and validates a configuration file, including the checks that look at this machine
@@ -1227,6 +1240,18 @@ impl Validator {
                 }
             },
         };
+        let encoding = match raw.encoding.as_ref().map(|e| (e, e.as_str())) {
+            None | Some((_, "json")) => Encoding::Json,
+            Some((_, "text")) => Encoding::Text,
+            Some((e, other)) => {
+                problems.push(Problem::spanned(
+                    e,
+                    format!("{path}.encoding"),
+                    format!("unknown encoding `{other}`, expected `json` or `text`"),
+                ));
+                Encoding::Json
+            }
+        };
         if problems.len() != before {
             return None;
         }
@@ -1235,6 +1260,7 @@ impl Validator {
         Some(SinkConfig {
             name: name?,
             inputs,
+            encoding,
             kind: kind?,
         })
     }

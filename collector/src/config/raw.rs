@@ -211,6 +211,9 @@ pub struct RawSink {
     pub kind: Option<Spanned<String>>,
     /// Names of the sources whose records this sink receives (default: all sources).
     pub inputs: Option<Vec<Spanned<String>>>,
+    /// `json` (default): one JSON object per record with its metadata; `text`: the message
+    /// alone and a newline.
+    pub encoding: Option<Spanned<String>>,
     /// `file` only: the output path.
     pub path: Option<Spanned<String>>,
     /// `file`: `none` (default) or `zstd`; `kafka`: `zstd` (default), `lz4`, `snappy`,

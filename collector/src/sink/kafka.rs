@@ -42,7 +42,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use crate::batch::{AckHandle, Batch};
-use crate::config::KafkaSinkConfig;
+use crate::config::{Encoding, KafkaSinkConfig};
 use crate::decode::Stream;
 use crate::metrics::Metrics;
 use crate::source::FileCtx;
@@ -225,6 +225,9 @@ pub struct KafkaSink {
     /// Batches handed to librdkafka, oldest first, until acknowledged.
     unacknowledged: VecDeque<Arc<Delivery>>,
     dead_letter: Option<DeadLetter>,
+    /// How the records are encoded (a JSON record is dead-lettered as an object, text as a
+    /// string).
+    encoding: Encoding,
     /// The batch being sent: its data's address, the next record and its delivery, so that a
     /// `write` called again with the same batch resumes.
     sending: Option<(usize, usize, Arc<Delivery>)>,
@@ -247,7 +250,12 @@ impl std::fmt::Debug for KafkaSink {
 
 impl KafkaSink {
     /// A producer for `config`; it connects in the background.
-    pub fn new(name: &str, config: KafkaSinkConfig, metrics: &Metrics) -> Result<Self, SinkError> {
+    pub fn new(
+        name: &str,
+        config: KafkaSinkConfig,
+        encoding: Encoding,
+        metrics: &Metrics,
+    ) -> Result<Self, SinkError> {
         let label = Metrics::sink(name);
         let (failed_tx, failed) = unbounded();
         let shared = Arc::new(Shared {
@@ -316,6 +324,7 @@ impl KafkaSink {
             dead_lettered: metrics.kafka_dead_lettered.get_or_create_owned(&label),
             in_flight: metrics.kafka_in_flight.get_or_create_owned(&label),
             config,
+            encoding,
         })
     }
 
@@ -409,8 +418,20 @@ impl KafkaSink {
         json_string(&mut line, &message.topic);
         line.extend_from_slice(b",\"error\":");
         json_string(&mut line, &reason);
-        line.extend_from_slice(b",\"record\":");
-        line.extend_from_slice(&message.payload);
+        match self.encoding {
+            Encoding::Json => {
+                line.extend_from_slice(b",\"record\":");
+                line.extend_from_slice(&message.payload);
+            }
+            Encoding::Text => {
+                line.extend_from_slice(b",\"record\":\"");
+                if !crate::encode::write_escaped(&mut line, &message.payload) {
+                    line.extend_from_slice(b"\",\"record_base64\":\"");
+                    crate::encode::base64_extend(&message.payload, &mut line);
+                }
+                line.push(b'"');
+            }
+        }
         line.extend_from_slice(b"}\n");
         let written = dead
             .file
