@@ -78,8 +78,8 @@ pub trait Collector {
     /// Why it cannot run `case` with `sink`, if so.
     fn unsupported(&self, case: &Case, sink: SinkKind) -> Option<String>;
 
-    /// Newlines in its output once every record of `plan` is delivered.
-    fn expected_lines(&self, case: &Case, plan: &Plan) -> u64;
+    /// Newlines in its output to `sink` once every record of `plan` is delivered.
+    fn expected_lines(&self, case: &Case, sink: SinkKind, plan: &Plan) -> u64;
 
     /// Starts it for `case`, reading `dirs.glob()` and writing into `dirs.out`.
     fn launch(&self, case: &Case, sink: SinkKind, dirs: &RunDirs) -> std::io::Result<Launched>;
@@ -93,6 +93,14 @@ pub struct Ringtail {
 }
 
 impl Ringtail {
+    /// The output file of a file sink.
+    fn output(sink: SinkKind, dirs: &RunDirs) -> PathBuf {
+        match sink {
+            SinkKind::FileJson => dirs.out.join("ringtail.ndjson"),
+            _ => dirs.out.join("ringtail.txt"),
+        }
+    }
+
     fn config(
         &self,
         case: &Case,
@@ -113,8 +121,12 @@ impl Ringtail {
         };
         let sink = match sink {
             SinkKind::File => format!(
-                "    type: file\n    path: {}/ringtail.ndjson\n",
-                dirs.out.display()
+                "    type: file\n    encoding: text\n    path: {}\n",
+                Self::output(sink, dirs).display()
+            ),
+            SinkKind::FileJson => format!(
+                "    type: file\n    path: {}\n",
+                Self::output(sink, dirs).display()
             ),
             SinkKind::Kafka => format!(
                 "    type: kafka\n    brokers: {}\n    topic: {}\n    compression: zstd\n    acks: all\n",
@@ -159,9 +171,14 @@ impl Collector for Ringtail {
         })
     }
 
-    fn expected_lines(&self, _case: &Case, plan: &Plan) -> u64 {
-        // NDJSON: one line per record; multi-line records and CRI/docker splits are joined.
-        plan.records()
+    fn expected_lines(&self, _case: &Case, sink: SinkKind, plan: &Plan) -> u64 {
+        match sink {
+            // Text: each decoded message; CRI/docker splits are joined, a multi-line record
+            // keeps its lines.
+            SinkKind::File => plan.message_lines(),
+            // NDJSON: one line per record.
+            _ => plan.records(),
+        }
     }
 
     fn launch(&self, case: &Case, sink: SinkKind, dirs: &RunDirs) -> std::io::Result<Launched> {
@@ -187,7 +204,7 @@ impl Collector for Ringtail {
             .spawn()?;
         Ok(Launched {
             child,
-            output: (sink == SinkKind::File).then(|| dirs.out.join("ringtail.ndjson")),
+            output: sink.is_file().then(|| Self::output(sink, dirs)),
             api_port: Some(port),
             broker,
         })

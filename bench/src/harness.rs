@@ -40,6 +40,38 @@ pub struct Options {
     pub progress: bool,
 }
 
+/// Where run directories go when none is given: a tmpfs (`/dev/shm`) with room for `need`
+/// bytes, otherwise `fallback`; with the kind of filesystem, for the report.
+///
+/// On tmpfs the machine's disk does not set the pace: a collector that syncs its output (as
+/// ringtail's file sink does before it acknowledges) would otherwise be measured against
+/// the disk, and the peers, which do not sync, against the page cache.
+pub fn default_work_dir(fallback: &Path, need: u64) -> (PathBuf, String) {
+    let shm = Path::new("/dev/shm");
+    match rustix::fs::statfs(shm) {
+        Ok(fs)
+            if fs.f_type == TMPFS_MAGIC
+                && fs.f_bavail.saturating_mul(fs.f_bsize as u64) >= need =>
+        {
+            (shm.join("ringtail-bench-runs"), "tmpfs".to_string())
+        }
+        _ => (fallback.to_path_buf(), filesystem_kind(fallback)),
+    }
+}
+
+/// The kind of filesystem holding `path` (or its nearest existing parent).
+pub fn filesystem_kind(path: &Path) -> String {
+    let existing = path.ancestors().find(|p| p.exists()).unwrap_or(path);
+    match rustix::fs::statfs(existing) {
+        Ok(fs) if fs.f_type == TMPFS_MAGIC => "tmpfs".to_string(),
+        Ok(fs) => format!("disk (filesystem type {:#x})", fs.f_type),
+        Err(e) => format!("unknown filesystem ({e})"),
+    }
+}
+
+/// `statfs` type of tmpfs.
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
 /// One measured run.
 #[derive(Debug, Clone)]
 pub struct Measurement {
@@ -303,7 +335,7 @@ fn measure_once(
     let mut running = Running { launched };
     let pid = running.pid();
     let expected_records = plan.records();
-    let expected_lines = collector.expected_lines(case, plan) + 1;
+    let expected_lines = collector.expected_lines(case, sink, plan) + 1;
     let nonce = format!(
         "ready-{}-{}",
         std::process::id(),
@@ -480,7 +512,7 @@ fn wait_for_delivery(
     // When delivery last moved; an incomplete run reports this as its end.
     let mut last = (0, start);
     let mut last_progress = Instant::now();
-    let poll = if sink == SinkKind::File {
+    let poll = if sink.is_file() {
         Duration::from_millis(2)
     } else {
         Duration::from_millis(20)
@@ -542,4 +574,27 @@ fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().rev().take(5).collect();
     lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_directories_go_to_tmpfs_only_when_it_has_the_room() {
+        let fallback = Path::new("/nonexistent/bench-runs");
+        let (dir, kind) = default_work_dir(fallback, u64::MAX);
+        assert_eq!(dir, fallback);
+        assert!(!kind.is_empty());
+        let shm_is_tmpfs = filesystem_kind(Path::new("/dev/shm")) == "tmpfs";
+        let (dir, kind) = default_work_dir(fallback, 0);
+        if shm_is_tmpfs {
+            assert_eq!(
+                (dir.as_path(), kind.as_str()),
+                (Path::new("/dev/shm/ringtail-bench-runs"), "tmpfs")
+            );
+        } else {
+            assert_eq!(dir, fallback);
+        }
+    }
 }

@@ -114,7 +114,7 @@ impl Collector for Peer {
             .then(|| "stack traces inside CRI/docker lines need a CRI parser in the peer's pipeline; not configured".to_string())
     }
 
-    fn expected_lines(&self, _case: &Case, plan: &Plan) -> u64 {
+    fn expected_lines(&self, _case: &Case, _sink: SinkKind, plan: &Plan) -> u64 {
         // Peers write each record's raw lines; joined records keep their inner newlines, and
         // CRI/docker lines (including P/F pieces) pass through undecoded.
         plan.lines()

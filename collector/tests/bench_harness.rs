@@ -1,5 +1,5 @@
 //! The benchmark harness itself (bench crate) runs a tiny case end to end against the real
-//! ringtail binary: both sinks, every record verified, a report written; peers that are not
+//! ringtail binary: every sink (text and JSON files, blackhole), every record verified, a report written; peers that are not
 //! installed and cases needing missing features are reported as skipped, not failed.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on broken invariants")]
 
@@ -17,7 +17,7 @@ format = "cri"
 line = [100, 300]
 multiline = 0.1
 long_lines = 0.002
-sinks = ["blackhole", "file"]
+sinks = ["blackhole", "file", "file-json"]
 timeout = "60s"
 "#;
 
@@ -40,8 +40,8 @@ fn a_tiny_case_runs_end_to_end_and_is_reported() {
     };
     let result = harness::run_case(&case, &collectors, &opts, &[]);
     assert!(result.records > 1000 && result.lines > result.records);
-    assert_eq!(result.rows.len(), 3);
-    for row in &result.rows[..2] {
+    assert_eq!(result.rows.len(), 4);
+    for row in &result.rows[..3] {
         let Outcome::Measured(runs) = &row.outcome else {
             panic!("{} → {}: {:?}", row.collector, row.sink.name(), row.outcome)
         };
@@ -50,7 +50,7 @@ fn a_tiny_case_runs_end_to_end_and_is_reported() {
         assert_eq!(m.lost(), 0, "{m:?}");
         assert!(m.mb_per_s() > 0.0 && m.cpu_seconds >= 0.0 && m.peak_rss > 0);
         match row.sink {
-            SinkKind::File => {
+            SinkKind::File | SinkKind::FileJson => {
                 let check = m.check.unwrap();
                 assert!(check.is_exact(), "{check:?}");
                 assert_eq!(check.expected, result.records);
@@ -60,9 +60,9 @@ fn a_tiny_case_runs_end_to_end_and_is_reported() {
         }
     }
     assert!(
-        matches!(&result.rows[2].outcome, Outcome::Skipped(reason) if reason.contains("not installed")),
+        matches!(&result.rows[3].outcome, Outcome::Skipped(reason) if reason.contains("not installed")),
         "{:?}",
-        result.rows[2]
+        result.rows[3]
     );
 
     let needs_kafka = Case::parse("k", &format!("{TINY}requires = \"kafka\"\n")).unwrap();
@@ -88,6 +88,7 @@ fn a_tiny_case_runs_end_to_end_and_is_reported() {
     assert!(
         text.contains("## tiny")
             && text.contains("| ringtail | file |")
+            && text.contains("| ringtail | file-json |")
             && text.contains("skipped: not installed"),
         "{text}"
     );

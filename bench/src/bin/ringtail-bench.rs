@@ -58,7 +58,9 @@ enum Cmd {
         /// Where reports go.
         #[arg(long)]
         results: Option<PathBuf>,
-        /// Where run directories go (needs room for the largest case, twice).
+        /// Where run directories go (room for four times the largest case). Default: a
+        /// directory in /dev/shm when that tmpfs has the room, so that the disk does not set
+        /// the pace of file outputs; otherwise target/bench-runs.
         #[arg(long)]
         work_dir: Option<PathBuf>,
         /// Keep each run's logs and outputs.
@@ -165,10 +167,24 @@ fn main() -> anyhow::Result<()> {
                     Some(PathBuf::from(path)),
                 )?);
             }
+            // Input, plus a JSON output of up to 1.7 times it, plus slack.
+            let need = selected
+                .iter()
+                .map(|c| c.spec.total_bytes)
+                .max()
+                .unwrap_or(0)
+                .saturating_mul(4);
+            let (work_dir, work_fs) = match work_dir {
+                Some(dir) => {
+                    let kind = harness::filesystem_kind(&dir);
+                    (dir, kind)
+                }
+                None => harness::default_work_dir(&root.join("target/bench-runs"), need),
+            };
             let opts = Options {
                 runs: runs.max(1),
                 no_warmup,
-                work_dir: work_dir.unwrap_or_else(|| root.join("target/bench-runs")),
+                work_dir,
                 keep,
                 progress: !quiet,
             };
@@ -195,7 +211,7 @@ fn main() -> anyhow::Result<()> {
                 .to_string()
                 .replace(':', "");
             let note = format!(
-                "ringtail {revision}; command: `cargo run --release -p bench -- run{}{}` (scale {scale})",
+                "ringtail {revision}; command: `cargo run --release -p bench -- run{}{}` (scale {scale}); input and output files on {work_fs}",
                 if cases.is_empty() {
                     String::new()
                 } else {
