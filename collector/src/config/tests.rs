@@ -65,6 +65,15 @@ fn the_builtin_default_is_valid() {
 }
 
 #[test]
+fn sinks_encode_json_unless_told_text() {
+    let text = format!("{MINIMAL}  - name: raw\n    type: stdout\n    encoding: text\n");
+    let (config, problems) = parse(&text);
+    assert_eq!(problems, vec![]);
+    let encodings: Vec<Encoding> = config.unwrap().sinks.iter().map(|s| s.encoding).collect();
+    assert_eq!(encodings, vec![Encoding::Json, Encoding::Text]);
+}
+
+#[test]
 fn every_problem_is_reported_with_its_line() {
     let text = r#"data_dir: relative/dir
 colour: blue
@@ -90,6 +99,7 @@ sinks:
   - name: s2
     type: stdout
     path: /tmp/x
+    encoding: xml
   - name: s3
     type: carrier-pigeon
 "#;
@@ -123,7 +133,12 @@ sinks:
         (16, "sources[1].name", "duplicate source name `pods`"),
         (21, "sinks[0].inputs[0]", "no source is named `nothere`"),
         (24, "sinks[1].path", "applies to file sinks only"),
-        (26, "sinks[2].type", "unknown sink type `carrier-pigeon`"),
+        (
+            25,
+            "sinks[1].encoding",
+            "unknown encoding `xml`, expected `json` or `text`",
+        ),
+        (27, "sinks[2].type", "unknown sink type `carrier-pigeon`"),
     ];
     for (line, path, fragment) in expect {
         assert!(
