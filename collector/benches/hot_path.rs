@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use bench::workload::{self, FileWriter, Format, Rng, Shape};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ringtail::config::Format as SourceFormat;
-use ringtail::decode::cri::CriDecoder;
-use ringtail::decode::{DecodeStats, Decoder, Entry};
+use ringtail::cut::decode::Format as SourceFormat;
+use ringtail::cut::decode::cri::CriDecoder;
+use ringtail::cut::decode::{DecodeStats, Decoder, Entry};
+use ringtail::cut::framing::{FrameStats, Framer, Line};
+use ringtail::cut::multiline::{self, Multiline, MultilineRules};
+use ringtail::cut::{CutStats, Records};
 use ringtail::encode::{EncodeStats, FileFields, encode};
-use ringtail::framing::{FrameStats, Framer, Line};
-use ringtail::multiline::{self, Multiline, MultilineRules};
-use ringtail::records::{CutStats, Records};
 
 const INPUT: usize = 8 << 20;
 const CHUNK: usize = 512 << 10;
@@ -121,7 +121,7 @@ fn ndjson_encode(c: &mut Criterion) {
                 let entry = Entry {
                     offset: i as u64 * 201,
                     message: line,
-                    stream: ringtail::decode::Stream::Stdout,
+                    stream: ringtail::cut::decode::Stream::Stdout,
                     time: b"2024-01-01T12:00:00.123456789Z",
                     truncated: false,
                     error: None,

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ringtail::decode::{Entry, Stream};
+use ringtail::cut::decode::{Entry, Stream};
 use ringtail::encode::{EncodeStats, FileFields, encode, encode_with};
 use ringtail::process::{self, Fields, ProcessStats, Processor};
 

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench::workload::{self, FileWriter, Format, Rng, Shape};
-use ringtail::config::Format as SourceFormat;
-use ringtail::decode::{Decoder, Entry};
+use ringtail::cut::decode::Format as SourceFormat;
+use ringtail::cut::decode::{Decoder, Entry};
+use ringtail::cut::framing::Framer;
+use ringtail::cut::multiline::{self, Multiline, MultilineRules};
+use ringtail::cut::{CutStats, Records};
 use ringtail::encode::{EncodeStats, FileFields, encode};
-use ringtail::framing::Framer;
-use ringtail::multiline::{self, Multiline, MultilineRules};
-use ringtail::records::{CutStats, Records};
 
 fn main() {
     let which = std::env::args().nth(1).unwrap_or_else(|| "cri".to_string());

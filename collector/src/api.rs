@@ -1,12 +1,25 @@
 //! The local HTTP API: `/metrics` (OpenMetrics text) and `/healthz` (JSON; 200 when every
 //! sink is healthy and the pipeline runs, 503 otherwise, with the reason).
+//!
+//! Owns the HTTP listener and what `/healthz` says; it may not touch the pipeline beyond
+//! reading its metrics and health.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::metrics::Metrics;
-use crate::sink::SinkHealth;
+use crate::sink::driver::SinkHealth;
+
+/// Loopback only: metrics are scraped node-locally; exposing them is a deliberate choice.
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:9100";
+
+/// The HTTP API's settings (`api`).
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+}
 
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]

@@ -15,16 +15,28 @@
 //! the exact original bytes. NUL and other control bytes are valid UTF-8 and are escaped
 //! (`\u0000`), so they round-trip through any JSON parser.
 //!
-//! The hot path scans 16 bytes at a time (SSE2; 8 with bit tricks elsewhere) for bytes that
-//! need attention and copies clean runs whole: a typical ASCII log line is one scan and one
-//! copy, with no separate UTF-8 validation.
-
-use base64::Engine;
+//! Strings are escaped by [`crate::escape`] (one vector scan and one copy for a typical
+//! line). The `text` encoding ([`encode_text`]) writes the message alone, byte for byte.
+//!
+//! Owns the record's JSON shape and [`Encoding`]; it may not touch how records are cut or
+//! where batches go.
 
 use crate::container::FileMeta;
-use crate::decode::Entry;
-use crate::process::Fields;
+use crate::cut::decode::Entry;
+use crate::escape::{base64_extend, write_escaped};
+use crate::process::{Fields, Value};
 use crate::source::FileCtx;
+
+/// How a sink's records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Encoding {
+    /// One JSON object per record with its metadata (NDJSON; see the module documentation).
+    #[default]
+    Json,
+    /// The message alone, byte for byte, followed by a newline: no metadata, no escaping,
+    /// invalid UTF-8 passed through unchanged; a multi-line record stays several lines.
+    Text,
+}
 
 /// Counters of the encoder, added to by each call; the caller publishes and resets them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -196,203 +208,59 @@ pub fn encode_with(
     if !valid {
         stats.invalid_utf8 += 1;
         out.extend_from_slice(b",\"invalid_utf8\":true,\"message_base64\":\"");
-        base64::engine::general_purpose::STANDARD.encode_extend(entry.message, out);
+        base64_extend(entry.message, out);
         out.push(b'"');
     }
     if let Some(fields) = fields {
-        crate::process::encode_fields(out, fields);
+        encode_fields(out, fields);
     }
     out.extend_from_slice(&file.tail);
     stats.records += 1;
 }
 
-/// Appends the standard base64 of `input` to `out`.
-pub fn base64_extend(input: &[u8], out: &mut Vec<u8>) {
-    base64::engine::general_purpose::STANDARD.encode_extend(input, out);
-}
-
-/// `base64::Engine::encode_string` wants a `String`; this appends to bytes instead.
-trait EncodeExtend {
-    fn encode_extend(&self, input: &[u8], out: &mut Vec<u8>);
-}
-
-impl<E: Engine> EncodeExtend for E {
-    fn encode_extend(&self, input: &[u8], out: &mut Vec<u8>) {
-        let start = out.len();
-        let len = base64::encoded_len(input.len(), true).unwrap_or(0);
-        out.resize(start + len, 0);
-        let written = self.encode_slice(input, &mut out[start..]).unwrap_or(0);
-        out.truncate(start + written);
+/// Appends `,"fields":{…}` for `fields` (nothing when empty); a key given twice keeps its
+/// last value.
+pub fn encode_fields(out: &mut Vec<u8>, fields: &Fields<'_>) {
+    if fields.pairs.is_empty() {
+        return;
     }
-}
-
-/// Appends `s` to `out` as the inside of a JSON string. Returns `false` when `s` is not valid
-/// UTF-8; each invalid sequence is then written as U+FFFD.
-///
-/// The common case — a line of printable ASCII — is one vector scan and one copy; only from
-/// the first byte that needs attention on is the rest validated as UTF-8 and escaped.
-pub fn write_escaped(out: &mut Vec<u8>, s: &[u8]) -> bool {
-    let plain = plain_prefix(s);
-    out.extend_from_slice(&s[..plain]);
-    let s = &s[plain..];
-    if s.is_empty() {
-        return true;
-    }
-    if simdutf8::basic::from_utf8(s).is_ok() {
-        escape_valid(out, s);
-        return true;
-    }
-    for chunk in s.utf8_chunks() {
-        escape_valid(out, chunk.valid().as_bytes());
-        if !chunk.invalid().is_empty() {
-            out.extend_from_slice("\u{FFFD}".as_bytes());
+    out.extend_from_slice(b",\"fields\":{");
+    let mut first = true;
+    for (i, (key, value)) in fields.pairs.iter().enumerate() {
+        if fields.pairs[i + 1..].iter().any(|(k, _)| k == key) {
+            continue;
         }
-    }
-    false
-}
-
-/// Length of the longest prefix of `s` that goes into a JSON string as it is, with no escaping
-/// and no UTF-8 check: printable ASCII (and DEL) other than `"` and `\\`.
-#[inline]
-pub fn plain_prefix(s: &[u8]) -> usize {
-    scan::<true>(s)
-}
-
-/// Index of the first byte of `s` that must be escaped in a JSON string (a control byte, `"`
-/// or `\\`) or, with `STOP_AT_HIGH`, that is not ASCII; `s.len()` when there is none.
-#[inline]
-fn scan<const STOP_AT_HIGH: bool>(s: &[u8]) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    return scan_sse2::<STOP_AT_HIGH>(s);
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let start = scan_swar::<STOP_AT_HIGH>(s);
-        let stops = |b: u8| b < 0x20 || b == b'"' || b == b'\\' || (STOP_AT_HIGH && b >= 0x80);
-        s[start..]
-            .iter()
-            .position(|&b| stops(b))
-            .map_or(s.len(), |p| start + p)
-    }
-}
-
-/// [`scan`] with SSE2, 16 bytes at a time; the last partial block is covered by one more
-/// 16-byte load that overlaps the block before it, so short strings need no byte loop.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn scan_sse2<const STOP_AT_HIGH: bool>(s: &[u8]) -> usize {
-    use std::arch::x86_64::{
-        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
-        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-    let stops = |b: u8| b < 0x20 || b == b'"' || b == b'\\' || (STOP_AT_HIGH && b >= 0x80);
-    if s.len() < 16 {
-        return s.iter().position(|&b| stops(b)).unwrap_or(s.len());
-    }
-    // SAFETY: SSE2 is part of the x86_64 baseline, so every intrinsic here is available on any
-    // CPU this code runs on. The only memory accesses are 16-byte unaligned loads (`loadu`) at
-    // offsets `at` with `at + 16 <= s.len()` (checked by the loop, and `s.len() >= 16` above for
-    // the final overlapping load), so they stay inside `s`.
-    unsafe {
-        let space = _mm_set1_epi8(0x20);
-        let quote = _mm_set1_epi8(b'"' as i8);
-        let backslash = _mm_set1_epi8(b'\\' as i8);
-        let minus_one = _mm_set1_epi8(-1);
-        let block = |at: usize| -> u32 {
-            let v = _mm_loadu_si128(s.as_ptr().add(at).cast::<__m128i>());
-            // A signed compare: bytes >= 0x80 are negative, so "below 0x20" catches them too;
-            // when they may pass, keep only the non-negative ones.
-            let mut low = _mm_cmplt_epi8(v, space);
-            if !STOP_AT_HIGH {
-                low = _mm_and_si128(low, _mm_cmpgt_epi8(v, minus_one));
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        out.push(b'"');
+        write_escaped(out, key.as_bytes());
+        out.extend_from_slice(b"\":");
+        match value {
+            Value::Str(s) => {
+                out.push(b'"');
+                write_escaped(out, s.as_bytes());
+                out.push(b'"');
             }
-            let special = _mm_or_si128(
-                low,
-                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-            );
-            _mm_movemask_epi8(special) as u32
-        };
-        let mut i = 0;
-        while i + 16 <= s.len() {
-            let mask = block(i);
-            if mask != 0 {
-                return i + mask.trailing_zeros() as usize;
+            Value::Bytes(b) => {
+                out.push(b'"');
+                // Invalid UTF-8 is shown as U+FFFD; the message keeps the exact bytes.
+                write_escaped(out, b);
+                out.push(b'"');
             }
-            i += 16;
+            Value::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            Value::Json(j) => out.extend_from_slice(j.as_bytes()),
+            Value::Null => out.extend_from_slice(b"null"),
         }
-        if i < s.len() {
-            let last = s.len() - 16;
-            // Lanes before `i` were checked already.
-            let mask = block(last) >> (i - last);
-            if mask != 0 {
-                return i + mask.trailing_zeros() as usize;
-            }
-        }
-        s.len()
     }
-}
-
-/// The portable part of [`scan`]: whole 8-byte words, with bit tricks. Returns the start of the
-/// first word holding a stop byte, or where the last whole word ends.
-#[cfg(any(test, not(target_arch = "x86_64")))]
-fn scan_swar<const STOP_AT_HIGH: bool>(s: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    let mut i = 0;
-    while let Some(word) = s.get(i..i + 8) {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(word);
-        let w = u64::from_le_bytes(bytes);
-        // Non-zero when a byte is below 0x20 (high bytes excluded by `!w`), `"` or `\\`.
-        let mut hit = (w.wrapping_sub(ONES * 0x20) & !w & HIGHS)
-            | zero_byte(w ^ (ONES * u64::from(b'"')))
-            | zero_byte(w ^ (ONES * u64::from(b'\\')));
-        if STOP_AT_HIGH {
-            hit |= w & HIGHS;
-        }
-        if hit != 0 {
-            return i;
-        }
-        i += 8;
-    }
-    i
-}
-
-/// Escapes valid UTF-8: copies runs that need nothing, escapes the bytes between them.
-fn escape_valid(out: &mut Vec<u8>, s: &[u8]) {
-    let mut rest = s;
-    loop {
-        let run = scan::<false>(rest);
-        out.extend_from_slice(&rest[..run]);
-        let Some(&b) = rest.get(run) else { return };
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(b >> 4)],
-                    HEX[usize::from(b & 15)],
-                ]);
-            }
-        }
-        rest = &rest[run + 1..];
-    }
+    out.push(b'}');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Stream;
+    use crate::cut::decode::Stream;
+    use base64::Engine;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
     use std::path::Path;
@@ -468,19 +336,18 @@ mod tests {
 
     #[test]
     fn container_metadata_and_node_are_in_every_record_when_known() {
-        let source = std::sync::Arc::new(crate::config::SourceConfig {
-            max_line_bytes: 1024,
-            ..crate::config::SourceConfig::new(0, "pods", crate::config::Format::Cri)
-        });
+        let mut source = crate::source::Source::new(0, "pods", crate::cut::decode::Format::Cri);
+        source.cut.max_line_bytes = 1024;
+        let source = std::sync::Arc::new(source);
         let path = Path::new("/var/log/pods/shop_web-1_uid-9/nginx/2.log");
         let mut container = crate::container::of_path(path).unwrap();
         container.id = Some("c0ffee".into());
         container.image = Some("nginx:1.27".into());
         container.env.insert("SECRET".into(), "hunter2".into());
         let file = |container, node: Option<&str>| crate::source::FileCtx {
-            id: crate::source::SourceId(1),
+            id: crate::file::FileId(1),
             path: path.to_path_buf(),
-            identity: crate::source::FileIdentity { dev: 1, ino: 2 },
+            identity: crate::file::FileIdentity { dev: 1, ino: 2 },
             source: std::sync::Arc::clone(&source),
             meta: std::sync::Arc::new(FileMeta {
                 container,
@@ -548,52 +415,24 @@ mod tests {
     }
 
     #[test]
-    fn plain_prefix_stops_at_the_first_byte_that_needs_attention() {
-        let line = b"0123456789abcdef0123456789abcdef-tail";
-        assert_eq!(plain_prefix(line), line.len());
-        for (i, special) in [
-            (0, b'"'),
-            (5, b'\\'),
-            (15, b'\n'),
-            (16, 0x00),
-            (17, 0xc3),
-            (33, 0x7f),
-        ] {
-            let mut v = line.to_vec();
-            v[i] = special;
-            let expect = if special == 0x7f { v.len() } else { i };
-            assert_eq!(plain_prefix(&v), expect, "byte {special:#x} at {i}");
-        }
-        assert_eq!(plain_prefix(b""), 0);
+    fn fields_are_one_object_and_a_later_value_of_a_key_wins() {
+        let mut fields = Fields::default();
+        fields.push("a", Value::Int(1));
+        fields.push("b", Value::Null);
+        fields.push("a", Value::Json("[1,2]"));
+        let mut out = b"{\"x\":1".to_vec();
+        encode_fields(&mut out, &fields);
+        out.push(b'}');
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap(),
+            serde_json::json!({"x": 1, "fields": {"b": null, "a": [1, 2]}})
+        );
+        let mut out = b"{\"x\":1".to_vec();
+        encode_fields(&mut out, &Fields::default());
+        assert_eq!(out, b"{\"x\":1", "no fields, no object");
     }
 
     proptest! {
-        #[test]
-        fn scans_match_a_byte_loop(bytes in proptest::collection::vec(
-            prop_oneof![8 => 0x20u8..0x7f, 1 => any::<u8>(), 1 => Just(b'"'), 1 => Just(b'\\')],
-            0..100,
-        )) {
-            let escape = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
-            let naive_plain = bytes.iter().position(|&b| escape(b) || b >= 0x80).unwrap_or(bytes.len());
-            let naive_escape = bytes.iter().position(|&b| escape(b)).unwrap_or(bytes.len());
-            prop_assert_eq!(plain_prefix(&bytes), naive_plain);
-            prop_assert_eq!(scan::<false>(&bytes), naive_escape);
-            // The portable version, which other architectures use, finds the word to look in.
-            let word = scan_swar::<true>(&bytes);
-            prop_assert!(word <= naive_plain && (word == naive_plain || naive_plain - word < 8));
-            let word = scan_swar::<false>(&bytes);
-            prop_assert!(word <= naive_escape && (word == naive_escape || naive_escape - word < 8));
-        }
-
-        #[test]
-        fn any_valid_string_round_trips(s in any::<String>()) {
-            let mut out = Vec::new();
-            prop_assert!(write_escaped(&mut out, s.as_bytes()));
-            let json = format!("\"{}\"", String::from_utf8(out).unwrap());
-            let back: String = serde_json::from_str(&json).unwrap();
-            prop_assert_eq!(back, s);
-        }
-
         #[test]
         fn any_bytes_give_valid_json_and_exact_base64(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let mut out = Vec::new();

@@ -5,17 +5,18 @@
 //! path the way a worker does, and panics when an invariant breaks: every record lies inside
 //! the input, no message outgrows its limit, every record encodes to valid JSON, and after the
 //! end of the input nothing is left pending.
+//!
+//! It may not be used by the pipeline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::Format;
-use crate::decode::{Decoder, Entry};
+use crate::cut::decode::{Decoder, Entry, Format};
+use crate::cut::framing::Framer;
+use crate::cut::multiline::{self, Multiline, MultilineRules};
+use crate::cut::{CutStats, Records};
 use crate::encode::{EncodeStats, FileFields, encode_with};
-use crate::framing::Framer;
-use crate::multiline::{self, Multiline, MultilineRules};
 use crate::process::{self, Fields, Outcome, ProcessStats, Processor};
-use crate::records::{CutStats, Records};
 
 /// Framing → decoding (→ multiline) on `data`: its first byte picks the chunk size, its second
 /// the line limit; the rest is the file, fed in chunks and then finished.
@@ -94,7 +95,7 @@ pub fn processors(data: &[u8]) {
     let entry = Entry {
         offset: 0,
         message,
-        stream: crate::decode::Stream::Stdout,
+        stream: crate::cut::decode::Stream::Stdout,
         time: b"",
         truncated: false,
         error: None,

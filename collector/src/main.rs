@@ -1,4 +1,7 @@
 //! The `ringtail` binary: `run`, `validate` and `default-config`.
+//!
+//! Owns the command line, logging and the run loop (failures, signals, reloads); it may not
+//! reach into a stage: it starts and stops a [`ringtail::pipeline`].
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;

@@ -3,14 +3,18 @@
 //!
 //! Hot loops count in locals and publish once per chunk or batch; the handles here are cheap
 //! clones (an `Arc` around an atomic) that stages keep for the files and sinks they own.
+//!
+//! Owns the registry and the label sets; it may not count anything itself.
 
-use crossbeam::channel::{SendError, Sender};
+use crossbeam::channel::Sender;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::queue::QueueSender;
 
 /// Label of per-source metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,46 +63,6 @@ pub struct ContainerLabel {
 pub struct BackendLabel {
     /// `io_uring` or `pread`.
     pub backend: &'static str,
-}
-
-/// The sending side of a bounded queue, with the queue's depth gauge.
-///
-/// The depth is published by senders — just before a send that may block and just after it —
-/// as well as by the receiver after each receive, so it stays true while the receiver is busy
-/// or blocked (a stalled sink is exactly when the depth matters).
-#[derive(Debug)]
-pub struct QueueSender<T> {
-    /// The queue's name in metrics (`worker:0`, `sink:out`).
-    pub name: String,
-    /// The queue.
-    pub tx: Sender<T>,
-    /// Its depth gauge.
-    pub depth: Gauge,
-}
-
-impl<T> Clone for QueueSender<T> {
-    fn clone(&self) -> Self {
-        Self {
-            name: self.name.clone(),
-            tx: self.tx.clone(),
-            depth: self.depth.clone(),
-        }
-    }
-}
-
-impl<T> QueueSender<T> {
-    /// Sends, blocking while the queue is full; fails when the receiver is gone.
-    pub fn send(&self, item: T) -> Result<(), SendError<T>> {
-        self.observe();
-        let sent = self.tx.send(item);
-        self.observe();
-        sent
-    }
-
-    /// Publishes the current depth.
-    pub fn observe(&self) {
-        self.depth.set(self.tx.len() as i64);
-    }
 }
 
 /// Every metric ringtail exports.

@@ -1,39 +1,45 @@
-//! Starting, wiring and stopping the pipeline.
+//! Wiring: starting every stage with its settings, keeping the handles, stopping them front to
+//! back.
 //!
 //! ```text
-//! discovery ─Control/dirty─▶ reader×R ─Vec<WorkItem>─▶ worker×W ─Batch─▶ sink×S ─ack─▶ tracker
+//! ebpf ─▶ discover ─Control/dirty─▶ reader×R ─Vec<WorkItem>─▶ worker×W ─Batch─▶ sink×S
+//!            │                                                                   │ ack
+//!            └──── open(identity, offset) ───▶ deliver (tracker, checkpointer) ◀─┘
 //! ```
-//! Every arrow is a bounded queue. Shutdown goes front to back: discovery stops, readers stop
-//! reading and close the worker queues, workers drain them, emit pending multi-line records
-//! and close the sink queues, sinks drain, make everything durable and acknowledge it, and the
-//! final checkpoint is written. The whole sequence is bounded by `pipeline.shutdown_timeout`;
-//! past it, sinks stuck retrying give up and the exit reports what was not acknowledged.
+//! Every arrow is a bounded queue. Stages start back to front — checkpoints, sinks, workers,
+//! the kernel link, readers, discovery (whose start-up scan hands existing files to the
+//! readers), the checkpointer, the eBPF thread, the API — and stop front to back: the eBPF
+//! thread and discovery stop, readers stop reading and close the worker queues, workers drain
+//! them, emit pending multi-line records and close the sink queues, sinks drain, make
+//! everything durable and acknowledge it, and the final checkpoint is written. The whole
+//! sequence is bounded by `pipeline.shutdown_timeout`; past it, sinks stuck retrying give up
+//! and the exit reports what was not acknowledged.
 //!
-//! Checkpoints: loaded from `data_dir` before discovery's first scan (so files resume where
-//! they were acknowledged), written by a checkpointer thread every `checkpoints.interval` when
-//! they changed, and once more after the sinks have stopped.
+//! This module sits above the configuration (it reads a whole [`Config`]) and hands each
+//! stage its own settings; what each stage does lives in that stage.
 
-use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{Receiver, Sender, bounded, select};
+use crossbeam::channel::{Receiver, Sender, bounded};
 
-use crate::ack::AckTracker;
 use crate::api::{Api, ApiError, Health};
-use crate::buffer::BufferPool;
-use crate::checkpoint::{CheckpointError, Entry, Store};
-use crate::config::{Config, DiscoveryMode, Encoding, SinkKind, WakeSource};
-use crate::discovery::KernelLink;
-use crate::discovery::{Discovery, DiscoveryError};
-use crate::ebpf::{ContainerEvent, Containers, Kernel, KernelEvent};
+use crate::config::Config;
+use crate::deliver::checkpoint::CheckpointError;
+use crate::deliver::checkpointer::{self, Checkpointer, CheckpointerError};
+use crate::discover::kernel::{self as kernel_link, KernelFeed};
+use crate::discover::{Discovery, DiscoveryError};
+use crate::ebpf::{Containers, EbpfError};
 use crate::metrics::Metrics;
-use crate::reader::{MAX_FILES_PER_ROUND, Reader, ReaderShared};
-use crate::sink::{self, Sink, SinkHealth};
-use crate::worker::{Route, Worker};
+use crate::read::WakeSource;
+use crate::read::buffer::BufferPool;
+use crate::read::control;
+use crate::read::reader::{self, ReaderShared};
+use crate::sink::driver::{self, SinkError, SinkHealth};
+use crate::work::{Worker, route};
 
 /// Why the pipeline could not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +70,8 @@ pub enum PipelineError {
     Api(#[from] ApiError),
     /// A sink could not be created.
     #[error(transparent)]
-    Sink(#[from] sink::SinkError),
-    /// The stop pipe of discovery could not be created.
+    Sink(#[from] SinkError),
+    /// A pipe between stages could not be created.
     #[error("cannot create a pipe: {source}")]
     Pipe {
         /// What the OS said.
@@ -74,10 +80,13 @@ pub enum PipelineError {
     },
     /// `discovery: ebpf` was configured and the eBPF programs could not be loaded.
     #[error("discovery: ebpf is configured, but {0}")]
-    Ebpf(#[source] crate::ebpf::EbpfError),
+    Ebpf(#[source] EbpfError),
     /// The checkpoint file could not be read (a damaged one is set aside, not an error).
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The checkpointer could not start.
+    #[error(transparent)]
+    Checkpointer(#[from] CheckpointerError),
     /// Shutdown ended with failures; each is listed.
     #[error("shutdown was not clean:\n  - {}", failures.join("\n  - "))]
     Unclean {
@@ -86,72 +95,30 @@ pub enum PipelineError {
     },
 }
 
+type Thread = JoinHandle<Result<(), String>>;
+
 /// A running pipeline.
 pub struct Running {
     /// Metrics of this pipeline.
     pub metrics: Arc<Metrics>,
     /// Acknowledged offsets.
-    pub tracker: Arc<AckTracker>,
+    pub tracker: Arc<crate::deliver::ack::AckTracker>,
     health: Arc<Health>,
     api: Option<Api>,
     stop_discovery: Option<OwnedFd>,
     stop_readers: Option<Sender<()>>,
-    discovery: Option<JoinHandle<Result<(), String>>>,
-    readers: Vec<JoinHandle<Result<(), String>>>,
-    workers: Vec<JoinHandle<Result<(), String>>>,
-    sinks: Vec<JoinHandle<Result<(), String>>>,
+    discovery: Option<Thread>,
+    readers: Vec<Thread>,
+    workers: Vec<Thread>,
+    sinks: Vec<Thread>,
     abandon: Arc<AtomicBool>,
     failures: Receiver<String>,
     shutdown_timeout: Duration,
     checkpointer: Option<Checkpointer>,
     stop_ebpf: Option<OwnedFd>,
-    ebpf: Option<JoinHandle<Result<(), String>>>,
+    ebpf: Option<Thread>,
     /// Containers running, from the eBPF lifecycle events (empty without eBPF).
     pub containers: Arc<Containers>,
-}
-
-/// The checkpointer thread, and what the final write needs.
-struct Checkpointer {
-    stop: Sender<()>,
-    thread: JoinHandle<CheckpointWriter>,
-}
-
-/// Writes checkpoints when they changed; a failed write is logged, counted and retried.
-struct CheckpointWriter {
-    store: Store,
-    tracker: Arc<AckTracker>,
-    metrics: Arc<Metrics>,
-    forget_after: Duration,
-    last: Option<Vec<Entry>>,
-    failing: bool,
-}
-
-impl CheckpointWriter {
-    fn write(&mut self) -> Result<(), CheckpointError> {
-        let entries = self.tracker.snapshot(self.forget_after);
-        if self.last.as_ref() == Some(&entries) {
-            return Ok(());
-        }
-        match self.store.save(&entries) {
-            Ok(()) => {
-                self.metrics.checkpoint_writes.inc();
-                if self.failing {
-                    self.failing = false;
-                    tracing::info!(path = %self.store.path().display(), "checkpoints are written again");
-                }
-                self.last = Some(entries);
-                Ok(())
-            }
-            Err(e) => {
-                self.metrics.checkpoint_errors.inc();
-                if !self.failing {
-                    self.failing = true;
-                    tracing::error!(error = %e, "cannot write checkpoints; delivery goes on, and a restart would re-read more than usual until a write succeeds");
-                }
-                Err(e)
-            }
-        }
-    }
 }
 
 impl std::fmt::Debug for Running {
@@ -167,7 +134,7 @@ fn spawn<E: std::fmt::Display>(
     name: String,
     failures: &Sender<String>,
     body: impl FnOnce() -> Result<(), E> + Send + 'static,
-) -> Result<JoinHandle<Result<(), String>>, PipelineError> {
+) -> Result<Thread, PipelineError> {
     let failures = failures.clone();
     let thread_name = name.clone();
     std::thread::Builder::new()
@@ -181,6 +148,10 @@ fn spawn<E: std::fmt::Display>(
             })
         })
         .map_err(|source| PipelineError::Thread { name, source })
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), PipelineError> {
+    rustix::pipe::pipe().map_err(|e| PipelineError::Pipe { source: e.into() })
 }
 
 /// Starts every stage of the pipeline for `config`.
@@ -198,112 +169,41 @@ pub fn start_with_metrics(
         path: config.data_dir.clone(),
         source,
     })?;
-    let store = Store::new(&config.data_dir);
-    // The file's time is when the last run last saved it (written, then renamed into place).
-    let saved = std::fs::metadata(store.path())
-        .and_then(|m| m.modified())
-        .ok();
-    let loaded = match store.load() {
-        Ok(entries) => entries,
-        Err(e @ CheckpointError::Corrupt { .. }) => {
-            metrics.checkpoint_corrupt.inc();
-            tracing::error!(error = %e, "files are read as if new (from `read_from`)");
-            Vec::new()
-        }
-        // Includes a damaged file that cannot be moved aside: the first write would replace
-        // it, so ringtail refuses to start rather than destroy it.
-        Err(e) => return Err(e.into()),
-    };
-    if !loaded.is_empty() {
-        tracing::info!(path = %store.path().display(), files = loaded.len(), "loaded checkpoints");
-    }
-    let saved = saved.filter(|_| !loaded.is_empty());
-    let tracker = Arc::new(AckTracker::with_previous_run(
-        Arc::clone(&metrics),
-        loaded,
-        saved,
-    ));
+    // Checkpoints are loaded before discovery's first scan, so files resume where they were
+    // acknowledged.
+    let (store, tracker) = checkpointer::resume(&config.data_dir, &metrics)?;
     let (failures_tx, failures) = bounded(64);
     let abandon = Arc::new(AtomicBool::new(false));
     let queue = config.pipeline.queue_batches;
 
     // Sinks, and the routes (distinct sets of sinks) that sources map onto.
     let mut health = Health::default();
-    let mut sink_senders = Vec::new();
+    let mut sink_queues = Vec::new();
     let mut sinks = Vec::new();
-    for sink_config in &config.sinks {
+    for settings in &config.sinks {
         let (tx, rx) = bounded(queue);
-        let sink: Box<dyn Sink> = match &sink_config.kind {
-            SinkKind::Stdout => Box::new(sink::stdout::StdoutSink::new(&sink_config.name)),
-            SinkKind::Blackhole => Box::new(sink::blackhole::BlackholeSink),
-            SinkKind::File(file) => {
-                Box::new(sink::file::FileSink::new(&sink_config.name, file.clone())?)
-            }
-            SinkKind::Kafka(kafka) => Box::new(sink::kafka::KafkaSink::new(
-                &sink_config.name,
-                kafka.clone(),
-                sink_config.encoding,
-                &metrics,
-            )?),
-        };
-        let sink_health = Arc::new(SinkHealth::new(&sink_config.name));
+        let sink = crate::sink::create(settings, &metrics)?;
+        let sink_health = Arc::new(SinkHealth::new(&settings.name));
         health.sinks.push(Arc::clone(&sink_health));
-        sink_senders.push(metrics.queue_sender(format!("sink:{}", sink_config.name), tx));
+        sink_queues.push(metrics.queue_sender(format!("sink:{}", settings.name), tx));
         let (name, metrics, abandon) = (
-            sink_config.name.clone(),
+            settings.name.clone(),
             Arc::clone(&metrics),
             Arc::clone(&abandon),
         );
         sinks.push(spawn(
-            format!("sink-{}", sink_config.name),
+            format!("sink-{}", settings.name),
             &failures_tx,
-            move || sink::run(sink, &name, rx, sink_health, metrics, abandon),
+            move || driver::run(sink, &name, rx, sink_health, metrics, abandon),
         )?);
     }
-    let mut route_of_set: BTreeMap<Vec<usize>, usize> = BTreeMap::new();
-    let mut routes = Vec::new();
-    let mut source_routes = Vec::new();
-    for source in &config.sources {
-        let set: Vec<usize> = config
-            .sinks
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.inputs.contains(&source.index))
-            .map(|(i, _)| i)
-            .collect();
-        let route = *route_of_set.entry(set.clone()).or_insert_with(|| {
-            // Each encoding the sinks use, once; an index where a Kafka sink takes it.
-            let mut encodings: Vec<(Encoding, bool)> = Vec::new();
-            for &i in &set {
-                let sink = &config.sinks[i];
-                let kafka = matches!(sink.kind, SinkKind::Kafka(_));
-                match encodings.iter_mut().find(|(e, _)| *e == sink.encoding) {
-                    Some((_, index)) => *index |= kafka,
-                    None => encodings.push((sink.encoding, kafka)),
-                }
-            }
-            encodings.sort();
-            let sinks = set
-                .iter()
-                .map(|&i| {
-                    let part = encodings
-                        .iter()
-                        .position(|(e, _)| *e == config.sinks[i].encoding)
-                        .unwrap_or(0);
-                    (sink_senders[i].clone(), part)
-                })
-                .collect();
-            routes.push(Route { sinks, encodings });
-            routes.len() - 1
-        });
-        source_routes.push(route);
-    }
-    drop(sink_senders);
+    let (routes, source_routes) = route::build(&config.sources, &config.sinks, &sink_queues);
+    drop(sink_queues);
     let routes = Arc::new(routes);
     let source_routes = Arc::new(source_routes);
 
     // Workers.
-    let mut worker_senders = Vec::new();
+    let mut worker_queues = Vec::new();
     let mut workers = Vec::new();
     for index in 0..config.pipeline.workers {
         let (tx, rx) = bounded(queue);
@@ -319,37 +219,14 @@ pub fn start_with_metrics(
         workers.push(spawn(format!("worker-{index}"), &failures_tx, move || {
             worker.run()
         })?);
-        worker_senders.push(metrics.queue_sender(format!("worker:{index}"), tx));
+        worker_queues.push(metrics.queue_sender(format!("worker:{index}"), tx));
     }
     drop(routes);
 
-    // Kernel events: loaded before discovery's first scan, so every directory it watches is
+    // The kernel: loaded before discovery's first scan, so every directory it watches is
     // registered with the kernel from the start.
-    let containers = Arc::new(Containers::default());
-    let kernel = match config.discovery {
-        DiscoveryMode::Inotify => {
-            tracing::info!(
-                mode = "inotify",
-                "discovery: inotify (configured); eBPF programs not loaded"
-            );
-            None
-        }
-        DiscoveryMode::Auto | DiscoveryMode::Ebpf => match Kernel::load() {
-            Ok(kernel) => {
-                tracing::info!(
-                    mode = "ebpf",
-                    "discovery: eBPF programs loaded (container lifecycle from cgroup tracepoints, files opened for writing from open tracepoints); renames, deletions and new data from inotify"
-                );
-                Some(kernel)
-            }
-            Err(e) if config.discovery == DiscoveryMode::Auto => {
-                tracing::warn!(mode = "inotify", reason = %e, "discovery: eBPF unavailable, using inotify alone; container lifecycle events are off");
-                None
-            }
-            Err(e) => return Err(PipelineError::Ebpf(e)),
-        },
-    };
-    let dirty_flags = kernel.as_ref().and_then(Kernel::dirty_flags);
+    let mut kernel = kernel_link::load(config.discovery).map_err(PipelineError::Ebpf)?;
+    let dirty_flags = kernel.as_ref().and_then(|k| k.dirty_flags());
     let hook_wakes = config.reader.wake == WakeSource::WriteHook;
     if hook_wakes && kernel.is_none() {
         tracing::warn!(
@@ -357,24 +234,13 @@ pub fn start_with_metrics(
         );
     }
     let hook_wakes = hook_wakes && kernel.is_some();
-    let (mut kernel, link, kernel_side) = match kernel {
-        Some(mut kernel) => {
-            let (opened_tx, opened_rx) = bounded(KERNEL_QUEUE);
-            let (wake_read, wake_write) = rustix::pipe::pipe_with(
-                rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC,
-            )
-            .map_err(|e| PipelineError::Pipe { source: e.into() })?;
-            let reconcile = Arc::new(AtomicBool::new(false));
-            let link = kernel.take_watched_dirs().map(|dirs| KernelLink {
-                dirs,
-                opened: opened_rx,
-                wake: wake_read,
-                reconcile: Arc::clone(&reconcile),
-                hook_wakes,
-            });
-            (Some(kernel), link, Some((opened_tx, wake_write, reconcile)))
+    let (link, feed): (_, Option<KernelFeed>) = match &mut kernel {
+        Some(kernel) => {
+            let (link, feed) = kernel_link::link(kernel, hook_wakes)
+                .map_err(|source| PipelineError::Pipe { source })?;
+            (link, Some(feed))
         }
-        None => (None, None, None),
+        None => (None, None),
     };
 
     // Readers.
@@ -387,11 +253,11 @@ pub fn start_with_metrics(
     let mut handles = Vec::new();
     let mut readers = Vec::new();
     for index in 0..config.reader.threads {
-        let (handle, inbox) = crate::reader::channel();
+        let (handle, inbox) = control::channel();
         handles.push(handle);
         let shared = ReaderShared {
             pool: Arc::clone(&pool),
-            workers: worker_senders.clone(),
+            workers: worker_queues.clone(),
             shutdown: readers_stopped.clone(),
             metrics: Arc::clone(&metrics),
             tracker: Arc::clone(&tracker),
@@ -399,21 +265,15 @@ pub fn start_with_metrics(
             dirty_flags: dirty_flags.clone(),
             rearm: hook_wakes,
         };
-        let backend_kind = config.reader.backend;
+        let backend = config.reader.backend;
         readers.push(spawn(format!("reader-{index}"), &failures_tx, move || {
-            let (backend, fell_back) = crate::read::create(backend_kind, MAX_FILES_PER_ROUND as u32 * 2);
-            match fell_back {
-                Some(reason) => tracing::warn!(reader = index, %reason, "io_uring unavailable; reading with pread"),
-                None => tracing::info!(reader = index, backend = backend.name(), "reader started"),
-            }
-            Reader::new(index, backend, inbox, shared).run()
+            reader::run(index, backend, inbox, shared)
         })?);
     }
-    drop(worker_senders);
+    drop(worker_queues);
 
     // Discovery: its start-up scan hands existing files to the readers.
-    let (stop_read, stop_write) =
-        rustix::pipe::pipe().map_err(|e| PipelineError::Pipe { source: e.into() })?;
+    let (stop_read, stop_discovery) = pipe()?;
     let discovery = Discovery::new(
         config.sources.clone(),
         handles,
@@ -423,99 +283,27 @@ pub fn start_with_metrics(
         link,
         &config.kubernetes,
     )?;
-    if let (Some(kernel), Some((opened_tx, wake, reconcile))) = (&mut kernel, &kernel_side) {
-        // Writers that opened their files before the open hook watched their directories.
-        match kernel.open_files() {
-            Ok(files) => {
-                tracing::info!(
-                    files = files.len(),
-                    "files open for writing in watched directories at start-up (iter/task_file); their writers are followed by the write hook"
-                );
-                for file in files {
-                    if opened_tx.try_send(KernelEvent::FileOpened(file)).is_err() {
-                        reconcile.store(true, Ordering::Release);
-                    }
-                }
-                let _ = rustix::io::write(wake, &[1]);
-            }
-            Err(e) => tracing::warn!(
-                error = %e,
-                "cannot list the files open at start-up; their writers' new data is seen through inotify only"
-            ),
-        }
+    if let (Some(kernel), Some(feed)) = (&mut kernel, &feed) {
+        feed.startup_files(kernel);
     }
     let discovery = spawn("discovery".to_string(), &failures_tx, move || {
         discovery.run()
     })?;
 
-    // Checkpoints: the first write comes right after the start-up scan, so checkpoints that
-    // were claimed or forgotten are settled on disk at once.
-    let mut writer = CheckpointWriter {
+    let checkpointer = Checkpointer::start(
         store,
-        tracker: Arc::clone(&tracker),
-        metrics: Arc::clone(&metrics),
-        forget_after: config.checkpoints.forget_after,
-        last: None,
-        failing: false,
-    };
-    let (stop_checkpointer, checkpointer_stopped) = bounded::<()>(0);
-    let interval = config.checkpoints.interval;
-    let opened = tracker.opened_signal();
-    let checkpointer = std::thread::Builder::new()
-        .name("checkpointer".to_string())
-        .spawn(move || {
-            let mut next = Instant::now();
-            loop {
-                // Errors are logged and counted inside; the next tick retries.
-                let _ = writer.write();
-                let now = Instant::now();
-                if next <= now {
-                    next = now + interval;
-                }
-                // New files are written soon (after a short pause that gathers a burst of
-                // them), other changes at the interval.
-                select! {
-                    recv(checkpointer_stopped) -> _ => return writer,
-                    recv(opened) -> _ => {
-                        if checkpointer_stopped.recv_timeout(NEW_FILES_PAUSE).is_err_and(|e| e.is_disconnected()) {
-                            return writer;
-                        }
-                    }
-                    recv(crossbeam::channel::at(next)) -> _ => {}
-                }
-            }
-        })
-        .map_err(|source| PipelineError::Thread {
-            name: "checkpointer".to_string(),
-            source,
-        })?;
+        Arc::clone(&tracker),
+        Arc::clone(&metrics),
+        &config.checkpoints,
+    )?;
 
-    let (stop_ebpf, ebpf) = match (kernel, kernel_side) {
-        (Some(kernel), Some((opened_tx, wake, reconcile))) => {
-            let (stop_read, stop_write) =
-                rustix::pipe::pipe().map_err(|e| PipelineError::Pipe { source: e.into() })?;
+    let containers = Arc::new(Containers::default());
+    let (stop_ebpf, ebpf) = match (kernel, feed) {
+        (Some(kernel), Some(feed)) => {
+            let (stop_read, stop_write) = pipe()?;
             let (containers, metrics) = (Arc::clone(&containers), Arc::clone(&metrics));
             let thread = spawn("ebpf".to_string(), &failures_tx, move || {
-                kernel.run(stop_read, containers, metrics, |event| match event {
-                    KernelEvent::Container(ContainerEvent::Started { cgroup_id, container_id, path }) => {
-                        tracing::info!(container = %container_id, cgroup_id, cgroup = %path, "container started");
-                    }
-                    KernelEvent::Container(ContainerEvent::Stopped { cgroup_id, container_id }) => {
-                        tracing::info!(container = %container_id, cgroup_id, "container stopped");
-                    }
-                    event @ (KernelEvent::FileOpened(_) | KernelEvent::FileDirty { .. }) => {
-                        if opened_tx.try_send(event).is_err() {
-                            // Discovery is behind: what it misses, a rescan finds.
-                            reconcile.store(true, Ordering::Release);
-                        }
-                        // Full pipe: a wake-up is pending already.
-                        let _ = rustix::io::write(&wake, &[1]);
-                    }
-                    KernelEvent::Lost { .. } => {
-                        reconcile.store(true, Ordering::Release);
-                        let _ = rustix::io::write(&wake, &[1]);
-                    }
-                })
+                kernel.run(stop_read, containers, metrics, |event| feed.route(event))
             })?;
             (Some(stop_write), Some(thread))
         }
@@ -529,7 +317,7 @@ pub fn start_with_metrics(
         tracker,
         health,
         api: Some(api),
-        stop_discovery: Some(stop_write),
+        stop_discovery: Some(stop_discovery),
         stop_readers: Some(stop_readers),
         discovery: Some(discovery),
         readers,
@@ -538,10 +326,7 @@ pub fn start_with_metrics(
         abandon,
         failures,
         shutdown_timeout: config.pipeline.shutdown_timeout,
-        checkpointer: Some(Checkpointer {
-            stop: stop_checkpointer,
-            thread: checkpointer,
-        }),
+        checkpointer: Some(checkpointer),
         stop_ebpf,
         ebpf,
         containers,
@@ -600,18 +385,11 @@ impl Running {
                 collect(outcome, stage, &mut failures);
             }
         }
-        if let Some(Checkpointer { stop, thread }) = self.checkpointer.take() {
-            drop(stop);
-            match thread.join() {
-                Ok(mut writer) => {
-                    if let Err(e) = writer.write() {
-                        failures.push(format!("final checkpoint: {e}"));
-                    } else {
-                        tracing::info!(path = %writer.store.path().display(), files = writer.last.as_ref().map_or(0, Vec::len), "final checkpoint written");
-                    }
-                }
-                Err(_) => failures.push("the checkpointer thread panicked".to_string()),
-            }
+        // The final checkpoint comes after the sinks have stopped.
+        if let Some(checkpointer) = self.checkpointer.take()
+            && let Err(failure) = checkpointer.stop()
+        {
+            failures.push(failure);
         }
         if let Some(api) = self.api.take() {
             api.stop();
@@ -626,21 +404,12 @@ impl Running {
 
 type Outcome = std::thread::Result<Result<(), String>>;
 
-/// Files reported opened by the kernel, waiting for discovery; past it, a rescan.
-const KERNEL_QUEUE: usize = 65_536;
-
-/// After files are opened, the checkpointer waits this long for more before writing.
-const NEW_FILES_PAUSE: Duration = Duration::from_millis(5);
-
 /// How long stages get to notice `abandon` after the shutdown timeout: longer than the longest
 /// sink retry delay.
 const ABANDON_GRACE: Duration = Duration::from_secs(6);
 
 /// Joins `handle` if it finishes before `deadline`; gives it back otherwise.
-fn wait(
-    handle: JoinHandle<Result<(), String>>,
-    deadline: Instant,
-) -> Result<Outcome, JoinHandle<Result<(), String>>> {
+fn wait(handle: Thread, deadline: Instant) -> Result<Outcome, Thread> {
     while !handle.is_finished() {
         if Instant::now() >= deadline {
             return Err(handle);
@@ -650,11 +419,7 @@ fn wait(
     Ok(handle.join())
 }
 
-fn collect(
-    outcome: Result<Outcome, JoinHandle<Result<(), String>>>,
-    stage: &str,
-    failures: &mut Vec<String>,
-) {
+fn collect(outcome: Result<Outcome, Thread>, stage: &str, failures: &mut Vec<String>) {
     match outcome {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(message))) => failures.push(message),

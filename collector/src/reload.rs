@@ -6,6 +6,9 @@
 //! resumes every file from that checkpoint — so no line is lost or delivered twice. Files
 //! deleted but not yet read to their end are drained first, since a deleted file cannot be
 //! opened again by the next pipeline.
+//!
+//! Owns deciding whether a new configuration may be applied and watching its files; the restart
+//! itself is the pipeline's.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use regex::bytes::Regex;
-use ringtail::config::Format;
-use ringtail::decode::{Decoder, Entry, Stream};
-use ringtail::framing::Framer;
-use ringtail::multiline::{self, Multiline, MultilineMode, MultilineRules};
-use ringtail::records::{CutStats, Records};
+use ringtail::cut::decode::{Decoder, Entry, Format, Stream};
+use ringtail::cut::framing::Framer;
+use ringtail::cut::multiline::{self, Multiline, MultilineMode, MultilineRules};
+use ringtail::cut::{CutStats, Records};
 
 /// What the tests compare: everything a record carries.
 #[derive(Debug, Clone, PartialEq, Eq)]

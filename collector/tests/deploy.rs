@@ -16,8 +16,11 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ringtail::config::{Config, Format, KafkaCompression, SinkKind};
-use ringtail::template::Template;
+use ringtail::config::Config;
+use ringtail::cut::decode::Format;
+use ringtail::sink::SinkKind;
+use ringtail::sink::kafka::KafkaCompression;
+use ringtail::sink::template::Template;
 use serde_json::Value;
 
 /// The Kubernetes version whose schemas the manifests must satisfy: the oldest one the
@@ -359,7 +362,7 @@ fn the_configmap_holds_a_configuration_ringtail_validate_accepts() {
         assert!(!declared.containers.admits(Some(&container(NAMESPACE))));
         assert!(declared.containers.admits(Some(&container("default"))));
         let pods = &config.sources[0];
-        assert_eq!(pods.format, Format::Cri);
+        assert_eq!(pods.cut.format, Format::Cri);
         let ours = format!("/var/log/pods/{NAMESPACE}_ringtail-x7k2p_0c6f/ringtail/0.log");
         assert!(
             !pods.matches(Path::new(&ours)),

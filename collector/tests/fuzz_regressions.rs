@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use bench::workload::Rng;
-use ringtail::config::Format;
+use ringtail::cut::decode::Format;
 
 type Target = fn(&[u8]);
 

@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    ringtail::fuzzing::records(ringtail::config::Format::Raw, true, data);
+    ringtail::fuzzing::records(ringtail::cut::decode::Format::Raw, true, data);
 });

@@ -8,6 +8,9 @@
 //! `<file stem>/<name>`, so two files can use the same names. A bad file is reported by its
 //! name and does not stop the others; when it was good before (a reload), its last good
 //! version keeps running.
+//!
+//! It may not validate a pipeline's contents itself: each file goes through
+//! [`crate::config::parse`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,8 @@
 //! validation can report *all* problems at once, each with its line. Unknown keys are rejected
 //! (`deny_unknown_fields`); [`deserialize_collecting`] removes each unknown key it meets and
 //! tries again, so one run reports every unknown key instead of only the first.
+//!
+//! Owns the YAML's shape; it may not check values (validation does).
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,7 @@ use marked_yaml::{Node, Spanned};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::Problem;
+use crate::config::problem::Problem;
 
 /// The `api` section: where `/metrics` and `/healthz` are served.
 #[derive(Debug, Default, Deserialize)]

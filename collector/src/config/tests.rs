@@ -1,4 +1,16 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use super::*;
+use crate::cut::DEFAULT_MAX_LINE_BYTES;
+use crate::cut::decode::Format;
+use crate::cut::multiline::MultilineMode;
+use crate::deliver::checkpoint::{DEFAULT_CHECKPOINT_FORGET_AFTER, DEFAULT_CHECKPOINT_INTERVAL};
+use crate::discover::kernel::DiscoveryMode;
+use crate::encode::Encoding;
+use crate::read::{DEFAULT_BUFFER_MEMORY, DEFAULT_MAX_OPEN_DELETED, WakeSource};
+use crate::sink::file::Compression;
+use crate::sink::kafka::{DEFAULT_KAFKA_QUEUE_BYTES, KafkaCompression};
 
 /// The configuration from the core-pipeline issue, as written.
 const MINIMAL: &str = r#"data_dir: /var/lib/ringtail
@@ -38,9 +50,9 @@ fn the_minimal_configuration_works_as_written() {
     assert_eq!(config.api.listen.to_string(), "127.0.0.1:9100");
     let source = &config.sources[0];
     assert_eq!(source.name, "pods");
-    assert_eq!(source.format, Format::Cri);
-    assert_eq!(source.max_line_bytes, DEFAULT_MAX_LINE_BYTES);
-    let ml = source.multiline.as_ref().unwrap();
+    assert_eq!(source.cut.format, Format::Cri);
+    assert_eq!(source.cut.max_line_bytes, DEFAULT_MAX_LINE_BYTES);
+    let ml = source.cut.multiline.as_ref().unwrap();
     assert_eq!(ml.timeout, Duration::from_millis(500));
     assert!(matches!(ml.mode, MultilineMode::Continue(_)));
     assert!(source.matches(Path::new("/var/log/pods/ns_p_u/c/0.log")));
@@ -268,7 +280,7 @@ fn multiline_needs_exactly_one_rule() {
         "{base}      start: '^\\d{{4}}-'\n      end: 'END$'\n      max_lines: 50\n"
     ));
     assert_eq!(problems, vec![]);
-    let ml = config.unwrap().sources[0].multiline.clone().unwrap();
+    let ml = config.unwrap().sources[0].cut.multiline.clone().unwrap();
     assert!(matches!(ml.mode, MultilineMode::Start(_)) && ml.end.is_some() && ml.max_lines == 50);
 }
 

@@ -7,6 +7,8 @@
 //! the string section, and every type record (to know where each one ends), keeping structs,
 //! unions and the modifiers in front of them. Anonymous struct and union members are searched
 //! through, as C name lookup does.
+//!
+//! Owns reading BTF; it may not load programs.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

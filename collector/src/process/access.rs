@@ -6,10 +6,13 @@
 //! `status` and the byte count are integers, `-` is null, and the request line is also split
 //! into `method`, `path` and `protocol` when it has those three parts. Whatever follows the
 //! last quoted field (extra variables of an extended format) is ignored.
+//!
+//! Owns these two formats; it may not decide what happens to a record that does not parse (that
+//! is [`crate::process::run`]).
 
 use std::borrow::Cow;
 
-use super::{Fields, ParseError, Value};
+use crate::process::fields::{Fields, ParseError, Value};
 
 /// Parses an nginx `combined` line.
 pub fn nginx<'a>(message: &'a [u8], fields: &mut Fields<'a>) -> Result<(), ParseError> {
@@ -183,7 +186,7 @@ impl<'a> Cursor<'a> {
 mod tests {
     use super::*;
 
-    use super::super::fields_json as json;
+    use crate::process::fields::fields_json as json;
 
     #[test]
     fn nginx_combined_lines_become_typed_fields() {

@@ -3,10 +3,13 @@
 //! RFC 4180 quoting: a field in double quotes may hold the delimiter, and `""` stands for a
 //! quote. Values borrow from the message, except a quoted field with `""` in it (unescaped
 //! once). A line with another number of fields than columns is an error.
+//!
+//! Owns splitting and unquoting; it may not decide what happens to a record that does not
+//! parse.
 
 use std::borrow::Cow;
 
-use super::{Fields, ParseError, Value};
+use crate::process::fields::{Fields, ParseError, Value};
 
 /// Parses `message` into one field per column.
 pub fn parse<'a>(
@@ -86,7 +89,7 @@ mod tests {
         names.iter().map(|s| s.to_string()).collect()
     }
 
-    use super::super::fields_json as json;
+    use crate::process::fields::fields_json as json;
 
     #[test]
     fn quoted_commas_and_quotes() {

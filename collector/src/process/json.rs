@@ -4,6 +4,8 @@
 //! escapes) and values stay JSON text ([`Value::Json`]), written into the output as they
 //! are. Nested objects are flattened into `parent.child` keys down to the configured depth;
 //! deeper values stay JSON.
+//!
+//! Owns reading the object; it may not decide what happens to a record that does not parse.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,7 +14,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{Fields, ParseError, Value};
+use crate::process::fields::{Fields, ParseError, Value};
 
 /// Parses `message` as a JSON object into `fields`, flattening `depth` levels.
 pub fn parse<'a>(
@@ -118,7 +120,7 @@ mod tests {
     fn fields(message: &str, depth: usize) -> Result<serde_json::Value, ParseError> {
         let mut f = Fields::default();
         parse(message.as_bytes(), depth, &mut f)?;
-        Ok(super::super::fields_json(&f))
+        Ok(crate::process::fields::fields_json(&f))
     }
 
     #[test]

@@ -11,76 +11,19 @@
 //! A record a parsing processor cannot parse keeps its message, gets an `error` naming the
 //! processor, and is counted — never dropped. Records are dropped only by `drop` / `keep`,
 //! which is configuration, and counted too.
+//!
+//! Owns the processors and the order they run in; it may not encode (the encoder writes the
+//! fields).
 
 pub mod access;
 pub mod csv;
+pub mod fields;
 pub mod json;
 
 use std::borrow::Cow;
 
-use crate::decode::Entry;
-
-/// A field's value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value<'a> {
-    /// Text (escaped when encoded).
-    Str(Cow<'a, str>),
-    /// Text as bytes, possibly not UTF-8 (a regex capture; escaped and repaired when
-    /// encoded).
-    Bytes(&'a [u8]),
-    /// An integer.
-    Int(i64),
-    /// JSON text, written as it is (numbers, booleans, null, nested objects and arrays).
-    Json(&'a str),
-    /// No value (`-` in access logs).
-    Null,
-}
-
-impl Value<'_> {
-    /// The value as bytes, for matching (`drop`/`keep`).
-    fn bytes(&self) -> Cow<'_, [u8]> {
-        match self {
-            Value::Str(s) => Cow::Borrowed(s.as_bytes()),
-            Value::Bytes(b) => Cow::Borrowed(b),
-            Value::Int(i) => Cow::Owned(i.to_string().into_bytes()),
-            Value::Json(j) => match json::unquoted(j) {
-                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
-                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
-            },
-            Value::Null => Cow::Borrowed(b""),
-        }
-    }
-}
-
-/// The fields extracted from one record, in order (a later value of a key replaces an
-/// earlier one when encoded).
-#[derive(Debug, Default)]
-pub struct Fields<'a> {
-    /// Key and value pairs.
-    pub pairs: Vec<(Cow<'a, str>, Value<'a>)>,
-    /// The message is not to be encoded (a `json` processor with `keep_source: false`
-    /// parsed it whole).
-    pub drop_message: bool,
-}
-
-impl<'a> Fields<'a> {
-    /// Adds a field.
-    pub fn push(&mut self, key: impl Into<Cow<'a, str>>, value: Value<'a>) {
-        self.pairs.push((key.into(), value));
-    }
-
-    /// The last value of `key`.
-    pub fn get(&self, key: &str) -> Option<&Value<'a>> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-    }
-}
-
-/// Why a processor did not parse a record (goes into the record's `error`).
-pub type ParseError = &'static str;
+use crate::cut::decode::Entry;
+pub use fields::{Fields, ParseError, Value};
 
 /// One configured processor.
 #[derive(Debug, Clone)]
@@ -210,7 +153,7 @@ pub fn run<'a>(
             Processor::Drop { field, pattern } | Processor::Keep { field, pattern } => {
                 let value = match field.as_str() {
                     "message" => Some(Cow::Borrowed(message)),
-                    key => fields.get(key).map(Value::bytes),
+                    key => fields.get(key).map(value_bytes),
                 };
                 let matched = value.is_some_and(|v| pattern.is_match(&v));
                 let keep = matches!(processor, Processor::Keep { .. });
@@ -229,59 +172,25 @@ pub fn run<'a>(
     Outcome::Keep
 }
 
-/// Appends `,"fields":{…}` for `fields` (nothing when empty); a key given twice keeps its
-/// last value.
-pub fn encode_fields(out: &mut Vec<u8>, fields: &Fields<'_>) {
-    if fields.pairs.is_empty() {
-        return;
+/// A field's value as bytes, for matching (`drop`/`keep`).
+fn value_bytes<'v>(value: &'v Value<'_>) -> Cow<'v, [u8]> {
+    match value {
+        Value::Str(s) => Cow::Borrowed(s.as_bytes()),
+        Value::Bytes(b) => Cow::Borrowed(b),
+        Value::Int(i) => Cow::Owned(i.to_string().into_bytes()),
+        Value::Json(j) => match json::unquoted(j) {
+            Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        },
+        Value::Null => Cow::Borrowed(b""),
     }
-    out.extend_from_slice(b",\"fields\":{");
-    let mut first = true;
-    for (i, (key, value)) in fields.pairs.iter().enumerate() {
-        if fields.pairs[i + 1..].iter().any(|(k, _)| k == key) {
-            continue;
-        }
-        if !std::mem::take(&mut first) {
-            out.push(b',');
-        }
-        out.push(b'"');
-        crate::encode::write_escaped(out, key.as_bytes());
-        out.extend_from_slice(b"\":");
-        match value {
-            Value::Str(s) => {
-                out.push(b'"');
-                crate::encode::write_escaped(out, s.as_bytes());
-                out.push(b'"');
-            }
-            Value::Bytes(b) => {
-                out.push(b'"');
-                // Invalid UTF-8 is shown as U+FFFD; the message keeps the exact bytes.
-                crate::encode::write_escaped(out, b);
-                out.push(b'"');
-            }
-            Value::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
-            Value::Json(j) => out.extend_from_slice(j.as_bytes()),
-            Value::Null => out.extend_from_slice(b"null"),
-        }
-    }
-    out.push(b'}');
-}
-
-/// The `fields` object [`encode_fields`] writes for `fields`, parsed back (tests).
-#[cfg(test)]
-pub(crate) fn fields_json(fields: &Fields<'_>) -> serde_json::Value {
-    let mut out = b"{\"m\":0".to_vec();
-    encode_fields(&mut out, fields);
-    out.push(b'}');
-    serde_json::from_slice::<serde_json::Value>(&out)
-        .map(|v| v["fields"].clone())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Stream;
+    use crate::cut::decode::Stream;
+    use fields::fields_json;
 
     fn entry(message: &[u8]) -> Entry<'_> {
         Entry {
@@ -295,10 +204,11 @@ mod tests {
     }
 
     fn encoded(fields: &Fields<'_>) -> serde_json::Value {
-        let mut out = b"{\"x\":1".to_vec();
-        encode_fields(&mut out, fields);
-        out.push(b'}');
-        serde_json::from_slice(&out).unwrap()
+        let mut value = serde_json::json!({"x": 1});
+        if !fields.pairs.is_empty() {
+            value["fields"] = fields_json(fields);
+        }
+        value
     }
 
     #[test]

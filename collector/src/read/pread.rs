@@ -1,17 +1,19 @@
 //! The `pread(2)` backend: one system call per read. The fallback when io_uring is refused.
+//!
+//! Owns the descriptors registered with it; it may not choose what to read.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use super::{ReadBackend, ReadError, ReadOp};
-use crate::source::SourceId;
+use crate::file::FileId;
+use crate::read::backend::{ReadBackend, ReadError, ReadOp};
 
 /// Reads with `pread(2)`.
 #[derive(Debug, Default)]
 pub struct PreadBackend {
-    files: HashMap<SourceId, File>,
+    files: HashMap<FileId, File>,
 }
 
 impl ReadBackend for PreadBackend {
@@ -19,26 +21,26 @@ impl ReadBackend for PreadBackend {
         "pread"
     }
 
-    fn register(&mut self, id: SourceId, file: File) -> Result<(), ReadError> {
+    fn register(&mut self, id: FileId, file: File) -> Result<(), ReadError> {
         self.files.insert(id, file);
         Ok(())
     }
 
-    fn size(&self, id: SourceId) -> io::Result<u64> {
+    fn size(&self, id: FileId) -> io::Result<u64> {
         match self.files.get(&id) {
             Some(file) => Ok(file.metadata()?.len()),
             None => Err(not_registered(id)),
         }
     }
 
-    fn read_head(&self, id: SourceId, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_head(&self, id: FileId, buf: &mut [u8]) -> io::Result<usize> {
         match self.files.get(&id) {
             Some(file) => read_retrying(file, buf, 0),
             None => Err(not_registered(id)),
         }
     }
 
-    fn unregister(&mut self, id: SourceId) {
+    fn unregister(&mut self, id: FileId) {
         self.files.remove(&id);
     }
 
@@ -57,7 +59,7 @@ impl ReadBackend for PreadBackend {
     }
 }
 
-fn not_registered(id: SourceId) -> io::Error {
+fn not_registered(id: FileId) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
         format!("file {id} is not registered"),

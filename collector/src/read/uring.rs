@@ -4,6 +4,8 @@
 //! one [`UringBackend`]. A batch spawns one read task per chunk; the tasks queue their
 //! submission entries and the runtime submits them all when it next parks, then the batch waits
 //! for every completion.
+//!
+//! Owns the ring and the descriptors registered with it; it may not choose what to read.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -11,13 +13,13 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
-use super::{ReadBackend, ReadError, ReadOp};
-use crate::source::SourceId;
+use crate::file::FileId;
+use crate::read::backend::{ReadBackend, ReadError, ReadOp};
 
 /// Reads with io_uring.
 pub struct UringBackend {
     runtime: tokio_uring::Runtime,
-    files: HashMap<SourceId, Rc<tokio_uring::fs::File>>,
+    files: HashMap<FileId, Rc<tokio_uring::fs::File>>,
 }
 
 impl std::fmt::Debug for UringBackend {
@@ -44,7 +46,7 @@ impl UringBackend {
 }
 
 impl UringBackend {
-    fn file(&self, id: SourceId) -> io::Result<&Rc<tokio_uring::fs::File>> {
+    fn file(&self, id: FileId) -> io::Result<&Rc<tokio_uring::fs::File>> {
         self.files.get(&id).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
@@ -59,13 +61,13 @@ impl ReadBackend for UringBackend {
         "io_uring"
     }
 
-    fn register(&mut self, id: SourceId, file: File) -> Result<(), ReadError> {
+    fn register(&mut self, id: FileId, file: File) -> Result<(), ReadError> {
         self.files
             .insert(id, Rc::new(tokio_uring::fs::File::from_std(file)));
         Ok(())
     }
 
-    fn size(&self, id: SourceId) -> io::Result<u64> {
+    fn size(&self, id: FileId) -> io::Result<u64> {
         let file = self.file(id)?;
         // SAFETY: the descriptor belongs to `file`, which is borrowed from `self.files` for the
         // whole call, so it stays open while it is borrowed here.
@@ -73,7 +75,7 @@ impl ReadBackend for UringBackend {
         Ok(rustix::fs::fstat(fd)?.st_size as u64)
     }
 
-    fn read_head(&self, id: SourceId, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_head(&self, id: FileId, buf: &mut [u8]) -> io::Result<usize> {
         let file = self.file(id)?;
         // SAFETY: as in `size`: `file` is borrowed from `self.files` for the whole call.
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(file.as_raw_fd()) };
@@ -85,7 +87,7 @@ impl ReadBackend for UringBackend {
         }
     }
 
-    fn unregister(&mut self, id: SourceId) {
+    fn unregister(&mut self, id: FileId) {
         // Dropping the last handle closes the descriptor synchronously; no read is in flight
         // because batches complete before `read_batch` returns.
         self.files.remove(&id);

@@ -1,8 +1,10 @@
 //! The blackhole sink: counts batches and discards them, acknowledging at once. For
 //! benchmarks, where the cost of the pipeline without a destination is what is measured.
+//!
+//! Owns nothing but a count.
 
-use super::{Sink, SinkError};
-use crate::batch::Batch;
+use crate::deliver::batch::Batch;
+use crate::sink::driver::{Sink, SinkError};
 
 /// Discards batches.
 #[derive(Debug, Default)]

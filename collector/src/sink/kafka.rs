@@ -7,10 +7,10 @@
 //! gives a message up on its own (`message.timeout.ms = 0`) and, with `acks: all`, as an
 //! idempotent producer: retries create no duplicates and keep order within a partition.
 //!
-//! - **Per record**: the topic and key are rendered from templates ([`crate::template`]) with
+//! - **Per record**: the topic and key are rendered from templates ([`crate::sink::template`]) with
 //!   the record's file and stream, from the batch's record index. The default key is the
 //!   file's identity, so one file's records stay ordered in one partition.
-//! - **Acknowledgement**: each batch has a [`Delivery`] counting its records still in flight,
+//! - **Acknowledgement**: each batch has a `Delivery` counting its records still in flight,
 //!   passed to librdkafka as the delivery opaque; the last delivery report acknowledges the
 //!   batch to the checkpointer.
 //! - **Backpressure**: a full librdkafka queue (`queue.buffering.max.*`, 64 MiB by default)
@@ -22,6 +22,9 @@
 //!   `dead_letter` file when one is configured (then counts as delivered), otherwise the
 //!   pipeline stops, so a restart resumes from the last acknowledged offsets. Any other
 //!   failed delivery is sent again.
+//!
+//! Owns the producer and the dead-letter file; it may not touch batches beyond sending and
+//! acknowledging them.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -41,13 +44,86 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
-use crate::batch::{AckHandle, Batch};
-use crate::config::{Encoding, KafkaSinkConfig};
-use crate::decode::Stream;
+use crate::cut::decode::Stream;
+use crate::deliver::ack::AckHandle;
+use crate::deliver::batch::Batch;
+use crate::encode::Encoding;
+use crate::escape::{base64_extend, write_escaped};
 use crate::metrics::Metrics;
+use crate::sink::driver::{Sink, SinkError};
+use crate::sink::template::Template;
 use crate::source::FileCtx;
 
-use super::SinkError;
+/// Default librdkafka `linger.ms` of a Kafka sink.
+pub const DEFAULT_KAFKA_LINGER: Duration = Duration::from_millis(5);
+/// Default librdkafka `batch.size` of a Kafka sink.
+pub const DEFAULT_KAFKA_BATCH_BYTES: usize = 1 << 20;
+/// Kafka producer queue per sink, at most.
+pub const DEFAULT_KAFKA_QUEUE_BYTES: usize = 64 << 20;
+
+/// Compression of Kafka messages (done by librdkafka, per produce batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaCompression {
+    /// zstd.
+    Zstd,
+    /// lz4.
+    Lz4,
+    /// snappy.
+    Snappy,
+    /// gzip.
+    Gzip,
+    /// None.
+    None,
+}
+
+impl KafkaCompression {
+    /// The librdkafka `compression.codec` value.
+    pub fn codec(self) -> &'static str {
+        match self {
+            KafkaCompression::Zstd => "zstd",
+            KafkaCompression::Lz4 => "lz4",
+            KafkaCompression::Snappy => "snappy",
+            KafkaCompression::Gzip => "gzip",
+            KafkaCompression::None => "none",
+        }
+    }
+}
+
+/// A Kafka sink's settings.
+#[derive(Debug, Clone)]
+pub struct KafkaSinkSettings {
+    /// Bootstrap brokers, `host:port[,host:port…]`.
+    pub brokers: String,
+    /// The topic of each record.
+    pub topic: Template,
+    /// The key of each record; `None`: the file's identity.
+    pub key: Option<Template>,
+    /// Compression.
+    pub compression: KafkaCompression,
+    /// `all`, `1` or `0`; `all` turns the idempotent producer on.
+    pub acks: String,
+    /// librdkafka's `linger.ms`.
+    pub linger: Duration,
+    /// librdkafka's `batch.size`.
+    pub batch_bytes: usize,
+    /// Where refused records go; `None`: a refused record stops the pipeline.
+    pub dead_letter: Option<PathBuf>,
+    /// librdkafka properties passed through, applied last.
+    pub properties: std::collections::BTreeMap<String, String>,
+    /// librdkafka's queue of messages waiting for delivery, in bytes
+    /// (`queue.buffering.max.kbytes`), sized from `limits.memory`.
+    pub queue_bytes: usize,
+}
+
+/// Whether `topic` is a legal Kafka topic name.
+pub fn valid_topic(topic: &str) -> bool {
+    (1..=249).contains(&topic.len())
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
 
 /// How long `write` waits on a full librdkafka queue before it reports the sink as stuck
 /// (and is called again).
@@ -216,7 +292,7 @@ struct DeadLetter {
 /// The Kafka sink.
 pub struct KafkaSink {
     name: String,
-    config: KafkaSinkConfig,
+    config: KafkaSinkSettings,
     producer: ThreadedProducer<Context>,
     shared: Arc<Shared>,
     failed: Receiver<Failed>,
@@ -252,7 +328,7 @@ impl KafkaSink {
     /// A producer for `config`; it connects in the background.
     pub fn new(
         name: &str,
-        config: KafkaSinkConfig,
+        config: KafkaSinkSettings,
         encoding: Encoding,
         metrics: &Metrics,
     ) -> Result<Self, SinkError> {
@@ -425,9 +501,9 @@ impl KafkaSink {
             }
             Encoding::Text => {
                 line.extend_from_slice(b",\"record\":\"");
-                if !crate::encode::write_escaped(&mut line, &message.payload) {
+                if !write_escaped(&mut line, &message.payload) {
                     line.extend_from_slice(b"\",\"record_base64\":\"");
-                    crate::encode::base64_extend(&message.payload, &mut line);
+                    base64_extend(&message.payload, &mut line);
                 }
                 line.push(b'"');
             }
@@ -523,7 +599,7 @@ impl KafkaSink {
 /// Topic and key of each (file, stream) seen in one batch.
 type Rendered = HashMap<(usize, Stream), (String, Option<Vec<u8>>)>;
 
-impl super::Sink for KafkaSink {
+impl Sink for KafkaSink {
     fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
         self.handle_failures()?;
         self.check_brokers()?;
@@ -597,11 +673,11 @@ impl super::Sink for KafkaSink {
 
 /// The topic and key of records of `file` on `stream`. A topic rendered from fields is made a
 /// legal topic name (other characters become `_`).
-fn render(config: &KafkaSinkConfig, file: &FileCtx, stream: Stream) -> (String, Option<Vec<u8>>) {
+fn render(config: &KafkaSinkSettings, file: &FileCtx, stream: Stream) -> (String, Option<Vec<u8>>) {
     // A container's declaration may name its own topic (`RINGTAIL_LOGS_<NAME>_TOPIC`).
     let declared = file.source.origin.as_ref().and_then(|o| o.topic.clone());
     let mut topic = declared.unwrap_or_else(|| config.topic.render(file, stream));
-    if !crate::config::valid_topic(&topic) {
+    if !valid_topic(&topic) {
         topic = topic
             .chars()
             .map(|c| {
@@ -623,7 +699,7 @@ fn render(config: &KafkaSinkConfig, file: &FileCtx, stream: Stream) -> (String, 
 
 fn json_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
-    crate::encode::write_escaped(out, s.as_bytes());
+    write_escaped(out, s.as_bytes());
     out.push(b'"');
 }
 
@@ -652,9 +728,9 @@ fn open_dead_letter(sink: &str, path: &std::path::Path) -> Result<DeadLetter, Si
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Format, KafkaCompression, SourceConfig};
-    use crate::source::{FileIdentity, SourceId};
-    use crate::template::Template;
+    use crate::cut::decode::Format;
+    use crate::file::{FileId, FileIdentity};
+    use crate::source::{Origin, Source};
 
     #[test]
     fn refusals_are_the_errors_sending_again_cannot_fix() {
@@ -679,13 +755,12 @@ mod tests {
 
     #[test]
     fn topics_and_keys_come_from_each_records_file_and_stream() {
-        let source = Arc::new(SourceConfig {
-            max_line_bytes: 1024,
-            ..SourceConfig::new(0, "pods", Format::Cri)
-        });
+        let mut source = Source::new(0, "pods", Format::Cri);
+        source.cut.max_line_bytes = 1024;
+        let source = Arc::new(source);
         let path: std::path::PathBuf = "/var/log/pods/shop_web-1_uid/nginx/0.log".into();
         let file = FileCtx {
-            id: SourceId(1),
+            id: FileId(1),
             identity: FileIdentity { dev: 7, ino: 9 },
             source,
             meta: Arc::new(crate::container::FileMeta {
@@ -694,7 +769,7 @@ mod tests {
             }),
             path,
         };
-        let mut config = KafkaSinkConfig {
+        let mut config = KafkaSinkSettings {
             brokers: "127.0.0.1:9092".to_string(),
             topic: Template::parse("logs-{k8s.namespace}-{stream}").unwrap(),
             key: None,
@@ -718,8 +793,8 @@ mod tests {
         assert_eq!(key.as_deref(), Some(&b"nginx/pods/0/node-1"[..]));
         // A container's declaration names its own topic (RINGTAIL_LOGS_<NAME>_TOPIC).
         let declared = FileCtx {
-            source: Arc::new(SourceConfig {
-                origin: Some(Arc::new(crate::declare::Origin {
+            source: Arc::new(Source {
+                origin: Some(Arc::new(Origin {
                     name: "ACCESS".into(),
                     container_id: "c0ffee".into(),
                     topic: Some("nginx-access".into()),

@@ -1,10 +1,12 @@
 //! The stdout sink: NDJSON to standard output. A batch is acknowledged once written: what
 //! happens to it after the pipe is the reader's business. A closed stdout is fatal.
+//!
+//! Owns standard output; it may not touch batches beyond writing and acknowledging them.
 
 use std::io::{self, Write};
 
-use super::{Sink, SinkError, write_resumable};
-use crate::batch::Batch;
+use crate::deliver::batch::Batch;
+use crate::sink::driver::{Sink, SinkError, is_fatal_stream_error, write_resumable};
 
 /// Writes batches to standard output.
 #[derive(Debug, Default)]
@@ -33,7 +35,7 @@ impl Sink for StdoutSink {
                 sink: self.name.clone(),
                 action: "write to",
                 target: "stdout".to_string(),
-                fatal: super::is_fatal_stream_error(&source),
+                fatal: is_fatal_stream_error(&source),
                 source,
             });
         }

@@ -1,0 +1,141 @@
+//! Resource ceilings (`limits`): sizing the buffers the file does not set from the memory and
+//! CPU ceilings, and checking that everything fits.
+//!
+//! Owns the buffer arithmetic; it may not change a size the file sets explicitly, only refuse
+//! it.
+
+use marked_yaml::Spanned;
+
+use crate::config::pipeline::{DEFAULT_QUEUE_BATCHES, PipelineSettings};
+use crate::config::problem::Problem;
+use crate::config::raw::RawLimits;
+use crate::config::scalar::{count, size};
+use crate::read::{DEFAULT_BUFFER_MEMORY, ReaderSettings};
+use crate::sink::kafka::DEFAULT_KAFKA_QUEUE_BYTES;
+use crate::sink::{SinkKind, SinkSettings};
+
+/// Resource ceilings (`limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Memory ceiling of the process, in bytes.
+    pub memory: usize,
+    /// Reader plus worker threads, when limited.
+    pub cpu: Option<usize>,
+    /// Bytes of buffered data the configuration allows: read buffers, sink queues, workers'
+    /// open batches, Kafka producer queues (≤ `memory` − [`MEMORY_OVERHEAD`]).
+    pub buffered: usize,
+}
+
+/// Memory the process needs besides buffered data, kept out of the `limits.memory` budget:
+/// code and libraries (~12 MiB), eBPF maps and the allocator's own state (~30 MiB at rest),
+/// per-file state (~20 KiB per busy file: a thousand files take ~20 MiB) and what the
+/// allocator keeps of freed batches under churn (measured: up to ~25 MiB), with some margin.
+pub const MEMORY_OVERHEAD: usize = 104 << 20;
+/// The default memory ceiling: a DaemonSet's usual 512 MiB limit.
+pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
+
+/// Which sizing settings the file gives explicitly (the others are derived from `limits`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Explicit {
+    /// `reader.threads`.
+    pub threads: bool,
+    /// `reader.buffer_memory`.
+    pub buffer_memory: bool,
+    /// `pipeline.workers`.
+    pub workers: bool,
+    /// `pipeline.queue_batches`.
+    pub queue_batches: bool,
+}
+
+/// Applies `limits`: sizes what is not explicit from the memory and CPU ceilings, and checks
+/// that everything fits. Buffered data = read buffers + each sink's queue + each worker's
+/// open batch per sink + each Kafka sink's producer queue; it must stay within
+/// `limits.memory` − [`MEMORY_OVERHEAD`].
+pub(super) fn apply_limits(
+    raw: &RawLimits,
+    explicit: Explicit,
+    reader: &mut ReaderSettings,
+    pipeline: &mut PipelineSettings,
+    sinks: &mut [SinkSettings],
+    problems: &mut Vec<Problem>,
+) -> LimitsConfig {
+    let memory = size(
+        raw.memory.as_ref(),
+        "limits.memory",
+        DEFAULT_MEMORY_LIMIT,
+        (MEMORY_OVERHEAD + (16 << 20))..=1 << 44,
+        problems,
+    );
+    let cpu = raw
+        .cpu
+        .as_ref()
+        .map(|c| count(Some(c), "limits.cpu", 1, 1..=1024, problems));
+    let at = |s: &Option<Spanned<String>>| s.as_ref().and_then(|s| s.span().start()).copied();
+    if let Some(cpu) = cpu {
+        if !explicit.threads {
+            reader.threads = 1;
+        }
+        if !explicit.workers {
+            pipeline.workers = cpu.saturating_sub(reader.threads).max(1);
+        }
+        if reader.threads + pipeline.workers > cpu.max(2) {
+            problems.push(Problem::at(
+                at(&raw.cpu).as_ref(),
+                "limits.cpu",
+                format!(
+                    "reader.threads ({}) + pipeline.workers ({}) exceed limits.cpu ({cpu})",
+                    reader.threads, pipeline.workers
+                ),
+            ));
+        }
+    }
+    let budget = memory.saturating_sub(MEMORY_OVERHEAD);
+    let kafka_sinks = sinks
+        .iter()
+        .filter(|s| matches!(s.kind, SinkKind::Kafka(_)))
+        .count();
+    // Shares of what the workers' open batches leave: 40% read buffers, 25% sink queues,
+    // 25% Kafka producer queues, 10% slack.
+    let open_batches = pipeline.workers * sinks.len() * pipeline.batch_bytes;
+    let rest = budget.saturating_sub(open_batches);
+    if !explicit.buffer_memory {
+        let chunks = (rest * 2 / 5 / reader.chunk_bytes).max(2);
+        reader.buffer_memory =
+            (chunks * reader.chunk_bytes).min(DEFAULT_BUFFER_MEMORY.max(2 * reader.chunk_bytes));
+    }
+    let kafka_queue = (rest / 4)
+        .checked_div(kafka_sinks)
+        .map_or(0, |q| q.clamp(4 << 20, DEFAULT_KAFKA_QUEUE_BYTES));
+    for sink in sinks.iter_mut() {
+        if let SinkKind::Kafka(k) = &mut sink.kind {
+            k.queue_bytes = kafka_queue;
+        }
+    }
+    if !explicit.queue_batches && !sinks.is_empty() {
+        let per_queue = rest / 4 / sinks.len();
+        pipeline.queue_batches = (per_queue / pipeline.batch_bytes).clamp(2, DEFAULT_QUEUE_BATCHES);
+    }
+    let queues = sinks.len() * pipeline.queue_batches * pipeline.batch_bytes;
+    let buffered = reader.buffer_memory + queues + open_batches + kafka_sinks * kafka_queue;
+    if buffered > budget {
+        problems.push(Problem::at(
+            at(&raw.memory).as_ref(),
+            "limits.memory",
+            format!(
+                "the buffers add up to {} MiB (read buffers {} MiB, sink queues {} MiB, open batches {} MiB, Kafka queues {} MiB), over limits.memory ({} MiB) minus {} MiB for the process itself; lower reader.buffer_memory, pipeline.queue_batches or pipeline.batch_size, or raise limits.memory",
+                buffered >> 20,
+                reader.buffer_memory >> 20,
+                queues >> 20,
+                open_batches >> 20,
+                (kafka_sinks * kafka_queue) >> 20,
+                memory >> 20,
+                MEMORY_OVERHEAD >> 20
+            ),
+        ));
+    }
+    LimitsConfig {
+        memory,
+        cpu,
+        buffered,
+    }
+}

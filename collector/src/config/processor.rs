@@ -1,0 +1,195 @@
+//! Validating one processor: its type, the fields that type takes, its regexes.
+//!
+//! Owns the processors' configuration rules; what a processor does is [`crate::process`]'s.
+
+use marked_yaml::{Node, Spanned};
+use regex::bytes::Regex;
+
+use crate::config::problem::Problem;
+use crate::config::raw::RawProcessor;
+use crate::config::scalar::one_line;
+use crate::process::Processor;
+
+/// One processor, every field checked against its type.
+pub(super) fn processor(
+    raw: RawProcessor,
+    node: &Node,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Processor> {
+    let Some(kind) = raw.kind.as_ref() else {
+        problems.push(Problem::node(
+            node,
+            format!("{path}.type"),
+            "missing field `type` (json, regex, nginx, apache, csv, add_fields, drop, keep)",
+        ));
+        return None;
+    };
+    let before = problems.len();
+    let given: [(&str, bool); 9] = [
+        ("depth", raw.depth.is_some()),
+        ("keep_source", raw.keep_source.is_some()),
+        ("pattern", raw.pattern.is_some()),
+        ("keys", raw.keys.is_some()),
+        ("columns", raw.columns.is_some()),
+        ("delimiter", raw.delimiter.is_some()),
+        ("fields", raw.fields.is_some()),
+        ("field", raw.field.is_some()),
+        ("type", true),
+    ];
+    let allowed: &[&str] = match kind.as_str() {
+        "json" => &["depth", "keep_source"],
+        "regex" => &["pattern", "keys"],
+        "nginx" | "apache" => &[],
+        "csv" => &["columns", "delimiter"],
+        "add_fields" => &["fields"],
+        "drop" | "keep" => &["field", "pattern"],
+        other => {
+            problems.push(Problem::spanned(
+                kind,
+                format!("{path}.type"),
+                format!("unknown processor `{other}`, expected one of json, regex, nginx, apache, csv, add_fields, drop, keep"),
+            ));
+            return None;
+        }
+    };
+    for (name, set) in given {
+        if set && name != "type" && !allowed.contains(&name) {
+            problems.push(Problem::spanned(
+                kind,
+                format!("{path}.{name}"),
+                format!("`{name}` does not apply to a `{}` processor", kind.as_str()),
+            ));
+        }
+    }
+    let regex = |value: Option<&Spanned<String>>, problems: &mut Vec<Problem>| {
+        let Some(value) = value else {
+            problems.push(Problem::spanned(
+                kind,
+                format!("{path}.pattern"),
+                format!("a `{}` processor needs a `pattern`", kind.as_str()),
+            ));
+            return None;
+        };
+        match Regex::new(value) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                problems.push(Problem::spanned(
+                    value,
+                    format!("{path}.pattern"),
+                    format!("invalid regex `{}`: {}", **value, one_line(&e.to_string())),
+                ));
+                None
+            }
+        }
+    };
+    let names = |list: &Option<Vec<Spanned<String>>>| -> Vec<String> {
+        list.iter().flatten().map(|s| s.to_string()).collect()
+    };
+    let processor = match kind.as_str() {
+        "json" => {
+            let depth = match &raw.depth {
+                Some(d) => match d.parse::<usize>() {
+                    Ok(n) if (1..=16).contains(&n) => n,
+                    _ => {
+                        problems.push(Problem::spanned(
+                            d,
+                            format!("{path}.depth"),
+                            "must be a whole number from 1 to 16",
+                        ));
+                        1
+                    }
+                },
+                None => 1,
+            };
+            let keep_source = match raw.keep_source.as_ref().map(|k| k.as_str()) {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(other) => {
+                    problems.push(Problem::spanned(
+                        raw.keep_source.as_ref().unwrap_or(kind),
+                        format!("{path}.keep_source"),
+                        format!("expected `true` or `false`, got `{other}`"),
+                    ));
+                    true
+                }
+            };
+            Processor::Json { depth, keep_source }
+        }
+        "regex" => {
+            let pattern = regex(raw.pattern.as_ref(), problems)?;
+            let groups = pattern.captures_len() - 1;
+            let keys = if raw.keys.is_some() {
+                names(&raw.keys)
+            } else {
+                pattern
+                    .capture_names()
+                    .skip(1)
+                    .map(|n| n.unwrap_or_default().to_string())
+                    .collect()
+            };
+            if groups == 0 || keys.len() != groups || keys.iter().any(String::is_empty) {
+                problems.push(Problem::spanned(
+                    raw.pattern.as_ref().unwrap_or(kind),
+                    format!("{path}.keys"),
+                    format!("the pattern has {groups} capture group(s): name each one (`(?P<name>…)`) or list as many `keys`"),
+                ));
+            }
+            Processor::Regex { pattern, keys }
+        }
+        "nginx" => Processor::Nginx,
+        "apache" => Processor::Apache,
+        "csv" => {
+            let columns = names(&raw.columns);
+            if columns.is_empty() {
+                problems.push(Problem::spanned(
+                    kind,
+                    format!("{path}.columns"),
+                    "a `csv` processor needs `columns`",
+                ));
+            }
+            let delimiter = match &raw.delimiter {
+                None => b',',
+                Some(d) if d.len() == 1 && d.as_bytes()[0] != b'"' => d.as_bytes()[0],
+                Some(d) => {
+                    problems.push(Problem::spanned(
+                        d,
+                        format!("{path}.delimiter"),
+                        "must be one ASCII character other than `\"`",
+                    ));
+                    b','
+                }
+            };
+            Processor::Csv { columns, delimiter }
+        }
+        "add_fields" => {
+            let fields: Vec<(String, String)> = raw
+                .fields
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect();
+            if fields.is_empty() {
+                problems.push(Problem::spanned(
+                    kind,
+                    format!("{path}.fields"),
+                    "an `add_fields` processor needs `fields`",
+                ));
+            }
+            Processor::AddFields { fields }
+        }
+        _ => {
+            let pattern = regex(raw.pattern.as_ref(), problems)?;
+            let field = raw
+                .field
+                .as_ref()
+                .map_or_else(|| "message".to_string(), |f| f.to_string());
+            if kind.as_str() == "drop" {
+                Processor::Drop { field, pattern }
+            } else {
+                Processor::Keep { field, pattern }
+            }
+        }
+    };
+    (problems.len() == before).then_some(processor)
+}

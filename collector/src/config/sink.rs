@@ -1,0 +1,432 @@
+//! Validating one sink: what every sink has (name, inputs, encoding), then the fields of its
+//! type, into a [`SinkSettings`].
+//!
+//! Owns the sinks' configuration rules; what a sink does is [`crate::sink`]'s.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use marked_yaml::{Node, Spanned};
+
+use crate::config::problem::Problem;
+use crate::config::raw::{RawRotate, RawSink};
+use crate::config::scalar::{choice, count, duration, size};
+use crate::encode::Encoding;
+use crate::sink::file::{
+    Compression, DEFAULT_ROTATE_MAX_FILES, DEFAULT_SYNC_INTERVAL, DEFAULT_ZSTD_LEVEL,
+    FileSinkSettings, Rotate,
+};
+use crate::sink::kafka::{
+    DEFAULT_KAFKA_BATCH_BYTES, DEFAULT_KAFKA_LINGER, DEFAULT_KAFKA_QUEUE_BYTES, KafkaCompression,
+    KafkaSinkSettings, valid_topic,
+};
+use crate::sink::template::Template;
+use crate::sink::{SinkKind, SinkSettings};
+
+/// The sink `raw` (item `i` of `sinks`, at `node`): every field checked against its type.
+/// `sources` are the sources' names and indices; its name goes into `names`.
+pub(super) fn sink(
+    raw: RawSink,
+    node: &Node,
+    i: usize,
+    sources: &HashMap<String, usize>,
+    names: &mut HashMap<String, usize>,
+    problems: &mut Vec<Problem>,
+) -> Option<SinkSettings> {
+    let path = format!("sinks[{i}]");
+    let before = problems.len();
+    let name = match &raw.name {
+        Some(name) if name.is_empty() => {
+            problems.push(Problem::spanned(
+                name,
+                format!("{path}.name"),
+                "must not be empty",
+            ));
+            None
+        }
+        Some(name) => {
+            if names.insert(name.to_string(), i).is_some() {
+                problems.push(Problem::spanned(
+                    name,
+                    format!("{path}.name"),
+                    format!("duplicate sink name `{}`", **name),
+                ));
+            }
+            Some(name.to_string())
+        }
+        None => {
+            problems.push(Problem::node(
+                node,
+                format!("{path}.name"),
+                "missing field `name`",
+            ));
+            None
+        }
+    };
+    let inputs = match &raw.inputs {
+        None => sources.values().copied().collect::<Vec<_>>(),
+        Some(list) => {
+            if list.is_empty() {
+                problems.push(Problem::node(
+                    node,
+                    format!("{path}.inputs"),
+                    "must name at least one source",
+                ));
+            }
+            let mut inputs = Vec::new();
+            for (j, input) in list.iter().enumerate() {
+                match sources.get(input.as_str()) {
+                    Some(&index) => inputs.push(index),
+                    None => problems.push(Problem::spanned(
+                        input,
+                        format!("{path}.inputs[{j}]"),
+                        format!("no source is named `{}`", **input),
+                    )),
+                }
+            }
+            inputs
+        }
+    };
+    let kind = match &raw.kind {
+        None => {
+            problems.push(Problem::node(
+                node,
+                format!("{path}.type"),
+                "missing field `type`",
+            ));
+            None
+        }
+        Some(kind) => match kind.as_str() {
+            "stdout" => {
+                fields_for(&raw, &path, "stdout", problems);
+                Some(SinkKind::Stdout)
+            }
+            "blackhole" => {
+                fields_for(&raw, &path, "blackhole", problems);
+                Some(SinkKind::Blackhole)
+            }
+            "file" => {
+                fields_for(&raw, &path, "file", problems);
+                file_sink(&raw, node, &path, problems).map(SinkKind::File)
+            }
+            "kafka" => {
+                fields_for(&raw, &path, "kafka", problems);
+                kafka_sink(&raw, node, &path, problems).map(SinkKind::Kafka)
+            }
+            other => {
+                problems.push(Problem::spanned(
+                    kind,
+                    format!("{path}.type"),
+                    format!("unknown sink type `{other}`, expected one of `stdout`, `file`, `kafka`, `blackhole`"),
+                ));
+                None
+            }
+        },
+    };
+    let encoding = match raw.encoding.as_ref().map(|e| (e, e.as_str())) {
+        None | Some((_, "json")) => Encoding::Json,
+        Some((_, "text")) => Encoding::Text,
+        Some((e, other)) => {
+            problems.push(Problem::spanned(
+                e,
+                format!("{path}.encoding"),
+                format!("unknown encoding `{other}`, expected `json` or `text`"),
+            ));
+            Encoding::Json
+        }
+    };
+    if problems.len() != before {
+        return None;
+    }
+    let mut inputs = inputs;
+    inputs.sort_unstable();
+    Some(SinkSettings {
+        name: name?,
+        inputs,
+        encoding,
+        kind: kind?,
+    })
+}
+
+/// Reports every field set on a sink of `kind` that belongs to other kinds of sink.
+fn fields_for(raw: &RawSink, path: &str, kind: &str, problems: &mut Vec<Problem>) {
+    fn mark(s: &Option<Spanned<String>>) -> Option<Option<&marked_yaml::Marker>> {
+        s.as_ref().map(|s| s.span().start())
+    }
+    const FILE: &[&str] = &["file"];
+    const KAFKA: &[&str] = &["kafka"];
+    const FILE_OR_KAFKA: &[&str] = &["file", "kafka"];
+    let fields = [
+        ("path", mark(&raw.path), FILE),
+        ("compression", mark(&raw.compression), FILE_OR_KAFKA),
+        ("zstd_level", mark(&raw.zstd_level), FILE),
+        ("sync_interval", mark(&raw.sync_interval), FILE),
+        ("rotate", raw.rotate.as_ref().map(|_| None), FILE),
+        ("brokers", mark(&raw.brokers), KAFKA),
+        ("topic", mark(&raw.topic), KAFKA),
+        ("key", mark(&raw.key), KAFKA),
+        ("acks", mark(&raw.acks), KAFKA),
+        ("linger", mark(&raw.linger), KAFKA),
+        ("batch_size", mark(&raw.batch_size), KAFKA),
+        ("dead_letter", mark(&raw.dead_letter), KAFKA),
+        ("properties", raw.properties.as_ref().map(|_| None), KAFKA),
+    ];
+    for (field, mark, kinds) in fields {
+        if let Some(mark) = mark
+            && !kinds.contains(&kind)
+        {
+            let owners = kinds
+                .iter()
+                .map(|k| format!("{k} sinks"))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            problems.push(Problem::at(
+                mark,
+                format!("{path}.{field}"),
+                format!("`{field}` applies to {owners} only, not to `{kind}`"),
+            ));
+        }
+    }
+}
+
+/// A Kafka sink's fields.
+fn kafka_sink(
+    raw: &RawSink,
+    node: &Node,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<KafkaSinkSettings> {
+    let before = problems.len();
+    let brokers = match &raw.brokers {
+        Some(b)
+            if b.split(',').all(|one| {
+                one.trim()
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            }) =>
+        {
+            Some(b.split(',').map(str::trim).collect::<Vec<_>>().join(","))
+        }
+        Some(b) => {
+            problems.push(Problem::spanned(
+                b,
+                format!("{path}.brokers"),
+                "must be `host:port`, or several separated by commas",
+            ));
+            None
+        }
+        None => {
+            problems.push(Problem::node(
+                node,
+                format!("{path}.brokers"),
+                "a kafka sink needs `brokers`",
+            ));
+            None
+        }
+    };
+    let template =
+        |value: &Spanned<String>, field: &str, problems: &mut Vec<Problem>| match Template::parse(
+            value,
+        ) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(Problem::spanned(
+                    value,
+                    format!("{path}.{field}"),
+                    e.to_string(),
+                ));
+                None
+            }
+        };
+    let topic = match &raw.topic {
+        Some(t) => {
+            let topic = template(t, "topic", problems);
+            if let Some(literal) = topic.as_ref().and_then(|t| t.as_literal())
+                && !valid_topic(literal)
+            {
+                problems.push(Problem::spanned(
+                    t,
+                    format!("{path}.topic"),
+                    "a topic is 1 to 249 characters from `a-z A-Z 0-9 . _ -`",
+                ));
+            }
+            topic
+        }
+        None => {
+            problems.push(Problem::node(
+                node,
+                format!("{path}.topic"),
+                "a kafka sink needs `topic`",
+            ));
+            None
+        }
+    };
+    let key = raw.key.as_ref().and_then(|k| template(k, "key", problems));
+    let compression = choice(
+        raw.compression.as_ref(),
+        &format!("{path}.compression"),
+        &[
+            ("zstd", KafkaCompression::Zstd),
+            ("lz4", KafkaCompression::Lz4),
+            ("snappy", KafkaCompression::Snappy),
+            ("gzip", KafkaCompression::Gzip),
+            ("none", KafkaCompression::None),
+        ],
+        KafkaCompression::Zstd,
+        problems,
+    );
+    let acks = choice(
+        raw.acks.as_ref(),
+        &format!("{path}.acks"),
+        &[("all", "all"), ("1", "1"), ("0", "0")],
+        "all",
+        problems,
+    )
+    .to_string();
+    let linger = duration(
+        raw.linger.as_ref(),
+        &format!("{path}.linger"),
+        DEFAULT_KAFKA_LINGER,
+        problems,
+    );
+    let batch_bytes = size(
+        raw.batch_size.as_ref(),
+        &format!("{path}.batch_size"),
+        DEFAULT_KAFKA_BATCH_BYTES,
+        1..=(1 << 31) - 1,
+        problems,
+    );
+    let dead_letter = match &raw.dead_letter {
+        Some(p) if Path::new(p.as_str()).is_absolute() => Some(PathBuf::from(p.as_str())),
+        Some(p) => {
+            problems.push(Problem::spanned(
+                p,
+                format!("{path}.dead_letter"),
+                "must be an absolute path",
+            ));
+            None
+        }
+        None => None,
+    };
+    let properties = raw
+        .properties
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
+    if problems.len() != before {
+        return None;
+    }
+    Some(KafkaSinkSettings {
+        brokers: brokers?,
+        topic: topic?,
+        key,
+        compression,
+        acks,
+        linger,
+        batch_bytes,
+        dead_letter,
+        properties,
+        queue_bytes: DEFAULT_KAFKA_QUEUE_BYTES,
+    })
+}
+
+/// A file sink's fields.
+fn file_sink(
+    raw: &RawSink,
+    node: &Node,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<FileSinkSettings> {
+    let before = problems.len();
+    let out = match &raw.path {
+        Some(p) if Path::new(p.as_str()).is_absolute() => Some(PathBuf::from(p.as_str())),
+        Some(p) => {
+            problems.push(Problem::spanned(
+                p,
+                format!("{path}.path"),
+                "must be an absolute path",
+            ));
+            None
+        }
+        None => {
+            problems.push(Problem::node(
+                node,
+                format!("{path}.path"),
+                "a file sink needs `path`",
+            ));
+            None
+        }
+    };
+    let level = match &raw.zstd_level {
+        Some(level) => match level.parse::<i32>() {
+            Ok(l) if (1..=19).contains(&l) => l,
+            _ => {
+                problems.push(Problem::spanned(
+                    level,
+                    format!("{path}.zstd_level"),
+                    "must be a whole number from 1 to 19",
+                ));
+                DEFAULT_ZSTD_LEVEL
+            }
+        },
+        None => DEFAULT_ZSTD_LEVEL,
+    };
+    let compression = choice(
+        raw.compression.as_ref(),
+        &format!("{path}.compression"),
+        &[
+            ("none", Compression::None),
+            ("zstd", Compression::Zstd { level }),
+        ],
+        Compression::None,
+        problems,
+    );
+    if raw.zstd_level.is_some() && compression == Compression::None {
+        problems.push(Problem::at(
+            raw.zstd_level.as_ref().and_then(|s| s.span().start()),
+            format!("{path}.zstd_level"),
+            "`zstd_level` needs `compression: zstd`",
+        ));
+    }
+    let rotate = raw.rotate.as_ref().map(|r: &RawRotate| Rotate {
+        max_bytes: size(
+            r.max_bytes.as_ref(),
+            &format!("{path}.rotate.max_bytes"),
+            100 << 20,
+            4096..=1 << 50,
+            problems,
+        ) as u64,
+        max_files: count(
+            r.max_files.as_ref(),
+            &format!("{path}.rotate.max_files"),
+            DEFAULT_ROTATE_MAX_FILES,
+            1..=10_000,
+            problems,
+        ),
+    });
+    if let Some(r) = &raw.rotate
+        && r.max_bytes.is_none()
+    {
+        problems.push(Problem::node(
+            node,
+            format!("{path}.rotate.max_bytes"),
+            "rotation needs `max_bytes`",
+        ));
+    }
+    let sync_interval = duration(
+        raw.sync_interval.as_ref(),
+        &format!("{path}.sync_interval"),
+        DEFAULT_SYNC_INTERVAL,
+        problems,
+    );
+    if problems.len() != before {
+        return None;
+    }
+    Some(FileSinkSettings {
+        path: out?,
+        compression,
+        rotate,
+        sync_interval,
+    })
+}

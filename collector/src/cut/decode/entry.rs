@@ -1,0 +1,93 @@
+//! What decoding produces: an [`Entry`] (message, stream, time, offset), borrowed from a
+//! framed line or a join buffer, and the decoders' counters.
+//!
+//! Owns the entry's shape; it may not parse.
+
+use crate::cut::framing::Line;
+
+/// Which output stream of a container an entry came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// Standard output.
+    Stdout = 0,
+    /// Standard error.
+    Stderr = 1,
+    /// Not known (raw files, malformed lines).
+    Unknown = 2,
+}
+
+impl Stream {
+    /// Number of streams; per-stream state is an array of this size.
+    pub const COUNT: usize = 3;
+
+    /// The name used in records, when known.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Stream::Stdout => Some("stdout"),
+            Stream::Stderr => Some("stderr"),
+            Stream::Unknown => None,
+        }
+    }
+
+    /// Index into per-stream arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) fn parse(name: &[u8]) -> Option<Self> {
+        match name {
+            b"stdout" => Some(Stream::Stdout),
+            b"stderr" => Some(Stream::Stderr),
+            _ => None,
+        }
+    }
+}
+
+/// One decoded entry, borrowing from a framed line or a join buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// File offset of the first byte of the entry's first line.
+    pub offset: u64,
+    /// The message.
+    pub message: &'a [u8],
+    /// The stream, when the format has one.
+    pub stream: Stream,
+    /// The time as written in the file (RFC 3339), empty when the format has none.
+    pub time: &'a [u8],
+    /// The message was cut to a size limit.
+    pub truncated: bool,
+    /// Why the line did not parse in its format; the message is then the whole line.
+    pub error: Option<&'static str>,
+}
+
+impl<'a> Entry<'a> {
+    /// An entry for a raw line.
+    pub fn raw(line: Line<'a>) -> Self {
+        Self {
+            offset: line.offset,
+            message: line.bytes,
+            stream: Stream::Unknown,
+            time: &[],
+            truncated: line.truncated,
+            error: None,
+        }
+    }
+
+    pub(crate) fn malformed(line: Line<'a>, error: &'static str) -> Self {
+        Self {
+            error: Some(error),
+            ..Self::raw(line)
+        }
+    }
+}
+
+/// Counters of a decoder, added to by each call; the caller publishes and resets them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeStats {
+    /// Lines that did not parse.
+    pub malformed: u64,
+    /// Joined messages cut at `max_line_bytes`.
+    pub truncated: u64,
+    /// Bytes dropped from joined messages that were cut.
+    pub truncated_bytes: u64,
+}

@@ -1,0 +1,89 @@
+//! Line formats: turning framed lines into entries (message, stream, time).
+//!
+//! - `raw`: the line is the message.
+//! - `cri` ([`cri`]): `<RFC3339 time> <stdout|stderr> <P|F> <message>`; `P` partials are joined
+//!   with the following lines of the same stream up to the final `F`.
+//! - `docker` ([`docker`]): json-file `{"log":…,"stream":…,"time":…}`; the runtime's 16 KiB
+//!   splits (a `log` without a final `\n`) are joined.
+//!
+//! Joins are per stream — stdout and stderr of one container never merge — and bounded by
+//! `max_line_bytes`: a joined message that would grow past it is cut and flagged `truncated`.
+//! A line that does not parse is passed on as it is with an `error`, and counted; nothing is
+//! dropped.
+//!
+//! Owns the line formats and choosing a decoder; it may not touch what comes after decoding
+//! (multiline).
+
+pub mod cri;
+pub mod docker;
+pub mod entry;
+pub mod joins;
+
+pub use entry::{DecodeStats, Entry, Stream};
+
+use crate::cut::framing::Line;
+
+/// The line format of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One record per line, as is.
+    Raw,
+    /// Kubernetes CRI: `<time> <stream> <P|F> <message>`.
+    Cri,
+    /// Docker json-file: `{"log":…,"stream":…,"time":…}`.
+    Docker,
+}
+
+/// A decoder for one file: the format's parser plus its per-stream join state.
+#[derive(Debug)]
+pub enum Decoder {
+    /// Lines are messages.
+    Raw,
+    /// Kubernetes CRI.
+    Cri(cri::CriDecoder),
+    /// Docker json-file.
+    Docker(docker::DockerDecoder),
+}
+
+impl Decoder {
+    /// A decoder for `format`, joining partial lines up to `max_line_bytes`.
+    pub fn new(format: Format, max_line_bytes: usize) -> Self {
+        match format {
+            Format::Raw => Decoder::Raw,
+            Format::Cri => Decoder::Cri(cri::CriDecoder::new(max_line_bytes)),
+            Format::Docker => Decoder::Docker(docker::DockerDecoder::new(max_line_bytes)),
+        }
+    }
+
+    /// Decodes one line; `emit` is called for the finished entry, if the line finishes one.
+    pub fn push(
+        &mut self,
+        line: Line<'_>,
+        stats: &mut DecodeStats,
+        emit: &mut impl FnMut(Entry<'_>),
+    ) {
+        match self {
+            Decoder::Raw => emit(Entry::raw(line)),
+            Decoder::Cri(d) => d.push(line, stats, emit),
+            Decoder::Docker(d) => d.push(line, stats, emit),
+        }
+    }
+
+    /// The file will not grow: emits every pending partial message as it is.
+    pub fn finish(&mut self, emit: &mut impl FnMut(Entry<'_>)) {
+        match self {
+            Decoder::Raw => {}
+            Decoder::Cri(d) => d.joins.finish(emit),
+            Decoder::Docker(d) => d.joins.finish(emit),
+        }
+    }
+
+    /// File offset of the oldest pending partial message, if any.
+    pub fn pending_start(&self) -> Option<u64> {
+        match self {
+            Decoder::Raw => None,
+            Decoder::Cri(d) => d.joins.pending_start(),
+            Decoder::Docker(d) => d.joins.pending_start(),
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Cutting: from a file's bytes to its records — framing → decoding → multiline — for one file.
+//!
+//! - [`framing`]: bytes into lines, with bounded memory.
+//! - [`decode`]: `raw`, `cri` and `docker` lines into entries, partial lines joined.
+//! - [`multiline`]: entries joined into multi-line records (stack traces).
+//!
+//! A [`Records`] holds all the per-file state of that chain and drives it with nested
+//! callbacks, so lines and entries stay borrowed from the chunk (or a join buffer) until the
+//! caller's `emit` has consumed them — no allocation per line. [`CutSettings`] is what a
+//! source says about cutting its files.
+//!
+//! Owns the bytes-to-records rules; it may not touch files, queues or encodings: bytes come in
+//! as slices and records leave through `emit`.
+
+pub mod decode;
+pub mod framing;
+pub mod multiline;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use decode::{DecodeStats, Decoder, Entry, Format};
+use framing::{FrameStats, Framer, Line};
+use multiline::{Multiline, MultilineRules, MultilineStats};
+
+/// 16× the kubelet's 16 KiB CRI split, so big JSON log lines survive joining, while one
+/// stream's partial-line state stays bounded.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 256 * 1024;
+/// An unfinished line waits this long for more data: a container's last output without a
+/// newline (its runtime writes a CRI `P` record) appears seconds after it exits, not never;
+/// a line written in pieces slower than this is cut in two (counted).
+pub const DEFAULT_PARTIAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a source's files are cut into records.
+#[derive(Debug, Clone)]
+pub struct CutSettings {
+    /// Line format.
+    pub format: Format,
+    /// Longest line (and joined partial line) kept; longer ones are cut and flagged.
+    pub max_line_bytes: usize,
+    /// How long an unfinished line (no newline yet, or a CRI/docker partial without its
+    /// end) may wait for more data before it is emitted as it is.
+    pub partial_timeout: Duration,
+    /// Multi-line joining, if configured.
+    pub multiline: Option<Arc<MultilineRules>>,
+}
+
+impl CutSettings {
+    /// Lines of `format`, every other setting at its default.
+    pub fn new(format: Format) -> Self {
+        Self {
+            format,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            partial_timeout: DEFAULT_PARTIAL_TIMEOUT,
+            multiline: None,
+        }
+    }
+}
+
+/// Counters of the whole chain, added to by each call; the caller publishes and resets them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CutStats {
+    /// Unfinished lines emitted as they were after waiting `partial_timeout`.
+    pub partial_flushed: u64,
+    /// Framing counters.
+    pub frame: FrameStats,
+    /// Decoding counters.
+    pub decode: DecodeStats,
+    /// Multiline counters.
+    pub multiline: MultilineStats,
+}
+
+/// The record-cutting state of one file.
+#[derive(Debug)]
+pub struct Records {
+    framer: Framer,
+    decoder: Decoder,
+    multiline: Option<Multiline>,
+    partial_timeout: Duration,
+    /// When the unfinished line (or partial join) pending now is emitted if no data comes.
+    partial_deadline: Option<Instant>,
+}
+
+impl Records {
+    /// State for a file cut with `settings`, read from `offset`.
+    pub fn new(settings: &CutSettings, offset: u64) -> Self {
+        Self {
+            framer: Framer::new(settings.max_line_bytes, offset),
+            decoder: Decoder::new(settings.format, settings.max_line_bytes),
+            multiline: settings.multiline.clone().map(Multiline::new),
+            partial_timeout: settings.partial_timeout,
+            partial_deadline: None,
+        }
+    }
+
+    /// State from explicit parts (tests and benchmarks).
+    pub fn from_parts(framer: Framer, decoder: Decoder, multiline: Option<Multiline>) -> Self {
+        Self {
+            framer,
+            decoder,
+            multiline,
+            partial_timeout: Duration::from_secs(5),
+            partial_deadline: None,
+        }
+    }
+
+    /// Feeds the next chunk of the file, which arrived at `now`; `emit` gets every finished
+    /// record in order.
+    pub fn push(
+        &mut self,
+        chunk: &[u8],
+        now: Instant,
+        stats: &mut CutStats,
+        emit: &mut impl FnMut(Entry<'_>),
+    ) {
+        let Self {
+            framer,
+            decoder,
+            multiline,
+            ..
+        } = self;
+        let CutStats {
+            frame,
+            decode,
+            multiline: ml,
+            ..
+        } = stats;
+        match multiline {
+            Some(m) => framer.push(chunk, frame, &mut |line| {
+                decoder.push(line, decode, &mut |entry| m.push(entry, now, ml, emit))
+            }),
+            None => framer.push(chunk, frame, &mut |line| decoder.push(line, decode, emit)),
+        }
+        let unfinished =
+            self.framer.pending_start().is_some() || self.decoder.pending_start().is_some();
+        self.partial_deadline = unfinished.then(|| now + self.partial_timeout);
+    }
+
+    /// The file will not continue where it was: emits everything pending — the unfinished last
+    /// line, partial joins and the pending multi-line record. With `restart_at`, framing then
+    /// starts again at that offset (truncation); without, the file is done.
+    pub fn finish(
+        &mut self,
+        restart_at: Option<u64>,
+        stats: &mut CutStats,
+        emit: &mut impl FnMut(Entry<'_>),
+    ) {
+        self.partial_deadline = None;
+        let Self {
+            framer,
+            decoder,
+            multiline,
+            ..
+        } = self;
+        let CutStats {
+            decode,
+            multiline: ml,
+            ..
+        } = stats;
+        let now = Instant::now();
+        {
+            let mut emit_entry = |entry: Entry<'_>| match multiline {
+                Some(m) => m.push(entry, now, ml, emit),
+                None => emit(entry),
+            };
+            let mut on_line = |line: Line<'_>| decoder.push(line, decode, &mut emit_entry);
+            match restart_at {
+                Some(offset) => framer.restart(offset, &mut on_line),
+                None => framer.finish(&mut on_line),
+            }
+            decoder.finish(&mut emit_entry);
+        }
+        if let Some(m) = multiline {
+            m.flush_all(ml, emit);
+        }
+    }
+
+    /// Emits what has waited its timeout at `now`: an unfinished line or partial join idle
+    /// for `partial_timeout` (as it is; reading goes on after it), and pending multi-line
+    /// records.
+    pub fn flush_expired(
+        &mut self,
+        now: Instant,
+        stats: &mut CutStats,
+        emit: &mut impl FnMut(Entry<'_>),
+    ) {
+        if self.partial_deadline.is_some_and(|at| at <= now) {
+            self.partial_deadline = None;
+            let Self {
+                framer,
+                decoder,
+                multiline,
+                ..
+            } = self;
+            let CutStats {
+                decode,
+                multiline: ml,
+                partial_flushed,
+                ..
+            } = stats;
+            let mut emit_entry = |entry: Entry<'_>| {
+                *partial_flushed += 1;
+                match multiline {
+                    Some(m) => m.push(entry, now, ml, emit),
+                    None => emit(entry),
+                }
+            };
+            let next = framer.next_offset();
+            framer.restart(next, &mut |line| {
+                decoder.push(line, decode, &mut emit_entry)
+            });
+            decoder.finish(&mut emit_entry);
+        }
+        if let Some(m) = &mut self.multiline {
+            m.flush_expired(now, &mut stats.multiline, emit);
+        }
+    }
+
+    /// Emits every pending multi-line record (shutdown: the lines are complete; partial lines
+    /// are not emitted and are read again after a restart).
+    pub fn flush_multiline(&mut self, stats: &mut CutStats, emit: &mut impl FnMut(Entry<'_>)) {
+        if let Some(m) = &mut self.multiline {
+            m.flush_all(&mut stats.multiline, emit);
+        }
+    }
+
+    /// When the earliest pending multi-line record or unfinished line times out.
+    pub fn deadline(&self) -> Option<Instant> {
+        [
+            self.multiline.as_ref().and_then(Multiline::deadline),
+            self.partial_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// File offset of the next byte expected.
+    pub fn next_offset(&self) -> u64 {
+        self.framer.next_offset()
+    }
+
+    /// The offset up to which the file is complete: the start of the oldest record still
+    /// pending (unfinished line, partial join, multi-line record), or the next offset.
+    pub fn complete_offset(&self) -> u64 {
+        [
+            self.framer.pending_start(),
+            self.decoder.pending_start(),
+            self.multiline.as_ref().and_then(Multiline::pending_start),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or_else(|| self.framer.next_offset())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(format: Format) -> Records {
+        let mut r = Records::from_parts(Framer::new(1024, 0), Decoder::new(format, 1024), None);
+        r.partial_timeout = Duration::from_millis(100);
+        r
+    }
+
+    fn collect(out: &mut Vec<(u64, String)>) -> impl FnMut(Entry<'_>) + '_ {
+        |e| out.push((e.offset, String::from_utf8_lossy(e.message).into_owned()))
+    }
+
+    #[test]
+    fn an_unfinished_line_is_emitted_after_the_partial_timeout_and_reading_goes_on() {
+        let t0 = Instant::now();
+        let mut stats = CutStats::default();
+        let mut out = Vec::new();
+        // CRI: a last `P` record (output without a newline) waits for its `F`.
+        let mut cri = records(Format::Cri);
+        let p = b"2026-01-01T00:00:00Z stdout F one\n2026-01-01T00:00:01Z stdout P no end\n";
+        cri.push(p, t0, &mut stats, &mut collect(&mut out));
+        assert_eq!(out, vec![(0, "one".to_string())]);
+        assert_eq!(cri.deadline(), Some(t0 + Duration::from_millis(100)));
+        cri.flush_expired(
+            t0 + Duration::from_millis(50),
+            &mut stats,
+            &mut collect(&mut out),
+        );
+        assert_eq!(out.len(), 1, "not yet");
+        cri.flush_expired(
+            t0 + Duration::from_millis(100),
+            &mut stats,
+            &mut collect(&mut out),
+        );
+        assert_eq!(out[1], (34, "no end".to_string()));
+        assert_eq!(stats.partial_flushed, 1);
+        assert_eq!(cri.deadline(), None);
+        assert_eq!(cri.complete_offset(), p.len() as u64);
+        // Its late end is a record of its own; nothing is lost or repeated.
+        let f = b"2026-01-01T00:00:09Z stdout F  after all\n";
+        cri.push(f, t0, &mut stats, &mut collect(&mut out));
+        assert_eq!(out[2], (p.len() as u64, " after all".to_string()));
+
+        // Raw: bytes without a newline, then more of the file.
+        let mut out = Vec::new();
+        let mut raw = records(Format::Raw);
+        raw.push(b"whole\nhalf", t0, &mut stats, &mut collect(&mut out));
+        raw.flush_expired(
+            t0 + Duration::from_secs(1),
+            &mut stats,
+            &mut collect(&mut out),
+        );
+        raw.push(b" more\n", t0, &mut stats, &mut collect(&mut out));
+        assert_eq!(
+            out,
+            vec![
+                (0, "whole".to_string()),
+                (6, "half".to_string()),
+                (10, " more".to_string())
+            ]
+        );
+        assert_eq!(raw.complete_offset(), 16);
+    }
+}

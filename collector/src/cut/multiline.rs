@@ -1,0 +1,445 @@
+//! Joining multi-line records (stack traces and the like), per file and per stream.
+//!
+//! Rules, applied to each entry's message:
+//! - `start: RE` — a line that matches begins a new record; any other line joins the pending
+//!   record (or begins one if none is pending);
+//! - `continue: RE` — a line that matches joins the pending record; any other line begins one;
+//! - `end: RE` (optional) — a line that matches ends the record it is part of;
+//! - `max_lines`, `max_bytes` — a line that would push the pending record past either limit
+//!   begins a new record instead: records are split, never cut, so nothing is lost;
+//! - `timeout` — a pending record is emitted once no line has arrived for this long.
+//!
+//! Joined lines are separated by `\n`. A record takes the offset, stream and time of its first
+//! line. Malformed entries (with an `error`) are never joined: they flush the pending record of
+//! their stream and pass on alone.
+//!
+//! Owns joining by rules and timeouts; it may not parse a line format.
+
+use std::time::{Duration, Instant};
+
+use regex::bytes::Regex;
+
+use crate::cut::decode::{Entry, Stream};
+
+/// How a line is classified.
+#[derive(Debug, Clone)]
+pub enum MultilineMode {
+    /// Lines matching the regex begin records.
+    Start(Regex),
+    /// Lines matching the regex continue records.
+    Continue(Regex),
+}
+
+/// Most lines in one multi-line record (a deep Java trace is a few hundred lines).
+pub const DEFAULT_MULTILINE_MAX_LINES: usize = 1000;
+/// Most bytes in one multi-line record.
+pub const DEFAULT_MULTILINE_MAX_BYTES: usize = 1024 * 1024;
+/// A pending multi-line record is emitted after this long without a new line.
+pub const DEFAULT_MULTILINE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Validated multiline rules of a source.
+#[derive(Debug, Clone)]
+pub struct MultilineRules {
+    /// Start or continue classification.
+    pub mode: MultilineMode,
+    /// Lines matching this end their record.
+    pub end: Option<Regex>,
+    /// Most lines per record.
+    pub max_lines: usize,
+    /// Most bytes per record.
+    pub max_bytes: usize,
+    /// Emit a pending record after this long without a new line.
+    pub timeout: Duration,
+}
+
+/// Names of the built-in presets.
+pub const PRESETS: &[&str] = &["java", "python", "go"];
+
+/// Java: indented lines (`\tat …`, `\t... 5 more`), `Caused by:`, `Suppressed:` and
+/// package-qualified exception headers (`java.lang.IllegalStateException: …`) continue the
+/// record of the log line before them. An unqualified header (`MyError: x`) is not recognised.
+const JAVA: &str = r"^(?:[\t ]|Caused by:|Suppressed:|(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable)\b)";
+
+/// Python: the `Traceback (most recent call last):` header, indented frame lines, the chained
+/// exception banners, blank lines between chained tracebacks, and the final `SomeError: …` line
+/// continue the record of the log line before them.
+const PYTHON: &str = r"^(?:[\t ]|$|Traceback \(most recent call last\):|During handling of the above exception|The above exception was the direct cause|(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Warning|Exit|Interrupt|Iteration)\b)";
+
+/// Go: after `panic: …` or `fatal error: …`, blank lines, `goroutine N [state]:`, function
+/// lines `pkg.fn(…)`, tab-indented file lines, `created by …`, `[signal …` and `exit status N`.
+const GO: &str =
+    r"^(?:[\t ]|$|goroutine \d+ \[|created by |\[signal |exit status \d+|[^\s(]+\(.*\)$)";
+
+/// The rules of a preset, if `name` is one.
+pub fn preset(name: &str) -> Option<MultilineMode> {
+    let pattern = match name {
+        "java" => JAVA,
+        "python" => PYTHON,
+        "go" => GO,
+        _ => return None,
+    };
+    // The presets are constants covered by tests; `ok()` keeps a broken one from panicking.
+    Regex::new(pattern).ok().map(MultilineMode::Continue)
+}
+
+/// Counters of a joiner, added to by each call; the caller publishes and resets them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MultilineStats {
+    /// Records emitted that were joined from two or more lines.
+    pub joined: u64,
+}
+
+/// The pending records of one file, one per stream.
+#[derive(Debug)]
+pub struct Multiline {
+    rules: std::sync::Arc<MultilineRules>,
+    pending: [Pending; Stream::COUNT],
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    active: bool,
+    offset: u64,
+    time: Vec<u8>,
+    buf: Vec<u8>,
+    lines: usize,
+    truncated: bool,
+    last: Option<Instant>,
+}
+
+const STREAMS: [Stream; Stream::COUNT] = [Stream::Stdout, Stream::Stderr, Stream::Unknown];
+
+impl Pending {
+    fn emit(
+        &mut self,
+        stream: Stream,
+        stats: &mut MultilineStats,
+        emit: &mut impl FnMut(Entry<'_>),
+    ) {
+        if !self.active {
+            return;
+        }
+        if self.lines > 1 {
+            stats.joined += 1;
+        }
+        emit(Entry {
+            offset: self.offset,
+            message: &self.buf,
+            stream,
+            time: &self.time,
+            truncated: self.truncated,
+            error: None,
+        });
+        self.active = false;
+        self.buf.clear();
+        if self.buf.capacity() > 256 * 1024 {
+            self.buf.shrink_to(256 * 1024);
+        }
+    }
+
+    fn begin(&mut self, entry: &Entry<'_>, now: Instant) {
+        self.active = true;
+        self.offset = entry.offset;
+        self.time.clear();
+        self.time.extend_from_slice(entry.time);
+        self.buf.clear();
+        self.buf.extend_from_slice(entry.message);
+        self.lines = 1;
+        self.truncated = entry.truncated;
+        self.last = Some(now);
+    }
+}
+
+impl Multiline {
+    /// A joiner with the given rules.
+    pub fn new(rules: std::sync::Arc<MultilineRules>) -> Self {
+        Self {
+            rules,
+            pending: Default::default(),
+        }
+    }
+
+    /// Handles one entry that arrived at `now`; `emit` is called for each finished record.
+    pub fn push(
+        &mut self,
+        entry: Entry<'_>,
+        now: Instant,
+        stats: &mut MultilineStats,
+        emit: &mut impl FnMut(Entry<'_>),
+    ) {
+        let stream = entry.stream;
+        let rules = &*self.rules;
+        let pending = &mut self.pending[stream.index()];
+        if entry.error.is_some() {
+            pending.emit(stream, stats, emit);
+            emit(entry);
+            return;
+        }
+        let joins = pending.active
+            && match &rules.mode {
+                MultilineMode::Start(re) => !re.is_match(entry.message),
+                MultilineMode::Continue(re) => re.is_match(entry.message),
+            }
+            && pending.lines < rules.max_lines
+            && pending.buf.len() + 1 + entry.message.len() <= rules.max_bytes;
+        if joins {
+            pending.buf.push(b'\n');
+            pending.buf.extend_from_slice(entry.message);
+            pending.lines += 1;
+            pending.truncated |= entry.truncated;
+            pending.last = Some(now);
+        } else {
+            pending.emit(stream, stats, emit);
+            pending.begin(&entry, now);
+        }
+        if rules
+            .end
+            .as_ref()
+            .is_some_and(|end| end.is_match(entry.message))
+        {
+            pending.emit(stream, stats, emit);
+        }
+    }
+
+    /// Emits every pending record that has waited `timeout` or longer at `now`.
+    pub fn flush_expired(
+        &mut self,
+        now: Instant,
+        stats: &mut MultilineStats,
+        emit: &mut impl FnMut(Entry<'_>),
+    ) {
+        let timeout = self.rules.timeout;
+        for (pending, stream) in self.pending.iter_mut().zip(STREAMS) {
+            if pending.active
+                && pending
+                    .last
+                    .is_some_and(|last| now.duration_since(last) >= timeout)
+            {
+                pending.emit(stream, stats, emit);
+            }
+        }
+    }
+
+    /// Emits every pending record.
+    pub fn flush_all(&mut self, stats: &mut MultilineStats, emit: &mut impl FnMut(Entry<'_>)) {
+        for (pending, stream) in self.pending.iter_mut().zip(STREAMS) {
+            pending.emit(stream, stats, emit);
+        }
+    }
+
+    /// When the earliest pending record times out, if one is pending.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.pending
+            .iter()
+            .filter(|p| p.active)
+            .filter_map(|p| p.last)
+            .min()
+            .map(|last| last + self.rules.timeout)
+    }
+
+    /// File offset of the oldest pending record, if any.
+    pub fn pending_start(&self) -> Option<u64> {
+        self.pending
+            .iter()
+            .filter(|p| p.active)
+            .map(|p| p.offset)
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn rules(mode: MultilineMode) -> Arc<MultilineRules> {
+        Arc::new(MultilineRules {
+            mode,
+            end: None,
+            max_lines: 100,
+            max_bytes: 10_000,
+            timeout: Duration::from_millis(500),
+        })
+    }
+
+    fn entry(offset: u64, message: &[u8]) -> Entry<'_> {
+        Entry {
+            offset,
+            message,
+            stream: Stream::Stdout,
+            time: b"",
+            truncated: false,
+            error: None,
+        }
+    }
+
+    fn run(m: &mut Multiline, lines: &[&str]) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        let now = Instant::now();
+        let mut stats = MultilineStats::default();
+        let mut offset = 0;
+        for l in lines {
+            m.push(entry(offset, l.as_bytes()), now, &mut stats, &mut |e| {
+                out.push((e.offset, String::from_utf8_lossy(e.message).into_owned()))
+            });
+            offset += l.len() as u64 + 1;
+        }
+        m.flush_all(&mut stats, &mut |e| {
+            out.push((e.offset, String::from_utf8_lossy(e.message).into_owned()))
+        });
+        out
+    }
+
+    #[test]
+    fn java_preset_joins_a_stack_trace() {
+        let mut m = Multiline::new(rules(preset("java").unwrap()));
+        let out = run(
+            &mut m,
+            &[
+                "2024-01-01 ERROR failed",
+                "java.lang.IllegalStateException: boom",
+                "\tat com.example.A.b(A.java:10)",
+                "\t... 3 more",
+                "Caused by: java.io.IOException: disk",
+                "\tat com.example.C.d(C.java:5)",
+                "2024-01-01 INFO next",
+            ],
+        );
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0].0, 0);
+        assert!(out[0].1.ends_with("C.java:5)") && out[0].1.contains("\nCaused by:"));
+        assert_eq!(out[1].1, "2024-01-01 INFO next");
+    }
+
+    #[test]
+    fn python_preset_joins_a_traceback() {
+        let mut m = Multiline::new(rules(preset("python").unwrap()));
+        let out = run(
+            &mut m,
+            &[
+                "ERROR:root:failed",
+                "Traceback (most recent call last):",
+                "  File \"x.py\", line 1, in <module>",
+                "    f()",
+                "ValueError: bad",
+                "INFO:root:next",
+            ],
+        );
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(out[0].1.ends_with("ValueError: bad"));
+    }
+
+    #[test]
+    fn go_preset_joins_a_panic() {
+        let mut m = Multiline::new(rules(preset("go").unwrap()));
+        let out = run(
+            &mut m,
+            &[
+                "panic: boom",
+                "",
+                "goroutine 1 [running]:",
+                "main.main()",
+                "\t/app/main.go:5 +0x1d",
+                "exit status 2",
+                "level=info msg=next",
+            ],
+        );
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(out[0].1.starts_with("panic: boom\n\ngoroutine 1"));
+    }
+
+    #[test]
+    fn start_mode_and_end_pattern() {
+        let mut r = (*rules(MultilineMode::Start(Regex::new(r"^\d{4}-").unwrap()))).clone();
+        r.end = Some(Regex::new("END$").unwrap());
+        let mut m = Multiline::new(Arc::new(r));
+        let out = run(&mut m, &["orphan", "2024- a", "b", "c END", "d", "2024- e"]);
+        let msgs: Vec<&str> = out.iter().map(|(_, s)| s.as_str()).collect();
+        assert_eq!(msgs, vec!["orphan", "2024- a\nb\nc END", "d", "2024- e"]);
+    }
+
+    #[test]
+    fn limits_split_records_without_losing_lines() {
+        let mut r = (*rules(MultilineMode::Continue(Regex::new("^ ").unwrap()))).clone();
+        r.max_lines = 2;
+        let mut m = Multiline::new(Arc::new(r));
+        let out = run(&mut m, &["a", " 1", " 2", " 3"]);
+        let msgs: Vec<&str> = out.iter().map(|(_, s)| s.as_str()).collect();
+        assert_eq!(msgs, vec!["a\n 1", " 2\n 3"]);
+
+        let mut r = (*rules(MultilineMode::Continue(Regex::new("^ ").unwrap()))).clone();
+        r.max_bytes = 5;
+        let mut m = Multiline::new(Arc::new(r));
+        let out = run(&mut m, &["abc", " d", " efgh"]);
+        let msgs: Vec<&str> = out.iter().map(|(_, s)| s.as_str()).collect();
+        assert_eq!(msgs, vec!["abc", " d", " efgh"]);
+    }
+
+    #[test]
+    fn timeout_flushes_and_deadline_reports_it() {
+        let mut m = Multiline::new(rules(preset("java").unwrap()));
+        let t0 = Instant::now();
+        let mut stats = MultilineStats::default();
+        let mut out = Vec::new();
+        m.push(entry(7, b"first"), t0, &mut stats, &mut |e| {
+            out.push(e.offset)
+        });
+        assert_eq!(m.deadline(), Some(t0 + Duration::from_millis(500)));
+        assert_eq!(m.pending_start(), Some(7));
+        m.flush_expired(t0 + Duration::from_millis(100), &mut stats, &mut |e| {
+            out.push(e.offset)
+        });
+        assert!(out.is_empty());
+        m.flush_expired(t0 + Duration::from_millis(500), &mut stats, &mut |e| {
+            out.push(e.offset)
+        });
+        assert_eq!(out, vec![7]);
+        assert_eq!(m.deadline(), None);
+    }
+
+    #[test]
+    fn streams_do_not_mix_and_errors_pass_alone() {
+        let mut m = Multiline::new(rules(preset("java").unwrap()));
+        let now = Instant::now();
+        let mut stats = MultilineStats::default();
+        let mut out = Vec::new();
+        let mut push = |m: &mut Multiline, e: Entry<'_>| {
+            m.push(e, now, &mut stats, &mut |r| {
+                out.push((r.stream, String::from_utf8_lossy(r.message).into_owned()))
+            })
+        };
+        push(&mut m, entry(0, b"out head"));
+        push(
+            &mut m,
+            Entry {
+                stream: Stream::Stderr,
+                ..entry(10, b"err head")
+            },
+        );
+        push(
+            &mut m,
+            Entry {
+                stream: Stream::Stderr,
+                ..entry(20, b"\tat err")
+            },
+        );
+        push(&mut m, entry(30, b"\tat out"));
+        push(
+            &mut m,
+            Entry {
+                error: Some("bad"),
+                stream: Stream::Stdout,
+                ..entry(40, b"bad line")
+            },
+        );
+        assert_eq!(
+            out,
+            vec![
+                (Stream::Stdout, "out head\n\tat out".to_string()),
+                (Stream::Stdout, "bad line".to_string())
+            ]
+        );
+        assert_eq!(m.pending_start(), Some(10));
+    }
+}

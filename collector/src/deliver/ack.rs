@@ -1,0 +1,522 @@
+//! Acknowledgements: when a batch counts as delivered, and the acknowledged offset of every
+//! file that checkpoints are made from.
+//!
+//! A batch sent to several sinks shares one [`AckHandle`]; the last sink's acknowledgement
+//! hands the batch's [`FileProgress`] reports to the [`AckTracker`].
+//!
+//! Discovery registers each file it opens ([`AckTracker::open`]) with its identity, fingerprint
+//! and start offset — after asking ([`AckTracker::resume`]) whether a checkpoint loaded at
+//! start-up matches it. Workers number the progress they put in batches per file
+//! ([`FileProgress::seq`]); sinks acknowledge batches, possibly out of order (a Kafka sink gets
+//! delivery reports per partition), and a file's offset advances only through an unbroken run
+//! of acknowledged numbers, so it never passes a batch that is still in flight. The tracker is
+//! what the checkpointer snapshots ([`AckTracker::snapshot`]).
+//!
+//! A file that was closed after being read to its end (deleted, or moved out of the watched
+//! directories) leaves the table once its last batch is acknowledged: it cannot be read
+//! again, and keeping its inode would only risk matching a recycled one. Checkpoints loaded at
+//! start-up that no file claims are carried over, marked with the time they were last seen,
+//! until `forget_after` has passed.
+//!
+//! Owns the acknowledged offsets; it may not touch files or batches' contents.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use std::time::SystemTime;
+
+use crossbeam::channel::{Receiver, Sender};
+
+use crate::deliver::checkpoint::{Entry, unix_now};
+use crate::file::{FileId, FileIdentity, Fingerprint};
+use crate::metrics::Metrics;
+
+/// How far one file is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileProgress {
+    /// The file.
+    pub id: FileId,
+    /// Every record starting before this byte offset has been handed on.
+    pub offset: u64,
+    /// Number of this progress report among the file's reports (0, 1, 2, …): the tracker
+    /// applies them in this order whatever order the acknowledgements come in.
+    pub seq: u64,
+    /// The file was read to its end and closed; this is its last report.
+    pub closed: bool,
+}
+
+/// The shared acknowledgement state of one batch sent to several sinks.
+#[derive(Debug, Clone)]
+pub struct AckHandle(Arc<AckState>);
+
+#[derive(Debug)]
+struct AckState {
+    remaining: AtomicUsize,
+    progress: Vec<FileProgress>,
+    tracker: Arc<AckTracker>,
+}
+
+impl AckHandle {
+    /// A handle that completes after `sinks` acknowledgements.
+    pub fn new(sinks: usize, progress: Vec<FileProgress>, tracker: Arc<AckTracker>) -> Self {
+        Self(Arc::new(AckState {
+            remaining: AtomicUsize::new(sinks),
+            progress,
+            tracker,
+        }))
+    }
+
+    /// One sink has made the batch durable. The last acknowledgement advances the files.
+    pub fn ack(&self) {
+        // AcqRel: the last sink must see every earlier sink's writes before publishing.
+        if self.0.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.tracker.complete(&self.0.progress);
+        }
+    }
+
+    /// The progress this batch carries.
+    pub fn progress(&self) -> &[FileProgress] {
+        &self.0.progress
+    }
+}
+
+/// What the checkpoints say about a file that was just found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// No checkpoint for this identity.
+    New,
+    /// The checkpoint matches: resume at `offset`.
+    At {
+        /// Every record before this offset was delivered.
+        offset: u64,
+    },
+    /// Same inode, other first bytes: the inode was recycled for a new file (or the file was
+    /// rewritten); it is read as a new file.
+    Recycled {
+        /// The path the checkpoint was for.
+        previous: PathBuf,
+    },
+    /// Same file, but shorter than the checkpoint: truncated while ringtail was not running;
+    /// read again from 0.
+    Truncated {
+        /// The checkpoint's offset.
+        offset: u64,
+        /// The file's size now.
+        size: u64,
+    },
+}
+
+#[derive(Debug)]
+struct Tracked {
+    identity: FileIdentity,
+    fingerprint: Fingerprint,
+    path: PathBuf,
+    source: Arc<str>,
+    /// Acknowledged offset (the start offset until the first acknowledgement).
+    offset: u64,
+    /// The next progress number to apply.
+    next_seq: u64,
+    /// Progress acknowledged ahead of `next_seq`: number → (offset, closed).
+    early: BTreeMap<u64, (u64, bool)>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    files: HashMap<FileId, Tracked>,
+    /// Loaded checkpoints not claimed by an open file, by (dev, ino).
+    carried: HashMap<(u64, u64), Entry>,
+}
+
+/// Acknowledged offsets, per file, and the checkpoints carried over from the last run.
+#[derive(Debug)]
+pub struct AckTracker {
+    state: Mutex<State>,
+    metrics: Arc<Metrics>,
+    /// Signalled when a file is opened: a new identity should reach the checkpoint file soon,
+    /// so that a file renamed while ringtail is down is still found by its identity.
+    opened: (Sender<()>, Receiver<()>),
+    /// When the last run last saved its checkpoints: files changed since then may have been
+    /// written, or rotated away, while ringtail was down.
+    previous_save: Option<SystemTime>,
+}
+
+impl AckTracker {
+    /// An empty tracker.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self::with_checkpoints(metrics, Vec::new())
+    }
+
+    /// A tracker that resumes from `loaded` checkpoints.
+    pub fn with_checkpoints(metrics: Arc<Metrics>, loaded: Vec<Entry>) -> Self {
+        Self::with_previous_run(metrics, loaded, None)
+    }
+
+    /// A tracker that resumes from `loaded` checkpoints, which the last run saved at `saved`.
+    pub fn with_previous_run(
+        metrics: Arc<Metrics>,
+        loaded: Vec<Entry>,
+        saved: Option<SystemTime>,
+    ) -> Self {
+        let now = unix_now();
+        let carried = loaded
+            .into_iter()
+            .map(|mut e| {
+                // Not seen by this run yet: the clock for forgetting it starts now, unless it
+                // was already running.
+                e.gone_since.get_or_insert(now);
+                ((e.dev, e.ino), e)
+            })
+            .collect();
+        Self {
+            state: Mutex::new(State {
+                files: HashMap::new(),
+                carried,
+            }),
+            metrics,
+            opened: crossbeam::channel::bounded(1),
+            previous_save: saved,
+        }
+    }
+
+    /// When the last run last saved its checkpoints (`None` on a first run).
+    pub fn previous_save(&self) -> Option<SystemTime> {
+        self.previous_save
+    }
+
+    /// Receives a signal (coalesced) whenever files were opened since the last one.
+    pub fn opened_signal(&self) -> Receiver<()> {
+        self.opened.1.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means another thread panicked while holding it; every update leaves
+        // the maps consistent, so keep going.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a loaded checkpoint is waiting to be claimed (start-up scans then look at
+    /// files whose names no longer match, e.g. rotated while ringtail was down).
+    pub fn has_carried(&self) -> bool {
+        !self.lock().carried.is_empty()
+    }
+
+    /// The source name of the unclaimed checkpoint for `identity`, if there is one.
+    pub fn carried_source(&self, identity: FileIdentity) -> Option<String> {
+        self.lock()
+            .carried
+            .get(&(identity.dev, identity.ino))
+            .map(|e| e.source.clone())
+    }
+
+    /// Claims the checkpoint of a file just found, whose first bytes are `head` and whose size
+    /// is `size`. A checkpoint is claimed once: whatever the answer, it is no longer carried.
+    pub fn resume(&self, identity: FileIdentity, head: &[u8], size: u64) -> Resume {
+        let Some(entry) = self.lock().carried.remove(&(identity.dev, identity.ino)) else {
+            return Resume::New;
+        };
+        if !entry.fingerprint.matches(head) {
+            // Shorter than the fingerprint with matching bytes means truncated, not recycled,
+            // but both are read from 0; only the log line differs.
+            if entry.offset > size && Fingerprint::of(head).len < entry.fingerprint.len {
+                return Resume::Truncated {
+                    offset: entry.offset,
+                    size,
+                };
+            }
+            return Resume::Recycled {
+                previous: entry.path,
+            };
+        }
+        if entry.offset > size {
+            return Resume::Truncated {
+                offset: entry.offset,
+                size,
+            };
+        }
+        Resume::At {
+            offset: entry.offset,
+        }
+    }
+
+    /// Discovery opened a file: it is read from `offset`.
+    pub fn open(
+        &self,
+        id: FileId,
+        identity: FileIdentity,
+        fingerprint: Fingerprint,
+        path: &Path,
+        source: &str,
+        offset: u64,
+    ) {
+        self.lock().files.insert(
+            id,
+            Tracked {
+                identity,
+                fingerprint,
+                path: path.to_path_buf(),
+                source: Arc::from(source),
+                offset,
+                next_seq: 0,
+                early: BTreeMap::new(),
+            },
+        );
+        // Full: a signal is already pending.
+        let _ = self.opened.0.try_send(());
+    }
+
+    /// The file grew past its fingerprint's length: a longer fingerprint.
+    pub fn fingerprint(&self, id: FileId, fingerprint: Fingerprint) {
+        if let Some(t) = self.lock().files.get_mut(&id) {
+            t.fingerprint = fingerprint;
+        }
+    }
+
+    /// The file has a new path.
+    pub fn renamed(&self, id: FileId, path: &Path) {
+        if let Some(t) = self.lock().files.get_mut(&id) {
+            t.path = path.to_path_buf();
+        }
+    }
+
+    /// A batch was acknowledged by every sink it went to.
+    pub fn complete(&self, progress: &[FileProgress]) {
+        self.metrics.acked_batches.inc();
+        let mut state = self.lock();
+        for p in progress {
+            let Some(t) = state.files.get_mut(&p.id) else {
+                continue;
+            };
+            if p.seq != t.next_seq {
+                if p.seq > t.next_seq {
+                    t.early.insert(p.seq, (p.offset, p.closed));
+                }
+                continue;
+            }
+            let mut closed = p.closed;
+            t.offset = p.offset;
+            t.next_seq += 1;
+            while let Some((offset, c)) = t.early.remove(&t.next_seq) {
+                t.offset = offset;
+                t.next_seq += 1;
+                closed |= c;
+            }
+            if closed {
+                state.files.remove(&p.id);
+            }
+        }
+    }
+
+    /// The acknowledged offset of a file still in the table.
+    pub fn offset(&self, id: FileId) -> Option<u64> {
+        self.lock().files.get(&id).map(|t| t.offset)
+    }
+
+    /// Number of files in the table (open, or closed with batches still unacknowledged).
+    pub fn files(&self) -> usize {
+        self.lock().files.len()
+    }
+
+    /// The checkpoints to write now: every tracked file at its acknowledged offset, and the
+    /// carried-over ones not yet older than `forget_after` (older ones are dropped here).
+    pub fn snapshot(&self, forget_after: Duration) -> Vec<Entry> {
+        let now = unix_now();
+        let mut state = self.lock();
+        let before = state.carried.len();
+        state.carried.retain(|_, e| {
+            let keep = e
+                .gone_since
+                .is_none_or(|since| now.saturating_sub(since) <= forget_after.as_secs());
+            if !keep {
+                tracing::info!(path = %e.path.display(), offset = e.offset, "forgetting the checkpoint of a file not seen for longer than checkpoints.forget_after");
+            }
+            keep
+        });
+        let forgotten = before - state.carried.len();
+        if forgotten > 0 {
+            self.metrics.checkpoints_forgotten.inc_by(forgotten as u64);
+        }
+        let mut entries: Vec<Entry> = state
+            .files
+            .values()
+            .map(|t| Entry {
+                dev: t.identity.dev,
+                ino: t.identity.ino,
+                fingerprint: t.fingerprint,
+                offset: t.offset,
+                path: t.path.clone(),
+                source: t.source.to_string(),
+                gone_since: None,
+            })
+            .collect();
+        entries.extend(state.carried.values().cloned());
+        // A stable order, so an unchanged table is an unchanged file.
+        entries.sort_by_key(|e| (e.dev, e.ino));
+        entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(id: u64, seq: u64, offset: u64) -> FileProgress {
+        FileProgress {
+            id: FileId(id),
+            seq,
+            offset,
+            closed: false,
+        }
+    }
+
+    fn tracker_with(ids: &[u64]) -> AckTracker {
+        let tracker = AckTracker::new(Arc::new(Metrics::new()));
+        for &id in ids {
+            tracker.open(
+                FileId(id),
+                FileIdentity { dev: 1, ino: id },
+                Fingerprint::of(b""),
+                Path::new("/x.log"),
+                "s",
+                0,
+            );
+        }
+        tracker
+    }
+
+    #[test]
+    fn offsets_advance_in_order_when_acks_come_out_of_order() {
+        let tracker = tracker_with(&[1, 2]);
+        tracker.complete(&[progress(1, 1, 200), progress(2, 0, 50)]);
+        assert_eq!(
+            tracker.offset(FileId(1)),
+            Some(0),
+            "batch 0 is still in flight"
+        );
+        assert_eq!(tracker.offset(FileId(2)), Some(50));
+        tracker.complete(&[progress(1, 2, 300)]);
+        assert_eq!(tracker.offset(FileId(1)), Some(0));
+        tracker.complete(&[progress(1, 0, 100)]);
+        assert_eq!(tracker.offset(FileId(1)), Some(300), "0, 1, 2 are all in");
+        tracker.complete(&[progress(1, 0, 100)]);
+        assert_eq!(
+            tracker.offset(FileId(1)),
+            Some(300),
+            "a repeated ack is ignored"
+        );
+        // Truncation: offsets start again from 0, and order still decides.
+        tracker.complete(&[progress(1, 3, 0)]);
+        assert_eq!(tracker.offset(FileId(1)), Some(0));
+    }
+
+    #[test]
+    fn a_closed_file_leaves_once_its_last_batch_is_acknowledged() {
+        let tracker = tracker_with(&[1]);
+        let mut last = progress(1, 1, 500);
+        last.closed = true;
+        tracker.complete(&[last]);
+        assert_eq!(tracker.files(), 1, "batch 0 is still in flight");
+        tracker.complete(&[progress(1, 0, 100)]);
+        assert_eq!(tracker.files(), 0);
+        assert!(tracker.snapshot(Duration::from_secs(60)).is_empty());
+    }
+
+    fn loaded(ino: u64, head: &[u8], offset: u64, gone_since: Option<u64>) -> Entry {
+        Entry {
+            dev: 1,
+            ino,
+            fingerprint: Fingerprint::of(head),
+            offset,
+            path: PathBuf::from(format!("/logs/{ino}.log")),
+            source: "s".to_string(),
+            gone_since,
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_is_claimed_by_the_same_file_only() {
+        let metrics = Arc::new(Metrics::new());
+        let tracker = AckTracker::with_checkpoints(
+            metrics,
+            vec![
+                loaded(1, b"first line\n", 11, None),
+                loaded(2, b"first line\n", 500, None),
+                loaded(3, b"first line\n", 11, None),
+                loaded(4, b"first line\n", 900, None),
+            ],
+        );
+        let id = |ino| FileIdentity { dev: 1, ino };
+        assert_eq!(
+            tracker.carried_source(id(1)).as_deref(),
+            Some("s"),
+            "known before it is claimed"
+        );
+        assert_eq!(
+            tracker.resume(id(1), b"first line\nsecond\n", 18),
+            Resume::At { offset: 11 }
+        );
+        assert_eq!(
+            tracker.resume(id(1), b"first line\n", 11),
+            Resume::New,
+            "claimed once"
+        );
+        assert_eq!(
+            tracker.resume(id(2), b"first line\n", 11),
+            Resume::Truncated {
+                offset: 500,
+                size: 11
+            }
+        );
+        assert!(matches!(
+            tracker.resume(id(3), b"other file\n", 11),
+            Resume::Recycled { .. }
+        ));
+        assert_eq!(tracker.resume(id(9), b"x", 1), Resume::New);
+        assert!(tracker.has_carried(), "ino 4 was never seen");
+        let snapshot = tracker.snapshot(Duration::from_secs(3600));
+        assert_eq!(snapshot.len(), 1);
+        assert_eq!(snapshot[0].ino, 4);
+        assert!(snapshot[0].gone_since.is_some());
+    }
+
+    #[test]
+    fn unclaimed_checkpoints_are_forgotten_after_the_grace_period() {
+        let now = unix_now();
+        let tracker = AckTracker::with_checkpoints(
+            Arc::new(Metrics::new()),
+            vec![
+                loaded(1, b"a", 1, Some(now - 7200)),
+                loaded(2, b"b", 1, Some(now - 60)),
+            ],
+        );
+        let snapshot = tracker.snapshot(Duration::from_secs(3600));
+        assert_eq!(snapshot.iter().map(|e| e.ino).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(tracker.metrics.checkpoints_forgotten.get(), 1);
+    }
+
+    #[test]
+    fn a_batch_completes_only_when_every_sink_has_acknowledged_it() {
+        let tracker = Arc::new(AckTracker::new(Arc::new(Metrics::new())));
+        let progress = vec![FileProgress {
+            id: FileId(1),
+            offset: 100,
+            seq: 0,
+            closed: false,
+        }];
+        tracker.open(
+            FileId(1),
+            FileIdentity { dev: 1, ino: 1 },
+            Fingerprint::of(b""),
+            std::path::Path::new("/a.log"),
+            "s",
+            0,
+        );
+        let handle = AckHandle::new(2, progress, Arc::clone(&tracker));
+        let for_second_sink = handle.clone();
+        handle.ack();
+        assert_eq!(tracker.offset(FileId(1)), Some(0));
+        for_second_sink.ack();
+        assert_eq!(tracker.offset(FileId(1)), Some(100));
+    }
+}

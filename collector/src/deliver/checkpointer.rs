@@ -1,0 +1,194 @@
+//! The checkpointer: loading the last run's checkpoints into a tracker at start-up, and the
+//! thread that writes the tracker's snapshot while the pipeline runs, plus the final write.
+//!
+//! The snapshot is written when it changed: every `checkpoints.interval`, and
+//! [`NEW_FILES_PAUSE`] after files are opened, so a new identity is on disk before the file
+//! can be renamed away. A failed write is logged once per failure streak, counted and retried
+//! at the next tick. The final write comes after the sinks have stopped
+//! ([`Checkpointer::stop`]).
+//!
+//! Owns the writing schedule; it may not change offsets, only save what the tracker says.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{Sender, bounded, select};
+
+use crate::deliver::ack::AckTracker;
+use crate::deliver::checkpoint::{CheckpointError, CheckpointSettings, Entry, Store};
+use crate::metrics::Metrics;
+
+/// After files are opened, the checkpointer waits this long for more before writing.
+pub const NEW_FILES_PAUSE: Duration = Duration::from_millis(5);
+
+/// Why the checkpointer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointerError {
+    /// The checkpoint file could not be read (a damaged one is set aside, not an error).
+    #[error(transparent)]
+    Load(#[from] CheckpointError),
+    /// The thread could not be started.
+    #[error("cannot start the checkpointer thread: {source}")]
+    Thread {
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The checkpoints of the last run in `data_dir`, loaded into a new tracker, and the store to
+/// write this run's to. A damaged file is set aside (counted, logged) and the run starts
+/// without checkpoints; a file that cannot even be set aside is an error, since the first
+/// write would destroy it.
+pub fn resume(
+    data_dir: &Path,
+    metrics: &Arc<Metrics>,
+) -> Result<(Store, Arc<AckTracker>), CheckpointError> {
+    let store = Store::new(data_dir);
+    // The file's time is when the last run last saved it (written, then renamed into place).
+    let saved = std::fs::metadata(store.path())
+        .and_then(|m| m.modified())
+        .ok();
+    let loaded = match store.load() {
+        Ok(entries) => entries,
+        Err(e @ CheckpointError::Corrupt { .. }) => {
+            metrics.checkpoint_corrupt.inc();
+            tracing::error!(error = %e, "files are read as if new (from `read_from`)");
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
+    if !loaded.is_empty() {
+        tracing::info!(path = %store.path().display(), files = loaded.len(), "loaded checkpoints");
+    }
+    let saved = saved.filter(|_| !loaded.is_empty());
+    let tracker = Arc::new(AckTracker::with_previous_run(
+        Arc::clone(metrics),
+        loaded,
+        saved,
+    ));
+    Ok((store, tracker))
+}
+
+/// Writes checkpoints when they changed; a failed write is logged, counted and retried.
+struct Writer {
+    store: Store,
+    tracker: Arc<AckTracker>,
+    metrics: Arc<Metrics>,
+    forget_after: Duration,
+    last: Option<Vec<Entry>>,
+    failing: bool,
+}
+
+impl Writer {
+    fn write(&mut self) -> Result<(), CheckpointError> {
+        let entries = self.tracker.snapshot(self.forget_after);
+        if self.last.as_ref() == Some(&entries) {
+            return Ok(());
+        }
+        match self.store.save(&entries) {
+            Ok(()) => {
+                self.metrics.checkpoint_writes.inc();
+                if self.failing {
+                    self.failing = false;
+                    tracing::info!(path = %self.store.path().display(), "checkpoints are written again");
+                }
+                self.last = Some(entries);
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.checkpoint_errors.inc();
+                if !self.failing {
+                    self.failing = true;
+                    tracing::error!(error = %e, "cannot write checkpoints; delivery goes on, and a restart would re-read more than usual until a write succeeds");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The running checkpointer thread.
+#[derive(Debug)]
+pub struct Checkpointer {
+    stop: Sender<()>,
+    thread: JoinHandle<WriterState>,
+}
+
+/// What the thread hands back for the final write.
+struct WriterState(Writer);
+
+impl std::fmt::Debug for WriterState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("path", &self.0.store.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checkpointer {
+    /// Starts the thread. Its first write comes at once (right after discovery's start-up
+    /// scan), so checkpoints that were claimed or forgotten are settled on disk.
+    pub fn start(
+        store: Store,
+        tracker: Arc<AckTracker>,
+        metrics: Arc<Metrics>,
+        settings: &CheckpointSettings,
+    ) -> Result<Self, CheckpointerError> {
+        let mut writer = Writer {
+            store,
+            tracker: Arc::clone(&tracker),
+            metrics,
+            forget_after: settings.forget_after,
+            last: None,
+            failing: false,
+        };
+        let (stop, stopped) = bounded::<()>(0);
+        let interval = settings.interval;
+        let opened = tracker.opened_signal();
+        let thread = std::thread::Builder::new()
+            .name("checkpointer".to_string())
+            .spawn(move || {
+                let mut next = Instant::now();
+                loop {
+                    // Errors are logged and counted inside; the next tick retries.
+                    let _ = writer.write();
+                    let now = Instant::now();
+                    if next <= now {
+                        next = now + interval;
+                    }
+                    // New files are written soon (after a short pause that gathers a burst of
+                    // them), other changes at the interval.
+                    select! {
+                        recv(stopped) -> _ => return WriterState(writer),
+                        recv(opened) -> _ => {
+                            if stopped.recv_timeout(NEW_FILES_PAUSE).is_err_and(|e| e.is_disconnected()) {
+                                return WriterState(writer);
+                            }
+                        }
+                        recv(crossbeam::channel::at(next)) -> _ => {}
+                    }
+                }
+            })
+            .map_err(|source| CheckpointerError::Thread { source })?;
+        Ok(Self { stop, thread })
+    }
+
+    /// Stops the thread and writes the final checkpoint (call after the sinks have stopped).
+    /// Returns what went wrong, if anything.
+    pub fn stop(self) -> Result<(), String> {
+        drop(self.stop);
+        match self.thread.join() {
+            Ok(WriterState(mut writer)) => match writer.write() {
+                Ok(()) => {
+                    tracing::info!(path = %writer.store.path().display(), files = writer.last.as_ref().map_or(0, Vec::len), "final checkpoint written");
+                    Ok(())
+                }
+                Err(e) => Err(format!("final checkpoint: {e}")),
+            },
+            Err(_) => Err("the checkpointer thread panicked".to_string()),
+        }
+    }
+}

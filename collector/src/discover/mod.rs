@@ -1,0 +1,797 @@
+//! Discovery: which files to read, and when they have new data — driven by inotify events
+//! and, with eBPF, by the kernel's reports of files opened for writing.
+//!
+//! At start-up every source's glob root is scanned (and watched); after that, nothing is
+//! polled: the kernel reports each change.
+//!
+//! - A watched directory is a glob root, a directory below one (within the glob's depth), or
+//!   an ancestor of a root that does not exist yet (so the root is noticed when it appears).
+//! - A created (or moved-in) file that matches a source is opened and handed to a reader
+//!   ([`Control::Open`](crate::read::control::Control::Open)); a write to a known file marks it
+//!   dirty.
+//! - A file is known by its identity (device, inode): a rename within the watched directories
+//!   — kubelet and logrotate rotation — keeps the file, its reader state and its offset, even
+//!   when the new name no longer matches the glob, so lines written to a rotated file are not
+//!   lost. The same file seen under a second path (a symlink) is read once.
+//! - A deleted or moved-away file is gone: its reader reads it to the end, then closes it. A
+//!   `MOVED_FROM` is resolved only after every queued event is read, because its `MOVED_TO`
+//!   half may follow in the next read.
+//! - On an inotify queue overflow everything is rescanned and every known file marked dirty:
+//!   events may be lost, data is not.
+//! - With eBPF ([`kernel`]), every watched directory is also registered with the kernel, which
+//!   reports files opened for writing in it with the writer's pid and fd. A new file is then
+//!   opened through the writer's own descriptor (`/proc/<pid>/fd/<fd>`), which works even
+//!   after the file was unlinked — a short-lived pod's log deleted before inotify's event was
+//!   handled is still read. Lost kernel events (full ring buffer) trigger a rescan.
+//! - Every file opened is checked against the checkpoints of the last run ([`open`]): the
+//!   same file (identity and fingerprint) resumes at its acknowledged offset. At start-up, a
+//!   file whose name no longer matches any glob but whose identity has a checkpoint — rotated
+//!   while ringtail was down — is read from its checkpoint to its end too; one without a
+//!   checkpoint whose name is a rotation of a matching name (`<name>.<suffix>`) and that
+//!   changed after the last run's last checkpoint — created and rotated away while ringtail
+//!   was down — is read whole.
+//!
+//! The parts, each owning its state:
+//! - [`watches`]: inotify's watches and the kernel's mirror of them;
+//! - [`registry`]: the files handed to readers, by path and identity, and dirty marks;
+//! - [`open`]: opening a file safely and deciding where reading starts;
+//! - [`declared`]: the sources containers declare;
+//! - [`kernel`]: the link to the eBPF programs.
+//!
+//! This module is the event loop and its decisions: which source a path belongs to, what an
+//! event means. Discovery may not read file contents beyond a fingerprint, nor touch what
+//! readers and workers do with a file.
+
+pub mod declared;
+pub mod kernel;
+pub mod open;
+pub mod registry;
+pub mod watches;
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inotify::{EventMask, WatchDescriptor};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use crate::container::resolver::{KubernetesSettings, Resolver};
+use crate::deliver::ack::AckTracker;
+use crate::ebpf::{FileOpened, KernelEvent};
+use crate::file::FileIdentity;
+use crate::metrics::{KindLabel, Metrics, SourceLabel};
+use crate::read::control::ReaderHandle;
+use crate::source::Source;
+use declared::Declarations;
+use kernel::{KernelEvents, KernelLink};
+use open::{Opener, Via, symlink_target};
+use registry::{NewFile, Registry, RegistryError};
+use watches::{Watched, Watches};
+
+/// Why discovery could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// inotify could not be initialised.
+    #[error("cannot initialise inotify: {source}")]
+    Init {
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// Waiting for or reading events failed.
+    #[error("cannot read inotify events: {source}")]
+    Events {
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// Files can no longer be handed on (every reader has stopped).
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Longest wait of an empty container log for its container's bundle.
+const META_WAIT: Duration = Duration::from_millis(500);
+
+struct EventCounters {
+    create: Counter,
+    modify: Counter,
+    close_write: Counter,
+    delete: Counter,
+    moved: Counter,
+    overflow: Counter,
+    kernel_open: Counter,
+    kernel_dirty: Counter,
+    reconcile: Counter,
+}
+
+impl EventCounters {
+    fn new(metrics: &Metrics) -> Self {
+        let kind = |kind| {
+            metrics
+                .discovery_events
+                .get_or_create_owned(&KindLabel { kind })
+        };
+        Self {
+            create: kind("create"),
+            modify: kind("modify"),
+            close_write: kind("close_write"),
+            delete: kind("delete"),
+            moved: kind("move"),
+            overflow: kind("overflow"),
+            kernel_open: kind("kernel_open"),
+            kernel_dirty: kind("kernel_dirty"),
+            reconcile: kind("reconcile"),
+        }
+    }
+}
+
+/// The discovery thread's state.
+pub struct Discovery {
+    watches: Watches,
+    registry: Registry,
+    opener: Opener,
+    declarations: Declarations,
+    /// Container metadata of files.
+    resolver: Resolver,
+    tracker: Arc<AckTracker>,
+    kernel: Option<KernelEvents>,
+    stop: OwnedFd,
+    /// The sources files are matched against: declared ones, then the configured ones.
+    sources: Vec<Arc<Source>>,
+    /// Paths a glob matched but every matching source's container filter rejected.
+    filtered: HashSet<PathBuf>,
+    files_filtered: Family<SourceLabel, Counter>,
+    /// Source of each `MOVED_FROM` path that matched one, by cookie, until its `MOVED_TO`.
+    unopened_moves: HashMap<u32, Arc<Source>>,
+    /// A bundle directory changed: containers may have started or gone.
+    runtime_changed: bool,
+    /// Empty container logs waiting for their container's bundle, with their deadline.
+    deferred: HashMap<PathBuf, Instant>,
+    counters: EventCounters,
+}
+
+impl std::fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery")
+            .field("dirs", &self.watches.len())
+            .field("files", &self.registry.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Discovery {
+    /// Sets up inotify and scans every source's root: files found now are handed to the
+    /// readers before this returns. `stop` is the read end of a pipe whose write end is closed
+    /// to stop [`run`](Self::run).
+    pub fn new(
+        sources: Vec<Arc<Source>>,
+        readers: Vec<ReaderHandle>,
+        stop: OwnedFd,
+        metrics: &Metrics,
+        tracker: Arc<AckTracker>,
+        kernel: Option<KernelLink>,
+        kubernetes: &KubernetesSettings,
+    ) -> Result<Self, DiscoveryError> {
+        let (kernel_dirs, kernel, hook_wakes) = match kernel {
+            Some(link) => (Some(link.dirs), Some(link.events), link.hook_wakes),
+            None => (None, None, false),
+        };
+        let watches = Watches::new(kernel_dirs, hook_wakes)
+            .map_err(|source| DiscoveryError::Init { source })?;
+        let declarations = Declarations::new(&sources, metrics);
+        let mut discovery = Self {
+            watches,
+            registry: Registry::new(readers, Arc::clone(&tracker), kernel.is_some()),
+            opener: Opener::new(&sources, metrics),
+            sources: declarations.configured().to_vec(),
+            declarations,
+            resolver: Resolver::new(kubernetes),
+            tracker,
+            kernel,
+            stop,
+            filtered: HashSet::new(),
+            files_filtered: metrics.files_filtered.clone(),
+            unopened_moves: HashMap::new(),
+            runtime_changed: false,
+            deferred: HashMap::new(),
+            counters: EventCounters::new(metrics),
+        };
+        discovery.scan_roots(true)?;
+        discovery.sync_declarations(true)?;
+        discovery.registry.flush_dirty();
+        tracing::info!(
+            directories = discovery.watches.len(),
+            files = discovery.registry.len(),
+            resumed_from_checkpoints = discovery.opener.resumed(),
+            "discovery started: inotify watches the directories"
+        );
+        Ok(discovery)
+    }
+
+    /// Number of files currently known.
+    pub fn files(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Identities (`st_dev`, inode) of the files currently known.
+    pub fn identities(&self) -> HashSet<(u64, u64)> {
+        self.registry.identities()
+    }
+
+    /// Handles events until the stop pipe is closed.
+    pub fn run(mut self) -> Result<(), DiscoveryError> {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let (events_ready, stop, kernel_ready) = {
+                let mut fds = vec![
+                    rustix::event::PollFd::new(
+                        self.watches.inotify(),
+                        rustix::event::PollFlags::IN,
+                    ),
+                    rustix::event::PollFd::new(&self.stop, rustix::event::PollFlags::IN),
+                ];
+                if let Some(k) = &self.kernel {
+                    fds.push(rustix::event::PollFd::new(
+                        k.wake(),
+                        rustix::event::PollFlags::IN,
+                    ));
+                }
+                let timeout = self.next_deferred().map(|at| {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    rustix::time::Timespec {
+                        tv_sec: wait.as_secs() as i64,
+                        tv_nsec: i64::from(wait.subsec_nanos()),
+                    }
+                });
+                match rustix::event::poll(&mut fds, timeout.as_ref()) {
+                    Ok(_) => {}
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(DiscoveryError::Events { source: e.into() }),
+                }
+                (
+                    !fds[0].revents().is_empty(),
+                    !fds[1].revents().is_empty(),
+                    fds.get(2).is_some_and(|f| !f.revents().is_empty()),
+                )
+            };
+            // Kernel events are taken first and handled after inotify's queue is drained:
+            // inotify queues its events in the syscall that causes them, so every inotify
+            // event about what happened before a kernel event was sent is queued by then.
+            // Handled the other way round, a new file opened under a name that was just
+            // renamed away would be matched with the old file's queued events.
+            let kernel = if kernel_ready || stop {
+                self.kernel.as_ref().map(KernelEvents::take)
+            } else {
+                None
+            };
+            if events_ready || kernel.is_some() {
+                self.drain_events(&mut buffer)?;
+            }
+            if let Some((events, reconcile)) = kernel {
+                self.kernel_events(events, reconcile)?;
+            }
+            if !self.deferred.is_empty() {
+                self.retry_deferred()?;
+            }
+            if stop {
+                // Events already queued still count: a file created and renamed away just
+                // before shutdown must reach the tracker (and so the final checkpoint), or
+                // the next run would not find it under its new name.
+                self.drain_events(&mut buffer)?;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Rescans every root and marks every known file dirty: after lost events, files are
+    /// found again and read to their ends.
+    fn rescan(&mut self) -> Result<(), DiscoveryError> {
+        self.scan_roots(false)?;
+        self.registry.mark_all_dirty();
+        Ok(())
+    }
+
+    /// Handles the files the kernel reported opened or dirty, and a rescan when events were
+    /// lost.
+    fn kernel_events(
+        &mut self,
+        events: Vec<KernelEvent>,
+        reconcile: bool,
+    ) -> Result<(), DiscoveryError> {
+        for event in events {
+            match event {
+                KernelEvent::FileOpened(f) => {
+                    self.counters.kernel_open.inc();
+                    self.file_opened(f)?;
+                }
+                KernelEvent::FileDirty { dev, ino } => {
+                    self.counters.kernel_dirty.inc();
+                    if let Some(id) = self.registry.with_identity(&FileIdentity { dev, ino }) {
+                        self.registry.mark_dirty(id);
+                    }
+                }
+                KernelEvent::Container(_) | KernelEvent::Lost { .. } => {}
+            }
+        }
+        if reconcile {
+            self.counters.reconcile.inc();
+            tracing::warn!("kernel events were lost; rescanning all watched directories");
+            self.rescan()?;
+        }
+        self.registry.flush_dirty();
+        Ok(())
+    }
+
+    /// A file in a watched directory was opened for writing.
+    fn file_opened(&mut self, f: FileOpened) -> Result<(), DiscoveryError> {
+        let Some(dir) = self.watches.dir_of_key(&f.dir) else {
+            return Ok(());
+        };
+        let path = dir.join(&f.name);
+        let identity = FileIdentity {
+            dev: f.dev,
+            ino: f.ino,
+        };
+        if let Some(id) = self.registry.with_identity(&identity) {
+            self.registry.mark_dirty(id);
+            return Ok(());
+        }
+        if self.registry.read_before(&identity, f.time_ns) {
+            return Ok(());
+        }
+        let Some(source) = self.select(&path) else {
+            return Ok(());
+        };
+        let via = PathBuf::from(format!("/proc/{}/fd/{}", f.pid, f.fd));
+        // Already unlinked (or replaced) before we got here: only the writer's descriptor
+        // leads to it. It is read to its current end and closed, since no later event will
+        // name it (following its later writes needs the kernel write hook).
+        let linked =
+            std::fs::symlink_metadata(&path).is_ok_and(|m| FileIdentity::of(&m) == identity);
+        let via = Via {
+            path: &via,
+            identity,
+            linked,
+        };
+        self.open_via(&path, Some(&via), source, false, false)
+    }
+
+    /// Reads and handles every queued event, then resolves moves and wakes readers.
+    fn drain_events(&mut self, buffer: &mut [u8]) -> Result<(), DiscoveryError> {
+        while let Some(events) = self
+            .watches
+            .read_events(buffer)
+            .map_err(|source| DiscoveryError::Events { source })?
+        {
+            for event in events {
+                self.event(event.wd, event.mask, event.cookie, event.name.as_deref())?;
+            }
+        }
+        self.unopened_moves.clear();
+        if std::mem::take(&mut self.runtime_changed) {
+            self.sync_declarations(false)?;
+        }
+        self.registry.settle_moves()?;
+        self.registry.flush_dirty();
+        Ok(())
+    }
+
+    fn event(
+        &mut self,
+        wd: WatchDescriptor,
+        mask: EventMask,
+        cookie: u32,
+        name: Option<&Path>,
+    ) -> Result<(), DiscoveryError> {
+        if mask.contains(EventMask::Q_OVERFLOW) {
+            self.counters.overflow.inc();
+            tracing::warn!("inotify queue overflowed; rescanning all watched directories");
+            self.rescan()?;
+            return Ok(());
+        }
+        let dir = match self.watches.watched(&wd, mask) {
+            Watched::Dir(dir) => dir,
+            Watched::Runtime => {
+                self.runtime_changed = true;
+                return Ok(());
+            }
+            Watched::Unknown => return Ok(()),
+        };
+        let Some(name) = name else {
+            // DELETE_SELF / MOVE_SELF of a watched directory: its files report their own
+            // deletion or move; forget the watch (MOVE_SELF keeps the watch alive).
+            if mask.contains(EventMask::MOVE_SELF) {
+                self.watches.unwatch_tree(&dir);
+            }
+            return Ok(());
+        };
+        let path = dir.join(name);
+        if mask.contains(EventMask::ISDIR) {
+            if mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
+                self.counters.create.inc();
+                self.scan_dir(&path, false)?;
+            } else if mask.contains(EventMask::MOVED_FROM) {
+                self.counters.moved.inc();
+                self.watches.unwatch_tree(&path);
+                for (p, id) in self.registry.under(&path) {
+                    self.registry.moved_away(&p, id);
+                }
+            }
+            return Ok(());
+        }
+        if mask.intersects(EventMask::MODIFY | EventMask::CLOSE_WRITE) {
+            if mask.contains(EventMask::MODIFY) {
+                self.counters.modify.inc();
+            } else {
+                self.counters.close_write.inc();
+            }
+            match self.registry.at(&path) {
+                Some(id) => self.registry.mark_dirty(id),
+                None => self.consider(&path, false)?,
+            }
+        } else if mask.contains(EventMask::CREATE) {
+            self.counters.create.inc();
+            self.consider(&path, false)?;
+        } else if mask.contains(EventMask::MOVED_TO) {
+            self.counters.moved.inc();
+            let from = self.unopened_moves.remove(&cookie);
+            self.moved_in(&path, from)?;
+        } else if mask.contains(EventMask::MOVED_FROM) {
+            self.counters.moved.inc();
+            // Remembered until the `MOVED_TO` half: if the file that arrives there is not
+            // known — created, written and renamed within one batch of events, so its
+            // creation found the path empty or holding its successor — it is read under its
+            // new name for the source its old name matched.
+            if let Some(source) = self.select(&path) {
+                self.unopened_moves.insert(cookie, source);
+            }
+            self.filtered.remove(&path);
+            if let Some(id) = self.registry.at(&path) {
+                self.registry.moved_away(&path, id);
+            }
+        } else if mask.contains(EventMask::DELETE) {
+            self.counters.delete.inc();
+            self.filtered.remove(&path);
+            self.registry.deleted(&path)?;
+        }
+        Ok(())
+    }
+
+    /// A file appeared by rename: if it is a file we know (rotation), it keeps its identity;
+    /// otherwise it is a new file.
+    fn moved_in(&mut self, path: &Path, from: Option<Arc<Source>>) -> Result<(), DiscoveryError> {
+        if let Ok(meta) = std::fs::metadata(path)
+            && let Some(id) = self.registry.with_identity(&FileIdentity::of(&meta))
+        {
+            self.registry.relink(id, path);
+            return Ok(());
+        }
+        match from {
+            Some(source) => self.open(path, source, false, false),
+            None => self.consider(path, false),
+        }
+    }
+
+    /// Scans every source root (or, for a root that does not exist yet, its nearest existing
+    /// ancestor, so the root is seen when it is created).
+    fn scan_roots(&mut self, startup: bool) -> Result<(), DiscoveryError> {
+        let sources = self.sources.clone();
+        self.scan_roots_of(&sources, startup)
+    }
+
+    /// [`scan_roots`](Self::scan_roots) for `sources` only. The roots of a source declared
+    /// by a container are scanned only within the container's root.
+    fn scan_roots_of(
+        &mut self,
+        sources: &[Arc<Source>],
+        startup: bool,
+    ) -> Result<(), DiscoveryError> {
+        let roots: Vec<(PathBuf, Option<PathBuf>)> = sources
+            .iter()
+            .flat_map(|s| {
+                let within = s.origin.as_ref().and_then(|o| o.root.clone());
+                s.paths
+                    .iter()
+                    .map(move |p| (p.root.clone(), within.clone()))
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        for (root, within) in roots {
+            let mut start = root.as_path();
+            while !start.is_dir() {
+                match start.parent() {
+                    Some(parent) => start = parent,
+                    None => break,
+                }
+            }
+            if within.as_ref().is_some_and(|w| !start.starts_with(w)) {
+                // The container is gone already.
+                continue;
+            }
+            let start = start.to_path_buf();
+            self.scan_dir(&start, startup)?;
+        }
+        Ok(())
+    }
+
+    /// Brings the declared sources up to date with the containers present: a new container's
+    /// declarations become sources (their roots scanned now), a removed container's sources
+    /// are dropped (files already open are still read to their end).
+    fn sync_declarations(&mut self, startup: bool) -> Result<(), DiscoveryError> {
+        if !self.declarations.wanted() {
+            return Ok(());
+        }
+        self.watches.watch_runtime(self.resolver.bundles().dirs());
+        let node = self.resolver.node().map(str::to_string);
+        let Some(changed) = self
+            .declarations
+            .sync(self.resolver.bundles(), node.as_deref())
+        else {
+            return Ok(());
+        };
+        self.sources = changed.sources;
+        self.filtered.clear();
+        self.scan_roots_of(&changed.added, startup)
+    }
+
+    /// Whether `dir` must be watched: files of a source can be in it or below it, or it is on
+    /// the way to a root.
+    fn interesting(&self, dir: &Path) -> bool {
+        self.sources.iter().any(|s| {
+            s.may_contain(dir)
+                || s.paths
+                    .iter()
+                    .any(|p| p.root.starts_with(dir) && p.root != dir)
+        })
+    }
+
+    /// Watches `dir` and the interesting directories below it, and considers their files.
+    fn scan_dir(&mut self, dir: &Path, startup: bool) -> Result<(), DiscoveryError> {
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            if !self.interesting(&dir) {
+                continue;
+            }
+            // Watch before listing: a file created between the two is seen either way.
+            self.watches.watch(&dir);
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::NotFound {
+                        tracing::warn!(dir = %dir.display(), error = %e, "cannot list directory");
+                    }
+                    continue;
+                }
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(path),
+                    Ok(t) if t.is_file() || t.is_symlink() => match self.registry.at(&path) {
+                        Some(id) => self.registry.mark_dirty(id),
+                        None => self.consider(&path, startup)?,
+                    },
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The source of a file that matches no glob but has a checkpoint: it was rotated to its
+    /// current name while ringtail was not running.
+    fn rotated_source(&self, path: &Path) -> Option<Arc<Source>> {
+        let meta = std::fs::metadata(path).ok()?;
+        let name = self.tracker.carried_source(FileIdentity::of(&meta))?;
+        self.sources.iter().find(|s| s.name == name).cloned()
+    }
+
+    /// The source of a file that matches no glob and has no checkpoint, but is a rotation of
+    /// a name that matches (`<name>.<suffix>`, not compressed) and changed after the last run
+    /// last saved its checkpoints: it was written and rotated away while ringtail was down
+    /// (a crash and a restart take longer than a busy log takes to rotate). It is read whole.
+    fn rotated_while_down(&mut self, path: &Path) -> Option<Arc<Source>> {
+        let saved = self.tracker.previous_save()?;
+        let name = path.file_name()?.to_str()?;
+        const COMPRESSED: [&str; 7] = [".gz", ".zst", ".bz2", ".xz", ".lz4", ".zip", ".Z"];
+        if COMPRESSED.iter().any(|c| name.ends_with(c)) {
+            return None;
+        }
+        let dir = path.parent()?;
+        let base = name
+            .match_indices('.')
+            .rev()
+            .map(|(i, _)| dir.join(&name[..i]))
+            .find(|base| self.sources.iter().any(|s| s.matches(base)))?;
+        let source = self.select(&base)?;
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        let changed = meta.modified().ok()?;
+        // No slack: a copy logrotate's copytruncate made while ringtail ran holds lines read
+        // already, and is older than the last save of a clean stop.
+        (meta.is_file() && changed >= saved).then_some(source)
+    }
+
+    /// Whether opening the (empty) container log at `path` waits for its container's bundle.
+    /// The runtime creates a container's log file a moment before the container's bundle, so
+    /// a file opened at once would miss the container id and image. An empty file loses
+    /// nothing by waiting: its first write, or at the latest [`META_WAIT`], opens it.
+    fn await_bundle(&mut self, path: &Path) -> bool {
+        if !self.resolver.runtime_present() || self.resolver.found_bundle(path) {
+            return false;
+        }
+        match self.deferred.get(path) {
+            Some(&deadline) if Instant::now() >= deadline => {
+                self.deferred.remove(path);
+                false
+            }
+            Some(_) => true,
+            None => {
+                self.deferred
+                    .insert(path.to_path_buf(), Instant::now() + META_WAIT);
+                true
+            }
+        }
+    }
+
+    /// When the earliest deferred file is due.
+    fn next_deferred(&self) -> Option<Instant> {
+        self.deferred.values().min().copied()
+    }
+
+    /// Opens the deferred files that are due (their bundle never came).
+    fn retry_deferred(&mut self) -> Result<(), DiscoveryError> {
+        let now = Instant::now();
+        let due: Vec<PathBuf> = self
+            .deferred
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in due {
+            if self.registry.at(&path).is_none() {
+                self.consider(&path, false)?;
+            }
+            self.deferred.remove(&path);
+        }
+        self.registry.flush_dirty();
+        Ok(())
+    }
+
+    /// The first source whose globs match `path` and whose container filter admits the
+    /// file's container. A path every matching source's filter rejects is remembered (until
+    /// it is deleted or renamed), logged at debug level and counted once.
+    fn select(&mut self, path: &Path) -> Option<Arc<Source>> {
+        if self.filtered.contains(path) {
+            return None;
+        }
+        let mut rejected_by = None;
+        for source in &self.sources {
+            if !source.matches(path) {
+                continue;
+            }
+            if source.containers.is_empty() {
+                return Some(Arc::clone(source));
+            }
+            let meta = self.resolver.resolve(path);
+            if source.containers.admits(meta.container.as_ref()) {
+                return Some(Arc::clone(source));
+            }
+            rejected_by.get_or_insert(source);
+        }
+        let source = rejected_by?;
+        tracing::debug!(file = %path.display(), source = %source.name, "not read: its container is filtered out");
+        self.files_filtered
+            .get_or_create(&Metrics::source(&source.name))
+            .inc();
+        self.filtered.insert(path.to_path_buf());
+        None
+    }
+
+    /// Opens `path` if it belongs to a source and is not known yet.
+    fn consider(&mut self, path: &Path, startup: bool) -> Result<(), DiscoveryError> {
+        let (source, only_resume) = match self.select(path) {
+            Some(source) => (source, false),
+            None if startup => {
+                let carried = self
+                    .tracker
+                    .has_carried()
+                    .then(|| self.rotated_source(path))
+                    .flatten();
+                match carried {
+                    Some(source) => (source, true),
+                    None => match self.rotated_while_down(path) {
+                        Some(source) => {
+                            tracing::info!(file = %path.display(), "rotated while ringtail was down and never read: reading it whole");
+                            (source, false)
+                        }
+                        None => return Ok(()),
+                    },
+                }
+            }
+            None => return Ok(()),
+        };
+        self.open(path, source, startup, only_resume)
+    }
+
+    /// Opens `path` for `source` unless it is known. `only_resume`: only if a checkpoint of
+    /// the last run matches it.
+    fn open(
+        &mut self,
+        path: &Path,
+        source: Arc<Source>,
+        startup: bool,
+        only_resume: bool,
+    ) -> Result<(), DiscoveryError> {
+        self.open_via(path, None, source, startup, only_resume)
+    }
+
+    /// Like [`open`](Self::open), trying first `via` (a writer's `/proc/<pid>/fd/<fd>`),
+    /// used when it is still the file with the expected identity; then hands the file to a
+    /// reader.
+    fn open_via(
+        &mut self,
+        path: &Path,
+        via: Option<&Via<'_>>,
+        source: Arc<Source>,
+        startup: bool,
+        only_resume: bool,
+    ) -> Result<(), DiscoveryError> {
+        let Some(opened) = self.opener.open(path, via, &source) else {
+            return Ok(());
+        };
+        let identity = FileIdentity::of(&opened.meta);
+        if let Some(id) = self.registry.with_identity(&identity) {
+            self.registry.relink(id, path);
+            return Ok(());
+        }
+        if opened.linked
+            && !startup
+            && opened.meta.len() == 0
+            && source.origin.is_none()
+            && self.await_bundle(path)
+        {
+            return Ok(());
+        }
+        let Some(start) =
+            self.opener
+                .start(&self.tracker, path, &opened, &source, startup, only_resume)
+        else {
+            return Ok(());
+        };
+        // A symlink's writes are reported in its target's directory: watch that too (not
+        // for a container's own files: their links resolve inside the container's root,
+        // which the host's path resolution would not do).
+        let target = (opened.linked && source.origin.is_none())
+            .then(|| symlink_target(path))
+            .flatten();
+        if let Some(parent) = target.as_deref().and_then(Path::parent) {
+            self.watches.watch(parent);
+        }
+        let meta = match &source.origin {
+            Some(origin) => Arc::clone(&origin.meta),
+            None => self.resolver.resolve(path),
+        };
+        self.resolver.forget();
+        self.registry.hand_out(NewFile {
+            path: path.to_path_buf(),
+            target,
+            linked: opened.linked,
+            identity,
+            fingerprint: start.fingerprint,
+            offset: start.offset,
+            source,
+            meta,
+            file: opened.file,
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

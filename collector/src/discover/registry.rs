@@ -1,0 +1,318 @@
+//! The files discovery has handed to readers: by path, by identity, which reader has each,
+//! and the dirty marks waiting to be sent.
+//!
+//! A file is known by its identity (device, inode) for as long as a reader has it. Its paths
+//! change with renames (rotation keeps the file, its reader state and its offset) and may be
+//! more than one (a symlink to it). A file that lost its last path in a batch of events is
+//! *maybe gone* until the batch ends — its `MOVED_TO` half may still come — and then gone:
+//! its reader reads it to its end and closes it.
+//!
+//! Owns the hand-out to readers ([`Control`] messages and dirty marks) and the tracker's
+//! record of which files are open; it may not decide which files to open or where reading
+//! starts (that is [`crate::discover::open`] and discovery's loop).
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::container::FileMeta;
+use crate::deliver::ack::AckTracker;
+use crate::ebpf::monotonic_ns;
+use crate::file::{FileId, FileIdentity, Fingerprint};
+use crate::read::control::{Control, ReaderHandle};
+use crate::source::{FileCtx, Source};
+
+/// How long a closed file's identity is remembered against late kernel reports.
+const RECENTLY_GONE: Duration = Duration::from_secs(60);
+
+/// Why a file could not be handed on.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Every reader has stopped.
+    #[error("all readers have stopped")]
+    ReadersGone,
+}
+
+struct Tracked {
+    /// The paths the file is known under (usually one; a symlink adds its target).
+    paths: Vec<PathBuf>,
+    /// When discovery opened it (monotonic ns).
+    opened_ns: u64,
+    identity: FileIdentity,
+    reader: usize,
+}
+
+/// A file opened by discovery, to hand to a reader.
+#[derive(Debug)]
+pub struct NewFile {
+    /// The path it was found at.
+    pub path: PathBuf,
+    /// For a symlink: its canonical target, a second path of the same file.
+    pub target: Option<PathBuf>,
+    /// Whether the path still names the file (`false`: opened through its writer's
+    /// descriptor after it was unlinked; it is read to its current end and closed).
+    pub linked: bool,
+    /// Its identity.
+    pub identity: FileIdentity,
+    /// The fingerprint of its first bytes.
+    pub fingerprint: Fingerprint,
+    /// Where reading starts.
+    pub offset: u64,
+    /// Its source.
+    pub source: Arc<Source>,
+    /// Its container metadata.
+    pub meta: Arc<FileMeta>,
+    /// The open file.
+    pub file: File,
+}
+
+/// The files handed to readers.
+pub struct Registry {
+    readers: Vec<ReaderHandle>,
+    tracker: Arc<AckTracker>,
+    by_path: HashMap<PathBuf, FileId>,
+    tracked: HashMap<FileId, Tracked>,
+    identities: HashMap<FileIdentity, FileId>,
+    maybe_gone: Vec<FileId>,
+    dirty: Vec<Vec<FileId>>,
+    next_id: u64,
+    /// Files read and closed recently, with when discovery had opened them (monotonic ns),
+    /// kept only when the kernel reports openings (see [`Registry::read_before`]). Pruned
+    /// after a minute.
+    recently_gone: Option<HashMap<FileIdentity, (Instant, u64)>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("files", &self.tracked.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// An empty registry handing files to `readers` (file `n` to reader `n % readers`) and
+    /// registering them with `tracker`. `kernel_reports`: the kernel reports openings, so
+    /// closed files are remembered against late reports.
+    pub fn new(readers: Vec<ReaderHandle>, tracker: Arc<AckTracker>, kernel_reports: bool) -> Self {
+        Self {
+            dirty: readers.iter().map(|_| Vec::new()).collect(),
+            readers,
+            tracker,
+            by_path: HashMap::new(),
+            tracked: HashMap::new(),
+            identities: HashMap::new(),
+            maybe_gone: Vec::new(),
+            next_id: 1,
+            recently_gone: kernel_reports.then(HashMap::new),
+        }
+    }
+
+    /// Number of files handed out and not gone.
+    pub fn len(&self) -> usize {
+        self.tracked.len()
+    }
+
+    /// Whether no file is handed out.
+    pub fn is_empty(&self) -> bool {
+        self.tracked.is_empty()
+    }
+
+    /// The identities of the files handed out.
+    pub fn identities(&self) -> HashSet<(u64, u64)> {
+        self.identities.keys().map(|i| (i.dev, i.ino)).collect()
+    }
+
+    /// The file known at `path`.
+    pub fn at(&self, path: &Path) -> Option<FileId> {
+        self.by_path.get(path).copied()
+    }
+
+    /// The file with `identity`.
+    pub fn with_identity(&self, identity: &FileIdentity) -> Option<FileId> {
+        self.identities.get(identity).copied()
+    }
+
+    /// The known paths at or below `dir`, with their files.
+    pub fn under(&self, dir: &Path) -> Vec<(PathBuf, FileId)> {
+        self.by_path
+            .iter()
+            .filter(|(p, _)| p.starts_with(dir))
+            .map(|(p, id)| (p.clone(), *id))
+            .collect()
+    }
+
+    /// Whether a kernel report that the file `identity` was opened at `time_ns` is about a
+    /// file already read and closed: one discovery had opened after that time. A later
+    /// opening is a new file on a recycled inode.
+    pub fn read_before(&self, identity: &FileIdentity, time_ns: u64) -> bool {
+        self.recently_gone
+            .as_ref()
+            .and_then(|gone| gone.get(identity))
+            .is_some_and(|&(_, opened_ns)| time_ns <= opened_ns)
+    }
+
+    /// Hands `new` to its reader (registered with the tracker first). A file opened through
+    /// its writer's descriptor after it was unlinked is gone at once: it is read to its
+    /// current end and closed.
+    pub fn hand_out(&mut self, new: NewFile) -> Result<FileId, RegistryError> {
+        let id = FileId(self.next_id);
+        self.next_id += 1;
+        let reader = (id.0 % self.readers.len() as u64) as usize;
+        let mut paths = Vec::new();
+        if new.linked {
+            paths.push(new.path.clone());
+            self.by_path.insert(new.path.clone(), id);
+        }
+        if let Some(target) = new.target {
+            self.by_path.insert(target.clone(), id);
+            paths.push(target);
+        }
+        self.identities.insert(new.identity, id);
+        self.tracked.insert(
+            id,
+            Tracked {
+                paths,
+                opened_ns: monotonic_ns(),
+                identity: new.identity,
+                reader,
+            },
+        );
+        self.tracker.open(
+            id,
+            new.identity,
+            new.fingerprint,
+            &new.path,
+            &new.source.name,
+            new.offset,
+        );
+        let ctx = Arc::new(FileCtx {
+            id,
+            path: new.path,
+            identity: new.identity,
+            source: new.source,
+            meta: new.meta,
+        });
+        if !self.readers[reader].send(Control::Open {
+            ctx: Arc::clone(&ctx),
+            file: new.file,
+            offset: new.offset,
+            fingerprint_len: new.fingerprint.len,
+        }) {
+            return Err(RegistryError::ReadersGone);
+        }
+        if !new.linked {
+            tracing::debug!(file = %ctx.path.display(), "opened through its writer's descriptor after it was unlinked");
+            self.gone(id)?;
+        }
+        Ok(id)
+    }
+
+    /// A known file seen at `path`: a rename keeps it; a second name for a file still present
+    /// under its first name (a symlink or hard link) is ignored so the file is read once.
+    pub fn relink(&mut self, id: FileId, path: &Path) {
+        let Some(tracked) = self.tracked.get_mut(&id) else {
+            return;
+        };
+        if tracked.paths.iter().any(|p| p == path) {
+            self.mark_dirty(id);
+            return;
+        }
+        if !tracked.paths.is_empty() {
+            return;
+        }
+        tracked.paths.push(path.to_path_buf());
+        let reader = tracked.reader;
+        self.by_path.insert(path.to_path_buf(), id);
+        self.tracker.renamed(id, path);
+        self.readers[reader].send(Control::Renamed {
+            id,
+            path: path.to_path_buf(),
+        });
+        self.mark_dirty(id);
+    }
+
+    /// `path` no longer names file `id`.
+    pub fn unlink(&mut self, path: &Path, id: FileId) {
+        self.by_path.remove(path);
+        if let Some(t) = self.tracked.get_mut(&id) {
+            t.paths.retain(|p| p != path);
+        }
+    }
+
+    /// `path` was deleted: its file is gone when that was its last path.
+    pub fn deleted(&mut self, path: &Path) -> Result<(), RegistryError> {
+        if let Some(id) = self.at(path) {
+            self.unlink(path, id);
+            if self.tracked.get(&id).is_some_and(|t| t.paths.is_empty()) {
+                self.gone(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `path` was moved away: its file is gone at the end of this batch of events, unless it
+    /// is seen again by then (its new name inside the watched directories).
+    pub fn moved_away(&mut self, path: &Path, id: FileId) {
+        self.unlink(path, id);
+        self.maybe_gone.push(id);
+    }
+
+    /// The end of a batch of events: files moved away and not seen again are gone.
+    pub fn settle_moves(&mut self) -> Result<(), RegistryError> {
+        for id in std::mem::take(&mut self.maybe_gone) {
+            let relinked = self.tracked.get(&id).is_some_and(|t| !t.paths.is_empty());
+            if !relinked {
+                self.gone(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// File `id` is gone: its reader reads it to its end and closes it.
+    pub fn gone(&mut self, id: FileId) -> Result<(), RegistryError> {
+        let Some(tracked) = self.tracked.remove(&id) else {
+            return Ok(());
+        };
+        for p in &tracked.paths {
+            if self.by_path.get(p) == Some(&id) {
+                self.by_path.remove(p);
+            }
+        }
+        self.identities.remove(&tracked.identity);
+        if let Some(gone) = &mut self.recently_gone {
+            let now = Instant::now();
+            gone.retain(|_, (at, _)| now.duration_since(*at) < RECENTLY_GONE);
+            gone.insert(tracked.identity, (now, tracked.opened_ns));
+        }
+        if !self.readers[tracked.reader].send(Control::Gone { id }) {
+            return Err(RegistryError::ReadersGone);
+        }
+        Ok(())
+    }
+
+    /// File `id` has new data (sent with the next [`flush_dirty`](Self::flush_dirty)).
+    pub fn mark_dirty(&mut self, id: FileId) {
+        if let Some(t) = self.tracked.get(&id) {
+            self.dirty[t.reader].push(id);
+        }
+    }
+
+    /// Every file may have new data (events were lost).
+    pub fn mark_all_dirty(&mut self) {
+        for (id, t) in &self.tracked {
+            self.dirty[t.reader].push(*id);
+        }
+    }
+
+    /// Sends the dirty marks to the readers: one wake-up per reader.
+    pub fn flush_dirty(&mut self) {
+        for (reader, ids) in self.dirty.iter_mut().enumerate() {
+            if !ids.is_empty() {
+                self.readers[reader].mark_dirty(ids.drain(..));
+            }
+        }
+    }
+}

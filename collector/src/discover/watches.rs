@@ -1,0 +1,262 @@
+//! The directories discovery watches: inotify watches, the kernel's watched-directory map
+//! that mirrors them, and the watches of the container runtime's bundle directories.
+//!
+//! Every directory inotify watches for log files is also registered with the kernel (when
+//! the eBPF programs run), which then reports files opened for writing in it by directory
+//! key. Owns both maps and keeps them in step; it may not decide which directories are
+//! interesting (discovery's loop does, from the sources' globs).
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+use ringtail_ebpf_common::DirKey;
+
+use crate::ebpf::WatchedDirs;
+
+const DIR_MASK: WatchMask = WatchMask::CREATE
+    .union(WatchMask::MODIFY)
+    .union(WatchMask::CLOSE_WRITE)
+    .union(WatchMask::MOVED_FROM)
+    .union(WatchMask::MOVED_TO)
+    .union(WatchMask::DELETE)
+    .union(WatchMask::DELETE_SELF)
+    .union(WatchMask::MOVE_SELF)
+    .union(WatchMask::ONLYDIR);
+
+/// What a runtime bundle directory is watched for: containers created and removed.
+const RUNTIME_MASK: WatchMask = WatchMask::CREATE
+    .union(WatchMask::DELETE)
+    .union(WatchMask::MOVED_TO)
+    .union(WatchMask::MOVED_FROM)
+    .union(WatchMask::CLOSE_WRITE)
+    .union(WatchMask::ONLYDIR);
+
+/// One inotify event, copied out of the read buffer.
+#[derive(Debug)]
+pub struct Event {
+    /// The watch it is about.
+    pub wd: WatchDescriptor,
+    /// What happened.
+    pub mask: EventMask,
+    /// Pairs a `MOVED_FROM` with its `MOVED_TO`.
+    pub cookie: u32,
+    /// The entry's name in the watched directory, if the event is about an entry.
+    pub name: Option<PathBuf>,
+}
+
+/// What a watch descriptor is.
+#[derive(Debug)]
+pub enum Watched {
+    /// A directory of log files.
+    Dir(PathBuf),
+    /// A directory of the runtime's bundles.
+    Runtime,
+    /// A watch that is no longer known.
+    Unknown,
+}
+
+/// inotify's watches and the kernel's mirror of them.
+pub struct Watches {
+    inotify: Inotify,
+    mask: WatchMask,
+    dirs: HashMap<WatchDescriptor, PathBuf>,
+    watched: HashMap<PathBuf, WatchDescriptor>,
+    /// The kernel's map, and the key of each directory in it (both ways).
+    kernel: Option<WatchedDirs>,
+    dir_keys: HashMap<DirKey, PathBuf>,
+    key_of_dir: HashMap<PathBuf, DirKey>,
+    errors_logged: u32,
+    runtime: HashMap<WatchDescriptor, PathBuf>,
+    runtime_watched: HashSet<PathBuf>,
+}
+
+impl std::fmt::Debug for Watches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watches")
+            .field("dirs", &self.dirs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Watches {
+    /// No watches yet. `kernel`: the kernel's watched-directory map, when the eBPF programs
+    /// run. `hook_wakes`: the write hook wakes readers, so inotify is not asked for modify
+    /// events.
+    pub fn new(kernel: Option<WatchedDirs>, hook_wakes: bool) -> io::Result<Self> {
+        let inotify = Inotify::init()?;
+        Ok(Self {
+            inotify,
+            mask: if hook_wakes {
+                DIR_MASK.difference(WatchMask::MODIFY)
+            } else {
+                DIR_MASK
+            },
+            dirs: HashMap::new(),
+            watched: HashMap::new(),
+            kernel,
+            dir_keys: HashMap::new(),
+            key_of_dir: HashMap::new(),
+            errors_logged: 0,
+            runtime: HashMap::new(),
+            runtime_watched: HashSet::new(),
+        })
+    }
+
+    /// The inotify instance (to poll it).
+    pub fn inotify(&self) -> &Inotify {
+        &self.inotify
+    }
+
+    /// Number of directories watched for log files.
+    pub fn len(&self) -> usize {
+        self.dirs.len()
+    }
+
+    /// Whether no directory is watched for log files.
+    pub fn is_empty(&self) -> bool {
+        self.dirs.is_empty()
+    }
+
+    /// The events queued now; `None` when there are none (the queue is drained).
+    pub fn read_events(&mut self, buffer: &mut [u8]) -> io::Result<Option<Vec<Event>>> {
+        loop {
+            match self.inotify.read_events(buffer) {
+                Ok(events) => {
+                    return Ok(Some(
+                        events
+                            .map(|e| Event {
+                                wd: e.wd,
+                                mask: e.mask,
+                                cookie: e.cookie,
+                                name: e.name.map(|n: &OsStr| PathBuf::from(n)),
+                            })
+                            .collect(),
+                    ));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// What `wd` watches. An `IGNORED` event (the watch was removed) forgets it; the caller
+    /// learns what it was.
+    pub fn watched(&mut self, wd: &WatchDescriptor, mask: EventMask) -> Watched {
+        let ignored = mask.contains(EventMask::IGNORED);
+        if self.runtime.contains_key(wd) {
+            if ignored && let Some(dir) = self.runtime.remove(wd) {
+                self.runtime_watched.remove(&dir);
+            }
+            return Watched::Runtime;
+        }
+        if ignored {
+            if let Some(dir) = self.dirs.remove(wd) {
+                self.watched.remove(&dir);
+                self.forget_key(&dir);
+            }
+            return Watched::Unknown;
+        }
+        self.dirs
+            .get(wd)
+            .map_or(Watched::Unknown, |dir| Watched::Dir(dir.clone()))
+    }
+
+    /// The directory the kernel knows by `key`.
+    pub fn dir_of_key(&self, key: &DirKey) -> Option<&PathBuf> {
+        self.dir_keys.get(key)
+    }
+
+    /// Watches `dir` for log files (and registers it with the kernel), unless it is watched.
+    pub fn watch(&mut self, dir: &Path) {
+        if self.watched.contains_key(dir) {
+            return;
+        }
+        match self.inotify.watches().add(dir, self.mask) {
+            Ok(wd) => {
+                self.dirs.insert(wd.clone(), dir.to_path_buf());
+                self.watched.insert(dir.to_path_buf(), wd);
+                if let Some(kernel) = &mut self.kernel {
+                    match kernel.insert(dir) {
+                        Ok(key) => {
+                            self.dir_keys.insert(key, dir.to_path_buf());
+                            self.key_of_dir.insert(dir.to_path_buf(), key);
+                        }
+                        Err(e) => {
+                            tracing::warn!(dir = %dir.display(), error = %e, "cannot register directory with the kernel; its new files are found by inotify only")
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                if self.errors_logged < 20 {
+                    self.errors_logged += 1;
+                    let hint = if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
+                    {
+                        " (raise fs.inotify.max_user_watches)"
+                    } else {
+                        ""
+                    };
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot watch directory{hint}; its files are found only on rescans");
+                }
+            }
+        }
+    }
+
+    /// Stops watching `dir` and everything below it.
+    pub fn unwatch_tree(&mut self, dir: &Path) {
+        let below: Vec<PathBuf> = self
+            .watched
+            .keys()
+            .filter(|p| p.starts_with(dir))
+            .cloned()
+            .collect();
+        for path in below {
+            if let Some(wd) = self.watched.remove(&path) {
+                self.dirs.remove(&wd);
+                // The kernel may have dropped the watch already (directory deleted).
+                let _ = self.inotify.watches().remove(wd);
+            }
+            self.forget_key(&path);
+        }
+    }
+
+    fn forget_key(&mut self, dir: &Path) {
+        if let Some(key) = self.key_of_dir.remove(dir) {
+            self.dir_keys.remove(&key);
+            if let Some(kernel) = &mut self.kernel {
+                kernel.remove(&key);
+            }
+        }
+    }
+
+    /// Watches the runtime's bundle directories `roots` to depth 2 (runtime namespace,
+    /// bundle), so that a container's start and removal are seen.
+    pub fn watch_runtime(&mut self, roots: &[PathBuf]) {
+        let mut stack: Vec<(PathBuf, usize)> = roots.iter().map(|d| (d.clone(), 0)).collect();
+        while let Some((dir, depth)) = stack.pop() {
+            if !self.runtime_watched.contains(&dir) {
+                match self.inotify.watches().add(&dir, RUNTIME_MASK) {
+                    Ok(wd) => {
+                        self.runtime.insert(wd, dir.clone());
+                        self.runtime_watched.insert(dir.clone());
+                    }
+                    // Not there (that runtime is not used here) or gone meanwhile.
+                    Err(_) => continue,
+                }
+            }
+            if depth < 2
+                && let Ok(entries) = std::fs::read_dir(&dir)
+            {
+                for entry in entries.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push((entry.path(), depth + 1));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! What a file *is*, independent of its path: the number ringtail gives it while it is open
+//! ([`FileId`]), its device and inode ([`FileIdentity`]), and a hash of its first bytes
+//! ([`Fingerprint`]) that tells a recycled inode from the same file.
+//!
+//! Shared vocabulary at the bottom of the crate: every stage names files with these, and
+//! this module imports nothing from ringtail.
+//!
+//! Owns how a file is named and recognised; it may not open, read or track files.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A file being read, for as long as ringtail has it open. Assigned by discovery, never reused
+/// within one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub u64);
+
+impl fmt::Display for FileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What a file *is*, independent of its path: the device and inode it lives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileIdentity {
+    /// `st_dev` of the file.
+    pub dev: u64,
+    /// `st_ino` of the file.
+    pub ino: u64,
+}
+
+impl FileIdentity {
+    /// The identity of the file `meta` describes.
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// Bytes at the start of a file that make up its fingerprint: enough to hold a timestamp and
+/// the start of the first line, so two files on a recycled inode differ.
+pub const FINGERPRINT_BYTES: usize = 256;
+
+/// A hash of a file's first bytes, and how many bytes it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// Bytes covered (at most [`FINGERPRINT_BYTES`]; fewer while the file is shorter).
+    pub len: u32,
+    /// CRC-32 of those bytes.
+    pub crc: u32,
+}
+
+impl Fingerprint {
+    /// The fingerprint of a file whose first bytes are `head` (only the first
+    /// [`FINGERPRINT_BYTES`] count).
+    pub fn of(head: &[u8]) -> Self {
+        let head = &head[..head.len().min(FINGERPRINT_BYTES)];
+        Self {
+            len: head.len() as u32,
+            crc: crc32fast::hash(head),
+        }
+    }
+
+    /// Whether a file whose first bytes are `head` is the file this fingerprint was taken of:
+    /// it must have at least `len` bytes, and they must hash the same.
+    pub fn matches(&self, head: &[u8]) -> bool {
+        let len = self.len as usize;
+        head.len() >= len && crc32fast::hash(&head[..len]) == self.crc
+    }
+
+    /// Whether it covers as many bytes as fingerprints ever do.
+    pub fn is_full(&self) -> bool {
+        self.len as usize >= FINGERPRINT_BYTES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fingerprint_matches_only_the_same_first_bytes() {
+        let fp = Fingerprint::of(b"hello world\n");
+        assert_eq!(fp.len, 12);
+        assert!(
+            fp.matches(b"hello world\nand more lines\n"),
+            "the file grew"
+        );
+        assert!(!fp.matches(b"hello"), "shorter: truncated or another file");
+        assert!(!fp.matches(b"HELLO world\nand more\n"), "other bytes");
+        let long = vec![b'x'; 1000];
+        let full = Fingerprint::of(&long);
+        assert!(full.is_full());
+        assert_eq!(full.len as usize, FINGERPRINT_BYTES);
+        assert!(Fingerprint::of(b"").matches(b"anything"));
+    }
+}

@@ -1,0 +1,153 @@
+//! The link from discovery to one reader: control messages (a file opened, renamed, gone)
+//! on a bounded queue, and dirty marks coalesced into one wake-up.
+//!
+//! Discovery holds a [`ReaderHandle`], the reader its [`ReaderInbox`]. A burst of writes to
+//! many files is one wake-up: the marks go into a set, and a one-slot channel says "look".
+//!
+//! Owns the link; it may not decide what a reader does with a message.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crossbeam::channel::{Receiver, Sender, TrySendError};
+
+use crate::file::FileId;
+use crate::source::FileCtx;
+
+/// Capacity of a reader's control queue: discovery blocks past this many unhandled file
+/// events, which only happens when tens of thousands of files appear at once.
+pub const CONTROL_QUEUE: usize = 65_536;
+
+/// What discovery tells a reader.
+#[derive(Debug)]
+pub enum Control {
+    /// A new file to read, opened by discovery, starting at `offset`.
+    Open {
+        /// The file.
+        ctx: Arc<FileCtx>,
+        /// The open file.
+        file: File,
+        /// Where to start reading.
+        offset: u64,
+        /// Bytes covered by the fingerprint discovery took.
+        fingerprint_len: u32,
+    },
+    /// A file was renamed within the watched directories.
+    Renamed {
+        /// The file.
+        id: FileId,
+        /// Its new path.
+        path: PathBuf,
+    },
+    /// A file was deleted or moved away: read it to its end, then close it.
+    Gone {
+        /// The file.
+        id: FileId,
+    },
+}
+
+/// Files with new data, each at most once, in the order they became dirty.
+#[derive(Debug, Default)]
+struct DirtySet {
+    inner: Mutex<(Vec<FileId>, HashSet<FileId>)>,
+}
+
+/// The discovery side of a reader: send it files, mark them dirty.
+#[derive(Debug, Clone)]
+pub struct ReaderHandle {
+    control: Sender<Control>,
+    dirty: Arc<DirtySet>,
+    wake: Sender<()>,
+}
+
+/// The reader side: what [`Reader::new`](crate::read::reader::Reader::new) takes.
+#[derive(Debug)]
+pub struct ReaderInbox {
+    control: Receiver<Control>,
+    dirty: Arc<DirtySet>,
+    wake: Receiver<()>,
+}
+
+impl ReaderInbox {
+    /// The queue of control messages (for a `select!`).
+    pub fn control(&self) -> &Receiver<Control> {
+        &self.control
+    }
+
+    /// The wake-up channel: it holds one message when files were marked dirty since the
+    /// reader last looked (for a `select!`).
+    pub fn wake(&self) -> &Receiver<()> {
+        &self.wake
+    }
+
+    /// Takes the files marked dirty, in the order they were marked, and clears the set.
+    pub fn take_dirty(&self) -> Vec<FileId> {
+        let mut guard = self.dirty.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (order, set) = &mut *guard;
+        set.clear();
+        std::mem::take(order)
+    }
+}
+
+#[cfg(test)]
+impl ReaderInbox {
+    /// The next control message, waiting at most `timeout` (tests of discovery).
+    pub(crate) fn next_control(&self, timeout: std::time::Duration) -> Option<Control> {
+        self.control.recv_timeout(timeout).ok()
+    }
+
+    /// The files marked dirty so far, in order (tests of discovery).
+    pub(crate) fn dirty_ids(&self) -> Vec<FileId> {
+        let guard = self.dirty.inner.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0.clone()
+    }
+}
+
+/// A connected handle and inbox.
+pub fn channel() -> (ReaderHandle, ReaderInbox) {
+    let (control_tx, control_rx) = crossbeam::channel::bounded(CONTROL_QUEUE);
+    let (wake_tx, wake_rx) = crossbeam::channel::bounded(1);
+    let dirty = Arc::new(DirtySet::default());
+    (
+        ReaderHandle {
+            control: control_tx,
+            dirty: Arc::clone(&dirty),
+            wake: wake_tx,
+        },
+        ReaderInbox {
+            control: control_rx,
+            dirty,
+            wake: wake_rx,
+        },
+    )
+}
+
+impl ReaderHandle {
+    /// Sends a control message; returns `false` when the reader has stopped.
+    pub fn send(&self, control: Control) -> bool {
+        self.control.send(control).is_ok()
+    }
+
+    /// Marks files as having new data and wakes the reader.
+    pub fn mark_dirty(&self, ids: impl IntoIterator<Item = FileId>) {
+        {
+            let mut guard = self.dirty.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let (order, set) = &mut *guard;
+            for id in ids {
+                if set.insert(id) {
+                    order.push(id);
+                }
+            }
+        }
+        self.wake();
+    }
+
+    fn wake(&self) {
+        // A full wake channel already holds a wake-up; the reader will look at everything.
+        match self.wake.try_send(()) {
+            Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! One open file's read state: where reading is, which worker gets its bytes, whether it is
+//! queued or gone, how far its fingerprint reaches, and its counters.
+//!
+//! Owns the per-file bookkeeping of a reader; it may not read (the reader's round does) or
+//! decide the order of reads.
+
+use std::sync::Arc;
+
+use prometheus_client::metrics::counter::Counter;
+
+use crate::ebpf::DirtyFlags;
+use crate::metrics::{ContainerLabel, Metrics};
+use crate::source::FileCtx;
+
+/// A file a reader has open.
+pub struct OpenFile {
+    /// The file.
+    pub ctx: Arc<FileCtx>,
+    /// The next byte to read.
+    pub offset: u64,
+    /// The worker its bytes go to.
+    pub worker: usize,
+    /// Whether it waits in a ready queue.
+    pub queued: bool,
+    /// Whether it was deleted or moved away: read it to its end, then close it.
+    pub gone: bool,
+    /// Bytes the file's fingerprint covers; grown up to
+    /// [`FINGERPRINT_BYTES`](crate::file::FINGERPRINT_BYTES).
+    pub fingerprint_len: u32,
+    /// Bytes read.
+    pub read_bytes: Counter,
+    /// Failed reads.
+    pub read_errors: Counter,
+    /// Truncations seen.
+    pub truncations: Counter,
+    /// Bytes lost: never read before the file had to be closed.
+    pub lost_bytes: Counter,
+    /// Bytes the kernel counted written to this file, and how many were published.
+    kernel_written: Counter,
+    kernel_written_seen: u64,
+    /// Read and kernel-written bytes of the container the file belongs to, if its path
+    /// names one.
+    pub container: Option<(Counter, Counter)>,
+    /// Read errors logged so far (at most ten are).
+    pub errors_logged: u32,
+}
+
+impl OpenFile {
+    /// A file read from `offset` for `worker`, with counters labelled by its source (and
+    /// container).
+    pub fn new(
+        ctx: Arc<FileCtx>,
+        offset: u64,
+        worker: usize,
+        fingerprint_len: u32,
+        metrics: &Metrics,
+    ) -> Self {
+        let label = Metrics::source(&ctx.source.name);
+        Self {
+            read_bytes: metrics.read_bytes.get_or_create_owned(&label),
+            read_errors: metrics.read_errors.get_or_create_owned(&label),
+            truncations: metrics.truncations.get_or_create_owned(&label),
+            lost_bytes: metrics.lost_bytes.get_or_create_owned(&label),
+            kernel_written: metrics.kernel_written_bytes.get_or_create_owned(&label),
+            kernel_written_seen: 0,
+            container: ctx.meta.container.as_ref().map(|container| {
+                let label = ContainerLabel {
+                    container: container.label(),
+                };
+                (
+                    metrics.container_read_bytes.get_or_create_owned(&label),
+                    metrics.container_written_bytes.get_or_create_owned(&label),
+                )
+            }),
+            ctx,
+            offset,
+            worker,
+            queued: false,
+            gone: false,
+            fingerprint_len,
+            errors_logged: 0,
+        }
+    }
+
+    /// Adds what the kernel counted written to the file since the last look to its metrics.
+    pub fn publish_written(&mut self, flags: &DirtyFlags) {
+        let identity = self.ctx.identity;
+        if let Some(total) = flags.bytes_written(identity.dev, identity.ino)
+            && total > self.kernel_written_seen
+        {
+            self.kernel_written.inc_by(total - self.kernel_written_seen);
+            if let Some((_, written)) = &self.container {
+                written.inc_by(total - self.kernel_written_seen);
+            }
+            self.kernel_written_seen = total;
+        }
+    }
+}

@@ -1,0 +1,865 @@
+//! Reader threads: which files to read, how much, and in what order.
+//!
+//! A reader owns a set of open files and a [`ReadBackend`]. Discovery tells it about files
+//! ([`Control`]) and marks files *dirty* when they have new data
+//! ([`ReaderHandle::mark_dirty`](crate::read::control::ReaderHandle::mark_dirty)).
+//! Each round, the reader takes up to `max_files_per_round` ready files in FIFO order, reads one
+//! chunk (the per-file budget) of each in a single backend batch, hands the chunks to the
+//! workers, and puts every file whose chunk came back full at the back of the queue — so one
+//! busy file cannot starve the others. A file whose read came back short has caught up; it waits
+//! for its next discovery event. There is no timer: an idle reader sleeps until discovery wakes
+//! it.
+//!
+//! Backpressure: a round needs free buffers from the bounded pool and room in the workers'
+//! queues; when either is missing the reader waits, and files on disk are the buffer.
+//!
+//! A file is never closed while it may have unread data: on [`Control::Gone`] (deleted or moved
+//! away) it is read to its end first, ahead of live files — a deleted file pins its disk space
+//! and a descriptor. The number of such files is bounded (`reader.max_open_deleted`): past the
+//! bound the oldest is closed, and its unread bytes are counted in `lost_bytes` and logged with
+//! the file's path. A file that shrinks below the read offset was truncated (copytruncate):
+//! that is counted in `truncations` and reading restarts at 0.
+//!
+//! The reader also completes each file's fingerprint (see [`crate::file`]): a file that
+//! was shorter than [`FINGERPRINT_BYTES`] when discovery opened it gets a longer fingerprint
+//! as it grows.
+//!
+//! Owns the order and size of reads; it may not touch what the bytes mean (workers cut them)
+//! or which files exist (discovery decides).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use crossbeam::channel::{Receiver, select};
+
+use crate::deliver::ack::AckTracker;
+use crate::ebpf::DirtyFlags;
+use crate::file::{FINGERPRINT_BYTES, FileId, Fingerprint};
+use crate::metrics::{BackendLabel, Metrics};
+use crate::queue::QueueSender;
+use crate::read::backend::{BackendKind, ReadBackend, ReadOp};
+use crate::read::buffer::{BufferError, BufferPool};
+use crate::read::control::{Control, ReaderInbox};
+use crate::read::file::OpenFile;
+use crate::source::FileCtx;
+use crate::work::item::WorkItem;
+
+/// At most this many files are read in one round (one io_uring submission).
+pub const MAX_FILES_PER_ROUND: usize = 256;
+
+/// Why a reader stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReaderError {
+    /// A read buffer could not be allocated.
+    #[error("reader {reader}: {source}")]
+    Buffer {
+        /// The reader.
+        reader: usize,
+        /// The allocation failure.
+        #[source]
+        source: BufferError,
+    },
+    /// A worker's queue is closed: the worker has stopped.
+    #[error("reader {reader}: worker {worker} stopped")]
+    WorkerGone {
+        /// The reader.
+        reader: usize,
+        /// The worker.
+        worker: usize,
+    },
+}
+
+/// What every reader shares with the rest of the pipeline.
+#[derive(Debug, Clone)]
+pub struct ReaderShared {
+    /// Read buffers.
+    pub pool: Arc<BufferPool>,
+    /// The workers' queues.
+    pub workers: Vec<QueueSender<Vec<WorkItem>>>,
+    /// Disconnected when the reader must stop.
+    pub shutdown: Receiver<()>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where fingerprints go.
+    pub tracker: Arc<AckTracker>,
+    /// Most deleted files held open until drained (see the module documentation).
+    pub max_open_deleted: usize,
+    /// The eBPF write hook's per-file flags and byte counts.
+    pub dirty_flags: Option<Arc<DirtyFlags>>,
+    /// Whether the write hook wakes readers (`reader.wake: write_hook`): then a reader that
+    /// has caught up with a file clears its flag, so that the next write wakes it again.
+    /// Otherwise inotify wakes readers, and re-arming would only add a wake-up per catch-up.
+    pub rearm: bool,
+}
+
+/// A reader thread's state.
+pub struct Reader {
+    index: usize,
+    backend: Box<dyn ReadBackend>,
+    inbox: ReaderInbox,
+    pool: Arc<BufferPool>,
+    workers: Vec<QueueSender<Vec<WorkItem>>>,
+    shutdown: Receiver<()>,
+    metrics: Arc<Metrics>,
+    tracker: Arc<AckTracker>,
+    max_open_deleted: usize,
+    dirty_flags: Option<Arc<DirtyFlags>>,
+    rearm: bool,
+    files: HashMap<FileId, OpenFile>,
+    ready: VecDeque<FileId>,
+    /// Gone files ready to read, oldest first; read before `ready`.
+    ready_gone: VecDeque<FileId>,
+    /// Files that are gone, oldest first (closed ones are skipped when met).
+    gone: VecDeque<FileId>,
+    out: Vec<Vec<WorkItem>>,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("index", &self.index)
+            .field("backend", &self.backend.name())
+            .field("files", &self.files.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a round could not run to completion.
+enum Stop {
+    Shutdown,
+    Failed(ReaderError),
+}
+
+impl From<ReaderError> for Stop {
+    fn from(e: ReaderError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+/// A reader thread's body: sets up the `backend` (io_uring falls back to `pread` when the
+/// kernel refuses it, and says so), then reads until shutdown.
+pub fn run(
+    index: usize,
+    backend: BackendKind,
+    inbox: ReaderInbox,
+    shared: ReaderShared,
+) -> Result<(), ReaderError> {
+    let (backend, fell_back) = crate::read::create(backend, MAX_FILES_PER_ROUND as u32 * 2);
+    match fell_back {
+        Some(reason) => {
+            tracing::warn!(reader = index, %reason, "io_uring unavailable; reading with pread")
+        }
+        None => tracing::info!(reader = index, backend = backend.name(), "reader started"),
+    }
+    Reader::new(index, backend, inbox, shared).run()
+}
+
+impl Reader {
+    /// A reader that reads with `backend` and feeds the workers; it stops when every sender of
+    /// `shared.shutdown` has been dropped.
+    pub fn new(
+        index: usize,
+        backend: Box<dyn ReadBackend>,
+        inbox: ReaderInbox,
+        shared: ReaderShared,
+    ) -> Self {
+        let ReaderShared {
+            pool,
+            workers,
+            shutdown,
+            metrics,
+            tracker,
+            max_open_deleted,
+            dirty_flags,
+            rearm,
+        } = shared;
+        metrics
+            .reader_backend
+            .get_or_create(&BackendLabel {
+                backend: backend.name(),
+            })
+            .inc();
+        let out = workers.iter().map(|_| Vec::new()).collect();
+        Self {
+            index,
+            backend,
+            inbox,
+            pool,
+            workers,
+            shutdown,
+            metrics,
+            tracker,
+            max_open_deleted,
+            dirty_flags,
+            rearm,
+            files: HashMap::new(),
+            ready: VecDeque::new(),
+            ready_gone: VecDeque::new(),
+            gone: VecDeque::new(),
+            out,
+        }
+    }
+
+    /// Runs until shutdown. Closing the worker queues (by dropping the senders) on return
+    /// tells the workers that no more data comes.
+    pub fn run(mut self) -> Result<(), ReaderError> {
+        let result = loop {
+            match self.round() {
+                Ok(()) => {}
+                Err(Stop::Shutdown) => break Ok(()),
+                Err(Stop::Failed(e)) => break Err(e),
+            }
+        };
+        let open = self.files.len() as i64;
+        self.metrics.files_open.dec_by(open);
+        let gone = self.files.values().filter(|f| f.gone).count() as i64;
+        self.metrics.deleted_files_open.dec_by(gone);
+        result
+    }
+
+    fn round(&mut self) -> Result<(), Stop> {
+        if self.shutdown_disconnected() {
+            return Err(Stop::Shutdown);
+        }
+        while let Ok(control) = self.inbox.control().try_recv() {
+            self.control(control);
+        }
+        self.take_dirty();
+        if self.ready.is_empty() && self.ready_gone.is_empty() {
+            self.send_out()?;
+            select! {
+                recv(self.inbox.control()) -> msg => match msg {
+                    Ok(control) => self.control(control),
+                    // Discovery has stopped: nothing new will come, but shutdown decides.
+                    Err(_) => { let _ = self.shutdown.recv(); return Err(Stop::Shutdown) }
+                },
+                recv(self.inbox.wake()) -> _ => {}
+                recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
+            }
+            return Ok(());
+        }
+        let ops = self.prepare()?;
+        let submitted: Vec<FileId> = ops.iter().map(|op| op.id).collect();
+        let done = self.backend.read_batch(ops);
+        if done.len() != submitted.len() {
+            // A read task was lost (see the io_uring backend); read those files again.
+            let returned: HashSet<FileId> = done.iter().map(|op| op.id).collect();
+            for id in submitted.into_iter().filter(|id| !returned.contains(id)) {
+                self.enqueue(id);
+            }
+        }
+        for op in done {
+            self.complete(op);
+        }
+        self.send_out()
+    }
+
+    fn shutdown_disconnected(&self) -> bool {
+        matches!(
+            self.shutdown.try_recv(),
+            Err(crossbeam::channel::TryRecvError::Disconnected)
+        )
+    }
+
+    fn control(&mut self, control: Control) {
+        match control {
+            Control::Open {
+                ctx,
+                file,
+                offset,
+                fingerprint_len,
+            } => {
+                let id = ctx.id;
+                if let Err(e) = self.backend.register(id, file) {
+                    tracing::error!(file = %ctx.path.display(), error = %e, "cannot read file; it is skipped until it is discovered again");
+                    self.metrics
+                        .read_errors
+                        .get_or_create(&Metrics::source(&ctx.source.name))
+                        .inc();
+                    return;
+                }
+                let worker = (id.0 % self.workers.len() as u64) as usize;
+                self.out[worker].push(WorkItem::Open {
+                    ctx: Arc::clone(&ctx),
+                    offset,
+                });
+                tracing::debug!(file = %ctx.path.display(), id = %id, offset, "reading file");
+                self.files.insert(
+                    id,
+                    OpenFile::new(ctx, offset, worker, fingerprint_len, &self.metrics),
+                );
+                self.metrics.files_open.inc();
+                self.enqueue(id);
+            }
+            Control::Renamed { id, path } => {
+                if let Some(f) = self.files.get_mut(&id) {
+                    let ctx = Arc::new(FileCtx {
+                        path,
+                        ..(*f.ctx).clone()
+                    });
+                    f.ctx = Arc::clone(&ctx);
+                    self.out[f.worker].push(WorkItem::Renamed { ctx });
+                    self.enqueue(id);
+                }
+            }
+            Control::Gone { id } => {
+                if let Some(f) = self.files.get_mut(&id)
+                    && !f.gone
+                {
+                    f.gone = true;
+                    if f.queued {
+                        // Move it to the gone files' queue.
+                        self.ready.retain(|&r| r != id);
+                        f.queued = false;
+                    }
+                    self.metrics.deleted_files_open.inc();
+                    self.gone.push_back(id);
+                    self.enqueue(id);
+                    self.enforce_deleted_limit();
+                }
+            }
+        }
+    }
+
+    /// Past `max_open_deleted` gone files, closes the oldest: what it still held is lost,
+    /// and said so.
+    fn enforce_deleted_limit(&mut self) {
+        let open_gone =
+            |files: &HashMap<FileId, OpenFile>, id: &FileId| files.get(id).is_some_and(|f| f.gone);
+        self.gone.retain(|id| open_gone(&self.files, id));
+        while self.gone.len() > self.max_open_deleted {
+            let Some(id) = self.gone.pop_front() else {
+                break;
+            };
+            let Some(file) = self.files.get(&id) else {
+                continue;
+            };
+            let unread = self
+                .backend
+                .size(id)
+                .map_or(0, |size| size.saturating_sub(file.offset));
+            file.lost_bytes.inc_by(unread);
+            tracing::error!(
+                file = %file.ctx.path.display(),
+                offset = file.offset,
+                lost_bytes = unread,
+                limit = self.max_open_deleted,
+                "closing a deleted file before it was read to its end: more deleted files are open than reader.max_open_deleted; its unread bytes are lost"
+            );
+            self.close(id);
+        }
+    }
+
+    /// Queues a file for reading. Gone files go first: they hold disk space until drained.
+    fn enqueue(&mut self, id: FileId) {
+        if let Some(f) = self.files.get_mut(&id)
+            && !f.queued
+        {
+            f.queued = true;
+            if f.gone {
+                self.ready_gone.push_back(id);
+            } else {
+                self.ready.push_back(id);
+            }
+        }
+    }
+
+    fn take_dirty(&mut self) {
+        for id in self.inbox.take_dirty() {
+            self.enqueue(id);
+        }
+    }
+
+    /// Takes ready files and a buffer for each; waits for a buffer only when it has none.
+    fn prepare(&mut self) -> Result<Vec<ReadOp>, Stop> {
+        let waiting = self.ready.len() + self.ready_gone.len();
+        let mut ops = Vec::with_capacity(waiting.min(MAX_FILES_PER_ROUND));
+        while ops.len() < MAX_FILES_PER_ROUND {
+            let Some(id) = self
+                .ready_gone
+                .pop_front()
+                .or_else(|| self.ready.pop_front())
+            else {
+                break;
+            };
+            let Some(file) = self.files.get_mut(&id) else {
+                continue;
+            };
+            file.queued = false;
+            let offset = file.offset;
+            let buf = match self.pool.try_get() {
+                Ok(Some(buf)) => buf,
+                Ok(None) if ops.is_empty() => {
+                    // Every buffer is downstream; the workers give them back as they finish.
+                    select! {
+                        recv(self.pool.returned()) -> buf => match buf {
+                            Ok(mut buf) => { buf.set_len(0); buf }
+                            Err(_) => return Err(Stop::Shutdown),
+                        },
+                        recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
+                    }
+                }
+                Ok(None) => {
+                    if let Some(f) = self.files.get_mut(&id) {
+                        f.queued = true;
+                        if f.gone {
+                            self.ready_gone.push_front(id);
+                        } else {
+                            self.ready.push_front(id);
+                        }
+                    }
+                    break;
+                }
+                Err(source) => {
+                    return Err(Stop::Failed(ReaderError::Buffer {
+                        reader: self.index,
+                        source,
+                    }));
+                }
+            };
+            ops.push(ReadOp::new(id, offset, buf));
+        }
+        Ok(ops)
+    }
+
+    fn complete(&mut self, op: ReadOp) {
+        let ReadOp {
+            id, buf, result, ..
+        } = op;
+        let capacity = buf.capacity();
+        let Some(file) = self.files.get_mut(&id) else {
+            self.pool.put(buf);
+            return;
+        };
+        match result {
+            Ok(0) => {
+                self.pool.put(buf);
+                self.at_end(id, true);
+            }
+            Ok(n) => {
+                file.read_bytes.inc_by(n as u64);
+                if let Some((read, _)) = &file.container {
+                    read.inc_by(n as u64);
+                }
+                let offset = file.offset;
+                file.offset += n as u64;
+                let worker = file.worker;
+                if (file.fingerprint_len as usize) < FINGERPRINT_BYTES
+                    && file.offset > u64::from(file.fingerprint_len)
+                {
+                    let fingerprint = if offset == 0 {
+                        Fingerprint::of(buf.filled())
+                    } else {
+                        let mut head = [0u8; FINGERPRINT_BYTES];
+                        match self.backend.read_head(id, &mut head) {
+                            Ok(len) => Fingerprint::of(&head[..len]),
+                            // Keep the shorter fingerprint; it is still a valid one.
+                            Err(_) => Fingerprint {
+                                len: file.fingerprint_len,
+                                crc: 0,
+                            },
+                        }
+                    };
+                    if fingerprint.len > file.fingerprint_len {
+                        file.fingerprint_len = fingerprint.len;
+                        self.tracker.fingerprint(id, fingerprint);
+                    }
+                }
+                let bytes = self.pool.freeze(buf);
+                self.out[worker].push(WorkItem::Data { id, offset, bytes });
+                if n == capacity {
+                    self.enqueue(id);
+                } else {
+                    self.at_end(id, false);
+                }
+            }
+            Err(e) => {
+                self.pool.put(buf);
+                file.read_errors.inc();
+                if file.errors_logged < 10 {
+                    file.errors_logged += 1;
+                    tracing::warn!(file = %file.ctx.path.display(), offset = file.offset, error = %e, "read failed; retried on the file's next event");
+                }
+                if file.gone {
+                    let unread = self
+                        .backend
+                        .size(id)
+                        .map_or(0, |size| size.saturating_sub(file.offset));
+                    file.lost_bytes.inc_by(unread);
+                    tracing::error!(file = %file.ctx.path.display(), offset = file.offset, lost_bytes = unread, "file is gone and cannot be read to its end; its unread bytes are lost");
+                    self.close(id);
+                }
+            }
+        }
+    }
+
+    /// A read reached the end of the file for now. `empty`: it returned nothing at all.
+    fn at_end(&mut self, id: FileId, empty: bool) {
+        let Some(file) = self.files.get_mut(&id) else {
+            return;
+        };
+        if file.gone {
+            self.close(id);
+            return;
+        }
+        // Caught up: publish what the kernel counted written. When the write hook wakes
+        // readers, also let it wake us for this file again: a write between the read that
+        // found the end and the clear found the flag still set and sent nothing, so a set flag
+        // means one more read.
+        if let Some(flags) = &self.dirty_flags {
+            let identity = file.ctx.identity;
+            file.publish_written(flags);
+            if self.rearm && flags.clear(identity.dev, identity.ino) {
+                self.enqueue(id);
+                return;
+            }
+        }
+        if !empty {
+            return;
+        }
+        // Woken but nothing to read: the file may have been truncated below our offset.
+        match self.backend.size(id) {
+            Ok(size) if size < file.offset => {
+                tracing::warn!(
+                    file = %file.ctx.path.display(),
+                    size,
+                    offset = file.offset,
+                    "file was truncated; reading it again from the start"
+                );
+                file.truncations.inc();
+                file.offset = 0;
+                // New content: its fingerprint is taken again from the first read.
+                file.fingerprint_len = 0;
+                let worker = file.worker;
+                self.out[worker].push(WorkItem::Truncated { id });
+                self.enqueue(id);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(file = %file.ctx.path.display(), error = %e, "cannot stat file");
+            }
+        }
+    }
+
+    fn close(&mut self, id: FileId) {
+        if let Some(mut file) = self.files.remove(&id) {
+            if file.gone {
+                self.metrics.deleted_files_open.dec();
+            }
+            if let Some(flags) = &self.dirty_flags {
+                file.publish_written(flags);
+                flags.forget(file.ctx.identity.dev, file.ctx.identity.ino);
+            }
+            self.backend.unregister(id);
+            self.out[file.worker].push(WorkItem::Close { id });
+            self.metrics.files_open.dec();
+            tracing::debug!(file = %file.ctx.path.display(), id = %id, offset = file.offset, "file closed after reading it to its end");
+        }
+    }
+
+    /// Hands this round's items to the workers, waiting for room in their queues.
+    fn send_out(&mut self) -> Result<(), Stop> {
+        for worker in 0..self.out.len() {
+            if self.out[worker].is_empty() {
+                continue;
+            }
+            let items = std::mem::take(&mut self.out[worker]);
+            let queue = &self.workers[worker];
+            queue.observe();
+            select! {
+                send(queue.tx, items) -> sent => if sent.is_err() {
+                    return Err(Stop::Failed(ReaderError::WorkerGone { reader: self.index, worker }));
+                },
+                recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
+            }
+            queue.observe();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::path::Path;
+
+    use std::fs::File;
+
+    use crossbeam::channel::Sender;
+
+    use super::*;
+    use crate::cut::decode::Format;
+    use crate::file::FileIdentity;
+    use crate::read::control::{ReaderHandle, channel};
+    use crate::read::pread::PreadBackend;
+    use crate::source::Source;
+
+    struct Rig {
+        reader: Reader,
+        handle: ReaderHandle,
+        worker_rx: Receiver<Vec<WorkItem>>,
+        _stop: Sender<()>,
+    }
+
+    fn rig(chunk: usize) -> Rig {
+        rig_with(chunk, 1024)
+    }
+
+    fn rig_with(chunk: usize, max_open_deleted: usize) -> Rig {
+        let (handle, inbox) = channel();
+        let (worker_tx, worker_rx) = crossbeam::channel::bounded(64);
+        let (stop, shutdown) = crossbeam::channel::bounded(0);
+        let metrics = Arc::new(Metrics::new());
+        let pool = BufferPool::new(chunk, 64 * chunk, Arc::clone(&metrics));
+        let worker = metrics.queue_sender("worker:0".to_string(), worker_tx);
+        let tracker = Arc::new(AckTracker::new(Arc::clone(&metrics)));
+        let reader = Reader::new(
+            0,
+            Box::new(PreadBackend::default()),
+            inbox,
+            ReaderShared {
+                pool,
+                workers: vec![worker],
+                shutdown,
+                metrics,
+                tracker,
+                max_open_deleted,
+                dirty_flags: None,
+                rearm: false,
+            },
+        );
+        Rig {
+            reader,
+            handle,
+            worker_rx,
+            _stop: stop,
+        }
+    }
+
+    fn source() -> Arc<Source> {
+        let mut source = Source::new(0, "test", Format::Raw);
+        source.cut.max_line_bytes = 1024;
+        Arc::new(source)
+    }
+
+    fn open(rig: &Rig, id: u64, path: &Path) {
+        let ctx = Arc::new(FileCtx {
+            id: FileId(id),
+            path: path.to_path_buf(),
+            identity: FileIdentity { dev: 0, ino: id },
+            source: source(),
+            meta: Default::default(),
+        });
+        let file = File::open(path).unwrap();
+        rig.reader
+            .tracker
+            .open(ctx.id, ctx.identity, Fingerprint::of(b""), path, "test", 0);
+        assert!(rig.handle.send(Control::Open {
+            ctx,
+            file,
+            offset: 0,
+            fingerprint_len: 0,
+        }));
+    }
+
+    /// Runs one round and returns (file, offset, length) of each chunk it sent, plus the other
+    /// items by name.
+    fn round(rig: &mut Rig) -> (Vec<(u64, u64, usize)>, Vec<String>) {
+        assert!(rig.reader.round().is_ok());
+        let mut data = Vec::new();
+        let mut other = Vec::new();
+        while let Ok(items) = rig.worker_rx.try_recv() {
+            for item in items {
+                match item {
+                    WorkItem::Data { id, offset, bytes } => data.push((id.0, offset, bytes.len())),
+                    WorkItem::Open { ctx, .. } => other.push(format!("open {}", ctx.id.0)),
+                    WorkItem::Truncated { id } => other.push(format!("truncated {}", id.0)),
+                    WorkItem::Renamed { ctx } => other.push(format!("renamed {}", ctx.id.0)),
+                    WorkItem::Close { id } => other.push(format!("close {}", id.0)),
+                }
+            }
+        }
+        (data, other)
+    }
+
+    #[test]
+    fn a_busy_file_does_not_starve_a_quiet_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let busy = dir.path().join("busy.log");
+        let quiet = dir.path().join("quiet.log");
+        std::fs::write(&busy, vec![b'x'; 1 << 20]).unwrap();
+        std::fs::write(&quiet, b"hello\n").unwrap();
+        let mut rig = rig(64 * 1024);
+        open(&rig, 1, &busy);
+        open(&rig, 2, &quiet);
+        let (data, other) = round(&mut rig);
+        assert_eq!(other, vec!["open 1", "open 2"]);
+        assert_eq!(
+            data,
+            vec![(1, 0, 65536), (2, 0, 6)],
+            "one chunk (the budget) of each file per round"
+        );
+        let (data, _) = round(&mut rig);
+        assert_eq!(
+            data,
+            vec![(1, 65536, 65536)],
+            "the busy file goes on; the quiet one has caught up"
+        );
+        let mut total = 2 * 65536;
+        while total < 1 << 20 {
+            let (data, _) = round(&mut rig);
+            total += data.iter().map(|d| d.2).sum::<usize>();
+        }
+        assert_eq!(total, 1 << 20);
+    }
+
+    #[test]
+    fn new_data_is_read_when_the_file_is_marked_dirty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"one\n").unwrap();
+        let mut rig = rig(4096);
+        open(&rig, 1, &path);
+        let (data, _) = round(&mut rig);
+        assert_eq!(data, vec![(1, 0, 4)]);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"two\n")
+            .unwrap();
+        rig.handle.mark_dirty([FileId(1)]);
+        let (data, _) = round(&mut rig);
+        assert_eq!(data, vec![(1, 4, 4)]);
+    }
+
+    #[test]
+    fn a_gone_file_is_drained_then_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, vec![b'y'; 10_000]).unwrap();
+        let mut rig = rig(4096);
+        open(&rig, 1, &path);
+        std::fs::remove_file(&path).unwrap();
+        assert!(rig.handle.send(Control::Gone { id: FileId(1) }));
+        let mut data = Vec::new();
+        let mut other = Vec::new();
+        // Three rounds: two full chunks, then a short read that drains the file.
+        for _ in 0..3 {
+            let (d, o) = round(&mut rig);
+            data.extend(d);
+            other.extend(o);
+        }
+        assert_eq!(data, vec![(1, 0, 4096), (1, 4096, 4096), (1, 8192, 1808)]);
+        assert_eq!(other, vec!["open 1", "close 1"]);
+        assert_eq!(rig.reader.metrics.files_open.get(), 0);
+    }
+
+    #[test]
+    fn past_the_limit_the_oldest_deleted_file_is_closed_and_its_unread_bytes_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rig = rig_with(4096, 2);
+        for i in 1..=3u64 {
+            let path = dir.path().join(format!("{i}.log"));
+            std::fs::write(&path, vec![b'z'; 10_000]).unwrap();
+            open(&rig, i, &path);
+        }
+        round(&mut rig);
+        for i in 1..=3u64 {
+            std::fs::remove_file(dir.path().join(format!("{i}.log"))).unwrap();
+            assert!(rig.handle.send(Control::Gone { id: FileId(i) }));
+        }
+        let (data, other) = round(&mut rig);
+        assert_eq!(
+            other,
+            vec!["close 1"],
+            "the oldest of three, with a limit of two"
+        );
+        let label = Metrics::source("test");
+        assert_eq!(
+            rig.reader.metrics.lost_bytes.get_or_create(&label).get(),
+            10_000 - 4096
+        );
+        assert!(data.iter().all(|d| d.0 != 1));
+        // The other two are drained and closed normally.
+        let mut closed = Vec::new();
+        for _ in 0..4 {
+            if closed.len() == 2 {
+                break;
+            }
+            closed.extend(round(&mut rig).1);
+        }
+        assert_eq!(closed, vec!["close 2", "close 3"]);
+        assert_eq!(rig.reader.metrics.deleted_files_open.get(), 0);
+    }
+
+    #[test]
+    fn deleted_files_are_read_before_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rig = rig(4096);
+        let live = dir.path().join("live.log");
+        let deleted = dir.path().join("deleted.log");
+        std::fs::write(&live, vec![b'l'; 100_000]).unwrap();
+        std::fs::write(&deleted, vec![b'd'; 100_000]).unwrap();
+        open(&rig, 1, &live);
+        open(&rig, 2, &deleted);
+        round(&mut rig);
+        std::fs::remove_file(&deleted).unwrap();
+        assert!(rig.handle.send(Control::Gone { id: FileId(2) }));
+        let (data, _) = round(&mut rig);
+        assert_eq!(
+            data[0].0, 2,
+            "the deleted file's chunk comes first: {data:?}"
+        );
+    }
+
+    #[test]
+    fn a_short_file_gets_a_longer_fingerprint_as_it_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"first\n").unwrap();
+        let mut rig = rig(4096);
+        open(&rig, 1, &path);
+        round(&mut rig);
+        let fingerprint =
+            |rig: &Rig| rig.reader.tracker.snapshot(std::time::Duration::ZERO)[0].fingerprint;
+        assert_eq!(fingerprint(&rig), Fingerprint::of(b"first\n"));
+        let mut more = b"first\n".to_vec();
+        for n in 0..100 {
+            let line = format!("line {n}\n");
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .write_all(line.as_bytes())
+                .unwrap();
+            more.extend_from_slice(line.as_bytes());
+        }
+        rig.handle.mark_dirty([FileId(1)]);
+        round(&mut rig);
+        assert_eq!(
+            fingerprint(&rig),
+            Fingerprint::of(&more[..FINGERPRINT_BYTES]),
+            "read from offset 7: the head is read again"
+        );
+    }
+
+    #[test]
+    fn truncation_below_the_offset_restarts_at_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"0123456789\n").unwrap();
+        let mut rig = rig(4096);
+        open(&rig, 1, &path);
+        round(&mut rig);
+        std::fs::write(&path, b"").unwrap();
+        rig.handle.mark_dirty([FileId(1)]);
+        let (data, other) = round(&mut rig);
+        assert!(data.is_empty());
+        assert_eq!(other, vec!["truncated 1"]);
+        std::fs::write(&path, b"new\n").unwrap();
+        rig.handle.mark_dirty([FileId(1)]);
+        let (data, _) = round(&mut rig);
+        assert_eq!(data, vec![(1, 0, 4)]);
+    }
+}

@@ -1,0 +1,51 @@
+//! The reader → worker contract: what a reader tells the worker that owns a file.
+//!
+//! A file's items arrive in order on one worker: `Open` before its data, `Data` chunks
+//! contiguous, `Truncated` restarting at 0, `Close` after the last data of a drained file.
+//!
+//! Owns the contract's shape; it may not decide when items are sent.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::file::FileId;
+use crate::source::FileCtx;
+
+/// What a reader tells a worker about a file.
+#[derive(Debug)]
+pub enum WorkItem {
+    /// A file is open; its bytes from `offset` on will follow.
+    Open {
+        /// The file.
+        ctx: Arc<FileCtx>,
+        /// Where reading starts.
+        offset: u64,
+    },
+    /// The next bytes of a file.
+    Data {
+        /// The file.
+        id: FileId,
+        /// File offset of `bytes[0]`.
+        offset: u64,
+        /// The bytes, in a pooled page-aligned buffer.
+        bytes: Bytes,
+    },
+    /// The file shrank below the read offset (copytruncate): pending state is flushed and
+    /// reading restarts at offset 0.
+    Truncated {
+        /// The file.
+        id: FileId,
+    },
+    /// The file has a new path.
+    Renamed {
+        /// The file, with its new path.
+        ctx: Arc<FileCtx>,
+    },
+    /// The file is gone and was read to its end: everything pending is emitted and the file's
+    /// state dropped.
+    Close {
+        /// The file.
+        id: FileId,
+    },
+}

@@ -1,0 +1,280 @@
+//! A worker's output for one route: the batch being built, one buffer per encoding the
+//! route's sinks use, and the progress of every file that contributed.
+//!
+//! [`Output::cut`] is where a file's records meet their route: each record a file's cutting
+//! state emits goes through the source's processors, is encoded into every buffer, and is
+//! indexed where a sink takes records one by one.
+//!
+//! Owns the buffers being filled; it may not send them (the worker does) or keep per-file
+//! state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::cut::decode::Entry;
+use crate::cut::{CutStats, Records};
+use crate::deliver::ack::FileProgress;
+use crate::deliver::batch::{RecordIndex, RecordRef};
+use crate::encode::{EncodeStats, Encoding, FileFields, encode_text, encode_with};
+use crate::file::FileId;
+use crate::process::{self, Fields, Outcome, ProcessStats};
+use crate::source::FileCtx;
+use crate::work::route::Route;
+
+/// The counters of one cut-and-encode call, published per file afterwards.
+#[derive(Default)]
+pub struct Stats {
+    /// Cutting.
+    pub cut: CutStats,
+    /// Encoding.
+    pub encode: EncodeStats,
+    /// Processors.
+    pub process: ProcessStats,
+}
+
+/// A route's batch being built.
+pub struct Output {
+    /// One per encoding of the route, in the order of [`Route::encodings`].
+    parts: Vec<Part>,
+    records: u64,
+    progress: Vec<FileProgress>,
+    slots: HashMap<FileId, usize>,
+}
+
+/// The records of a batch in one encoding.
+struct Part {
+    encoding: Encoding,
+    buf: Vec<u8>,
+    /// The records one by one, when a sink wants them.
+    index: Option<RecordIndex>,
+    /// Position of each file context in `index.files`, by address (a renamed file has a new
+    /// context, and keeps the old one for the records encoded before).
+    file_slots: HashMap<usize, u32>,
+    /// The slot of the file being encoded now.
+    current: Option<u32>,
+    /// Sizes of the largest recent batch (bytes, records), with which the next batch's
+    /// buffers start: a batch ends after the chunk that crosses `batch_bytes`, so it is
+    /// usually larger than that, and growing a buffer on the way copies the whole batch.
+    high_water: (usize, usize),
+}
+
+impl Output {
+    /// An empty output for `route`: one buffer per encoding, indexed where a sink wants it.
+    pub fn new(route: &Route) -> Self {
+        Self {
+            parts: route
+                .encodings
+                .iter()
+                .map(|&(encoding, index)| Part {
+                    encoding,
+                    buf: Vec::new(),
+                    index: index.then(RecordIndex::default),
+                    file_slots: HashMap::new(),
+                    current: None,
+                    high_water: (0, 0),
+                })
+                .collect(),
+            records: 0,
+            progress: Vec::new(),
+            slots: HashMap::new(),
+        }
+    }
+
+    /// Bytes in the largest buffer.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(|p| p.buf.len()).max().unwrap_or(0)
+    }
+}
+
+impl Part {
+    /// Makes `ctx` the file being encoded, adding it to the record index if there is one.
+    fn select(&mut self, ctx: &Arc<FileCtx>) {
+        let Some(index) = self.index.as_mut() else {
+            return;
+        };
+        let slot = *self
+            .file_slots
+            .entry(Arc::as_ptr(ctx) as usize)
+            .or_insert_with(|| {
+                index.files.push(Arc::clone(ctx));
+                (index.files.len() - 1) as u32
+            });
+        self.current = Some(slot);
+    }
+
+    /// Hands the buffer and index over for sending, and starts the next ones at the size of
+    /// the recent batches (the larger of this one and half the last, so that one huge record
+    /// does not keep a huge buffer), at most `cap` bytes.
+    fn take(&mut self, batch_bytes: usize, cap: usize) -> (Bytes, Option<Arc<RecordIndex>>) {
+        let records_now = self.index.as_ref().map_or(0, |i| i.records.len());
+        self.high_water = (
+            self.buf.len().max(self.high_water.0 / 2).min(cap),
+            records_now.max(self.high_water.1 / 2).min(cap / 16),
+        );
+        let data = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity((batch_bytes + 4096).max(self.high_water.0 + 4096)),
+        ));
+        self.file_slots.clear();
+        self.current = None;
+        let index_capacity = self.high_water.1 + 64;
+        let index = self.index.as_mut().map(|index| {
+            Arc::new(std::mem::replace(
+                index,
+                RecordIndex {
+                    records: Vec::with_capacity(index_capacity),
+                    files: Vec::new(),
+                },
+            ))
+        });
+        (data, index)
+    }
+}
+
+impl Output {
+    /// Sets the file's progress in this batch; a file's first report in a batch takes the
+    /// next number from `next_seq`, later ones in the same batch update it.
+    pub fn set_progress(&mut self, id: FileId, offset: u64, closed: bool, next_seq: &mut u64) {
+        match self.slots.get(&id) {
+            Some(&i) => {
+                self.progress[i].offset = offset;
+                self.progress[i].closed |= closed;
+            }
+            None => {
+                self.slots.insert(id, self.progress.len());
+                self.progress.push(FileProgress {
+                    id,
+                    offset,
+                    seq: *next_seq,
+                    closed,
+                });
+                *next_seq += 1;
+            }
+        }
+    }
+
+    /// Whether there is nothing to send: no records and no progress.
+    pub fn is_empty(&self) -> bool {
+        self.parts.iter().all(|p| p.buf.is_empty()) && self.progress.is_empty()
+    }
+}
+
+/// A batch ready to send.
+#[derive(Debug)]
+pub struct Ready {
+    /// Each encoding's buffer, with its record index where a sink wants one (in the order of
+    /// [`Route::encodings`]).
+    pub parts: Vec<(Bytes, Option<Arc<RecordIndex>>)>,
+    /// Records in each buffer.
+    pub records: u64,
+    /// The progress of every file that contributed.
+    pub progress: Vec<FileProgress>,
+}
+
+/// What to do with a file's cutting state; every record it emits is processed and encoded.
+#[derive(Debug, Clone, Copy)]
+pub enum Cut<'a> {
+    /// Cut the next chunk of the file, which arrived at the given time.
+    Push(&'a [u8], Instant),
+    /// The file does not continue where it was: emit everything pending; restart framing at
+    /// the offset, or end the file.
+    Finish(Option<u64>),
+    /// Emit what has waited its timeout at the given time.
+    FlushExpired(Instant),
+    /// Emit every pending multi-line record (shutdown).
+    FlushMultiline,
+}
+
+impl Output {
+    /// Runs `cut` on `records` (the file `ctx`, whose per-file JSON tail is `fields`), runs
+    /// the source's processors on every record it emits and encodes each kept record once per
+    /// encoding of the route, with its entry in the record index where a sink wants one.
+    pub fn cut(
+        &mut self,
+        records: &mut Records,
+        cut: Cut<'_>,
+        ctx: &Arc<FileCtx>,
+        fields: &FileFields,
+        stats: &mut Stats,
+    ) {
+        for part in &mut self.parts {
+            part.select(ctx);
+        }
+        let Stats {
+            cut: cut_stats,
+            encode: encode_stats,
+            process: process_stats,
+        } = stats;
+        let before = encode_stats.records;
+        let processors = &*ctx.source.processors;
+        let parts = &mut self.parts;
+        let emit = &mut |record: Entry<'_>| {
+            let mut extracted = Fields::default();
+            let (record, extracted) = if processors.is_empty() {
+                (record, None)
+            } else {
+                let mut error = record.error;
+                match process::run(
+                    processors,
+                    &record,
+                    &mut extracted,
+                    &mut error,
+                    process_stats,
+                ) {
+                    Outcome::Keep => (Entry { error, ..record }, Some(&extracted)),
+                    Outcome::Dropped(_) => return,
+                }
+            };
+            // The first encoding counts the records (JSON, when there is one, also the
+            // invalid UTF-8 it finds).
+            let mut again = EncodeStats::default();
+            for (k, part) in parts.iter_mut().enumerate() {
+                let counts = if k == 0 {
+                    &mut *encode_stats
+                } else {
+                    &mut again
+                };
+                match part.encoding {
+                    Encoding::Json => {
+                        encode_with(&mut part.buf, &record, fields, extracted, counts)
+                    }
+                    Encoding::Text => encode_text(&mut part.buf, &record, counts),
+                }
+                if let (Some(index), Some(file)) = (part.index.as_mut(), part.current) {
+                    index.records.push(RecordRef {
+                        end: part.buf.len() as u32,
+                        file,
+                        stream: record.stream,
+                    });
+                }
+            }
+        };
+        match cut {
+            Cut::Push(chunk, now) => records.push(chunk, now, cut_stats, emit),
+            Cut::Finish(restart_at) => records.finish(restart_at, cut_stats, emit),
+            Cut::FlushExpired(now) => records.flush_expired(now, cut_stats, emit),
+            Cut::FlushMultiline => records.flush_multiline(cut_stats, emit),
+        }
+        self.records += stats.encode.records - before;
+    }
+
+    /// Hands every buffer over for sending, and starts the next batch: buffers at the size
+    /// of the recent batches, at most `4 × batch_bytes`.
+    pub fn take(&mut self, batch_bytes: usize) -> Ready {
+        let cap = 4 * batch_bytes;
+        let parts = self
+            .parts
+            .iter_mut()
+            .map(|part| part.take(batch_bytes, cap))
+            .collect();
+        self.slots.clear();
+        Ready {
+            parts,
+            records: std::mem::take(&mut self.records),
+            progress: std::mem::take(&mut self.progress),
+        }
+    }
+}
