@@ -32,7 +32,7 @@
 //! build script and from `cargo xtask build-ebpf`).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
-// `atomic_xadd`: the bpf target has no `fetch_add` (see ../shared/TOOLCHAIN.md).
+// `atomic_xadd`: the bpf target has no `fetch_add` (LLVM does not lower it for BPF).
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
