@@ -20,6 +20,9 @@ fn main() {
         eprintln!("error: CARGO_MANIFEST_DIR has no parent");
         std::process::exit(1);
     };
+    // SAFETY: a build script is one thread until here (aya-build starts its own threads after
+    // spawning the nested cargo, which inherits this).
+    unsafe { std::env::set_var(xtask::QUIET_NESTED_CARGO.0, xtask::QUIET_NESTED_CARGO.1) };
     match xtask::build_ebpf(root) {
         Ok(_) => println!("cargo:rustc-cfg=ringtail_ebpf"),
         Err(e) => {

@@ -5,6 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
+/// The environment variable (and value) that keeps the nested cargo of the eBPF build from
+/// printing its progress. aya-build relays every line the nested cargo writes as a
+/// `cargo:warning`, so without it each build of ringtail shows dozens of `warning:
+/// ringtail@0.1.0: Compiling …` lines; compiler warnings and errors still come through. Set it
+/// in the process before calling [`build_ebpf`] (the environment is process-wide).
+pub const QUIET_NESTED_CARGO: (&str, &str) = ("CARGO_TERM_QUIET", "true");
+
 /// Name of the eBPF package (and of the object file it produces).
 pub const EBPF_PACKAGE: &str = "ringtail-ebpf";
 

