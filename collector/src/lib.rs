@@ -13,11 +13,12 @@
 //!                                                      (checkpoints)
 //! ```
 //!
-//! Layout, top to bottom — a module imports only from modules below it (two exceptions, each
-//! explained where it is):
+//! Layout, top to bottom — a module imports only from modules below it (the one exception,
+//! `source::declare` asking the Kafka sink what a legal topic is, says why where it is):
 //! - [`pipeline`]: starts every stage with its settings, keeps the handles, stops them front
 //!   to back.
 //! - [`config`]: the YAML configuration, turned into each stage's settings.
+//! - [`fuzzing`]: the invariants the fuzz targets (`fuzz/`) and their regression tests check.
 //! - [`api`]: `/metrics` and `/healthz`.
 //! - [`discover`]: which files exist and when they have new data (inotify, eBPF).
 //! - [`read`]: reader threads and their backends (io_uring, `pread`).
@@ -30,9 +31,8 @@
 //! - [`cut`]: bytes to records for one file: framing, decoding, multiline.
 //! - [`container`]: which container a file belongs to; container filters; runtime bundles.
 //! - [`ebpf`]: ringtail's eBPF programs: loading them, their events and maps.
-//! - Shared vocabulary: [`file`](mod@file) (what a file is), [`escape`] (JSON strings), [`queue`]
-//!   (bounded queues with their depth), [`metrics`].
-//! - [`fuzzing`]: the invariants the fuzz targets (`fuzz/`) and their regression tests check.
+//! - Shared vocabulary: [`metrics`], [`queue`] (bounded queues with their depth),
+//!   [`file`](mod@file) (what a file is), [`escape`] (JSON strings).
 
 pub mod api;
 pub mod config;

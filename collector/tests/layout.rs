@@ -1,5 +1,5 @@
 //! The layout rules of `collector/src`, checked on the source itself (ARCHITECTURE.md,
-//! "Layout"):
+//! "The layout"):
 //!
 //! - no module below `config` imports it: stages take their own settings types, and only the
 //!   wiring (`pipeline`) reads a whole configuration;

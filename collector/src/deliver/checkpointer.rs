@@ -26,11 +26,8 @@ pub const NEW_FILES_PAUSE: Duration = Duration::from_millis(5);
 /// Why the checkpointer could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointerError {
-    /// The checkpoint file could not be read (a damaged one is set aside, not an error).
-    #[error(transparent)]
-    Load(#[from] CheckpointError),
     /// The thread could not be started.
-    #[error("cannot start the checkpointer thread: {source}")]
+    #[error("cannot start thread checkpointer: {source}")]
     Thread {
         /// What the OS said.
         #[source]

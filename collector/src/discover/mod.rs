@@ -773,22 +773,22 @@ impl Discovery {
         if let Some(parent) = target.as_deref().and_then(Path::parent) {
             self.watches.watch(parent);
         }
-        let meta = match &source.origin {
-            Some(origin) => Arc::clone(&origin.meta),
-            None => self.resolver.resolve(path),
-        };
+        let origin_meta = source.origin.as_ref().map(|o| Arc::clone(&o.meta));
+        let resolver = &mut self.resolver;
+        self.registry.hand_out(
+            NewFile {
+                path: path.to_path_buf(),
+                target,
+                linked: opened.linked,
+                identity,
+                fingerprint: start.fingerprint,
+                offset: start.offset,
+                source,
+                file: opened.file,
+            },
+            || origin_meta.unwrap_or_else(|| resolver.resolve(path)),
+        )?;
         self.resolver.forget();
-        self.registry.hand_out(NewFile {
-            path: path.to_path_buf(),
-            target,
-            linked: opened.linked,
-            identity,
-            fingerprint: start.fingerprint,
-            offset: start.offset,
-            source,
-            meta,
-            file: opened.file,
-        })?;
         Ok(())
     }
 }

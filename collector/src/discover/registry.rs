@@ -62,8 +62,6 @@ pub struct NewFile {
     pub offset: u64,
     /// Its source.
     pub source: Arc<Source>,
-    /// Its container metadata.
-    pub meta: Arc<FileMeta>,
     /// The open file.
     pub file: File,
 }
@@ -154,10 +152,14 @@ impl Registry {
             .is_some_and(|&(_, opened_ns)| time_ns <= opened_ns)
     }
 
-    /// Hands `new` to its reader (registered with the tracker first). A file opened through
-    /// its writer's descriptor after it was unlinked is gone at once: it is read to its
-    /// current end and closed.
-    pub fn hand_out(&mut self, new: NewFile) -> Result<FileId, RegistryError> {
+    /// Hands `new` to its reader, registered with the tracker first, with the container
+    /// metadata `meta` gives then. A file opened through its writer's descriptor after it was
+    /// unlinked is gone at once: it is read to its current end and closed.
+    pub fn hand_out(
+        &mut self,
+        new: NewFile,
+        meta: impl FnOnce() -> Arc<FileMeta>,
+    ) -> Result<FileId, RegistryError> {
         let id = FileId(self.next_id);
         self.next_id += 1;
         let reader = (id.0 % self.readers.len() as u64) as usize;
@@ -193,7 +195,7 @@ impl Registry {
             path: new.path,
             identity: new.identity,
             source: new.source,
-            meta: new.meta,
+            meta: meta(),
         });
         if !self.readers[reader].send(Control::Open {
             ctx: Arc::clone(&ctx),

@@ -1,7 +1,7 @@
-//! Reading: reader threads and the backends they read with.
+//! Reading: reader threads, the backends they read with, and their settings
+//! ([`ReaderSettings`], the `reader` section).
 //!
-//! - [`reader`]: the reader thread — which files to read, how much, in what order — and its
-//!   settings.
+//! - [`reader`]: the reader thread — which files to read, how much, in what order.
 //! - [`control`]: discovery's link to a reader (control messages, dirty marks).
 //! - [`file`](mod@file): one open file's read state and counters.
 //! - [`buffer`]: page-aligned read buffers and the bounded pool they come from.
