@@ -34,7 +34,7 @@ const GONE_KEPT: usize = 4096;
 
 /// Why a bundle could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
+pub enum BundleError {
     /// `config.json` could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -86,17 +86,17 @@ impl Bundle {
     }
 
     /// Reads the bundle in `dir`, whose container id is `id`.
-    pub fn read(dir: &Path, id: &str) -> Result<Bundle, RuntimeError> {
+    pub fn read(dir: &Path, id: &str) -> Result<Bundle, BundleError> {
         let path = dir.join("config.json");
-        let bytes = std::fs::read(&path).map_err(|source| RuntimeError::Read {
+        let bytes = std::fs::read(&path).map_err(|source| BundleError::Read {
             path: path.clone(),
             source,
         })?;
         let created = std::fs::metadata(&path)
             .and_then(|m| m.modified())
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        let spec: Spec = serde_json::from_slice(&bytes)
-            .map_err(|source| RuntimeError::Parse { path, source })?;
+        let spec: Spec =
+            serde_json::from_slice(&bytes).map_err(|source| BundleError::Parse { path, source })?;
         Ok(Bundle::from_spec(dir, id, spec, created))
     }
 
