@@ -1,9 +1,10 @@
 //! The scalar parsers every part of the configuration uses: choices, whole numbers, sizes,
-//! durations, lists — each reporting a [`Problem`] with its position and falling back to its
-//! default, so that one run reports everything.
+//! durations, lists, unique names — each reporting a [`Problem`] with its position and
+//! falling back to its default, so that one run reports everything.
 //!
 //! Owns how a scalar is read; it may not know which section asks.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use marked_yaml::{Node, Spanned};
@@ -178,4 +179,45 @@ pub(super) fn quoted(names: &[&str]) -> String {
 /// `text` on one line (regex errors span several).
 pub(super) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The `name` of a source or sink (`kind`) at `path`: given, not empty and not taken yet in
+/// `names`, where it is entered with `index`.
+pub(super) fn unique_name(
+    name: Option<&Spanned<String>>,
+    node: &Node,
+    path: &str,
+    kind: &str,
+    index: usize,
+    names: &mut HashMap<String, usize>,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    match name {
+        Some(name) if name.is_empty() => {
+            problems.push(Problem::spanned(
+                name,
+                format!("{path}.name"),
+                "must not be empty",
+            ));
+            None
+        }
+        Some(name) => {
+            if names.insert(name.to_string(), index).is_some() {
+                problems.push(Problem::spanned(
+                    name,
+                    format!("{path}.name"),
+                    format!("duplicate {kind} name `{}`", **name),
+                ));
+            }
+            Some(name.to_string())
+        }
+        None => {
+            problems.push(Problem::node(
+                node,
+                format!("{path}.name"),
+                "missing field `name`",
+            ));
+            None
+        }
+    }
 }

@@ -10,7 +10,7 @@ use marked_yaml::{Node, Spanned};
 
 use crate::config::problem::Problem;
 use crate::config::raw::{RawRotate, RawSink};
-use crate::config::scalar::{choice, count, duration, size};
+use crate::config::scalar::{choice, count, duration, size, unique_name};
 use crate::encode::Encoding;
 use crate::sink::file::{
     Compression, DEFAULT_ROTATE_MAX_FILES, DEFAULT_SYNC_INTERVAL, DEFAULT_ZSTD_LEVEL,
@@ -35,34 +35,7 @@ pub(super) fn sink(
 ) -> Option<SinkSettings> {
     let path = format!("sinks[{i}]");
     let before = problems.len();
-    let name = match &raw.name {
-        Some(name) if name.is_empty() => {
-            problems.push(Problem::spanned(
-                name,
-                format!("{path}.name"),
-                "must not be empty",
-            ));
-            None
-        }
-        Some(name) => {
-            if names.insert(name.to_string(), i).is_some() {
-                problems.push(Problem::spanned(
-                    name,
-                    format!("{path}.name"),
-                    format!("duplicate sink name `{}`", **name),
-                ));
-            }
-            Some(name.to_string())
-        }
-        None => {
-            problems.push(Problem::node(
-                node,
-                format!("{path}.name"),
-                "missing field `name`",
-            ));
-            None
-        }
-    };
+    let name = unique_name(raw.name.as_ref(), node, &path, "sink", i, names, problems);
     let inputs = match &raw.inputs {
         None => sources.values().copied().collect::<Vec<_>>(),
         Some(list) => {

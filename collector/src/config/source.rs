@@ -13,7 +13,9 @@ use regex::bytes::Regex;
 use crate::config::problem::Problem;
 use crate::config::processor;
 use crate::config::raw::{RawContainerMatcher, RawContainers, RawMultiline, RawSource};
-use crate::config::scalar::{choice, count, duration, one_line, quoted, read_from, size};
+use crate::config::scalar::{
+    choice, count, duration, one_line, quoted, read_from, size, unique_name,
+};
 use crate::container::filter::{ContainerFilter, ContainerMatcher};
 use crate::cut::decode::Format;
 use crate::cut::multiline::{
@@ -38,35 +40,15 @@ pub(super) fn source(
 ) -> Option<Source> {
     let path = format!("sources[{i}]");
     let before = problems.len();
-    let name = match raw.name {
-        Some(name) if name.is_empty() => {
-            problems.push(Problem::spanned(
-                &name,
-                format!("{path}.name"),
-                "must not be empty",
-            ));
-            None
-        }
-        Some(name) => {
-            if names.contains_key(name.as_str()) {
-                problems.push(Problem::spanned(
-                    &name,
-                    format!("{path}.name"),
-                    format!("duplicate source name `{}`", *name),
-                ));
-            }
-            names.insert(name.to_string(), index);
-            Some(name.to_string())
-        }
-        None => {
-            problems.push(Problem::node(
-                node,
-                format!("{path}.name"),
-                "missing field `name`",
-            ));
-            None
-        }
-    };
+    let name = unique_name(
+        raw.name.as_ref(),
+        node,
+        &path,
+        "source",
+        index,
+        names,
+        problems,
+    );
     let declared = match &raw.declared {
         Some(flag) => match flag.as_str() {
             "true" => true,
