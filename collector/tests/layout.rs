@@ -66,10 +66,16 @@ fn is_cfg_test(attrs: &[syn::Attribute]) -> bool {
     })
 }
 
-/// Every module of the library reachable from `lib.rs` through `mod x;` declarations, test
-/// modules left out.
-fn modules() -> Vec<Module> {
-    let mut out = Vec::new();
+/// The library's files: every module reachable from `lib.rs` through `mod x;` declarations,
+/// and the files of the test modules among them (`#[cfg(test)] mod x;`), walked apart.
+struct Tree {
+    modules: Vec<Module>,
+    test_files: BTreeSet<PathBuf>,
+}
+
+fn tree() -> Tree {
+    let mut modules = Vec::new();
+    let mut test_files = BTreeSet::new();
     let mut stack = vec![(Vec::<String>::new(), src().join("lib.rs"))];
     while let Some((path, file)) = stack.pop() {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -82,7 +88,6 @@ fn modules() -> Vec<Module> {
         for item in &ast.items {
             if let syn::Item::Mod(m) = item
                 && m.content.is_none()
-                && !is_cfg_test(&m.attrs)
             {
                 let name = m.ident.to_string();
                 let flat = dir.join(format!("{name}.rs"));
@@ -91,14 +96,26 @@ fn modules() -> Vec<Module> {
                 } else {
                     dir.join(&name).join("mod.rs")
                 };
-                let mut child_path = path.clone();
-                child_path.push(name);
-                stack.push((child_path, child));
+                if is_cfg_test(&m.attrs) {
+                    test_files.insert(child);
+                } else {
+                    let mut child_path = path.clone();
+                    child_path.push(name);
+                    stack.push((child_path, child));
+                }
             }
         }
-        out.push(Module { path, text, ast });
+        modules.push(Module { path, text, ast });
     }
-    out
+    Tree {
+        modules,
+        test_files,
+    }
+}
+
+/// Every module of the library, test modules left out.
+fn modules() -> Vec<Module> {
+    tree().modules
 }
 
 /// The paths a file's code names: `use` trees and `crate::`/`super::`/child-module paths,
@@ -417,36 +434,7 @@ fn imports_go_down_the_layers_but_for_explained_exceptions() {
 
 #[test]
 fn no_source_file_is_over_900_lines() {
-    let test_files: BTreeSet<PathBuf> = {
-        // Files that are test modules: declared `#[cfg(test)] mod x;`.
-        let mut out = BTreeSet::new();
-        let mut dirs = vec![src()];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if path.extension().is_some_and(|e| e == "rs") {
-                    let text = std::fs::read_to_string(&path).unwrap();
-                    let ast = syn::parse_file(&text).unwrap();
-                    let here = if path.ends_with("mod.rs") || path.ends_with("lib.rs") {
-                        path.parent().unwrap().to_path_buf()
-                    } else {
-                        path.with_extension("")
-                    };
-                    for item in &ast.items {
-                        if let syn::Item::Mod(m) = item
-                            && m.content.is_none()
-                            && is_cfg_test(&m.attrs)
-                        {
-                            out.insert(here.join(format!("{}.rs", m.ident)));
-                        }
-                    }
-                }
-            }
-        }
-        out
-    };
+    let test_files = tree().test_files;
     let mut long = Vec::new();
     let mut dirs = vec![src()];
     while let Some(dir) = dirs.pop() {
