@@ -1,18 +1,65 @@
 //! The local HTTP API: `/metrics` (OpenMetrics text) and `/healthz` (JSON; 200 when every
 //! sink is healthy and the pipeline runs, 503 otherwise, with the reason).
 //!
-//! Owns the HTTP listener and what `/healthz` says; it may not touch the pipeline beyond
-//! reading its metrics and health.
+//! Anyone who can reach the port can talk to it (the DaemonSet listens on all interfaces), so
+//! no client may hold it: it is served by hyper on one thread with its own single-threaded
+//! tokio runtime, and every connection is bounded —
+//! - at most [`MAX_CONNECTIONS`] at once; a new one past that closes the oldest (a request
+//!   takes milliseconds, so only connections that hold on without asking are closed);
+//! - a request head must arrive within [`HEAD_TIMEOUT`] of the connection (or the last
+//!   response) being ready for it: slow headers and idle keep-alive connections are closed;
+//! - a write that makes no progress for [`WRITE_TIMEOUT`] closes the connection: a client that
+//!   pipelines requests and never reads holds only its own connection, and only for that long;
+//! - buffers are [`MAX_BUFFER`] per connection, and `/metrics` is rendered at most once per
+//!   [`RENDER_REUSE`] (one shared buffer whatever the number of clients asking).
+//!
+//! [`Api::stop`] never waits on a client: it drops every connection and the runtime.
+//!
+//! The API lives as long as the process; `/healthz` reports on the pipeline that runs now
+//! ([`HealthSlot`], set at every start and reload).
+//!
+//! Owns the listener and what `/healthz` says; it may not touch the pipeline beyond reading
+//! its metrics and health.
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::metrics::Metrics;
 use crate::sink::driver::SinkHealth;
 
 /// Loopback only: metrics are scraped node-locally; exposing them is a deliberate choice.
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:9100";
+
+/// Connections served at once. Far more than a node's scrapers and probes need, and few
+/// enough that their buffers stay small (each holds at most two [`MAX_BUFFER`]s).
+pub const MAX_CONNECTIONS: usize = 256;
+/// Longest wait for a request head, from when the connection is ready for one: a probe or a
+/// scrape sends it at once; keep-alive connections idle longer than this are closed (scrapers
+/// reconnect).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a response write may make no progress before the connection is closed.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read and write buffer of one connection (hyper's smallest is 8 KiB; request heads are a few
+/// hundred bytes).
+pub const MAX_BUFFER: usize = 16 * 1024;
+/// A `/metrics` body younger than this is served again instead of rendered again.
+pub const RENDER_REUSE: Duration = Duration::from_millis(200);
 
 /// The HTTP API's settings (`api`).
 #[derive(Debug, Clone)]
@@ -29,15 +76,15 @@ pub enum ApiError {
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// What tiny_http said.
+        /// What the OS said.
         reason: String,
     },
-    /// The server thread could not be started.
+    /// The server thread or its runtime could not be started.
     #[error("cannot start the API thread: {source}")]
     Thread {
         /// What the OS said.
         #[source]
-        source: std::io::Error,
+        source: io::Error,
     },
 }
 
@@ -81,11 +128,31 @@ impl Health {
     }
 }
 
+/// The health of the pipeline that runs now: replaced when a pipeline starts (also on a
+/// reload), so the API outlives every pipeline.
+#[derive(Debug, Default)]
+pub struct HealthSlot {
+    current: RwLock<Arc<Health>>,
+}
+
+impl HealthSlot {
+    /// Reports on `health` from now on.
+    pub fn set(&self, health: Arc<Health>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = health;
+    }
+
+    /// The status code and JSON body of `/healthz`.
+    pub fn report(&self) -> (u16, String) {
+        let current = Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()));
+        current.report()
+    }
+}
+
 /// A running API server.
 pub struct Api {
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
     addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -96,33 +163,92 @@ impl std::fmt::Debug for Api {
     }
 }
 
+/// What the server needs to answer.
+struct Answers {
+    metrics: Arc<Metrics>,
+    health: Arc<HealthSlot>,
+    rendered: Mutex<Option<(Instant, Bytes)>>,
+}
+
+impl Answers {
+    /// The `/metrics` body: rendered at most once per [`RENDER_REUSE`].
+    fn metrics(&self) -> Bytes {
+        let mut cached = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, body)) = cached.as_ref()
+            && at.elapsed() < RENDER_REUSE
+        {
+            return body.clone();
+        }
+        let body = Bytes::from(self.metrics.render());
+        *cached = Some((Instant::now(), body.clone()));
+        body
+    }
+
+    fn respond(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let (status, body, content_type) = match request.uri().path() {
+            "/metrics" => (
+                200,
+                self.metrics(),
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
+            "/healthz" => {
+                let (status, body) = self.health.report();
+                (status, Bytes::from(body), "application/json")
+            }
+            _ => (
+                404,
+                Bytes::from_static(b"not found: try /metrics or /healthz\n"),
+                "text/plain",
+            ),
+        };
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+    }
+}
+
 impl Api {
     /// Binds `listen` and serves on a thread of its own.
     pub fn start(
         listen: SocketAddr,
         metrics: Arc<Metrics>,
-        health: Arc<Health>,
+        health: Arc<HealthSlot>,
     ) -> Result<Self, ApiError> {
-        let server = tiny_http::Server::http(listen).map_err(|e| ApiError::Bind {
+        let listener = std::net::TcpListener::bind(listen).map_err(|e| ApiError::Bind {
             addr: listen,
             reason: e.to_string(),
         })?;
-        let addr = server.server_addr().to_ip().unwrap_or(listen);
-        let server = Arc::new(server);
-        let serving = Arc::clone(&server);
+        let addr = listener.local_addr().unwrap_or(listen);
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| ApiError::Thread { source })?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|source| ApiError::Thread { source })?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let answers = Arc::new(Answers {
+            metrics,
+            health,
+            rendered: Mutex::new(None),
+        });
         let thread = std::thread::Builder::new()
             .name("api".to_string())
             .spawn(move || {
-                for request in serving.incoming_requests() {
-                    respond(request, &metrics, &health);
-                }
+                runtime.block_on(serve(listener, answers, stopped));
+                // Connections still open are dropped with the runtime, without waiting.
+                runtime.shutdown_background();
             })
             .map_err(|source| ApiError::Thread { source })?;
         tracing::info!(%addr, "serving /metrics and /healthz");
         Ok(Self {
-            server,
-            thread: Some(thread),
             addr,
+            stop: Some(stop),
+            thread: Some(thread),
         })
     }
 
@@ -131,39 +257,148 @@ impl Api {
         self.addr
     }
 
-    /// Stops serving.
+    /// Stops serving: closes the listener and every connection, whatever the clients do.
     pub fn stop(mut self) {
-        self.server.unblock();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-fn respond(request: tiny_http::Request, metrics: &Metrics, health: &Health) {
-    let (status, body, content_type) = match request.url() {
-        "/metrics" => (
-            200,
-            metrics.render(),
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        ),
-        "/healthz" => {
-            let (status, body) = health.report();
-            (status, body, "application/json")
+/// Accepts connections until `stopped`, each served by a task of its own.
+async fn serve(
+    listener: std::net::TcpListener,
+    answers: Arc<Answers>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serve /metrics and /healthz");
+            return;
         }
-        _ => (
-            404,
-            "not found: try /metrics or /healthz\n".to_string(),
-            "text/plain",
-        ),
     };
-    let mut response = tiny_http::Response::from_string(body).with_status_code(status);
-    if let Ok(header) = tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes())
-    {
-        response.add_header(header);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_BUFFER);
+    let mut connections = JoinSet::new();
+    let mut oldest: VecDeque<AbortHandle> = VecDeque::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, _peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors or memory: the connection waiting is lost, not the API.
+                tracing::warn!(error = %e, "cannot accept an API connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        while connections.try_join_next().is_some() {}
+        oldest.retain(|c| !c.is_finished());
+        while oldest.len() >= MAX_CONNECTIONS {
+            if let Some(connection) = oldest.pop_front() {
+                connection.abort();
+            }
+        }
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(WriteDeadline::new(stream, WRITE_TIMEOUT));
+        let answers = Arc::clone(&answers);
+        let connection = http.serve_connection(
+            io,
+            hyper::service::service_fn(move |request| {
+                let response = answers.respond(&request);
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            }),
+        );
+        oldest.push_back(connections.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "API connection closed");
+            }
+        }));
     }
-    if let Err(e) = request.respond(response) {
-        tracing::debug!(error = %e, "API client went away");
+    connections.abort_all();
+}
+
+/// A stream whose writes fail with `TimedOut` when one makes no progress for `limit`.
+struct WriteDeadline<S> {
+    inner: S,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        Self {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// After a write attempt: progress clears the clock, waiting starts it (or checks it).
+    fn check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match result {
+            Poll::Pending => {
+                let limit = self.limit;
+                let timer = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client does not read its responses",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.check(cx, result)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.check(cx, result)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.check(cx, result)
     }
 }
 
@@ -201,5 +436,42 @@ mod tests {
         let (status, body) = health.report();
         assert_eq!(status, 503);
         assert!(body.contains("worker-0: stopped"));
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_holds_neither_the_server_nor_its_stop() {
+        use std::io::{Read, Write};
+        let metrics = Arc::new(Metrics::new());
+        let slot = Arc::new(HealthSlot::default());
+        let api = Api::start("127.0.0.1:0".parse().unwrap(), metrics, slot).unwrap();
+        // Pipelines thousands of requests and never reads a response.
+        let mut greedy = std::net::TcpStream::connect(api.addr()).unwrap();
+        greedy
+            .set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100);
+        for _ in 0..200 {
+            if greedy.write_all(&request).is_err() {
+                break;
+            }
+        }
+        let ask = || {
+            let mut s = std::net::TcpStream::connect(api.addr()).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        };
+        let started = Instant::now();
+        assert!(ask().starts_with("HTTP/1.0 200"), "health answers");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let started = Instant::now();
+        api.stop();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "stop does not wait for the client"
+        );
+        drop(greedy);
     }
 }

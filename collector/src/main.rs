@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use crossbeam::channel::select;
+use ringtail::api::{Api, HealthSlot};
 use ringtail::config::{self, ConfigError};
 
 mod reload;
@@ -243,10 +244,15 @@ fn run(origin: Origin) -> anyhow::Result<ExitCode> {
 
     raise_open_file_limit();
     let metrics = std::sync::Arc::new(ringtail::metrics::Metrics::new());
+    // The API outlives every pipeline: it answers during reloads and while stopping.
+    let health = std::sync::Arc::new(HealthSlot::default());
+    let mut api = Api::start(config.api.listen, metrics.clone(), health.clone())
+        .context("cannot start the API")?;
     let mut running = ringtail::pipeline::start_with_metrics(&config, metrics.clone())
         .context("cannot start the pipeline")?;
+    health.set(running.health());
     release_start_up_memory();
-    log_running(&config, &running);
+    log_running(&config, &api);
     let count = |result| {
         metrics
             .config_reloads
@@ -261,6 +267,7 @@ fn run(origin: Origin) -> anyhow::Result<ExitCode> {
                 running.mark_failed(&reason);
                 tracing::error!(%reason, "stopping because a pipeline stage failed");
                 running.shutdown().context("shutdown")?;
+                api.stop();
                 return Err(anyhow::anyhow!("pipeline failed: {reason}"));
             }
         };
@@ -317,6 +324,23 @@ fn run(origin: Origin) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
+        // A new API address is bound before anything stops: if it cannot be, nothing changes.
+        let new_api = if new_config.api.listen == config.api.listen {
+            None
+        } else {
+            match Api::start(new_config.api.listen, metrics.clone(), health.clone()) {
+                Ok(new_api) => Some(new_api),
+                Err(e) => {
+                    tracing::error!(
+                        why,
+                        error = %e,
+                        "configuration not reloaded, the running one stays"
+                    );
+                    count("rejected");
+                    continue;
+                }
+            }
+        };
         tracing::info!(
             why,
             "applying the new configuration: draining, then restarting the pipeline on its checkpoints"
@@ -336,17 +360,25 @@ fn run(origin: Origin) -> anyhow::Result<ExitCode> {
             }
         };
         running = next;
+        health.set(running.health());
         release_start_up_memory();
         if applied {
             config = new_config;
             last_good = loaded.used;
+            if let Some(new_api) = new_api {
+                std::mem::replace(&mut api, new_api).stop();
+            }
             count("applied");
         } else {
+            if let Some(new_api) = new_api {
+                new_api.stop();
+            }
             count("rejected");
         }
-        log_running(&config, &running);
+        log_running(&config, &api);
     }
     running.shutdown().context("shutdown")?;
+    api.stop();
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }
@@ -360,12 +392,12 @@ fn release_start_up_memory() {
     unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
-fn log_running(config: &config::Config, running: &ringtail::pipeline::Running) {
+fn log_running(config: &config::Config, api: &Api) {
     tracing::info!(
         sources = config.sources.len(),
         sinks = config.sinks.len(),
         workers = config.pipeline.workers,
-        api = ?running.api_addr(),
+        api = ?Some(api.addr()),
         "ringtail is running"
     );
 }

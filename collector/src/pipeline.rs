@@ -8,7 +8,7 @@
 //! ```
 //! Every arrow is a bounded queue. Stages start back to front — checkpoints, sinks, workers,
 //! the kernel link, readers, discovery (whose start-up scan hands existing files to the
-//! readers), the checkpointer, the eBPF thread, the API — and stop front to back: the eBPF
+//! readers), the checkpointer, the eBPF thread — and stop front to back: the eBPF
 //! thread and discovery stop, readers stop reading and close the worker queues, workers drain
 //! them, emit pending multi-line records and close the sink queues, sinks drain, make
 //! everything durable and acknowledge it, and the final checkpoint is written. The whole
@@ -16,7 +16,9 @@
 //! and the exit reports what was not acknowledged.
 //!
 //! This module sits above the configuration (it reads a whole [`Config`]) and hands each
-//! stage its own settings; what each stage does lives in that stage.
+//! stage its own settings; what each stage does lives in that stage. The API is not part of a
+//! pipeline: it lives as long as the process and reports on the pipeline that runs
+//! ([`Running::health`]).
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender, bounded};
 
-use crate::api::{Api, ApiError, Health};
+use crate::api::Health;
 use crate::config::Config;
 use crate::deliver::checkpoint::CheckpointError;
 use crate::deliver::checkpointer::{self, Checkpointer, CheckpointerError};
@@ -65,9 +67,6 @@ pub enum PipelineError {
     /// Discovery could not start.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
-    /// The API could not start.
-    #[error(transparent)]
-    Api(#[from] ApiError),
     /// A sink could not be created.
     #[error(transparent)]
     Sink(#[from] SinkError),
@@ -104,7 +103,6 @@ pub struct Running {
     /// Acknowledged offsets.
     pub tracker: Arc<crate::deliver::ack::AckTracker>,
     health: Arc<Health>,
-    api: Option<Api>,
     stop_discovery: Option<OwnedFd>,
     stop_readers: Option<Sender<()>>,
     discovery: Option<Thread>,
@@ -124,7 +122,9 @@ pub struct Running {
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Running")
-            .field("api", &self.api)
+            .field("readers", &self.readers.len())
+            .field("workers", &self.workers.len())
+            .field("sinks", &self.sinks.len())
             .finish_non_exhaustive()
     }
 }
@@ -310,13 +310,10 @@ pub fn start_with_metrics(
         _ => (None, None),
     };
 
-    let health = Arc::new(health);
-    let api = Api::start(config.api.listen, Arc::clone(&metrics), Arc::clone(&health))?;
     Ok(Running {
         metrics,
         tracker,
-        health,
-        api: Some(api),
+        health: Arc::new(health),
         stop_discovery: Some(stop_discovery),
         stop_readers: Some(stop_readers),
         discovery: Some(discovery),
@@ -334,9 +331,9 @@ pub fn start_with_metrics(
 }
 
 impl Running {
-    /// The address the API listens on.
-    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
-        self.api.as_ref().map(Api::addr)
+    /// What `/healthz` reports on for this pipeline: its sinks and failures.
+    pub fn health(&self) -> Arc<Health> {
+        Arc::clone(&self.health)
     }
 
     /// Failures reported by pipeline threads; a message means the pipeline must stop.
@@ -390,9 +387,6 @@ impl Running {
             && let Err(failure) = checkpointer.stop()
         {
             failures.push(failure);
-        }
-        if let Some(api) = self.api.take() {
-            api.stop();
         }
         if failures.is_empty() {
             Ok(())
