@@ -62,7 +62,8 @@ fn write_hook(c: &mut Criterion) {
         }
     };
     let mut dirs = kernel.take_watched_dirs().unwrap();
-    dirs.insert(&watched_dir).unwrap();
+    dirs.insert(std::fs::File::open(&watched_dir).unwrap().as_fd())
+        .unwrap();
     group.bench_function("outside", |b| b.iter_custom(|n| writes(&elsewhere, n)));
     let watched = open(&watched_dir.join("a.log"));
     group.bench_function("watched", |b| b.iter_custom(|n| writes(&watched, n)));

@@ -244,13 +244,20 @@ fn run(origin: Origin) -> anyhow::Result<ExitCode> {
 
     raise_open_file_limit();
     let metrics = std::sync::Arc::new(ringtail::metrics::Metrics::new());
-    // The API outlives every pipeline: it answers during reloads and while stopping.
-    let health = std::sync::Arc::new(HealthSlot::default());
-    let mut api = Api::start(config.api.listen, metrics.clone(), health.clone())
-        .context("cannot start the API")?;
     let mut running = ringtail::pipeline::start_with_metrics(&config, metrics.clone())
         .context("cannot start the pipeline")?;
+    // The API answers once the first pipeline runs (its start-up scan has handed every
+    // existing file on), and outlives every pipeline: it answers during reloads and while
+    // stopping.
+    let health = std::sync::Arc::new(HealthSlot::default());
     health.set(running.health());
+    let mut api = match Api::start(config.api.listen, metrics.clone(), health.clone()) {
+        Ok(api) => api,
+        Err(e) => {
+            running.shutdown().context("shutdown")?;
+            return Err(anyhow::Error::new(e).context("cannot start the pipeline"));
+        }
+    };
     release_start_up_memory();
     log_running(&config, &api);
     let count = |result| {

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on broken invariants")]
 
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -207,7 +208,9 @@ fn opens_for_writing_are_reported_in_watched_directories_only() {
     std::fs::create_dir(&other).unwrap();
     let mut kernel = Kernel::load().unwrap();
     let mut dirs = kernel.take_watched_dirs().unwrap();
-    let key = dirs.insert(&watched).unwrap();
+    let key = dirs
+        .insert(std::fs::File::open(&watched).unwrap().as_fd())
+        .unwrap();
     let events = Events::start(kernel, |event| match event {
         KernelEvent::FileOpened(f) => Some(f),
         _ => None,
@@ -384,7 +387,8 @@ fn the_write_hook_wakes_once_per_idle_to_dirty_and_ignores_other_writes() {
     std::fs::create_dir(&other).unwrap();
     let mut kernel = Kernel::load().unwrap();
     let mut dirs = kernel.take_watched_dirs().unwrap();
-    dirs.insert(&watched).unwrap();
+    dirs.insert(std::fs::File::open(&watched).unwrap().as_fd())
+        .unwrap();
     let flags = kernel.dirty_flags().unwrap();
     let events = Events::start(kernel, Some);
     let (rx, metrics) = (events.rx.clone(), Arc::clone(&events.metrics));
@@ -556,7 +560,8 @@ fn the_write_hook_follows_descriptors_through_dup_fcntl_fork_and_exec() {
     std::fs::create_dir(&watched).unwrap();
     let mut kernel = Kernel::load().unwrap();
     let mut dirs = kernel.take_watched_dirs().unwrap();
-    dirs.insert(&watched).unwrap();
+    dirs.insert(std::fs::File::open(&watched).unwrap().as_fd())
+        .unwrap();
     let flags = kernel.dirty_flags().unwrap();
     let events = Events::start(kernel, Some);
     let path = watched.join("a.log");
@@ -638,7 +643,8 @@ os.write(kept, b'after the start\n')
 
     let mut kernel = Kernel::load().unwrap();
     let mut dirs = kernel.take_watched_dirs().unwrap();
-    dirs.insert(&watched).unwrap();
+    dirs.insert(std::fs::File::open(&watched).unwrap().as_fd())
+        .unwrap();
     let flags = kernel.dirty_flags().unwrap();
     let mut open = kernel.open_files().unwrap();
     open.sort_by(|a, b| a.name.cmp(&b.name));

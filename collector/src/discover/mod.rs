@@ -50,7 +50,7 @@ pub mod watches;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,7 +68,7 @@ use crate::read::control::ReaderHandle;
 use crate::source::Source;
 use declared::Declarations;
 use kernel::{KernelEvents, KernelLink};
-use open::{Opener, Via, symlink_target};
+use open::{Opener, Via};
 use registry::{NewFile, Registry, RegistryError};
 use watches::{Watched, Watches};
 
@@ -536,6 +536,7 @@ impl Discovery {
             return Ok(());
         };
         self.sources = changed.sources;
+        self.opener.set_sources(&self.sources);
         self.filtered.clear();
         self.scan_roots_of(&changed.added, startup)
     }
@@ -552,32 +553,35 @@ impl Discovery {
     }
 
     /// Watches `dir` and the interesting directories below it, and considers their files.
+    /// Each directory is opened once, with the symlink checks of [`open`], and that open
+    /// directory is what is watched and listed.
     fn scan_dir(&mut self, dir: &Path, startup: bool) -> Result<(), DiscoveryError> {
         let mut stack = vec![dir.to_path_buf()];
         while let Some(dir) = stack.pop() {
             if !self.interesting(&dir) {
                 continue;
             }
+            let Some(fd) = self.opener.open_dir(&dir) else {
+                continue;
+            };
             // Watch before listing: a file created between the two is seen either way.
-            self.watches.watch(&dir);
-            let entries = match std::fs::read_dir(&dir) {
+            self.watches.watch(&dir, fd.as_fd());
+            let entries = match open::list(fd) {
                 Ok(entries) => entries,
                 Err(e) => {
-                    if e.kind() != io::ErrorKind::NotFound {
-                        tracing::warn!(dir = %dir.display(), error = %e, "cannot list directory");
-                    }
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot list directory");
                     continue;
                 }
             };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                match entry.file_type() {
-                    Ok(t) if t.is_dir() => stack.push(path),
-                    Ok(t) if t.is_file() || t.is_symlink() => match self.registry.at(&path) {
+            for (name, kind) in entries {
+                let path = dir.join(name);
+                match kind {
+                    open::Entry::Dir => stack.push(path),
+                    open::Entry::File => match self.registry.at(&path) {
                         Some(id) => self.registry.mark_dirty(id),
                         None => self.consider(&path, startup)?,
                     },
-                    _ => {}
+                    open::Entry::Other => {}
                 }
             }
         }
@@ -764,14 +768,13 @@ impl Discovery {
         else {
             return Ok(());
         };
-        // A symlink's writes are reported in its target's directory: watch that too (not
-        // for a container's own files: their links resolve inside the container's root,
-        // which the host's path resolution would not do).
-        let target = (opened.linked && source.origin.is_none())
-            .then(|| symlink_target(path))
-            .flatten();
-        if let Some(parent) = target.as_deref().and_then(Path::parent) {
-            self.watches.watch(parent);
+        // A symlink's writes are reported in its target's directory: watch that too (opened
+        // with the same checks).
+        let target = opened.target.clone();
+        if let Some(parent) = target.as_deref().and_then(Path::parent)
+            && let Some(fd) = self.opener.open_dir(parent)
+        {
+            self.watches.watch(parent, fd.as_fd());
         }
         let origin_meta = source.origin.as_ref().map(|o| Arc::clone(&o.meta));
         let resolver = &mut self.resolver;

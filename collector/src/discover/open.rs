@@ -1,13 +1,20 @@
 //! Opening a file safely, and deciding where reading it starts.
 //!
-//! - **Safe open**: through the writer's own descriptor when the kernel reported it
-//!   (`/proc/<pid>/fd/<fd>`, which works even after the file was unlinked); a container's
-//!   declared file inside the container's root (`RESOLVE_IN_ROOT`: symlinks resolve as the
-//!   container sees them, never outside); any other file by its canonical path with no
-//!   symlink followed at open time — and a symlink matching a glob only when it leads into a
-//!   glob root or the runtime log directories (a container's `0.log -> /etc/shadow` is
-//!   refused, logged once and counted). `O_NONBLOCK`: a FIFO matching a glob cannot hang
-//!   discovery.
+//! - **Safe open**: below a glob root every path component must be a real directory or file
+//!   at the moment it is opened — the root is opened as configured (the operator's choice),
+//!   and what lies below it with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, so a pod
+//!   directory swapped for a symlink to a host directory is refused at open time, whatever
+//!   happened between the event and the open. Directories are opened the same way before
+//!   they are watched or listed ([`Opener::open_dir`]), so every watch (and the kernel's copy
+//!   of it) is on a directory that was checked. A file that is itself a symlink (kubelet's
+//!   `/var/log/containers/*.log`) is followed only into a glob root or the runtime log
+//!   directories, and again with no symlink below that root; anything else is refused,
+//!   logged once and counted (`ringtail_symlinks_refused_total`). A container's declared
+//!   file is opened inside the container's root (`RESOLVE_IN_ROOT`: symlinks resolve as the
+//!   container sees them, never outside). A file the kernel reported opened is opened
+//!   through the writer's own descriptor (`/proc/<pid>/fd/<fd>`) only once it is unlinked
+//!   (its directory was a checked, watched one); while its path names it, through the path.
+//!   `O_NONBLOCK`: a FIFO matching a glob cannot hang discovery.
 //! - **Resume decision**: a checkpoint of the last run that matches the file (identity and
 //!   fingerprint) resumes at its acknowledged offset; a recycled inode or a file truncated
 //!   while ringtail was down is read from 0; a file new at a first start under
@@ -17,11 +24,16 @@
 //! reads them.
 
 use std::collections::HashSet;
-use std::fs::{File, Metadata, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::{File, Metadata};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -56,6 +68,9 @@ pub struct Opened {
     pub meta: Metadata,
     /// Whether its path still names it (see [`Via::linked`]).
     pub linked: bool,
+    /// When the path is a symlink: where it leads (a second path of the same file, whose
+    /// directory is watched too: the kernel reports writes in the target's directory).
+    pub target: Option<PathBuf>,
 }
 
 /// Where reading a file starts, and the fingerprint it was decided with.
@@ -67,11 +82,27 @@ pub struct Start {
     pub fingerprint: Fingerprint,
 }
 
+/// How the directories on the way to a path are trusted.
+#[derive(Debug, Clone, Copy)]
+enum Anchor<'a> {
+    /// Below this glob root: every component after it must be a real directory or file.
+    Beneath(&'a Path),
+    /// Inside this container root: symlinks resolve as the container sees them.
+    InRoot(&'a Path),
+    /// At or above the glob roots, which the operator configured: resolved as written.
+    Trusted,
+}
+
 /// The symlink policy's state and the counters of opening.
 pub struct Opener {
-    /// Where a symlink matching a glob may lead (see [`symlink_roots`]), canonical.
+    /// The glob roots of the sources, each with the source it counts refusals for.
+    roots: Vec<(PathBuf, String)>,
+    /// The roots of declared in-container sources (`/proc/<pid>/root`).
+    container_roots: Vec<PathBuf>,
+    /// Where a symlink matching a glob may lead (see [`symlink_roots`]), as written and
+    /// canonical.
     symlink_roots: Vec<PathBuf>,
-    /// Symlinks refused already (logged once each).
+    /// Paths refused already (logged once each).
     refused_links: HashSet<PathBuf>,
     symlinks_refused: Family<SourceLabel, Counter>,
     truncations: Family<SourceLabel, Counter>,
@@ -90,13 +121,32 @@ impl std::fmt::Debug for Opener {
 impl Opener {
     /// The policy for the globs of `sources`.
     pub fn new(sources: &[Arc<Source>], metrics: &Metrics) -> Self {
-        Self {
-            symlink_roots: symlink_roots(sources),
+        let mut opener = Self {
+            roots: Vec::new(),
+            container_roots: Vec::new(),
+            symlink_roots: Vec::new(),
             refused_links: HashSet::new(),
             symlinks_refused: metrics.symlinks_refused.clone(),
             truncations: metrics.truncations.clone(),
             resumed: 0,
-        }
+        };
+        opener.set_sources(sources);
+        opener
+    }
+
+    /// The sources changed (containers declared some, or went away): their roots are the
+    /// anchors from now on.
+    pub fn set_sources(&mut self, sources: &[Arc<Source>]) {
+        self.roots = sources
+            .iter()
+            .filter(|s| s.origin.as_ref().is_none_or(|o| o.root.is_none()))
+            .flat_map(|s| s.paths.iter().map(|p| (p.root.clone(), s.name.clone())))
+            .collect();
+        self.container_roots = sources
+            .iter()
+            .filter_map(|s| s.origin.as_ref().and_then(|o| o.root.clone()))
+            .collect();
+        self.symlink_roots = symlink_roots(sources);
     }
 
     /// Files resumed from a checkpoint so far.
@@ -104,39 +154,173 @@ impl Opener {
         self.resumed
     }
 
-    /// Opens `path` for `source`, trying first `via` (a writer's `/proc/<pid>/fd/<fd>`) while
-    /// it is still the file with the expected identity. `None`: not a file to read (gone,
-    /// refused, not a regular file, or unlinked and not reachable through its writer); what
-    /// is worth saying is logged.
+    /// Opens `path` for `source`; for a file the kernel reported opened (`via`), through the
+    /// writer's descriptor once the path no longer names it. `None`: not a file to read
+    /// (gone, refused, not a regular file); what is worth saying is logged.
     pub fn open(&mut self, path: &Path, via: Option<&Via<'_>>, source: &Source) -> Option<Opened> {
-        let through_writer = via.and_then(|via| {
-            let file = open_nonblocking(via.path).ok()?;
+        if let Some(via) = via.filter(|v| !v.linked) {
+            // Unlinked already: only the writer's descriptor leads to it, in a directory that
+            // was checked before it was watched.
+            let file = File::open(via.path).ok()?;
             let meta = file.metadata().ok()?;
-            (FileIdentity::of(&meta) == via.identity).then_some(file)
-        });
-        let linked = via.is_none_or(|v| v.linked);
-        let opened = match through_writer {
-            Some(file) => Ok(file),
-            None if !linked => return None,
-            None => match source.origin.as_ref().and_then(|o| o.root.as_ref()) {
-                Some(root) => open_in_root(root, path),
-                None => open_no_symlinks(&self.contained(path, source)?),
-            },
+            return (FileIdentity::of(&meta) == via.identity && meta.is_file()).then_some(Opened {
+                file,
+                meta,
+                linked: false,
+                target: None,
+            });
+        }
+        let opened = match self.anchor(path) {
+            Anchor::InRoot(root) => open_in_root(root, path, OFlags::RDONLY | OFlags::NONBLOCK)
+                .map(|fd| (File::from(fd), None))
+                .map_err(Refused::Io),
+            _ => self.open_file(path),
         };
-        let file = match opened {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-            Err(e) => {
+        let (file, target) = match opened {
+            Ok(opened) => opened,
+            Err(Refused::Io(e)) if is_gone(&e) => return None,
+            Err(Refused::Io(e)) if is_symlink_refusal(&e) => {
+                self.refused(path, None, source_name(source));
+                return None;
+            }
+            Err(Refused::Io(e)) => {
                 tracing::warn!(file = %path.display(), error = %e, "cannot open file");
+                return None;
+            }
+            Err(Refused::Outside(target)) => {
+                self.refused(path, Some(&target), source_name(source));
                 return None;
             }
         };
         match file.metadata() {
-            Ok(meta) if meta.is_file() => Some(Opened { file, meta, linked }),
+            Ok(meta) if meta.is_file() => Some(Opened {
+                file,
+                meta,
+                linked: true,
+                target,
+            }),
             Ok(_) => None,
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "cannot stat file");
                 None
+            }
+        }
+    }
+
+    /// Opens the directory `dir` to watch and list it, with the same checks as files: below a
+    /// glob root, no symlink on the way. `None`: gone, not a directory, or refused (logged
+    /// once, counted).
+    pub fn open_dir(&mut self, dir: &Path) -> Option<OwnedFd> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY;
+        let anchor = self.anchor(dir);
+        let opened = match anchor {
+            Anchor::Beneath(root) => open_beneath(root, dir, flags),
+            Anchor::InRoot(root) => open_in_root(root, dir, flags),
+            Anchor::Trusted => rustix::fs::open(dir, flags | OFlags::CLOEXEC, Mode::empty())
+                .map_err(io::Error::from),
+        };
+        match opened {
+            Ok(fd) => Some(fd),
+            Err(e) if is_gone(&e) || e.raw_os_error() == Some(libc_enotdir()) => None,
+            Err(e) if is_symlink_refusal(&e) => {
+                let source = match anchor {
+                    Anchor::Beneath(root) => self
+                        .roots
+                        .iter()
+                        .find(|(r, _)| r == root)
+                        .map(|(_, s)| s.clone()),
+                    _ => None,
+                };
+                self.refused(dir, None, source);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot open directory");
+                None
+            }
+        }
+    }
+
+    /// How the directories on the way to `path` are trusted: the deepest glob (or container)
+    /// root it lies below.
+    fn anchor(&self, path: &Path) -> Anchor<'_> {
+        if let Some(root) = self
+            .container_roots
+            .iter()
+            .filter(|r| path.starts_with(r))
+            .max_by_key(|r| r.as_os_str().len())
+        {
+            return Anchor::InRoot(root);
+        }
+        self.roots
+            .iter()
+            .map(|(r, _)| r)
+            .filter(|r| path.starts_with(r) && path != r.as_path())
+            .max_by_key(|r| r.as_os_str().len())
+            .map_or(Anchor::Trusted, |r| Anchor::Beneath(r))
+    }
+
+    /// Opens the file at `path` (not in a container): its directory as [`anchor`] says, the
+    /// file itself with no symlink followed — or, when it is a symlink, its target below the
+    /// allowed root it lies in. Returns the file and, for a symlink, its target.
+    fn open_file(&self, path: &Path) -> Result<(File, Option<PathBuf>), Refused> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(Refused::Io(io::Error::from(io::ErrorKind::NotFound)));
+        };
+        let dir_flags = OFlags::PATH | OFlags::DIRECTORY;
+        let dir = match self.anchor(parent) {
+            Anchor::Beneath(root) => open_beneath(root, parent, dir_flags)?,
+            _ => rustix::fs::open(parent, dir_flags | OFlags::CLOEXEC, Mode::empty())
+                .map_err(io::Error::from)?,
+        };
+        let stat =
+            rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)?;
+        let file_flags = OFlags::RDONLY | OFlags::NONBLOCK;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::Symlink {
+            // Checked above, and again by the open itself (a link swapped in is refused).
+            let fd = rustix::fs::openat2(
+                &dir,
+                name,
+                file_flags | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+            )
+            .map_err(io::Error::from)?;
+            return Ok((File::from(fd), None));
+        }
+        let link = rustix::fs::readlinkat(&dir, name, Vec::new()).map_err(io::Error::from)?;
+        let target = normalize(&parent.join(OsStr::from_bytes(link.as_bytes())));
+        let Some(root) = self
+            .symlink_roots
+            .iter()
+            .filter(|r| target.starts_with(r) && target != r.as_path())
+            .max_by_key(|r| r.as_os_str().len())
+        else {
+            return Err(Refused::Outside(target));
+        };
+        let fd = open_beneath(root, &target, file_flags)?;
+        Ok((File::from(fd), Some(target)))
+    }
+
+    /// A path refused by the symlink policy: counted, and logged once.
+    fn refused(&mut self, path: &Path, target: Option<&Path>, source: Option<String>) {
+        if let Some(source) = source {
+            self.symlinks_refused
+                .get_or_create(&Metrics::source(&source))
+                .inc();
+        }
+        if self.refused_links.insert(path.to_path_buf()) {
+            match target {
+                Some(target) => tracing::warn!(
+                    file = %path.display(),
+                    target = %target.display(),
+                    allowed = ?self.symlink_roots,
+                    "refusing a symlink that leads outside the log directories"
+                ),
+                None => tracing::warn!(
+                    path = %path.display(),
+                    "refusing a path with a symlink below its glob root (a directory swapped for a link)"
+                ),
             }
         }
     }
@@ -198,73 +382,111 @@ impl Opener {
             fingerprint: Fingerprint::of(head),
         })
     }
-
-    /// The path to open for `path`: itself, or for a symlink its canonical target — if that
-    /// lies within [`symlink_roots`]. A symlink leading elsewhere is refused, logged once and
-    /// counted.
-    fn contained(&mut self, path: &Path, source: &Source) -> Option<PathBuf> {
-        let target = match std::fs::canonicalize(path) {
-            Ok(target) => target,
-            // Gone meanwhile; opening reports it as usual.
-            Err(_) => return Some(path.to_path_buf()),
-        };
-        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-        let parent_moved = path.parent().and_then(|p| std::fs::canonicalize(p).ok())
-            != target.parent().map(Path::to_path_buf);
-        if !is_link && !parent_moved {
-            return Some(target);
-        }
-        if self
-            .symlink_roots
-            .iter()
-            .any(|root| target.starts_with(root))
-        {
-            return Some(target);
-        }
-        self.symlinks_refused
-            .get_or_create(&Metrics::source(&source.name))
-            .inc();
-        if self.refused_links.insert(path.to_path_buf()) {
-            tracing::warn!(
-                file = %path.display(),
-                target = %target.display(),
-                allowed = ?self.symlink_roots,
-                "refusing a symlink that leads outside the log directories"
-            );
-        }
-        None
-    }
-}
-
-/// The canonical target of `path` when it is a symlink: a second path of the same file,
-/// whose directory must be watched too (the kernel reports writes in the target's directory).
-pub fn symlink_target(path: &Path) -> Option<PathBuf> {
-    std::fs::symlink_metadata(path)
-        .is_ok_and(|m| m.file_type().is_symlink())
-        .then(|| std::fs::canonicalize(path).ok())
-        .flatten()
 }
 
 /// Where a symlink that matches a glob may lead: the sources' glob roots and
-/// [`RUNTIME_LOG_DIRS`], canonical (roots that do not exist yet keep their written form).
+/// [`RUNTIME_LOG_DIRS`], each as written and canonical (the link's target is compared as
+/// written: kubelet writes the path it was configured with).
 fn symlink_roots(sources: &[Arc<Source>]) -> Vec<PathBuf> {
     let mut roots: Vec<PathBuf> = sources
         .iter()
+        .filter(|s| s.origin.as_ref().is_none_or(|o| o.root.is_none()))
         .flat_map(|s| s.paths.iter().map(|p| p.root.clone()))
         .chain(RUNTIME_LOG_DIRS.iter().map(PathBuf::from))
-        .map(|root| std::fs::canonicalize(&root).unwrap_or(root))
+        .flat_map(|root| [std::fs::canonicalize(&root).ok(), Some(root)])
+        .flatten()
         .collect();
     roots.sort();
     roots.dedup();
     roots
 }
 
-/// Opens `path` for reading without blocking on it (a FIFO).
-fn open_nonblocking(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
+/// What a directory entry is, for discovery's scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// A directory (not a symlink to one).
+    Dir,
+    /// A regular file or a symlink (whose target the open checks).
+    File,
+    /// Anything else.
+    Other,
+}
+
+/// The entries of the directory open as `dir` (consumed), each with what it is.
+pub fn list(dir: OwnedFd) -> io::Result<Vec<(std::ffi::OsString, Entry)>> {
+    let mut entries = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let kind = match entry.file_type() {
+            FileType::Unknown => {
+                rustix::fs::statat(&dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|st| FileType::from_raw_mode(st.st_mode))
+                    .unwrap_or(FileType::Unknown)
+            }
+            kind => kind,
+        };
+        let kind = match kind {
+            FileType::Directory => Entry::Dir,
+            FileType::RegularFile | FileType::Symlink => Entry::File,
+            _ => Entry::Other,
+        };
+        entries.push((OsStr::from_bytes(name).to_os_string(), kind));
+    }
+    Ok(entries)
+}
+
+/// Why a file was not opened.
+enum Refused {
+    /// It is a symlink leading outside every allowed root.
+    Outside(PathBuf),
+    /// The open failed (ELOOP / EXDEV: a symlink below the root).
+    Io(io::Error),
+}
+
+impl From<io::Error> for Refused {
+    fn from(e: io::Error) -> Self {
+        Refused::Io(e)
+    }
+}
+
+fn is_gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+}
+
+/// `openat2` refuses a symlink with `ELOOP` (`RESOLVE_NO_SYMLINKS`) and an escape from the
+/// root with `EXDEV` (`RESOLVE_BENEATH`).
+fn is_symlink_refusal(e: &io::Error) -> bool {
+    [rustix::io::Errno::LOOP, rustix::io::Errno::XDEV]
+        .iter()
+        .any(|errno| e.raw_os_error() == Some(errno.raw_os_error()))
+}
+
+fn libc_enotdir() -> i32 {
+    rustix::io::Errno::NOTDIR.raw_os_error()
+}
+
+fn source_name(source: &Source) -> Option<String> {
+    Some(source.name.clone())
+}
+
+/// `path` with `.` and `..` resolved as text (a symlink's target is checked, then opened
+/// with no symlink below its root, so text is all that is needed here).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The first bytes of `file`, for its fingerprint.
@@ -277,10 +499,36 @@ fn read_head(file: &File, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Opens `path`, which lies below the glob root `root`, with `flags`: the root as written,
+/// everything below it refusing any symlink (`RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), so a
+/// directory swapped for a link — before the event or between the event and this open — is
+/// refused, not followed.
+fn open_beneath(root: &Path, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    let below = path
+        .strip_prefix(root)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "the path is outside its root"))?;
+    let root = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let below = if below.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        below
+    };
+    Ok(rustix::fs::openat2(
+        &root,
+        below,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+    )?)
+}
+
 /// Opens `path`, which lies under a container's `root` (`/proc/<pid>/root`), resolving every
 /// symlink on the way as the container would — inside its root, never outside it.
-fn open_in_root(root: &Path, path: &Path) -> io::Result<File> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
+fn open_in_root(root: &Path, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
     let inner = path.strip_prefix(root).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -292,26 +540,31 @@ fn open_in_root(root: &Path, path: &Path) -> io::Result<File> {
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let fd = rustix::fs::openat2(
+    let inner = if inner.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        inner
+    };
+    Ok(rustix::fs::openat2(
         &dir,
         inner,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        flags | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::IN_ROOT,
-    )?;
-    Ok(File::from(fd))
+    )?)
 }
 
-/// Opens `path` (canonical, checked) refusing any symlink on the way, so a link swapped in
-/// after the check is not followed.
-fn open_no_symlinks(path: &Path) -> io::Result<File> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
-    let fd = rustix::fs::openat2(
-        rustix::fs::CWD,
-        path,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::NO_SYMLINKS,
-    )?;
-    Ok(File::from(fd))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_normalized_as_text() {
+        assert_eq!(
+            normalize(Path::new("/var/log/containers/../pods/ns_p_u/c/0.log")),
+            PathBuf::from("/var/log/pods/ns_p_u/c/0.log")
+        );
+        assert_eq!(normalize(Path::new("/a/./b/../../c")), PathBuf::from("/c"));
+        assert_eq!(normalize(Path::new("/../x")), PathBuf::from("/x"));
+    }
 }

@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
@@ -170,17 +171,21 @@ impl Watches {
         self.dir_keys.get(key)
     }
 
-    /// Watches `dir` for log files (and registers it with the kernel), unless it is watched.
-    pub fn watch(&mut self, dir: &Path) {
+    /// Watches `dir`, open as `fd` (opened by [`crate::discover::open`], so the watch is on
+    /// the directory that path led to when it was checked, not on what it may lead to now), for
+    /// log files, and registers it with the kernel; unless it is watched.
+    pub fn watch(&mut self, dir: &Path, fd: BorrowedFd<'_>) {
         if self.watched.contains_key(dir) {
             return;
         }
-        match self.inotify.watches().add(dir, self.mask) {
+        // inotify takes a path: the descriptor's own, which resolves to the open directory.
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        match self.inotify.watches().add(&by_fd, self.mask) {
             Ok(wd) => {
                 self.dirs.insert(wd.clone(), dir.to_path_buf());
                 self.watched.insert(dir.to_path_buf(), wd);
                 if let Some(kernel) = &mut self.kernel {
-                    match kernel.insert(dir) {
+                    match kernel.insert(fd) {
                         Ok(key) => {
                             self.dir_keys.insert(key, dir.to_path_buf());
                             self.key_of_dir.insert(dir.to_path_buf(), key);

@@ -6,7 +6,7 @@
 //! watched.
 
 use std::io;
-use std::path::Path;
+use std::os::fd::BorrowedFd;
 use std::sync::Mutex;
 
 use aya::maps::MapData;
@@ -106,14 +106,13 @@ impl std::fmt::Debug for WatchedDirs {
 }
 
 impl WatchedDirs {
-    /// Starts reporting opens in `dir`; returns its key.
-    pub fn insert(&mut self, dir: &Path) -> io::Result<DirKey> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(dir)?;
+    /// Starts reporting opens in the directory open as `dir`; returns its key.
+    pub fn insert(&mut self, dir: BorrowedFd<'_>) -> io::Result<DirKey> {
+        let stat = rustix::fs::fstat(dir)?;
         let key = DirKey {
-            dev: kernel_dev(meta.dev()),
+            dev: kernel_dev(stat.st_dev),
             _pad: 0,
-            ino: meta.ino(),
+            ino: stat.st_ino,
         };
         self.map
             .insert(Pod(key), 1, 0)
