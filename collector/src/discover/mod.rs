@@ -468,7 +468,7 @@ impl Discovery {
         if let Ok(meta) = std::fs::metadata(path)
             && let Some(id) = self.registry.with_identity(&FileIdentity::of(&meta))
         {
-            self.registry.relink(id, path);
+            self.registry.relink(id, path)?;
             return Ok(());
         }
         match from {
@@ -751,7 +751,7 @@ impl Discovery {
         };
         let identity = FileIdentity::of(&opened.meta);
         if let Some(id) = self.registry.with_identity(&identity) {
-            self.registry.relink(id, path);
+            self.registry.relink(id, path)?;
             return Ok(());
         }
         if opened.linked

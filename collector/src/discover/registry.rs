@@ -166,10 +166,10 @@ impl Registry {
         let mut paths = Vec::new();
         if new.linked {
             paths.push(new.path.clone());
-            self.by_path.insert(new.path.clone(), id);
+            self.claim(&new.path, id)?;
         }
         if let Some(target) = new.target {
-            self.by_path.insert(target.clone(), id);
+            self.claim(&target, id)?;
             paths.push(target);
         }
         self.identities.insert(new.identity, id);
@@ -214,26 +214,49 @@ impl Registry {
 
     /// A known file seen at `path`: a rename keeps it; a second name for a file still present
     /// under its first name (a symlink or hard link) is ignored so the file is read once.
-    pub fn relink(&mut self, id: FileId, path: &Path) {
+    pub fn relink(&mut self, id: FileId, path: &Path) -> Result<(), RegistryError> {
         let Some(tracked) = self.tracked.get_mut(&id) else {
-            return;
+            return Ok(());
         };
         if tracked.paths.iter().any(|p| p == path) {
             self.mark_dirty(id);
-            return;
+            return Ok(());
         }
         if !tracked.paths.is_empty() {
-            return;
+            return Ok(());
         }
         tracked.paths.push(path.to_path_buf());
         let reader = tracked.reader;
-        self.by_path.insert(path.to_path_buf(), id);
+        self.claim(path, id)?;
         self.tracker.renamed(id, path);
         self.readers[reader].send(Control::Renamed {
             id,
             path: path.to_path_buf(),
         });
         self.mark_dirty(id);
+        Ok(())
+    }
+
+    /// `path` names file `id` from now on. A file it named before has lost it: replaced by a
+    /// rename (`mv new.log app.log`, `sed -i`, rotators that write a new file and rename it
+    /// into place), and once it has no path left it is gone like a deleted file — read to its
+    /// end (its writer may still be writing to it) and closed.
+    fn claim(&mut self, path: &Path, id: FileId) -> Result<(), RegistryError> {
+        let Some(previous) = self.by_path.insert(path.to_path_buf(), id) else {
+            return Ok(());
+        };
+        if previous == id {
+            return Ok(());
+        }
+        let Some(tracked) = self.tracked.get_mut(&previous) else {
+            return Ok(());
+        };
+        tracked.paths.retain(|p| p != path);
+        if tracked.paths.is_empty() {
+            tracing::debug!(file = %path.display(), "replaced by another file: the old one is read to its end and closed");
+            self.gone(previous)?;
+        }
+        Ok(())
     }
 
     /// `path` no longer names file `id`.
