@@ -23,7 +23,7 @@
 
 use crate::container::FileMeta;
 use crate::cut::decode::Entry;
-use crate::escape::{base64_extend, write_escaped};
+use crate::escape::{base64_extend, bytes_as_text, write_escaped};
 use crate::process::{Fields, Value};
 use crate::source::FileCtx;
 
@@ -81,7 +81,10 @@ impl FileFields {
     ) -> Self {
         let mut tail = Vec::with_capacity(128);
         tail.extend_from_slice(b",\"file\":\"");
-        write_escaped(&mut tail, path.as_os_str().as_encoded_bytes());
+        write_escaped(
+            &mut tail,
+            bytes_as_text(path.as_os_str().as_encoded_bytes()).as_bytes(),
+        );
         tail.extend_from_slice(b"\",\"source\":\"");
         write_escaped(&mut tail, source.as_bytes());
         tail.push(b'"');

@@ -57,6 +57,23 @@ pub fn write_escaped(out: &mut Vec<u8>, s: &[u8]) -> bool {
     false
 }
 
+/// `s` as text that keeps every byte: valid UTF-8 as it is, each byte of an invalid sequence
+/// as `\xNN` — for file names, which on Linux are bytes (a record's `file`, a template's
+/// `{file}`); unlike a message, a name has no `_base64` twin, so it must not be lossy.
+pub fn bytes_as_text(s: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(text) = simdutf8::basic::from_utf8(s) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for chunk in s.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Length of the longest prefix of `s` that goes into a JSON string as it is, with no escaping
 /// and no UTF-8 check: printable ASCII (and DEL) other than `"` and `\\`.
 #[inline]
@@ -198,6 +215,19 @@ fn escape_valid(out: &mut Vec<u8>, s: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_keep_every_byte_as_text() {
+        assert_eq!(
+            bytes_as_text(b"/var/log/caf\xc3\xa9.log"),
+            "/var/log/caf\u{e9}.log"
+        );
+        assert_eq!(
+            bytes_as_text(b"/x/app-\xff\xfe.log"),
+            "/x/app-\\xff\\xfe.log"
+        );
+        assert_eq!(bytes_as_text(b"a\xc3"), "a\\xc3", "a cut sequence too");
+    }
     use proptest::prelude::*;
 
     #[test]

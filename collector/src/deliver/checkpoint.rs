@@ -19,9 +19,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::file::Fingerprint;
@@ -43,8 +45,9 @@ pub struct CheckpointSettings {
 
 /// File name of the checkpoints under `data_dir`.
 pub const FILE_NAME: &str = "checkpoints.json";
-/// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The format version this build writes. It reads it and the versions before it (1: paths
+/// as UTF-8 only).
+pub const VERSION: u32 = 2;
 
 const MAGIC: &str = "ringtail-checkpoints";
 
@@ -96,6 +99,7 @@ pub enum CheckpointError {
 
 /// The checkpoint of one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "Stored", try_from = "Stored")]
 pub struct Entry {
     /// `st_dev` of the file.
     pub dev: u64,
@@ -111,8 +115,73 @@ pub struct Entry {
     /// The source it was read for.
     pub source: String,
     /// Unix time since which the file has not been seen; `None` while it is being read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gone_since: Option<u64>,
+}
+
+/// An [`Entry`] as the file holds it. Linux names are bytes: `path` is the name as text for
+/// people to read (invalid UTF-8 replaced), and a name that is not UTF-8 is also kept exactly
+/// in `path_base64` (format version 2; version 1 could not hold such a name at all, and a
+/// single one failed every checkpoint write).
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    dev: u64,
+    ino: u64,
+    fingerprint: Fingerprint,
+    offset: u64,
+    path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path_base64: Option<String>,
+    source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gone_since: Option<u64>,
+}
+
+impl From<Entry> for Stored {
+    fn from(entry: Entry) -> Self {
+        let bytes = entry.path.as_os_str().as_encoded_bytes();
+        let (path, path_base64) = match std::str::from_utf8(bytes) {
+            Ok(text) => (text.to_string(), None),
+            Err(_) => (
+                String::from_utf8_lossy(bytes).into_owned(),
+                Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            ),
+        };
+        Stored {
+            dev: entry.dev,
+            ino: entry.ino,
+            fingerprint: entry.fingerprint,
+            offset: entry.offset,
+            path,
+            path_base64,
+            source: entry.source,
+            gone_since: entry.gone_since,
+        }
+    }
+}
+
+impl TryFrom<Stored> for Entry {
+    type Error = String;
+
+    fn try_from(stored: Stored) -> Result<Self, Self::Error> {
+        let path = match stored.path_base64 {
+            Some(encoded) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|e| format!("path_base64 of {}: {e}", stored.path))?;
+                PathBuf::from(std::ffi::OsString::from_vec(bytes))
+            }
+            None => PathBuf::from(stored.path),
+        };
+        Ok(Entry {
+            dev: stored.dev,
+            ino: stored.ino,
+            fingerprint: stored.fingerprint,
+            offset: stored.offset,
+            path,
+            source: stored.source,
+            gone_since: stored.gone_since,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -248,9 +317,9 @@ fn parse(bytes: &[u8]) -> Result<Vec<Entry>, String> {
         .and_then(|v| v.strip_prefix('v'))
         .and_then(|v| v.parse::<u32>().ok())
         .ok_or_else(|| "no format version in the header".to_string())?;
-    if version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(format!(
-            "format version {version}; this ringtail reads version {VERSION}"
+            "format version {version}; this ringtail reads versions 1 to {VERSION}"
         ));
     }
     let len = words
@@ -291,6 +360,35 @@ mod tests {
             source: "pods".to_string(),
             gone_since: ino.is_multiple_of(2).then_some(1_700_000_000),
         }
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_kept_exactly_and_version_1_is_read() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let mut odd = entry(7, 70);
+        odd.path = PathBuf::from(std::ffi::OsStr::from_bytes(b"/var/log/app-\xff\xfe.log"));
+        let entries = vec![entry(1, 10), odd];
+        store.save(&entries).unwrap();
+        assert_eq!(store.load().unwrap(), entries);
+        let text = String::from_utf8_lossy(&std::fs::read(store.path()).unwrap()).into_owned();
+        assert!(text.starts_with("ringtail-checkpoints v2 "), "{text}");
+        assert!(text.contains("\"path_base64\":"), "{text}");
+        // What version 1 wrote (paths as text only) is read as it was.
+        let body = br#"{"written_at":1,"entries":[{"dev":1,"ino":2,"fingerprint":{"len":0,"crc":0},"offset":3,"path":"/var/log/a.log","source":"s"}]}"#;
+        let mut v1 = format!(
+            "{MAGIC} v1 len={} crc32={:08x}\n",
+            body.len(),
+            crc32fast::hash(body)
+        )
+        .into_bytes();
+        v1.extend_from_slice(body);
+        std::fs::write(store.path(), v1).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].path, PathBuf::from("/var/log/a.log"));
+        assert_eq!(loaded[0].offset, 3);
     }
 
     #[test]
@@ -346,9 +444,11 @@ mod tests {
         assert_set_aside(|b| b.clear(), "no header line");
         assert_set_aside(
             |b| {
-                let text = String::from_utf8(b.clone())
-                    .unwrap()
-                    .replacen(" v1 ", " v9 ", 1);
+                let text = String::from_utf8(b.clone()).unwrap().replacen(
+                    &format!(" v{VERSION} "),
+                    " v9 ",
+                    1,
+                );
                 *b = text.into_bytes();
             },
             "format version 9",

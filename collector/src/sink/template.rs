@@ -170,7 +170,10 @@ impl Template {
                     let value: Option<String> = match field {
                         Field::Source => Some(file.source.name.clone()),
                         Field::Stream => Some(stream.name().unwrap_or(UNKNOWN).to_string()),
-                        Field::File => Some(file.path.to_string_lossy().into_owned()),
+                        Field::File => Some(
+                            crate::escape::bytes_as_text(file.path.as_os_str().as_encoded_bytes())
+                                .into_owned(),
+                        ),
                         Field::Identity => {
                             Some(format!("{}:{}", file.identity.dev, file.identity.ino))
                         }
