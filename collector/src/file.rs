@@ -1,6 +1,7 @@
 //! What a file *is*, independent of its path: the number ringtail gives it while it is open
-//! ([`FileId`]), its device and inode ([`FileIdentity`]), and a hash of its first bytes
-//! ([`Fingerprint`]) that tells a recycled inode from the same file.
+//! ([`FileId`]), its device and inode ([`FileIdentity`]), a hash of its first bytes
+//! ([`Fingerprint`]) that tells a recycled inode from the same file, and which files are
+//! ringtail's own outputs ([`OwnFiles`]).
 //!
 //! Shared vocabulary at the bottom of the crate: every stage names files with these, and
 //! this module imports nothing from ringtail.
@@ -39,6 +40,46 @@ impl FileIdentity {
             dev: meta.dev(),
             ino: meta.ino(),
         }
+    }
+}
+
+/// The files ringtail itself writes — sink outputs, their rotations, dead-letter files — by
+/// identity. Discovery never reads one of them, whatever the globs say (a hard link, a
+/// configuration merged from several files): reading its own output would feed it back
+/// forever. Sinks add a file when they create or find it and remove it when they delete it,
+/// so a recycled inode is not taken for theirs.
+#[derive(Debug, Default)]
+pub struct OwnFiles {
+    identities: std::sync::Mutex<std::collections::HashSet<FileIdentity>>,
+}
+
+impl OwnFiles {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<FileIdentity>> {
+        self.identities.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `identity` is one of ringtail's outputs.
+    pub fn add(&self, identity: FileIdentity) {
+        self.lock().insert(identity);
+    }
+
+    /// The file at `path`, if there is one, is one of ringtail's outputs.
+    pub fn add_path(&self, path: &std::path::Path) {
+        if let Ok(meta) = std::fs::metadata(path) {
+            self.add(FileIdentity::of(&meta));
+        }
+    }
+
+    /// The file at `path`, if there is one, is about to be deleted: no longer an output.
+    pub fn remove_path(&self, path: &std::path::Path) {
+        if let Ok(meta) = std::fs::metadata(path) {
+            self.lock().remove(&FileIdentity::of(&meta));
+        }
+    }
+
+    /// Whether `identity` is one of ringtail's outputs.
+    pub fn contains(&self, identity: &FileIdentity) -> bool {
+        self.lock().contains(identity)
     }
 }
 

@@ -94,6 +94,8 @@ pub struct Metrics {
     pub lost_bytes: Family<SourceLabel, Counter>,
     /// Symlinks matching a glob but leading outside the log directories, refused.
     pub symlinks_refused: Family<SourceLabel, Counter>,
+    /// Files a glob matched that are ringtail's own outputs (by identity), never read.
+    pub own_files_refused: Family<SourceLabel, Counter>,
     /// Files a source's glob matched but its container filter rejected (the first such
     /// source labels them).
     pub files_filtered: Family<SourceLabel, Counter>,
@@ -199,6 +201,7 @@ impl Metrics {
             truncations: Family::default(),
             lost_bytes: Family::default(),
             symlinks_refused: Family::default(),
+            own_files_refused: Family::default(),
             files_filtered: Family::default(),
             declarations_active: Gauge::default(),
             declarations_refused: Counter::default(),
@@ -291,6 +294,11 @@ impl Metrics {
             "symlinks_refused",
             "Symlinks matching a glob but leading outside the log directories, refused",
             m.symlinks_refused.clone(),
+        );
+        registry.register(
+            "own_files_refused",
+            "Files a glob matched that are ringtail's own outputs (sink files, rotations, dead letters), never read",
+            m.own_files_refused.clone(),
         );
         registry.register(
             "files_filtered",

@@ -35,6 +35,7 @@ use crate::deliver::checkpointer::{self, Checkpointer, CheckpointerError};
 use crate::discover::kernel::{self as kernel_link, KernelFeed};
 use crate::discover::{Discovery, DiscoveryError};
 use crate::ebpf::{Containers, EbpfError};
+use crate::file::OwnFiles;
 use crate::metrics::Metrics;
 use crate::read::WakeSource;
 use crate::read::buffer::BufferPool;
@@ -176,13 +177,15 @@ pub fn start_with_metrics(
     let abandon = Arc::new(AtomicBool::new(false));
     let queue = config.pipeline.queue_batches;
 
-    // Sinks, and the routes (distinct sets of sinks) that sources map onto.
+    // Sinks, and the routes (distinct sets of sinks) that sources map onto. The files sinks
+    // write are announced before discovery's first scan, which never reads them.
+    let own_files = Arc::new(OwnFiles::default());
     let mut health = Health::default();
     let mut sink_queues = Vec::new();
     let mut sinks = Vec::new();
     for settings in &config.sinks {
         let (tx, rx) = bounded(queue);
-        let sink = crate::sink::create(settings, &metrics)?;
+        let sink = crate::sink::create(settings, &metrics, &own_files)?;
         let sink_health = Arc::new(SinkHealth::new(&settings.name));
         health.sinks.push(Arc::clone(&sink_health));
         sink_queues.push(metrics.queue_sender(format!("sink:{}", settings.name), tx));
@@ -282,6 +285,7 @@ pub fn start_with_metrics(
         Arc::clone(&tracker),
         link,
         &config.kubernetes,
+        own_files,
     )?;
     if let (Some(kernel), Some(feed)) = (&mut kernel, &feed) {
         feed.startup_files(kernel);

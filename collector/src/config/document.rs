@@ -288,6 +288,7 @@ impl Validator {
                         && let Some(sink) =
                             sink::sink(raw, node, i, &self.source_names, &mut names, problems)
                     {
+                        sink::read_back(&sink, &sources, node, i, problems);
                         sinks.push(sink);
                     }
                 }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use marked_yaml::{Node, Spanned};
 
@@ -22,6 +23,7 @@ use crate::sink::kafka::{
 };
 use crate::sink::template::Template;
 use crate::sink::{SinkKind, SinkSettings};
+use crate::source::Source;
 
 /// The sink `raw` (item `i` of `sinks`, at `node`): every field checked against its type.
 /// `sources` are the sources' names and indices; its name goes into `names`.
@@ -402,4 +404,64 @@ fn file_sink(
         rotate,
         sync_interval,
     })
+}
+
+/// A sink whose files a source would read — a file sink's output or one of its rotations, or
+/// a Kafka sink's dead-letter file, matching a source's paths — would feed ringtail its own
+/// output forever (12 bytes of input became 1.5 GB in 10 s): a problem, at the field that
+/// names the file. (At run time discovery also refuses ringtail's own files by identity, for
+/// what a configuration cannot show: hard links, merged directories.)
+pub(super) fn read_back(
+    sink: &SinkSettings,
+    sources: &[Arc<Source>],
+    node: &Node,
+    i: usize,
+    problems: &mut Vec<Problem>,
+) {
+    let (field, files): (&str, Vec<(PathBuf, Option<usize>)>) = match &sink.kind {
+        SinkKind::File(file) => {
+            let max_files = file
+                .rotate
+                .map_or(DEFAULT_ROTATE_MAX_FILES, |r| r.max_files);
+            let rotations = (1..=max_files).map(|n| {
+                (
+                    PathBuf::from(format!("{}.{n}", file.path.display())),
+                    Some(n),
+                )
+            });
+            (
+                "path",
+                std::iter::once((file.path.clone(), None))
+                    .chain(rotations)
+                    .collect(),
+            )
+        }
+        SinkKind::Kafka(KafkaSinkSettings {
+            dead_letter: Some(path),
+            ..
+        }) => ("dead_letter", vec![(path.clone(), None)]),
+        _ => return,
+    };
+    let at = node
+        .as_mapping()
+        .and_then(|m| m.get_node(field))
+        .unwrap_or(node);
+    for (file, rotation) in files {
+        let Some(source) = sources.iter().find(|s| s.matches(&file)) else {
+            continue;
+        };
+        let what = match rotation {
+            Some(n) => format!("`{}` (rotation {n} of this sink's file)", file.display()),
+            None => format!("`{}`", file.display()),
+        };
+        problems.push(Problem::node(
+            at,
+            format!("sinks[{i}].{field}"),
+            format!(
+                "{what} matches the paths of source `{}`: ringtail would read what it writes, forever; write it outside the sources' globs",
+                source.name
+            ),
+        ));
+        return;
+    }
 }

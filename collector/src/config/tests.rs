@@ -333,6 +333,59 @@ sinks:
 }
 
 #[test]
+fn a_sink_whose_files_a_source_reads_is_refused() {
+    let text = r#"sources:
+  - name: host
+    paths: ["/var/log/*.log", "/var/log/out/*.ndjson.*"]
+sinks:
+  - name: self
+    type: file
+    path: /var/log/ringtail.log
+  - name: rotated
+    type: file
+    path: /var/log/out/all.ndjson
+    rotate: {max_bytes: 1MiB, max_files: 2}
+  - name: kafka
+    type: kafka
+    brokers: "k:9092"
+    topic: t
+    dead_letter: /var/log/dead.log
+  - name: fine
+    type: file
+    path: /var/lib/ringtail/out.ndjson
+"#;
+    let problems = problems_of(text);
+    assert!(
+        has(
+            &problems,
+            7,
+            "sinks[0].path",
+            "matches the paths of source `host`"
+        ),
+        "{problems:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            10,
+            "sinks[1].path",
+            "rotation 1 of this sink's file"
+        ),
+        "{problems:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            16,
+            "sinks[2].dead_letter",
+            "ringtail would read what it writes"
+        ),
+        "{problems:#?}"
+    );
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+}
+
+#[test]
 fn an_unwritable_data_dir_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let blocker = dir.path().join("a-file");

@@ -62,7 +62,7 @@ use prometheus_client::metrics::family::Family;
 use crate::container::resolver::{KubernetesSettings, Resolver};
 use crate::deliver::ack::AckTracker;
 use crate::ebpf::{FileOpened, KernelEvent};
-use crate::file::FileIdentity;
+use crate::file::{FileIdentity, OwnFiles};
 use crate::metrics::{KindLabel, Metrics, SourceLabel};
 use crate::read::control::ReaderHandle;
 use crate::source::Source;
@@ -152,6 +152,11 @@ pub struct Discovery {
     runtime_changed: bool,
     /// Empty container logs waiting for their container's bundle, with their deadline.
     deferred: HashMap<PathBuf, Instant>,
+    /// The files ringtail writes: never read.
+    own_files: Arc<OwnFiles>,
+    own_files_refused: Family<SourceLabel, Counter>,
+    /// Own files a glob matched, logged once each.
+    own_logged: HashSet<PathBuf>,
     counters: EventCounters,
 }
 
@@ -167,7 +172,11 @@ impl std::fmt::Debug for Discovery {
 impl Discovery {
     /// Sets up inotify and scans every source's root: files found now are handed to the
     /// readers before this returns. `stop` is the read end of a pipe whose write end is closed
-    /// to stop [`run`](Self::run).
+    /// to stop [`run`](Self::run). The files in `own_files` (ringtail's outputs) are never read.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the wiring hands discovery each of the pieces it is connected to"
+    )]
     pub fn new(
         sources: Vec<Arc<Source>>,
         readers: Vec<ReaderHandle>,
@@ -176,6 +185,7 @@ impl Discovery {
         tracker: Arc<AckTracker>,
         kernel: Option<KernelLink>,
         kubernetes: &KubernetesSettings,
+        own_files: Arc<OwnFiles>,
     ) -> Result<Self, DiscoveryError> {
         let (kernel_dirs, kernel, hook_wakes) = match kernel {
             Some(link) => (Some(link.dirs), Some(link.events), link.hook_wakes),
@@ -199,6 +209,9 @@ impl Discovery {
             unopened_moves: HashMap::new(),
             runtime_changed: false,
             deferred: HashMap::new(),
+            own_files,
+            own_files_refused: metrics.own_files_refused.clone(),
+            own_logged: HashSet::new(),
             counters: EventCounters::new(metrics),
         };
         discovery.scan_roots(true)?;
@@ -750,6 +763,15 @@ impl Discovery {
             return Ok(());
         };
         let identity = FileIdentity::of(&opened.meta);
+        if self.own_files.contains(&identity) {
+            self.own_files_refused
+                .get_or_create(&Metrics::source(&source.name))
+                .inc();
+            if self.own_logged.insert(path.to_path_buf()) {
+                tracing::warn!(file = %path.display(), source = %source.name, "not read: it is one of ringtail's own outputs (a sink's file, a rotation or a dead-letter file), which would be read back forever");
+            }
+            return Ok(());
+        }
         if let Some(id) = self.registry.with_identity(&identity) {
             self.registry.relink(id, path)?;
             return Ok(());

@@ -46,6 +46,7 @@ impl Running {
             tracker,
             None,
             &KubernetesSettings::default(),
+            Arc::default(),
         )
         .unwrap();
         (discovery, inbox, stop_write)

@@ -27,6 +27,7 @@ use crossbeam::channel::{Sender, TrySendError, bounded};
 
 use crate::deliver::ack::AckHandle;
 use crate::deliver::batch::Batch;
+use crate::file::{FileIdentity, OwnFiles};
 use crate::sink::driver::{Sink, SinkError, is_fatal_stream_error, write_resumable};
 
 /// How long a file sink lets written data wait before fsync and acknowledgement.
@@ -139,6 +140,8 @@ struct SyncJob {
 pub struct FileSink {
     name: String,
     config: FileSinkSettings,
+    /// Where this sink's files are announced, so discovery never reads them.
+    own: Arc<OwnFiles>,
     writer: Option<Writer>,
     /// Bytes of the current batch already written (resume point after an error).
     written: usize,
@@ -162,8 +165,25 @@ impl std::fmt::Debug for FileSink {
 }
 
 impl FileSink {
-    /// Creates the sink and its syncer thread; the file is opened on the first write.
-    pub fn new(name: &str, config: FileSinkSettings) -> Result<Self, SinkError> {
+    /// The output file and its rotations, as named (`path`, `path.1` … `path.<max_files>`).
+    fn outputs(config: &FileSinkSettings) -> impl Iterator<Item = PathBuf> + '_ {
+        let max_files = config
+            .rotate
+            .map_or(DEFAULT_ROTATE_MAX_FILES, |r| r.max_files);
+        std::iter::once(config.path.clone())
+            .chain((1..=max_files).map(|n| PathBuf::from(format!("{}.{n}", config.path.display()))))
+    }
+
+    /// Creates the sink and its syncer thread; the file is opened on the first write. The
+    /// outputs already there (an earlier run's) are announced in `own` at once.
+    pub fn new(
+        name: &str,
+        config: FileSinkSettings,
+        own: Arc<OwnFiles>,
+    ) -> Result<Self, SinkError> {
+        for output in Self::outputs(&config) {
+            own.add_path(&output);
+        }
         let (tx, rx) = bounded::<SyncJob>(1);
         let sink_name = name.to_string();
         let target = config.path.display().to_string();
@@ -190,6 +210,7 @@ impl FileSink {
         Ok(Self {
             name: name.to_string(),
             config,
+            own,
             writer: None,
             written: 0,
             unsynced: Vec::new(),
@@ -228,6 +249,9 @@ impl FileSink {
             .append(true)
             .open(path)
             .map_err(|e| self.error("open", path, false, e))?;
+        if let Ok(meta) = file.metadata() {
+            self.own.add(FileIdentity::of(&meta));
+        }
         let mut size = file.metadata().map(|m| m.len()).unwrap_or(0);
         if self.config.compression == Compression::None && size > 0 {
             // A run killed in the middle of a write can leave half a record at the end. It was
@@ -312,6 +336,7 @@ impl FileSink {
             .map_or(DEFAULT_ROTATE_MAX_FILES, |r| r.max_files);
         let numbered = |n: usize| PathBuf::from(format!("{}.{n}", path.display()));
         let oldest = numbered(max_files);
+        self.own.remove_path(&oldest);
         match std::fs::remove_file(&oldest) {
             Ok(()) => {
                 tracing::info!(sink = self.name, path = %oldest.display(), "deleted the oldest rotated file (rotate.max_files)")
@@ -540,7 +565,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tracker = tracker();
         let path = dir.path().join("out.ndjson");
-        let mut sink = FileSink::new("f", config(path.clone(), Compression::None, None)).unwrap();
+        let mut sink = FileSink::new(
+            "f",
+            config(path.clone(), Compression::None, None),
+            Arc::default(),
+        )
+        .unwrap();
         sink.write(&batch(&tracker, 0, 10, "{\"a\":1}\n")).unwrap();
         sink.write(&batch(&tracker, 1, 20, "{\"a\":2}\n")).unwrap();
         assert_eq!(
@@ -565,8 +595,12 @@ mod tests {
             max_bytes: 10,
             max_files: 2,
         };
-        let mut sink =
-            FileSink::new("f", config(path.clone(), Compression::None, Some(rotate))).unwrap();
+        let mut sink = FileSink::new(
+            "f",
+            config(path.clone(), Compression::None, Some(rotate)),
+            Arc::default(),
+        )
+        .unwrap();
         for i in 0..5u64 {
             sink.write(&batch(&tracker, i, i, &format!("line-{i:04}\n")))
                 .unwrap();
@@ -589,6 +623,7 @@ mod tests {
         let mut sink = FileSink::new(
             "f",
             config(path.clone(), Compression::Zstd { level: 3 }, None),
+            Arc::default(),
         )
         .unwrap();
         for i in 0..100u64 {

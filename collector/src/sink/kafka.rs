@@ -49,6 +49,7 @@ use crate::deliver::ack::AckHandle;
 use crate::deliver::batch::Batch;
 use crate::encode::Encoding;
 use crate::escape::{base64_extend, write_escaped};
+use crate::file::{FileIdentity, OwnFiles};
 use crate::metrics::Metrics;
 use crate::sink::driver::{Sink, SinkError};
 use crate::sink::template::Template;
@@ -325,12 +326,14 @@ impl std::fmt::Debug for KafkaSink {
 }
 
 impl KafkaSink {
-    /// A producer for `config`; it connects in the background.
+    /// A producer for `config`; it connects in the background. Its dead-letter file is
+    /// announced in `own`.
     pub fn new(
         name: &str,
         config: KafkaSinkSettings,
         encoding: Encoding,
         metrics: &Metrics,
+        own: &OwnFiles,
     ) -> Result<Self, SinkError> {
         let label = Metrics::sink(name);
         let (failed_tx, failed) = unbounded();
@@ -382,7 +385,7 @@ impl KafkaSink {
                 source: std::io::Error::other(e.to_string()),
             })?;
         let dead_letter = match &config.dead_letter {
-            Some(path) => Some(open_dead_letter(name, path)?),
+            Some(path) => Some(open_dead_letter(name, path, own)?),
             None => None,
         };
         Ok(Self {
@@ -703,7 +706,11 @@ fn json_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-fn open_dead_letter(sink: &str, path: &std::path::Path) -> Result<DeadLetter, SinkError> {
+fn open_dead_letter(
+    sink: &str,
+    path: &std::path::Path,
+    own: &OwnFiles,
+) -> Result<DeadLetter, SinkError> {
     let error = |source| SinkError::Io {
         sink: sink.to_string(),
         action: "open dead-letter file",
@@ -719,6 +726,9 @@ fn open_dead_letter(sink: &str, path: &std::path::Path) -> Result<DeadLetter, Si
         .append(true)
         .open(path)
         .map_err(error)?;
+    if let Ok(meta) = file.metadata() {
+        own.add(FileIdentity::of(&meta));
+    }
     Ok(DeadLetter {
         path: path.to_path_buf(),
         file,

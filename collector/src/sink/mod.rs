@@ -20,7 +20,10 @@ pub mod kafka;
 pub mod stdout;
 pub mod template;
 
+use std::sync::Arc;
+
 use crate::encode::Encoding;
+use crate::file::OwnFiles;
 use crate::metrics::Metrics;
 use driver::{Sink, SinkError};
 use file::FileSinkSettings;
@@ -60,18 +63,24 @@ impl SinkKind {
     }
 }
 
-/// Creates the sink `settings` describe (a Kafka producer connects in the background).
-pub fn create(settings: &SinkSettings, metrics: &Metrics) -> Result<Box<dyn Sink>, SinkError> {
+/// Creates the sink `settings` describe (a Kafka producer connects in the background); the
+/// files it writes are announced in `own`, so they are never read.
+pub fn create(
+    settings: &SinkSettings,
+    metrics: &Metrics,
+    own: &Arc<OwnFiles>,
+) -> Result<Box<dyn Sink>, SinkError> {
     let name = &settings.name;
     Ok(match &settings.kind {
         SinkKind::Stdout => Box::new(stdout::StdoutSink::new(name)),
         SinkKind::Blackhole => Box::new(blackhole::BlackholeSink),
-        SinkKind::File(file) => Box::new(file::FileSink::new(name, file.clone())?),
+        SinkKind::File(file) => Box::new(file::FileSink::new(name, file.clone(), Arc::clone(own))?),
         SinkKind::Kafka(kafka) => Box::new(kafka::KafkaSink::new(
             name,
             kafka.clone(),
             settings.encoding,
             metrics,
+            own,
         )?),
     })
 }
