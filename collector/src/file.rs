@@ -43,6 +43,20 @@ impl FileIdentity {
     }
 }
 
+/// When the open file `file` was created, in nanoseconds since the epoch — `statx`'s
+/// `stx_btime`, which ext4, XFS, btrfs and tmpfs keep (`None` where the file system does not):
+/// with the device and inode, it tells a new file on a recycled inode from the file the inode
+/// held before, even when their first bytes are the same.
+pub fn birth_time(file: &std::fs::File) -> Option<u64> {
+    use rustix::fs::{AtFlags, StatxFlags, statx};
+    let stat = statx(file, "", AtFlags::EMPTY_PATH, StatxFlags::BTIME).ok()?;
+    if !StatxFlags::from_bits_retain(stat.stx_mask).contains(StatxFlags::BTIME) {
+        return None;
+    }
+    let seconds = u64::try_from(stat.stx_btime.tv_sec).ok()?;
+    Some(seconds * 1_000_000_000 + u64::from(stat.stx_btime.tv_nsec))
+}
+
 /// The files ringtail itself writes — sink outputs, their rotations, dead-letter files — by
 /// identity. Discovery never reads one of them, whatever the globs say (a hard link, a
 /// configuration merged from several files): reading its own output would feed it back

@@ -108,9 +108,27 @@ pub enum Resume {
     },
 }
 
+/// A file discovery opened, as the tracker records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration<'a> {
+    /// Its device and inode.
+    pub identity: FileIdentity,
+    /// Its birth time, where the file system keeps one (see [`crate::file::birth_time`]).
+    pub born: Option<u64>,
+    /// The fingerprint of its first bytes.
+    pub fingerprint: Fingerprint,
+    /// The path it was found at.
+    pub path: &'a Path,
+    /// The source it is read for.
+    pub source: &'a str,
+    /// Where reading starts.
+    pub offset: u64,
+}
+
 #[derive(Debug)]
 struct Tracked {
     identity: FileIdentity,
+    born: Option<u64>,
     fingerprint: Fingerprint,
     path: PathBuf,
     source: Arc<str>,
@@ -210,12 +228,28 @@ impl AckTracker {
             .map(|e| e.source.clone())
     }
 
-    /// Claims the checkpoint of a file just found, whose first bytes are `head` and whose size
-    /// is `size`. A checkpoint is claimed once: whatever the answer, it is no longer carried.
-    pub fn resume(&self, identity: FileIdentity, head: &[u8], size: u64) -> Resume {
+    /// Claims the checkpoint of a file just found, born at `born` (where the file system
+    /// keeps birth times), whose first bytes are `head` and whose size is `size`. A checkpoint
+    /// is claimed once: whatever the answer, it is no longer carried.
+    pub fn resume(
+        &self,
+        identity: FileIdentity,
+        born: Option<u64>,
+        head: &[u8],
+        size: u64,
+    ) -> Resume {
         let Some(entry) = self.lock().carried.remove(&(identity.dev, identity.ino)) else {
             return Resume::New;
         };
+        // Same inode, another birth: a new file on a recycled inode, whatever its first bytes
+        // (a fixed banner, say) look like.
+        if let (Some(then), Some(now)) = (entry.born, born)
+            && then != now
+        {
+            return Resume::Recycled {
+                previous: entry.path,
+            };
+        }
         if !entry.fingerprint.matches(head) {
             // Shorter than the fingerprint with matching bytes means truncated, not recycled,
             // but both are read from 0; only the log line differs.
@@ -240,24 +274,17 @@ impl AckTracker {
         }
     }
 
-    /// Discovery opened a file: it is read from `offset`.
-    pub fn open(
-        &self,
-        id: FileId,
-        identity: FileIdentity,
-        fingerprint: Fingerprint,
-        path: &Path,
-        source: &str,
-        offset: u64,
-    ) {
+    /// Discovery opened a file: it is read from `file.offset`.
+    pub fn open(&self, id: FileId, file: Registration<'_>) {
         self.lock().files.insert(
             id,
             Tracked {
-                identity,
-                fingerprint,
-                path: path.to_path_buf(),
-                source: Arc::from(source),
-                offset,
+                identity: file.identity,
+                born: file.born,
+                fingerprint: file.fingerprint,
+                path: file.path.to_path_buf(),
+                source: Arc::from(file.source),
+                offset: file.offset,
                 next_seq: 0,
                 early: BTreeMap::new(),
             },
@@ -343,6 +370,7 @@ impl AckTracker {
             .map(|t| Entry {
                 dev: t.identity.dev,
                 ino: t.identity.ino,
+                born: t.born,
                 fingerprint: t.fingerprint,
                 offset: t.offset,
                 path: t.path.clone(),
@@ -375,11 +403,14 @@ mod tests {
         for &id in ids {
             tracker.open(
                 FileId(id),
-                FileIdentity { dev: 1, ino: id },
-                Fingerprint::of(b""),
-                Path::new("/x.log"),
-                "s",
-                0,
+                crate::deliver::ack::Registration {
+                    identity: FileIdentity { dev: 1, ino: id },
+                    born: None,
+                    fingerprint: Fingerprint::of(b""),
+                    path: Path::new("/x.log"),
+                    source: "s",
+                    offset: 0,
+                },
             );
         }
         tracker
@@ -425,6 +456,7 @@ mod tests {
     fn loaded(ino: u64, head: &[u8], offset: u64, gone_since: Option<u64>) -> Entry {
         Entry {
             dev: 1,
+            born: None,
             ino,
             fingerprint: Fingerprint::of(head),
             offset,
@@ -432,6 +464,29 @@ mod tests {
             source: "s".to_string(),
             gone_since,
         }
+    }
+
+    #[test]
+    fn a_recycled_inode_is_told_apart_by_its_birth_time() {
+        let banner = b"=== service banner, the same in every file it writes ===\n";
+        let mut first = loaded(1, banner, 500, None);
+        first.born = Some(1_000);
+        let mut second = loaded(2, banner, 500, None);
+        second.born = Some(2_000);
+        let tracker = AckTracker::with_checkpoints(Arc::new(Metrics::new()), vec![first, second]);
+        let id = |ino| FileIdentity { dev: 1, ino };
+        assert_eq!(
+            tracker.resume(id(1), Some(1_000), banner, 600),
+            Resume::At { offset: 500 },
+            "the same file"
+        );
+        assert_eq!(
+            tracker.resume(id(2), Some(3_000), banner, 600),
+            Resume::Recycled {
+                previous: PathBuf::from("/logs/2.log")
+            },
+            "same inode and first bytes, born later: another file"
+        );
     }
 
     #[test]
@@ -453,26 +508,26 @@ mod tests {
             "known before it is claimed"
         );
         assert_eq!(
-            tracker.resume(id(1), b"first line\nsecond\n", 18),
+            tracker.resume(id(1), None, b"first line\nsecond\n", 18),
             Resume::At { offset: 11 }
         );
         assert_eq!(
-            tracker.resume(id(1), b"first line\n", 11),
+            tracker.resume(id(1), None, b"first line\n", 11),
             Resume::New,
             "claimed once"
         );
         assert_eq!(
-            tracker.resume(id(2), b"first line\n", 11),
+            tracker.resume(id(2), None, b"first line\n", 11),
             Resume::Truncated {
                 offset: 500,
                 size: 11
             }
         );
         assert!(matches!(
-            tracker.resume(id(3), b"other file\n", 11),
+            tracker.resume(id(3), None, b"other file\n", 11),
             Resume::Recycled { .. }
         ));
-        assert_eq!(tracker.resume(id(9), b"x", 1), Resume::New);
+        assert_eq!(tracker.resume(id(9), None, b"x", 1), Resume::New);
         assert!(tracker.has_carried(), "ino 4 was never seen");
         let snapshot = tracker.snapshot(Duration::from_secs(3600));
         assert_eq!(snapshot.len(), 1);
@@ -506,11 +561,14 @@ mod tests {
         }];
         tracker.open(
             FileId(1),
-            FileIdentity { dev: 1, ino: 1 },
-            Fingerprint::of(b""),
-            std::path::Path::new("/a.log"),
-            "s",
-            0,
+            crate::deliver::ack::Registration {
+                identity: FileIdentity { dev: 1, ino: 1 },
+                born: None,
+                fingerprint: Fingerprint::of(b""),
+                path: std::path::Path::new("/a.log"),
+                source: "s",
+                offset: 0,
+            },
         );
         let handle = AckHandle::new(2, progress, Arc::clone(&tracker));
         let for_second_sink = handle.clone();

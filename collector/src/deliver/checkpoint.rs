@@ -105,6 +105,9 @@ pub struct Entry {
     pub dev: u64,
     /// `st_ino` of the file.
     pub ino: u64,
+    /// When the file was created (ns since the epoch), where the file system keeps birth
+    /// times: an inode recycled for a new file has another.
+    pub born: Option<u64>,
     /// Fingerprint of its first bytes.
     pub fingerprint: Fingerprint,
     /// Every record starting before this offset was acknowledged.
@@ -121,11 +124,14 @@ pub struct Entry {
 /// An [`Entry`] as the file holds it. Linux names are bytes: `path` is the name as text for
 /// people to read (invalid UTF-8 replaced), and a name that is not UTF-8 is also kept exactly
 /// in `path_base64` (format version 2; version 1 could not hold such a name at all, and a
-/// single one failed every checkpoint write).
+/// single one failed every checkpoint write). `born` (version 2) is absent where the file
+/// system keeps no birth time.
 #[derive(Serialize, Deserialize)]
 struct Stored {
     dev: u64,
     ino: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    born: Option<u64>,
     fingerprint: Fingerprint,
     offset: u64,
     path: String,
@@ -149,6 +155,7 @@ impl From<Entry> for Stored {
         Stored {
             dev: entry.dev,
             ino: entry.ino,
+            born: entry.born,
             fingerprint: entry.fingerprint,
             offset: entry.offset,
             path,
@@ -175,6 +182,7 @@ impl TryFrom<Stored> for Entry {
         Ok(Entry {
             dev: stored.dev,
             ino: stored.ino,
+            born: stored.born,
             fingerprint: stored.fingerprint,
             offset: stored.offset,
             path,
@@ -354,6 +362,7 @@ mod tests {
         Entry {
             dev: 2049,
             ino,
+            born: Some(1_700_000_000_000_000_000 + ino),
             fingerprint: Fingerprint::of(b"2024-01-01T00:00:00Z stdout F hello\n"),
             offset,
             path: PathBuf::from(format!("/var/log/pods/a/{ino}.log")),

@@ -807,6 +807,7 @@ impl Discovery {
                 linked: opened.linked,
                 identity,
                 fingerprint: start.fingerprint,
+                born: start.born,
                 offset: start.offset,
                 source,
                 file: opened.file,

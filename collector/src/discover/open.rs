@@ -39,7 +39,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use crate::deliver::ack::{AckTracker, Resume};
-use crate::file::{FINGERPRINT_BYTES, FileIdentity, Fingerprint};
+use crate::file::{FINGERPRINT_BYTES, FileIdentity, Fingerprint, birth_time};
 use crate::metrics::{Metrics, SourceLabel};
 use crate::source::{ReadFrom, Source};
 
@@ -73,13 +73,15 @@ pub struct Opened {
     pub target: Option<PathBuf>,
 }
 
-/// Where reading a file starts, and the fingerprint it was decided with.
+/// Where reading a file starts, and what it was decided with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Start {
     /// The offset.
     pub offset: u64,
     /// The fingerprint of the file's first bytes.
     pub fingerprint: Fingerprint,
+    /// The file's birth time, where the file system keeps one.
+    pub born: Option<u64>,
 }
 
 /// How the directories on the way to a path are trusted.
@@ -356,7 +358,8 @@ impl Opener {
             } else {
                 0
             };
-        let offset = match tracker.resume(identity, head, size) {
+        let born = birth_time(&opened.file);
+        let offset = match tracker.resume(identity, born, head, size) {
             Resume::At { offset } => {
                 tracing::debug!(file = %path.display(), offset, "resuming from checkpoint");
                 self.resumed += 1;
@@ -380,6 +383,7 @@ impl Opener {
         Some(Start {
             offset,
             fingerprint: Fingerprint::of(head),
+            born,
         })
     }
 }

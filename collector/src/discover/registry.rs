@@ -58,6 +58,8 @@ pub struct NewFile {
     pub identity: FileIdentity,
     /// The fingerprint of its first bytes.
     pub fingerprint: Fingerprint,
+    /// Its birth time, where the file system keeps one.
+    pub born: Option<u64>,
     /// Where reading starts.
     pub offset: u64,
     /// Its source.
@@ -184,11 +186,14 @@ impl Registry {
         );
         self.tracker.open(
             id,
-            new.identity,
-            new.fingerprint,
-            &new.path,
-            &new.source.name,
-            new.offset,
+            crate::deliver::ack::Registration {
+                identity: new.identity,
+                born: new.born,
+                fingerprint: new.fingerprint,
+                path: &new.path,
+                source: &new.source.name,
+                offset: new.offset,
+            },
         );
         let ctx = Arc::new(FileCtx {
             id,

@@ -651,9 +651,17 @@ mod tests {
             meta: Default::default(),
         });
         let file = File::open(path).unwrap();
-        rig.reader
-            .tracker
-            .open(ctx.id, ctx.identity, Fingerprint::of(b""), path, "test", 0);
+        rig.reader.tracker.open(
+            ctx.id,
+            crate::deliver::ack::Registration {
+                identity: ctx.identity,
+                born: None,
+                fingerprint: Fingerprint::of(b""),
+                path,
+                source: "test",
+                offset: 0,
+            },
+        );
         assert!(rig.handle.send(Control::Open {
             ctx,
             file,

@@ -523,11 +523,14 @@ mod tests {
         let tracker = Arc::new(AckTracker::new(Arc::new(Metrics::new())));
         tracker.open(
             FileId(1),
-            FileIdentity { dev: 1, ino: 1 },
-            Fingerprint::of(b""),
-            Path::new("/in.log"),
-            "s",
-            0,
+            crate::deliver::ack::Registration {
+                identity: FileIdentity { dev: 1, ino: 1 },
+                born: None,
+                fingerprint: Fingerprint::of(b""),
+                path: Path::new("/in.log"),
+                source: "s",
+                offset: 0,
+            },
         );
         tracker
     }

@@ -432,11 +432,14 @@ mod tests {
         });
         tracker.open(
             ctx.id,
-            ctx.identity,
-            Fingerprint::of(b""),
-            &ctx.path,
-            "src",
-            0,
+            crate::deliver::ack::Registration {
+                identity: ctx.identity,
+                born: None,
+                fingerprint: Fingerprint::of(b""),
+                path: &ctx.path,
+                source: "src",
+                offset: 0,
+            },
         );
         Rig {
             input: Some(input),
