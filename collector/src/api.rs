@@ -1,5 +1,8 @@
-//! The local HTTP API: `/metrics` (OpenMetrics text) and `/healthz` (JSON; 200 when every
-//! sink is healthy and the pipeline runs, 503 otherwise, with the reason).
+//! The local HTTP API: `/metrics` (OpenMetrics text), `/healthz` (JSON; 200 when every sink
+//! is healthy and the pipeline runs, 503 otherwise, with the reason) and `/readyz` (JSON; 200
+//! unless a condition keeps ringtail from doing all of its job — checkpoints that cannot be
+//! written, files waiting for descriptors, directories not watched — or the pipeline failed;
+//! each condition with its reason).
 //!
 //! Anyone who can reach the port can talk to it (the DaemonSet listens on all interfaces), so
 //! no client may hold it: it is served by hyper on one thread with its own single-threaded
@@ -41,6 +44,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::sink::driver::SinkHealth;
 
 /// Loopback only: metrics are scraped node-locally; exposing them is a deliberate choice.
@@ -88,16 +92,42 @@ pub enum ApiError {
     },
 }
 
-/// What `/healthz` reports.
+/// What `/healthz` and `/readyz` report.
 #[derive(Debug, Default)]
 pub struct Health {
     /// Health of each sink.
     pub sinks: Vec<Arc<SinkHealth>>,
     /// Set when the pipeline has failed and is stopping.
     pub failure: Mutex<Option<String>>,
+    /// The conditions that keep the pipeline from doing all of its job.
+    pub readiness: Arc<Readiness>,
 }
 
 impl Health {
+    /// The status code and JSON body of `/readyz`.
+    pub fn ready_report(&self) -> (u16, String) {
+        let mut conditions: serde_json::Map<String, serde_json::Value> = self
+            .readiness
+            .conditions()
+            .into_iter()
+            .map(|(name, why)| (name.to_string(), serde_json::Value::String(why)))
+            .collect();
+        if let Some(failure) = self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            conditions.insert("pipeline".to_string(), serde_json::Value::String(failure));
+        }
+        let ready = conditions.is_empty();
+        let body = serde_json::json!({
+            "status": if ready { "ready" } else { "not ready" },
+            "conditions": conditions,
+        });
+        (if ready { 200 } else { 503 }, body.to_string())
+    }
+
     /// The status code and JSON body of `/healthz`.
     pub fn report(&self) -> (u16, String) {
         let failure = self
@@ -143,8 +173,16 @@ impl HealthSlot {
 
     /// The status code and JSON body of `/healthz`.
     pub fn report(&self) -> (u16, String) {
-        let current = Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()));
-        current.report()
+        self.current().report()
+    }
+
+    /// The status code and JSON body of `/readyz`.
+    pub fn ready_report(&self) -> (u16, String) {
+        self.current().ready_report()
+    }
+
+    fn current(&self) -> Arc<Health> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -195,9 +233,13 @@ impl Answers {
                 let (status, body) = self.health.report();
                 (status, Bytes::from(body), "application/json")
             }
+            "/readyz" => {
+                let (status, body) = self.health.ready_report();
+                (status, Bytes::from(body), "application/json")
+            }
             _ => (
                 404,
-                Bytes::from_static(b"not found: try /metrics or /healthz\n"),
+                Bytes::from_static(b"not found: try /metrics, /healthz or /readyz\n"),
                 "text/plain",
             ),
         };
@@ -412,6 +454,7 @@ mod tests {
         let health = Health {
             sinks: vec![Arc::clone(&sink)],
             failure: Mutex::new(None),
+            readiness: Arc::default(),
         };
         assert_eq!(
             health.report(),
@@ -436,6 +479,24 @@ mod tests {
         let (status, body) = health.report();
         assert_eq!(status, 503);
         assert!(body.contains("worker-0: stopped"));
+    }
+
+    #[test]
+    fn readyz_lists_the_conditions_that_hold() {
+        let health = Health::default();
+        assert_eq!(
+            health.ready_report(),
+            (200, r#"{"conditions":{},"status":"ready"}"#.to_string())
+        );
+        health
+            .readiness
+            .set("checkpoints", Some("No space left on device".to_string()));
+        let (status, body) = health.ready_report();
+        assert_eq!(status, 503);
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["conditions"]["checkpoints"], "No space left on device");
+        health.readiness.set("checkpoints", None);
+        assert_eq!(health.ready_report().0, 200);
     }
 
     #[test]

@@ -31,8 +31,9 @@
 //! - [`cut`]: bytes to records for one file: framing, decoding, multiline.
 //! - [`container`]: which container a file belongs to; container filters; runtime bundles.
 //! - [`ebpf`]: ringtail's eBPF programs: loading them, their events and maps.
-//! - Shared vocabulary: [`metrics`], [`queue`] (bounded queues with their depth),
-//!   [`file`](mod@file) (what a file is), [`escape`] (JSON strings).
+//! - Shared vocabulary: [`metrics`], [`readiness`] (what keeps ringtail from doing all of its
+//!   job), [`queue`] (bounded queues with their depth), [`file`](mod@file) (what a file is),
+//!   [`escape`] (JSON strings).
 
 pub mod api;
 pub mod config;
@@ -50,6 +51,7 @@ pub mod pipeline;
 pub mod process;
 pub mod queue;
 pub mod read;
+pub mod readiness;
 pub mod sink;
 pub mod source;
 pub mod work;

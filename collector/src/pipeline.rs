@@ -298,6 +298,7 @@ pub fn start_with_metrics(
         store,
         Arc::clone(&tracker),
         Arc::clone(&metrics),
+        Arc::clone(&health.readiness),
         &config.checkpoints,
     )?;
 

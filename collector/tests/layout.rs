@@ -36,6 +36,7 @@ const LAYERS: &[&str] = &[
     "container",
     "ebpf",
     "metrics",
+    "readiness",
     "queue",
     "file",
     "escape",

@@ -19,6 +19,10 @@ use crossbeam::channel::{Sender, bounded, select};
 use crate::deliver::ack::AckTracker;
 use crate::deliver::checkpoint::{CheckpointError, CheckpointSettings, Entry, Store};
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
+
+/// The readiness condition a failing checkpoint write holds.
+const READINESS: &str = "checkpoints";
 
 /// After files are opened, the checkpointer waits this long for more before writing.
 pub const NEW_FILES_PAUSE: Duration = Duration::from_millis(5);
@@ -69,11 +73,13 @@ pub fn resume(
     Ok((store, tracker))
 }
 
-/// Writes checkpoints when they changed; a failed write is logged, counted and retried.
+/// Writes checkpoints when they changed; a failed write is logged, counted and retried, and
+/// keeps ringtail not ready meanwhile.
 struct Writer {
     store: Store,
     tracker: Arc<AckTracker>,
     metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
     forget_after: Duration,
     last: Option<Vec<Entry>>,
     failing: bool,
@@ -90,6 +96,7 @@ impl Writer {
                 self.metrics.checkpoint_writes.inc();
                 if self.failing {
                     self.failing = false;
+                    self.readiness.set(READINESS, None);
                     tracing::info!(path = %self.store.path().display(), "checkpoints are written again");
                 }
                 self.last = Some(entries);
@@ -97,6 +104,12 @@ impl Writer {
             }
             Err(e) => {
                 self.metrics.checkpoint_errors.inc();
+                self.readiness.set(
+                    READINESS,
+                    Some(format!(
+                        "{e}; a restart would re-read everything since the last write"
+                    )),
+                );
                 if !self.failing {
                     self.failing = true;
                     tracing::error!(error = %e, "cannot write checkpoints; delivery goes on, and a restart would re-read more than usual until a write succeeds");
@@ -132,12 +145,14 @@ impl Checkpointer {
         store: Store,
         tracker: Arc<AckTracker>,
         metrics: Arc<Metrics>,
+        readiness: Arc<Readiness>,
         settings: &CheckpointSettings,
     ) -> Result<Self, CheckpointerError> {
         let mut writer = Writer {
             store,
             tracker: Arc::clone(&tracker),
             metrics,
+            readiness,
             forget_after: settings.forget_after,
             last: None,
             failing: false,
