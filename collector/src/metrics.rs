@@ -96,6 +96,8 @@ pub struct Metrics {
     pub symlinks_refused: Family<SourceLabel, Counter>,
     /// Files a glob matched that are ringtail's own outputs (by identity), never read.
     pub own_files_refused: Family<SourceLabel, Counter>,
+    /// Bytes of sparse files' holes skipped (zeros that were never written).
+    pub sparse_bytes_skipped: Family<SourceLabel, Counter>,
     /// Files a source's glob matched but its container filter rejected (the first such
     /// source labels them).
     pub files_filtered: Family<SourceLabel, Counter>,
@@ -202,6 +204,7 @@ impl Metrics {
             lost_bytes: Family::default(),
             symlinks_refused: Family::default(),
             own_files_refused: Family::default(),
+            sparse_bytes_skipped: Family::default(),
             files_filtered: Family::default(),
             declarations_active: Gauge::default(),
             declarations_refused: Counter::default(),
@@ -294,6 +297,11 @@ impl Metrics {
             "symlinks_refused",
             "Symlinks matching a glob but leading outside the log directories, refused",
             m.symlinks_refused.clone(),
+        );
+        registry.register(
+            "sparse_bytes_skipped",
+            "Bytes of sparse files' holes skipped: zeros that were never written, not read as lines",
+            m.sparse_bytes_skipped.clone(),
         );
         registry.register(
             "own_files_refused",

@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::fd::BorrowedFd;
 
 use crate::file::FileId;
 use crate::read::buffer::AlignedBuf;
@@ -16,6 +17,28 @@ pub enum BackendKind {
     IoUring,
     /// One `pread(2)` per read; the fallback.
     Pread,
+}
+
+/// A kind of region of a sparse file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Region {
+    /// Bytes that were written.
+    Data,
+    /// A hole: never written, reads as zeros (the end of the file counts as one).
+    Hole,
+}
+
+/// [`ReadBackend::next_region`] on the descriptor `fd`.
+pub fn seek_region(fd: BorrowedFd<'_>, offset: u64, region: Region) -> io::Result<Option<u64>> {
+    let whence = match region {
+        Region::Data => rustix::fs::SeekFrom::Data(offset),
+        Region::Hole => rustix::fs::SeekFrom::Hole(offset),
+    };
+    match rustix::fs::seek(fd, whence) {
+        Ok(at) => Ok(Some(at)),
+        Err(rustix::io::Errno::NXIO) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// One read: `buf.capacity()` bytes of file `id` at `offset`.
@@ -81,6 +104,11 @@ pub trait ReadBackend {
     /// Reads the first bytes of file `id` into `buf` (a synchronous `pread`; for fingerprints,
     /// a few times per file at most).
     fn read_head(&self, id: FileId, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Where the next region of kind `region` of file `id` begins at or after `offset`
+    /// (`lseek`'s `SEEK_DATA` / `SEEK_HOLE`); `None`: no data after `offset`. A sparse file's
+    /// holes read as zeros that were never written.
+    fn next_region(&self, id: FileId, offset: u64, region: Region) -> io::Result<Option<u64>>;
 
     /// Forgets `id` and closes the backend's handle.
     fn unregister(&mut self, id: FileId);

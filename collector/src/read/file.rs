@@ -35,6 +35,13 @@ pub struct OpenFile {
     pub truncations: Counter,
     /// Bytes lost: never read before the file had to be closed.
     pub lost_bytes: Counter,
+    /// Bytes of holes skipped (a sparse file's zeros that were never written).
+    pub sparse_skipped: Counter,
+    /// Whether a skipped hole of this file was logged (once per file).
+    pub sparse_logged: bool,
+    /// The last thing read of this file was a hole: zeros at the start of the data after it
+    /// are the rest of the hole's block, not written bytes.
+    pub after_hole: bool,
     /// Bytes the kernel counted written to this file, and how many were published.
     kernel_written: Counter,
     kernel_written_seen: u64,
@@ -61,6 +68,9 @@ impl OpenFile {
             read_errors: metrics.read_errors.get_or_create_owned(&label),
             truncations: metrics.truncations.get_or_create_owned(&label),
             lost_bytes: metrics.lost_bytes.get_or_create_owned(&label),
+            sparse_skipped: metrics.sparse_bytes_skipped.get_or_create_owned(&label),
+            sparse_logged: false,
+            after_hole: false,
             kernel_written: metrics.kernel_written_bytes.get_or_create_owned(&label),
             kernel_written_seen: 0,
             container: ctx.meta.container.as_ref().map(|container| {

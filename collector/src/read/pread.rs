@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 
 use crate::file::FileId;
-use crate::read::backend::{ReadBackend, ReadError, ReadOp};
+use crate::read::backend::{ReadBackend, ReadError, ReadOp, Region, seek_region};
 
 /// Reads with `pread(2)`.
 #[derive(Debug, Default)]
@@ -36,6 +37,13 @@ impl ReadBackend for PreadBackend {
     fn read_head(&self, id: FileId, buf: &mut [u8]) -> io::Result<usize> {
         match self.files.get(&id) {
             Some(file) => read_retrying(file, buf, 0),
+            None => Err(not_registered(id)),
+        }
+    }
+
+    fn next_region(&self, id: FileId, offset: u64, region: Region) -> io::Result<Option<u64>> {
+        match self.files.get(&id) {
+            Some(file) => seek_region(file.as_fd(), offset, region),
             None => Err(not_registered(id)),
         }
     }

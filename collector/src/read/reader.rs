@@ -37,12 +37,67 @@ use crate::ebpf::DirtyFlags;
 use crate::file::{FINGERPRINT_BYTES, FileId, Fingerprint};
 use crate::metrics::{BackendLabel, Metrics};
 use crate::queue::QueueSender;
-use crate::read::backend::{BackendKind, ReadBackend, ReadOp};
-use crate::read::buffer::{BufferError, BufferPool};
+use crate::read::backend::{BackendKind, ReadBackend, ReadOp, Region};
+use crate::read::buffer::{AlignedBuf, BufferError, BufferPool};
 use crate::read::control::{Control, ReaderInbox};
 use crate::read::file::OpenFile;
 use crate::source::FileCtx;
 use crate::work::item::WorkItem;
+
+/// What a chunk read from a sparse file holds.
+enum Sparse {
+    /// Data only (or a file system that reports no holes).
+    Whole,
+    /// Data of this length, then from `hole` on a hole (the zeros between them pad the data's
+    /// last block).
+    Cut {
+        /// Bytes of data.
+        data: usize,
+        /// Where the hole begins.
+        hole: u64,
+    },
+    /// A hole, up to this offset (`None`: up to the end of the file).
+    Skip(Option<u64>),
+}
+
+/// Whether the chunk `filled`, read from file `id` at `offset`, begins in or runs into a hole.
+/// Asked only when the chunk starts or ends with a zero byte (rare in logs), so a file that is
+/// not sparse costs no system call. `after_hole`: the file's last read skipped a hole; file
+/// systems keep holes in whole blocks, so the zeros that begin the data after a hole are the
+/// rest of it (a writer that went on at its own offset after a `copytruncate`).
+fn sparse(
+    backend: &dyn ReadBackend,
+    id: FileId,
+    offset: u64,
+    filled: &[u8],
+    after_hole: bool,
+) -> Sparse {
+    if filled.first() == Some(&0) {
+        match backend.next_region(id, offset, Region::Data) {
+            Ok(Some(data)) if data > offset => return Sparse::Skip(Some(data)),
+            Ok(None) => return Sparse::Skip(None),
+            _ => {}
+        }
+        if after_hole {
+            let zeros = filled.iter().position(|&b| b != 0).unwrap_or(filled.len());
+            return Sparse::Skip(Some(offset + zeros as u64));
+        }
+    }
+    if filled.len() > 1
+        && filled.last() == Some(&0)
+        && let Ok(Some(hole)) = backend.next_region(id, offset, Region::Hole)
+    {
+        let len = usize::try_from(hole.saturating_sub(offset)).unwrap_or(usize::MAX);
+        if len > 0 && len < filled.len() {
+            let data = filled[..len]
+                .iter()
+                .rposition(|&b| b != 0)
+                .map_or(0, |at| at + 1);
+            return Sparse::Cut { data, hole };
+        }
+    }
+    Sparse::Whole
+}
 
 /// At most this many files are read in one round (one io_uring submission).
 pub const MAX_FILES_PER_ROUND: usize = 256;
@@ -427,7 +482,8 @@ impl Reader {
             id, buf, result, ..
         } = op;
         let capacity = buf.capacity();
-        let Some(file) = self.files.get_mut(&id) else {
+        let Some((offset, after_hole)) = self.files.get(&id).map(|f| (f.offset, f.after_hole))
+        else {
             self.pool.put(buf);
             return;
         };
@@ -437,36 +493,26 @@ impl Reader {
                 self.at_end(id, true);
             }
             Ok(n) => {
-                file.read_bytes.inc_by(n as u64);
-                if let Some((read, _)) = &file.container {
-                    read.inc_by(n as u64);
-                }
-                let offset = file.offset;
-                file.offset += n as u64;
-                let worker = file.worker;
-                if (file.fingerprint_len as usize) < FINGERPRINT_BYTES
-                    && file.offset > u64::from(file.fingerprint_len)
-                {
-                    let fingerprint = if offset == 0 {
-                        Fingerprint::of(buf.filled())
-                    } else {
-                        let mut head = [0u8; FINGERPRINT_BYTES];
-                        match self.backend.read_head(id, &mut head) {
-                            Ok(len) => Fingerprint::of(&head[..len]),
-                            // Keep the shorter fingerprint; it is still a valid one.
-                            Err(_) => Fingerprint {
-                                len: file.fingerprint_len,
-                                crc: 0,
-                            },
+                let n = match sparse(self.backend.as_ref(), id, offset, buf.filled(), after_hole) {
+                    Sparse::Whole => n,
+                    Sparse::Cut { data, hole } => {
+                        if data > 0 {
+                            let mut buf = buf;
+                            buf.set_len(data);
+                            self.deliver(id, buf, data);
+                        } else {
+                            self.pool.put(buf);
                         }
-                    };
-                    if fingerprint.len > file.fingerprint_len {
-                        file.fingerprint_len = fingerprint.len;
-                        self.tracker.fingerprint(id, fingerprint);
+                        self.skip_hole(id, Some(hole));
+                        return;
                     }
-                }
-                let bytes = self.pool.freeze(buf);
-                self.out[worker].push(WorkItem::Data { id, offset, bytes });
+                    Sparse::Skip(to) => {
+                        self.pool.put(buf);
+                        self.skip_hole(id, to);
+                        return;
+                    }
+                };
+                self.deliver(id, buf, n);
                 if n == capacity {
                     self.enqueue(id);
                 } else {
@@ -475,6 +521,9 @@ impl Reader {
             }
             Err(e) => {
                 self.pool.put(buf);
+                let Some(file) = self.files.get_mut(&id) else {
+                    return;
+                };
                 file.read_errors.inc();
                 if file.errors_logged < 10 {
                     file.errors_logged += 1;
@@ -491,6 +540,69 @@ impl Reader {
                 }
             }
         }
+    }
+
+    /// Hands `n` bytes read from file `id` at its offset to its worker.
+    fn deliver(&mut self, id: FileId, buf: AlignedBuf, n: usize) {
+        let Some(file) = self.files.get_mut(&id) else {
+            self.pool.put(buf);
+            return;
+        };
+        file.after_hole = false;
+        file.read_bytes.inc_by(n as u64);
+        if let Some((read, _)) = &file.container {
+            read.inc_by(n as u64);
+        }
+        let offset = file.offset;
+        file.offset += n as u64;
+        let worker = file.worker;
+        if (file.fingerprint_len as usize) < FINGERPRINT_BYTES
+            && file.offset > u64::from(file.fingerprint_len)
+        {
+            let fingerprint = if offset == 0 {
+                Fingerprint::of(buf.filled())
+            } else {
+                let mut head = [0u8; FINGERPRINT_BYTES];
+                match self.backend.read_head(id, &mut head) {
+                    Ok(len) => Fingerprint::of(&head[..len]),
+                    // Keep the shorter fingerprint; it is still a valid one.
+                    Err(_) => Fingerprint {
+                        len: file.fingerprint_len,
+                        crc: 0,
+                    },
+                }
+            };
+            if fingerprint.len > file.fingerprint_len {
+                file.fingerprint_len = fingerprint.len;
+                self.tracker.fingerprint(id, fingerprint);
+            }
+        }
+        let bytes = self.pool.freeze(buf);
+        self.out[worker].push(WorkItem::Data { id, offset, bytes });
+    }
+
+    /// File `id` has a hole at its offset (a sparse file: zeros never written) up to `to`
+    /// (`None`: to its end): the hole is skipped, counted and logged once, and the worker
+    /// told, so the file's records go on after it. The file is read again at once.
+    fn skip_hole(&mut self, id: FileId, to: Option<u64>) {
+        let Some(file) = self.files.get_mut(&id) else {
+            return;
+        };
+        let from = file.offset;
+        let to = match to {
+            Some(to) => to,
+            None => self.backend.size(id).unwrap_or(from).max(from),
+        };
+        file.sparse_skipped.inc_by(to - from);
+        if !file.sparse_logged {
+            file.sparse_logged = true;
+            tracing::info!(file = %file.ctx.path.display(), from, to, "skipping a hole of a sparse file (zeros that were never written); further holes in it are skipped too");
+        }
+        file.offset = to;
+        file.after_hole = true;
+        let worker = file.worker;
+        self.out[worker].push(WorkItem::Hole { id, to });
+        self.enqueue(id);
     }
 
     /// A read reached the end of the file for now. `empty`: it returned nothing at all.
@@ -528,6 +640,7 @@ impl Reader {
                 );
                 file.truncations.inc();
                 file.offset = 0;
+                file.after_hole = false;
                 // New content: its fingerprint is taken again from the first read.
                 file.fingerprint_len = 0;
                 let worker = file.worker;
@@ -684,10 +797,45 @@ mod tests {
                     WorkItem::Truncated { id } => other.push(format!("truncated {}", id.0)),
                     WorkItem::Renamed { ctx } => other.push(format!("renamed {}", ctx.id.0)),
                     WorkItem::Close { id } => other.push(format!("close {}", id.0)),
+                    WorkItem::Hole { id, to } => other.push(format!("hole {} to {to}", id.0)),
                 }
             }
         }
         (data, other)
+    }
+
+    #[test]
+    fn holes_of_a_sparse_file_are_skipped_with_the_zeros_that_pad_their_blocks() {
+        use std::io::{Seek, SeekFrom};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse.log");
+        let mut file = File::create(&path).unwrap();
+        file.write_all(b"a\n").unwrap();
+        let after = (1 << 20) + 100;
+        file.seek(SeekFrom::Start(after)).unwrap();
+        file.write_all(b"b\nc").unwrap();
+        file.write_all(&[0; 10]).unwrap();
+        let mut rig = rig(64 * 1024);
+        open(&rig, 1, &path);
+        let (mut data, mut other) = (Vec::new(), Vec::new());
+        // Each round reads once: the data, the padding and hole, the padding after it, the data.
+        for _ in 0..4 {
+            let (d, o) = round(&mut rig);
+            data.extend(d);
+            other.extend(o);
+        }
+        assert_eq!(
+            data,
+            vec![(1, 0, 2), (1, after, 13)],
+            "the written bytes, zeros that were written included, and nothing of the hole: {other:?}"
+        );
+        assert_eq!(
+            other.iter().rfind(|o| o.starts_with("hole")).unwrap(),
+            &format!("hole 1 to {after}"),
+            "{other:?}"
+        );
+        let skipped = rig.reader.files[&FileId(1)].sparse_skipped.get();
+        assert_eq!(skipped, after - 2);
     }
 
     #[test]

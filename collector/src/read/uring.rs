@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use crate::file::FileId;
-use crate::read::backend::{ReadBackend, ReadError, ReadOp};
+use crate::read::backend::{ReadBackend, ReadError, ReadOp, Region, seek_region};
 
 /// Reads with io_uring.
 pub struct UringBackend {
@@ -85,6 +85,13 @@ impl ReadBackend for UringBackend {
                 other => return Ok(other?),
             }
         }
+    }
+
+    fn next_region(&self, id: FileId, offset: u64, region: Region) -> io::Result<Option<u64>> {
+        let file = self.file(id)?;
+        // SAFETY: as in `size`: `file` is borrowed from `self.files` for the whole call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(file.as_raw_fd()) };
+        seek_region(fd, offset, region)
     }
 
     fn unregister(&mut self, id: FileId) {

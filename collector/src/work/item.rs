@@ -37,6 +37,14 @@ pub enum WorkItem {
         /// The file.
         id: FileId,
     },
+    /// The file has a hole (a sparse file's zeros that were never written) up to `to`: what
+    /// is pending is emitted as it is, and cutting goes on at `to`.
+    Hole {
+        /// The file.
+        id: FileId,
+        /// Where the file's data goes on.
+        to: u64,
+    },
     /// The file has a new path.
     Renamed {
         /// The file, with its new path.

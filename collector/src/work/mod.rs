@@ -298,6 +298,13 @@ impl Worker {
                         file.report(out, Some(0));
                     }
                 }
+                WorkItem::Hole { id, to } => {
+                    if let Some(file) = self.files.get_mut(&id) {
+                        let out = &mut self.outputs[file.route];
+                        file.cut(out, Cut::Finish(Some(to)));
+                        file.report(out, None);
+                    }
+                }
                 WorkItem::Renamed { ctx } => {
                     if let Some(file) = self.files.get_mut(&ctx.id) {
                         file.fields = FileFields::of(&ctx);
