@@ -295,7 +295,7 @@ impl Validator {
             }
         }
         for source in &sources {
-            if !sinks.is_empty() && !sinks.iter().any(|s| s.inputs.contains(&source.index)) {
+            if !sinks.is_empty() && !sinks.iter().any(|s| s.receives(source.index)) {
                 let node = sources_node
                     .and_then(|n| n.as_sequence())
                     .and_then(|s| s.get(source.index));

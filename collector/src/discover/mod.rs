@@ -48,7 +48,7 @@ pub mod open;
 pub mod registry;
 pub mod watches;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -66,6 +66,7 @@ use crate::file::{FileIdentity, OwnFiles};
 use crate::metrics::{KindLabel, Metrics, SourceLabel};
 use crate::read::control::ReaderHandle;
 use crate::source::Source;
+use crate::source::index::SourceIndex;
 use declared::Declarations;
 use kernel::{KernelEvents, KernelLink};
 use open::{Opener, Via};
@@ -142,7 +143,7 @@ pub struct Discovery {
     kernel: Option<KernelEvents>,
     stop: OwnedFd,
     /// The sources files are matched against: declared ones, then the configured ones.
-    sources: Vec<Arc<Source>>,
+    sources: SourceIndex,
     /// Paths a glob matched but every matching source's container filter rejected.
     filtered: HashSet<PathBuf>,
     files_filtered: Family<SourceLabel, Counter>,
@@ -198,7 +199,7 @@ impl Discovery {
             watches,
             registry: Registry::new(readers, Arc::clone(&tracker), kernel.is_some()),
             opener: Opener::new(&sources, metrics),
-            sources: declarations.configured().to_vec(),
+            sources: SourceIndex::new(declarations.configured().to_vec()),
             declarations,
             resolver: Resolver::new(kubernetes),
             tracker,
@@ -493,7 +494,7 @@ impl Discovery {
     /// Scans every source root (or, for a root that does not exist yet, its nearest existing
     /// ancestor, so the root is seen when it is created).
     fn scan_roots(&mut self, startup: bool) -> Result<(), DiscoveryError> {
-        let sources = self.sources.clone();
+        let sources = self.sources.all().to_vec();
         self.scan_roots_of(&sources, startup)
     }
 
@@ -515,6 +516,10 @@ impl Discovery {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
+        // Where each scan starts, once: a scan covers the directories below its start that
+        // may hold files, so a start below another one is left out (20,000 sources whose
+        // roots do not exist yet start at the same parent).
+        let mut starts = BTreeSet::new();
         for (root, within) in roots {
             let mut start = root.as_path();
             while !start.is_dir() {
@@ -527,8 +532,16 @@ impl Discovery {
                 // The container is gone already.
                 continue;
             }
-            let start = start.to_path_buf();
+            starts.insert(start.to_path_buf());
+        }
+        let mut scanned: HashSet<PathBuf> = HashSet::new();
+        for start in starts {
+            // Sorted: a start comes after every start above it.
+            if start.ancestors().skip(1).any(|a| scanned.contains(a)) {
+                continue;
+            }
             self.scan_dir(&start, startup)?;
+            scanned.insert(start);
         }
         Ok(())
     }
@@ -548,8 +561,8 @@ impl Discovery {
         else {
             return Ok(());
         };
-        self.sources = changed.sources;
-        self.opener.set_sources(&self.sources);
+        self.opener.set_sources(&changed.sources);
+        self.sources = SourceIndex::new(changed.sources);
         self.filtered.clear();
         self.scan_roots_of(&changed.added, startup)
     }
@@ -557,12 +570,7 @@ impl Discovery {
     /// Whether `dir` must be watched: files of a source can be in it or below it, or it is on
     /// the way to a root.
     fn interesting(&self, dir: &Path) -> bool {
-        self.sources.iter().any(|s| {
-            s.may_contain(dir)
-                || s.paths
-                    .iter()
-                    .any(|p| p.root.starts_with(dir) && p.root != dir)
-        })
+        self.sources.watches(dir)
     }
 
     /// Watches `dir` and the interesting directories below it, and considers their files.
@@ -606,7 +614,7 @@ impl Discovery {
     fn rotated_source(&self, path: &Path) -> Option<Arc<Source>> {
         let meta = std::fs::metadata(path).ok()?;
         let name = self.tracker.carried_source(FileIdentity::of(&meta))?;
-        self.sources.iter().find(|s| s.name == name).cloned()
+        self.sources.named(&name).cloned()
     }
 
     /// The source of a file that matches no glob and has no checkpoint, but is a rotation of
@@ -625,7 +633,7 @@ impl Discovery {
             .match_indices('.')
             .rev()
             .map(|(i, _)| dir.join(&name[..i]))
-            .find(|base| self.sources.iter().any(|s| s.matches(base)))?;
+            .find(|base| self.sources.matching(base).next().is_some())?;
         let source = self.select(&base)?;
         let meta = std::fs::symlink_metadata(path).ok()?;
         let changed = meta.modified().ok()?;
@@ -688,10 +696,7 @@ impl Discovery {
             return None;
         }
         let mut rejected_by = None;
-        for source in &self.sources {
-            if !source.matches(path) {
-                continue;
-            }
+        for source in self.sources.matching(path) {
             if source.containers.is_empty() {
                 return Some(Arc::clone(source));
             }

@@ -23,7 +23,7 @@
 //! Owns the symlink policy and the resume rule; it may not touch which files exist or who
 //! reads them.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io;
@@ -98,12 +98,12 @@ enum Anchor<'a> {
 /// The symlink policy's state and the counters of opening.
 pub struct Opener {
     /// The glob roots of the sources, each with the source it counts refusals for.
-    roots: Vec<(PathBuf, String)>,
+    roots: HashMap<PathBuf, String>,
     /// The roots of declared in-container sources (`/proc/<pid>/root`).
-    container_roots: Vec<PathBuf>,
+    container_roots: HashSet<PathBuf>,
     /// Where a symlink matching a glob may lead (see [`symlink_roots`]), as written and
     /// canonical.
-    symlink_roots: Vec<PathBuf>,
+    symlink_roots: BTreeSet<PathBuf>,
     /// Paths refused already (logged once each).
     refused_links: HashSet<PathBuf>,
     symlinks_refused: Family<SourceLabel, Counter>,
@@ -124,9 +124,9 @@ impl Opener {
     /// The policy for the globs of `sources`.
     pub fn new(sources: &[Arc<Source>], metrics: &Metrics) -> Self {
         let mut opener = Self {
-            roots: Vec::new(),
-            container_roots: Vec::new(),
-            symlink_roots: Vec::new(),
+            roots: HashMap::new(),
+            container_roots: HashSet::new(),
+            symlink_roots: BTreeSet::new(),
             refused_links: HashSet::new(),
             symlinks_refused: metrics.symlinks_refused.clone(),
             truncations: metrics.truncations.clone(),
@@ -139,11 +139,17 @@ impl Opener {
     /// The sources changed (containers declared some, or went away): their roots are the
     /// anchors from now on.
     pub fn set_sources(&mut self, sources: &[Arc<Source>]) {
-        self.roots = sources
+        self.roots.clear();
+        for source in sources
             .iter()
             .filter(|s| s.origin.as_ref().is_none_or(|o| o.root.is_none()))
-            .flat_map(|s| s.paths.iter().map(|p| (p.root.clone(), s.name.clone())))
-            .collect();
+        {
+            for pattern in &source.paths {
+                self.roots
+                    .entry(pattern.root.clone())
+                    .or_insert_with(|| source.name.clone());
+            }
+        }
         self.container_roots = sources
             .iter()
             .filter_map(|s| s.origin.as_ref().and_then(|o| o.root.clone()))
@@ -226,11 +232,7 @@ impl Opener {
             Err(e) if is_gone(&e) || e.raw_os_error() == Some(libc_enotdir()) => None,
             Err(e) if is_symlink_refusal(&e) => {
                 let source = match anchor {
-                    Anchor::Beneath(root) => self
-                        .roots
-                        .iter()
-                        .find(|(r, _)| r == root)
-                        .map(|(_, s)| s.clone()),
+                    Anchor::Beneath(root) => self.roots.get(root).cloned(),
                     _ => None,
                 };
                 self.refused(dir, None, source);
@@ -246,20 +248,14 @@ impl Opener {
     /// How the directories on the way to `path` are trusted: the deepest glob (or container)
     /// root it lies below.
     fn anchor(&self, path: &Path) -> Anchor<'_> {
-        if let Some(root) = self
-            .container_roots
-            .iter()
-            .filter(|r| path.starts_with(r))
-            .max_by_key(|r| r.as_os_str().len())
-        {
+        // Ancestors come deepest first: the first one found is the deepest.
+        if let Some(root) = path.ancestors().find_map(|a| self.container_roots.get(a)) {
             return Anchor::InRoot(root);
         }
-        self.roots
-            .iter()
-            .map(|(r, _)| r)
-            .filter(|r| path.starts_with(r) && path != r.as_path())
-            .max_by_key(|r| r.as_os_str().len())
-            .map_or(Anchor::Trusted, |r| Anchor::Beneath(r))
+        path.ancestors()
+            .skip(1)
+            .find_map(|a| self.roots.get_key_value(a))
+            .map_or(Anchor::Trusted, |(r, _)| Anchor::Beneath(r))
     }
 
     /// Opens the file at `path` (not in a container): its directory as [`anchor`] says, the
@@ -292,11 +288,10 @@ impl Opener {
         }
         let link = rustix::fs::readlinkat(&dir, name, Vec::new()).map_err(io::Error::from)?;
         let target = normalize(&parent.join(OsStr::from_bytes(link.as_bytes())));
-        let Some(root) = self
-            .symlink_roots
-            .iter()
-            .filter(|r| target.starts_with(r) && target != r.as_path())
-            .max_by_key(|r| r.as_os_str().len())
+        let Some(root) = target
+            .ancestors()
+            .skip(1)
+            .find_map(|a| self.symlink_roots.get(a))
         else {
             return Err(Refused::Outside(target));
         };
@@ -316,7 +311,8 @@ impl Opener {
                 Some(target) => tracing::warn!(
                     file = %path.display(),
                     target = %target.display(),
-                    allowed = ?self.symlink_roots,
+                    allowed = ?self.symlink_roots.iter().take(8).collect::<Vec<_>>(),
+                    allowed_count = self.symlink_roots.len(),
                     "refusing a symlink that leads outside the log directories"
                 ),
                 None => tracing::warn!(
@@ -391,18 +387,15 @@ impl Opener {
 /// Where a symlink that matches a glob may lead: the sources' glob roots and
 /// [`RUNTIME_LOG_DIRS`], each as written and canonical (the link's target is compared as
 /// written: kubelet writes the path it was configured with).
-fn symlink_roots(sources: &[Arc<Source>]) -> Vec<PathBuf> {
-    let mut roots: Vec<PathBuf> = sources
+fn symlink_roots(sources: &[Arc<Source>]) -> BTreeSet<PathBuf> {
+    sources
         .iter()
         .filter(|s| s.origin.as_ref().is_none_or(|o| o.root.is_none()))
         .flat_map(|s| s.paths.iter().map(|p| p.root.clone()))
         .chain(RUNTIME_LOG_DIRS.iter().map(PathBuf::from))
         .flat_map(|root| [std::fs::canonicalize(&root).ok(), Some(root)])
         .flatten()
-        .collect();
-    roots.sort();
-    roots.dedup();
-    roots
+        .collect()
 }
 
 /// What a directory entry is, for discovery's scan.

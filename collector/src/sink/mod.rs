@@ -34,12 +34,20 @@ use kafka::KafkaSinkSettings;
 pub struct SinkSettings {
     /// Unique name.
     pub name: String,
-    /// Indices of the sources it receives.
+    /// Indices of the sources it receives, ascending.
     pub inputs: Vec<usize>,
     /// How records are written.
     pub encoding: Encoding,
     /// Kind and settings.
     pub kind: SinkKind,
+}
+
+impl SinkSettings {
+    /// Whether the sink receives the records of source `index` (a binary search: a sink can
+    /// take 20,000 sources).
+    pub fn receives(&self, index: usize) -> bool {
+        self.inputs.binary_search(&index).is_ok()
+    }
 }
 
 /// What kind of sink.

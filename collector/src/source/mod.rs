@@ -6,12 +6,14 @@
 //! - [`FileCtx`]: one open file — its number, path, identity, source and container metadata —
 //!   shared by readers, workers and sinks.
 //! - [`glob`]: path globs and the directories that must be watched to see their files.
+//! - [`index`]: the sources of a path, found through its ancestors.
 //! - [`declare`]: sources made from what containers declare in their environment.
 //!
 //! Owns which files belong to a source; it may not touch how they are found, read or cut.
 
 pub mod declare;
 pub mod glob;
+pub mod index;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

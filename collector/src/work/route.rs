@@ -39,7 +39,7 @@ pub fn build(
         let set: Vec<usize> = sinks
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.inputs.contains(&source.index))
+            .filter(|(_, s)| s.receives(source.index))
             .map(|(i, _)| i)
             .collect();
         let route = *route_of_set.entry(set.clone()).or_insert_with(|| {

@@ -42,6 +42,12 @@ impl Collector {
 
     /// Like [`start`](Self::start), with the collector's stdout connected to `stdout`.
     pub fn start_with_stdout(dir: &Path, config: &str, stdout: Stdio) -> Collector {
+        Self::start_within(dir, config, stdout, Duration::from_secs(20))
+    }
+
+    /// Like [`start_with_stdout`](Self::start_with_stdout), waiting up to `startup` for
+    /// `/healthz` (the API answers once the start-up scan is done).
+    pub fn start_within(dir: &Path, config: &str, stdout: Stdio, startup: Duration) -> Collector {
         let port = free_port();
         let path = dir.join("ringtail.yaml");
         std::fs::write(&path, config.replace("{port}", &port.to_string())).unwrap();
@@ -65,7 +71,7 @@ impl Collector {
             port,
             stderr_path,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + startup;
         loop {
             if collector.get("/healthz").is_some() {
                 return collector;
