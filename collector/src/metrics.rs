@@ -98,6 +98,11 @@ pub struct Metrics {
     pub own_files_refused: Family<SourceLabel, Counter>,
     /// Bytes of sparse files' holes skipped (zeros that were never written).
     pub sparse_bytes_skipped: Family<SourceLabel, Counter>,
+    /// Opens of files (`kind="file"`) and directories (`"directory"`) that failed for lack of
+    /// descriptors; they wait and are retried.
+    pub descriptors_exhausted: Family<KindLabel, Counter>,
+    /// Files and directories waiting for a descriptor now.
+    pub waiting_for_descriptors: Gauge,
     /// Files a source's glob matched but its container filter rejected (the first such
     /// source labels them).
     pub files_filtered: Family<SourceLabel, Counter>,
@@ -205,6 +210,8 @@ impl Metrics {
             symlinks_refused: Family::default(),
             own_files_refused: Family::default(),
             sparse_bytes_skipped: Family::default(),
+            descriptors_exhausted: Family::default(),
+            waiting_for_descriptors: Gauge::default(),
             files_filtered: Family::default(),
             declarations_active: Gauge::default(),
             declarations_refused: Counter::default(),
@@ -302,6 +309,16 @@ impl Metrics {
             "sparse_bytes_skipped",
             "Bytes of sparse files' holes skipped: zeros that were never written, not read as lines",
             m.sparse_bytes_skipped.clone(),
+        );
+        registry.register(
+            "descriptors_exhausted",
+            "Opens of files and directories that failed for lack of descriptors (EMFILE, ENFILE, ENOMEM); they wait and are retried",
+            m.descriptors_exhausted.clone(),
+        );
+        registry.register(
+            "waiting_for_descriptors",
+            "Files and directories waiting for a descriptor to be opened",
+            m.waiting_for_descriptors.clone(),
         );
         registry.register(
             "own_files_refused",

@@ -286,6 +286,7 @@ pub fn start_with_metrics(
         link,
         &config.kubernetes,
         own_files,
+        Arc::clone(&health.readiness),
     )?;
     if let (Some(kernel), Some(feed)) = (&mut kernel, &feed) {
         feed.startup_files(kernel);

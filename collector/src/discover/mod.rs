@@ -46,6 +46,7 @@ pub mod declared;
 pub mod kernel;
 pub mod open;
 pub mod registry;
+pub mod waiting;
 pub mod watches;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -65,12 +66,14 @@ use crate::ebpf::{FileOpened, KernelEvent};
 use crate::file::{FileIdentity, OwnFiles};
 use crate::metrics::{KindLabel, Metrics, SourceLabel};
 use crate::read::control::ReaderHandle;
+use crate::readiness::Readiness;
 use crate::source::Source;
 use crate::source::index::SourceIndex;
 use declared::Declarations;
 use kernel::{KernelEvents, KernelLink};
 use open::{Opener, Via};
 use registry::{NewFile, Registry, RegistryError};
+use waiting::Waiting;
 use watches::{Watched, Watches};
 
 /// Why discovery could not start or stopped.
@@ -158,6 +161,8 @@ pub struct Discovery {
     own_files_refused: Family<SourceLabel, Counter>,
     /// Own files a glob matched, logged once each.
     own_logged: HashSet<PathBuf>,
+    /// Files and directories that wait for a descriptor.
+    waiting: Waiting,
     counters: EventCounters,
 }
 
@@ -174,6 +179,7 @@ impl Discovery {
     /// Sets up inotify and scans every source's root: files found now are handed to the
     /// readers before this returns. `stop` is the read end of a pipe whose write end is closed
     /// to stop [`run`](Self::run). The files in `own_files` (ringtail's outputs) are never read.
+    /// What cannot be opened for lack of descriptors waits, reported in `readiness`.
     #[expect(
         clippy::too_many_arguments,
         reason = "the wiring hands discovery each of the pieces it is connected to"
@@ -187,6 +193,7 @@ impl Discovery {
         kernel: Option<KernelLink>,
         kubernetes: &KubernetesSettings,
         own_files: Arc<OwnFiles>,
+        readiness: Arc<Readiness>,
     ) -> Result<Self, DiscoveryError> {
         let (kernel_dirs, kernel, hook_wakes) = match kernel {
             Some(link) => (Some(link.dirs), Some(link.events), link.hook_wakes),
@@ -213,6 +220,7 @@ impl Discovery {
             own_files,
             own_files_refused: metrics.own_files_refused.clone(),
             own_logged: HashSet::new(),
+            waiting: Waiting::new(metrics, readiness),
             counters: EventCounters::new(metrics),
         };
         discovery.scan_roots(true)?;
@@ -255,7 +263,11 @@ impl Discovery {
                         rustix::event::PollFlags::IN,
                     ));
                 }
-                let timeout = self.next_deferred().map(|at| {
+                let next = match (self.next_deferred(), self.waiting.next_retry()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let timeout = next.map(|at| {
                     let wait = at.saturating_duration_since(Instant::now());
                     rustix::time::Timespec {
                         tv_sec: wait.as_secs() as i64,
@@ -292,6 +304,7 @@ impl Discovery {
             if !self.deferred.is_empty() {
                 self.retry_deferred()?;
             }
+            self.retry_waiting()?;
             if stop {
                 // Events already queued still count: a file created and renamed away just
                 // before shutdown must reach the tracker (and so the final checkpoint), or
@@ -582,13 +595,22 @@ impl Discovery {
             if !self.interesting(&dir) {
                 continue;
             }
-            let Some(fd) = self.opener.open_dir(&dir) else {
-                continue;
+            let fd = match self.opener.open_dir(&dir) {
+                Ok(Some(fd)) => fd,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.waiting.dir(&dir, startup, &e);
+                    continue;
+                }
             };
             // Watch before listing: a file created between the two is seen either way.
             self.watches.watch(&dir, fd.as_fd());
             let entries = match open::list(fd) {
                 Ok(entries) => entries,
+                Err(e) if waiting::is_exhausted(&e) => {
+                    self.waiting.dir(&dir, startup, &e);
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(dir = %dir.display(), error = %e, "cannot list directory");
                     continue;
@@ -667,6 +689,24 @@ impl Discovery {
     /// When the earliest deferred file is due.
     fn next_deferred(&self) -> Option<Instant> {
         self.deferred.values().min().copied()
+    }
+
+    /// Opens what waited for descriptors, when a retry is due.
+    fn retry_waiting(&mut self) -> Result<(), DiscoveryError> {
+        let Some(due) = self.waiting.take_due(Instant::now()) else {
+            return Ok(());
+        };
+        for (dir, startup) in due.dirs {
+            self.scan_dir(&dir, startup)?;
+        }
+        for (path, startup) in due.files {
+            if self.registry.at(&path).is_none() {
+                self.consider(&path, startup)?;
+            }
+        }
+        self.waiting.retried();
+        self.registry.flush_dirty();
+        Ok(())
     }
 
     /// Opens the deferred files that are due (their bundle never came).
@@ -764,8 +804,13 @@ impl Discovery {
         startup: bool,
         only_resume: bool,
     ) -> Result<(), DiscoveryError> {
-        let Some(opened) = self.opener.open(path, via, &source) else {
-            return Ok(());
+        let opened = match self.opener.open(path, via, &source) {
+            Ok(Some(opened)) => opened,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                self.waiting.file(path, startup, &e);
+                return Ok(());
+            }
         };
         let identity = FileIdentity::of(&opened.meta);
         if self.own_files.contains(&identity) {
@@ -799,7 +844,7 @@ impl Discovery {
         // with the same checks).
         let target = opened.target.clone();
         if let Some(parent) = target.as_deref().and_then(Path::parent)
-            && let Some(fd) = self.opener.open_dir(parent)
+            && let Ok(Some(fd)) = self.opener.open_dir(parent)
         {
             self.watches.watch(parent, fd.as_fd());
         }

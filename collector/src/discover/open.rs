@@ -39,6 +39,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use crate::deliver::ack::{AckTracker, Resume};
+use crate::discover::waiting::is_exhausted;
 use crate::file::{FINGERPRINT_BYTES, FileIdentity, Fingerprint, birth_time};
 use crate::metrics::{Metrics, SourceLabel};
 use crate::source::{ReadFrom, Source};
@@ -163,20 +164,34 @@ impl Opener {
     }
 
     /// Opens `path` for `source`; for a file the kernel reported opened (`via`), through the
-    /// writer's descriptor once the path no longer names it. `None`: not a file to read
-    /// (gone, refused, not a regular file); what is worth saying is logged.
-    pub fn open(&mut self, path: &Path, via: Option<&Via<'_>>, source: &Source) -> Option<Opened> {
+    /// writer's descriptor once the path no longer names it. `Ok(None)`: not a file to read
+    /// (gone, refused, not a regular file); what is worth saying is logged. `Err`: out of
+    /// descriptors ([`is_exhausted`]), worth trying again.
+    pub fn open(
+        &mut self,
+        path: &Path,
+        via: Option<&Via<'_>>,
+        source: &Source,
+    ) -> io::Result<Option<Opened>> {
         if let Some(via) = via.filter(|v| !v.linked) {
             // Unlinked already: only the writer's descriptor leads to it, in a directory that
             // was checked before it was watched.
-            let file = File::open(via.path).ok()?;
-            let meta = file.metadata().ok()?;
-            return (FileIdentity::of(&meta) == via.identity && meta.is_file()).then_some(Opened {
-                file,
-                meta,
-                linked: false,
-                target: None,
-            });
+            let file = match File::open(via.path) {
+                Ok(file) => file,
+                Err(e) if is_exhausted(&e) => return Err(e),
+                Err(_) => return Ok(None),
+            };
+            let Ok(meta) = file.metadata() else {
+                return Ok(None);
+            };
+            return Ok(
+                (FileIdentity::of(&meta) == via.identity && meta.is_file()).then_some(Opened {
+                    file,
+                    meta,
+                    linked: false,
+                    target: None,
+                }),
+            );
         }
         let opened = match self.anchor(path) {
             Anchor::InRoot(root) => open_in_root(root, path, OFlags::RDONLY | OFlags::NONBLOCK)
@@ -186,39 +201,40 @@ impl Opener {
         };
         let (file, target) = match opened {
             Ok(opened) => opened,
-            Err(Refused::Io(e)) if is_gone(&e) => return None,
+            Err(Refused::Io(e)) if is_gone(&e) => return Ok(None),
+            Err(Refused::Io(e)) if is_exhausted(&e) => return Err(e),
             Err(Refused::Io(e)) if is_symlink_refusal(&e) => {
                 self.refused(path, None, source_name(source));
-                return None;
+                return Ok(None);
             }
             Err(Refused::Io(e)) => {
                 tracing::warn!(file = %path.display(), error = %e, "cannot open file");
-                return None;
+                return Ok(None);
             }
             Err(Refused::Outside(target)) => {
                 self.refused(path, Some(&target), source_name(source));
-                return None;
+                return Ok(None);
             }
         };
         match file.metadata() {
-            Ok(meta) if meta.is_file() => Some(Opened {
+            Ok(meta) if meta.is_file() => Ok(Some(Opened {
                 file,
                 meta,
                 linked: true,
                 target,
-            }),
-            Ok(_) => None,
+            })),
+            Ok(_) => Ok(None),
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "cannot stat file");
-                None
+                Ok(None)
             }
         }
     }
 
     /// Opens the directory `dir` to watch and list it, with the same checks as files: below a
-    /// glob root, no symlink on the way. `None`: gone, not a directory, or refused (logged
-    /// once, counted).
-    pub fn open_dir(&mut self, dir: &Path) -> Option<OwnedFd> {
+    /// glob root, no symlink on the way. `Ok(None)`: gone, not a directory, or refused (logged
+    /// once, counted). `Err`: out of descriptors ([`is_exhausted`]), worth trying again.
+    pub fn open_dir(&mut self, dir: &Path) -> io::Result<Option<OwnedFd>> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY;
         let anchor = self.anchor(dir);
         let opened = match anchor {
@@ -228,19 +244,20 @@ impl Opener {
                 .map_err(io::Error::from),
         };
         match opened {
-            Ok(fd) => Some(fd),
-            Err(e) if is_gone(&e) || e.raw_os_error() == Some(libc_enotdir()) => None,
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) if is_gone(&e) || e.raw_os_error() == Some(libc_enotdir()) => Ok(None),
+            Err(e) if is_exhausted(&e) => Err(e),
             Err(e) if is_symlink_refusal(&e) => {
                 let source = match anchor {
                     Anchor::Beneath(root) => self.roots.get(root).cloned(),
                     _ => None,
                 };
                 self.refused(dir, None, source);
-                None
+                Ok(None)
             }
             Err(e) => {
                 tracing::warn!(dir = %dir.display(), error = %e, "cannot open directory");
-                None
+                Ok(None)
             }
         }
     }

@@ -47,6 +47,7 @@ impl Running {
             None,
             &KubernetesSettings::default(),
             Arc::default(),
+            Arc::default(),
         )
         .unwrap();
         (discovery, inbox, stop_write)

@@ -1,0 +1,200 @@
+//! Files and directories that could not be opened for lack of descriptors (`EMFILE`,
+//! `ENFILE`, `ENOMEM`): kept and retried, with backoff, until they open — never dropped.
+//!
+//! The first failure of an episode is logged, every one counted
+//! (`ringtail_descriptors_exhausted_total{kind}`), what waits is a gauge
+//! (`ringtail_waiting_for_descriptors`), and `/readyz` names the condition until everything
+//! waiting has opened. Retrying is the one timer discovery keeps, and only while something
+//! waits: descriptors are freed by files being closed, connections ending or the limit being
+//! raised, none of which discovery hears of.
+//!
+//! Owns the waiting list and its schedule; discovery does the opening.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+
+use crate::metrics::{KindLabel, Metrics};
+use crate::readiness::Readiness;
+
+/// The readiness condition while something waits.
+const READINESS: &str = "descriptors";
+/// The first retry comes this soon after a failure.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// Retries back off up to this interval.
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// Whether `e` says the process or the system is out of descriptors (or of the memory to
+/// make one): a failure that passes, unlike a missing or refused file.
+pub fn is_exhausted(e: &io::Error) -> bool {
+    matches!(
+        rustix::io::Errno::from_io_error(e),
+        Some(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE | rustix::io::Errno::NOMEM)
+    )
+}
+
+/// What waits, each with whether it was found by the start-up scan.
+pub struct Waiting {
+    files: BTreeMap<PathBuf, bool>,
+    dirs: BTreeMap<PathBuf, bool>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    logged: bool,
+    exhausted: Family<KindLabel, Counter>,
+    gauge: Gauge,
+    readiness: Arc<Readiness>,
+}
+
+/// What is due for a retry: directories to scan, then files to open.
+#[derive(Debug, Default)]
+pub struct Due {
+    /// Directories, with their start-up flag.
+    pub dirs: Vec<(PathBuf, bool)>,
+    /// Files, with their start-up flag.
+    pub files: Vec<(PathBuf, bool)>,
+}
+
+impl Waiting {
+    /// Nothing waiting yet.
+    pub fn new(metrics: &Metrics, readiness: Arc<Readiness>) -> Self {
+        Self {
+            files: BTreeMap::new(),
+            dirs: BTreeMap::new(),
+            retry_at: None,
+            backoff: FIRST_RETRY,
+            logged: false,
+            exhausted: metrics.descriptors_exhausted.clone(),
+            gauge: metrics.waiting_for_descriptors.clone(),
+            readiness,
+        }
+    }
+
+    /// The file at `path` could not be opened (`error`).
+    pub fn file(&mut self, path: &Path, startup: bool, error: &io::Error) {
+        self.files.insert(path.to_path_buf(), startup);
+        self.failed("file", path, error);
+    }
+
+    /// The directory at `path` could not be opened or listed (`error`).
+    pub fn dir(&mut self, path: &Path, startup: bool, error: &io::Error) {
+        self.dirs.insert(path.to_path_buf(), startup);
+        self.failed("directory", path, error);
+    }
+
+    fn failed(&mut self, kind: &'static str, path: &Path, error: &io::Error) {
+        self.exhausted.get_or_create(&KindLabel { kind }).inc();
+        if !self.logged {
+            self.logged = true;
+            tracing::error!(path = %path.display(), error = %error, "out of descriptors: files and directories that cannot be opened wait and are retried (every 0.1 s to 5 s) until they open; /readyz reports it meanwhile");
+        }
+        if self.retry_at.is_none() {
+            self.retry_at = Some(Instant::now() + self.backoff);
+        }
+        self.update();
+    }
+
+    fn update(&mut self) {
+        let waiting = self.files.len() + self.dirs.len();
+        self.gauge.set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        if waiting > 0 {
+            self.readiness.set(
+                READINESS,
+                Some(format!(
+                    "{} files and {} directories wait for a descriptor (the open-files limit or the system's is reached)",
+                    self.files.len(),
+                    self.dirs.len()
+                )),
+            );
+        }
+    }
+
+    /// When the next retry is due, if anything waits.
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// Takes everything waiting when a retry is due at `now`. What fails again comes back
+    /// through [`file`](Self::file) and [`dir`](Self::dir); [`retried`](Self::retried) then
+    /// schedules the next retry.
+    pub fn take_due(&mut self, now: Instant) -> Option<Due> {
+        if self.retry_at.is_none_or(|at| at > now) {
+            return None;
+        }
+        self.retry_at = None;
+        Some(Due {
+            dirs: std::mem::take(&mut self.dirs).into_iter().collect(),
+            files: std::mem::take(&mut self.files).into_iter().collect(),
+        })
+    }
+
+    /// A retry is done: backs off when something still waits, or clears the condition.
+    pub fn retried(&mut self) {
+        if self.files.is_empty() && self.dirs.is_empty() {
+            self.gauge.set(0);
+            self.retry_at = None;
+            self.backoff = FIRST_RETRY;
+            if self.logged {
+                self.logged = false;
+                self.readiness.set(READINESS, None);
+                tracing::info!("descriptors available again: everything that waited is open");
+            }
+            return;
+        }
+        self.backoff = (self.backoff * 2).min(MAX_RETRY);
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.update();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_paths_are_retried_with_backoff_and_clear_readiness_once_open() {
+        let metrics = Metrics::new();
+        let readiness = Arc::new(Readiness::default());
+        let mut waiting = Waiting::new(&metrics, Arc::clone(&readiness));
+        let emfile = io::Error::from_raw_os_error(24);
+        assert!(is_exhausted(&emfile));
+        assert!(!is_exhausted(&io::Error::from(io::ErrorKind::NotFound)));
+        assert!(waiting.next_retry().is_none());
+
+        waiting.file(Path::new("/l/a.log"), true, &emfile);
+        waiting.dir(Path::new("/l/d"), false, &emfile);
+        assert!(readiness.conditions().contains_key(READINESS));
+        assert_eq!(metrics.waiting_for_descriptors.get(), 2);
+        let first = waiting.next_retry().unwrap();
+        assert!(waiting.take_due(first - Duration::from_millis(1)).is_none());
+        let due = waiting.take_due(first).unwrap();
+        assert_eq!(due.files, vec![(PathBuf::from("/l/a.log"), true)]);
+        assert_eq!(due.dirs, vec![(PathBuf::from("/l/d"), false)]);
+
+        // The file fails again: the next retry is later.
+        waiting.file(Path::new("/l/a.log"), true, &emfile);
+        waiting.retried();
+        let second = waiting.next_retry().unwrap();
+        assert!(second.duration_since(first) >= FIRST_RETRY);
+        assert!(readiness.conditions().contains_key(READINESS));
+
+        let due = waiting.take_due(second).unwrap();
+        assert_eq!(due.files.len(), 1);
+        waiting.retried();
+        assert!(waiting.next_retry().is_none());
+        assert!(readiness.conditions().is_empty());
+        assert_eq!(metrics.waiting_for_descriptors.get(), 0);
+        assert_eq!(
+            metrics
+                .descriptors_exhausted
+                .get_or_create(&KindLabel { kind: "file" })
+                .get(),
+            2
+        );
+    }
+}
