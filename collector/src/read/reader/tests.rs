@@ -1,0 +1,328 @@
+//! The reader's unit tests: rounds of reads against real files, with a rig standing in for
+//! discovery and the workers.
+
+use std::io::Write;
+use std::path::Path;
+
+use std::fs::File;
+
+use crossbeam::channel::Sender;
+
+use super::*;
+use crate::cut::decode::Format;
+use crate::file::FileIdentity;
+use crate::read::control::{ReaderHandle, channel};
+use crate::read::pread::PreadBackend;
+use crate::source::Source;
+
+struct Rig {
+    reader: Reader,
+    handle: ReaderHandle,
+    worker_rx: Receiver<Vec<WorkItem>>,
+    _stop: Sender<()>,
+}
+
+fn rig(chunk: usize) -> Rig {
+    rig_with(chunk, 1024)
+}
+
+fn rig_with(chunk: usize, max_open_deleted: usize) -> Rig {
+    let (handle, inbox) = channel();
+    let (worker_tx, worker_rx) = crossbeam::channel::bounded(64);
+    let (stop, shutdown) = crossbeam::channel::bounded(0);
+    let metrics = Arc::new(Metrics::new());
+    let pool = BufferPool::new(chunk, 64 * chunk, Arc::clone(&metrics));
+    let worker = metrics.queue_sender("worker:0".to_string(), worker_tx);
+    let tracker = Arc::new(AckTracker::new(Arc::clone(&metrics)));
+    let reader = Reader::new(
+        0,
+        Box::new(PreadBackend::default()),
+        inbox,
+        ReaderShared {
+            pool,
+            workers: vec![worker],
+            shutdown,
+            metrics,
+            tracker,
+            max_open_deleted,
+            dirty_flags: None,
+            rearm: false,
+        },
+    );
+    Rig {
+        reader,
+        handle,
+        worker_rx,
+        _stop: stop,
+    }
+}
+
+fn source() -> Arc<Source> {
+    let mut source = Source::new(0, "test", Format::Raw);
+    source.cut.max_line_bytes = 1024;
+    Arc::new(source)
+}
+
+fn open(rig: &Rig, id: u64, path: &Path) {
+    let ctx = Arc::new(FileCtx {
+        id: FileId(id),
+        path: path.to_path_buf(),
+        identity: FileIdentity { dev: 0, ino: id },
+        source: source(),
+        meta: Default::default(),
+    });
+    let file = File::open(path).unwrap();
+    rig.reader.tracker.open(
+        ctx.id,
+        crate::deliver::ack::Registration {
+            identity: ctx.identity,
+            born: None,
+            fingerprint: Fingerprint::of(b""),
+            path,
+            source: "test",
+            offset: 0,
+        },
+    );
+    assert!(rig.handle.send(Control::Open {
+        ctx,
+        file,
+        offset: 0,
+        fingerprint_len: 0,
+    }));
+}
+
+/// Runs one round and returns (file, offset, length) of each chunk it sent, plus the other
+/// items by name.
+fn round(rig: &mut Rig) -> (Vec<(u64, u64, usize)>, Vec<String>) {
+    assert!(rig.reader.round().is_ok());
+    let mut data = Vec::new();
+    let mut other = Vec::new();
+    while let Ok(items) = rig.worker_rx.try_recv() {
+        for item in items {
+            match item {
+                WorkItem::Data { id, offset, bytes } => data.push((id.0, offset, bytes.len())),
+                WorkItem::Open { ctx, .. } => other.push(format!("open {}", ctx.id.0)),
+                WorkItem::Truncated { id } => other.push(format!("truncated {}", id.0)),
+                WorkItem::Renamed { ctx } => other.push(format!("renamed {}", ctx.id.0)),
+                WorkItem::Close { id } => other.push(format!("close {}", id.0)),
+                WorkItem::Hole { id, to } => other.push(format!("hole {} to {to}", id.0)),
+            }
+        }
+    }
+    (data, other)
+}
+
+#[test]
+fn holes_of_a_sparse_file_are_skipped_with_the_zeros_that_pad_their_blocks() {
+    use std::io::{Seek, SeekFrom};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.log");
+    let mut file = File::create(&path).unwrap();
+    file.write_all(b"a\n").unwrap();
+    let after = (1 << 20) + 100;
+    file.seek(SeekFrom::Start(after)).unwrap();
+    file.write_all(b"b\nc").unwrap();
+    file.write_all(&[0; 10]).unwrap();
+    let mut rig = rig(64 * 1024);
+    open(&rig, 1, &path);
+    let (mut data, mut other) = (Vec::new(), Vec::new());
+    // Each round reads once: the data, the padding and hole, the padding after it, the data.
+    for _ in 0..4 {
+        let (d, o) = round(&mut rig);
+        data.extend(d);
+        other.extend(o);
+    }
+    assert_eq!(
+        data,
+        vec![(1, 0, 2), (1, after, 13)],
+        "the written bytes, zeros that were written included, and nothing of the hole: {other:?}"
+    );
+    assert_eq!(
+        other.iter().rfind(|o| o.starts_with("hole")).unwrap(),
+        &format!("hole 1 to {after}"),
+        "{other:?}"
+    );
+    let skipped = rig.reader.files[&FileId(1)].sparse_skipped.get();
+    assert_eq!(skipped, after - 2);
+}
+
+#[test]
+fn a_busy_file_does_not_starve_a_quiet_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = dir.path().join("busy.log");
+    let quiet = dir.path().join("quiet.log");
+    std::fs::write(&busy, vec![b'x'; 1 << 20]).unwrap();
+    std::fs::write(&quiet, b"hello\n").unwrap();
+    let mut rig = rig(64 * 1024);
+    open(&rig, 1, &busy);
+    open(&rig, 2, &quiet);
+    let (data, other) = round(&mut rig);
+    assert_eq!(other, vec!["open 1", "open 2"]);
+    assert_eq!(
+        data,
+        vec![(1, 0, 65536), (2, 0, 6)],
+        "one chunk (the budget) of each file per round"
+    );
+    let (data, _) = round(&mut rig);
+    assert_eq!(
+        data,
+        vec![(1, 65536, 65536)],
+        "the busy file goes on; the quiet one has caught up"
+    );
+    let mut total = 2 * 65536;
+    while total < 1 << 20 {
+        let (data, _) = round(&mut rig);
+        total += data.iter().map(|d| d.2).sum::<usize>();
+    }
+    assert_eq!(total, 1 << 20);
+}
+
+#[test]
+fn new_data_is_read_when_the_file_is_marked_dirty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.log");
+    std::fs::write(&path, b"one\n").unwrap();
+    let mut rig = rig(4096);
+    open(&rig, 1, &path);
+    let (data, _) = round(&mut rig);
+    assert_eq!(data, vec![(1, 0, 4)]);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"two\n")
+        .unwrap();
+    rig.handle.mark_dirty([FileId(1)]);
+    let (data, _) = round(&mut rig);
+    assert_eq!(data, vec![(1, 4, 4)]);
+}
+
+#[test]
+fn a_gone_file_is_drained_then_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.log");
+    std::fs::write(&path, vec![b'y'; 10_000]).unwrap();
+    let mut rig = rig(4096);
+    open(&rig, 1, &path);
+    std::fs::remove_file(&path).unwrap();
+    assert!(rig.handle.send(Control::Gone { id: FileId(1) }));
+    let mut data = Vec::new();
+    let mut other = Vec::new();
+    // Three rounds: two full chunks, then a short read that drains the file.
+    for _ in 0..3 {
+        let (d, o) = round(&mut rig);
+        data.extend(d);
+        other.extend(o);
+    }
+    assert_eq!(data, vec![(1, 0, 4096), (1, 4096, 4096), (1, 8192, 1808)]);
+    assert_eq!(other, vec!["open 1", "close 1"]);
+    assert_eq!(rig.reader.metrics.files_open.get(), 0);
+}
+
+#[test]
+fn past_the_limit_the_oldest_deleted_file_is_closed_and_its_unread_bytes_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rig = rig_with(4096, 2);
+    for i in 1..=3u64 {
+        let path = dir.path().join(format!("{i}.log"));
+        std::fs::write(&path, vec![b'z'; 10_000]).unwrap();
+        open(&rig, i, &path);
+    }
+    round(&mut rig);
+    for i in 1..=3u64 {
+        std::fs::remove_file(dir.path().join(format!("{i}.log"))).unwrap();
+        assert!(rig.handle.send(Control::Gone { id: FileId(i) }));
+    }
+    let (data, other) = round(&mut rig);
+    assert_eq!(
+        other,
+        vec!["close 1"],
+        "the oldest of three, with a limit of two"
+    );
+    let label = Metrics::source("test");
+    assert_eq!(
+        rig.reader.metrics.lost_bytes.get_or_create(&label).get(),
+        10_000 - 4096
+    );
+    assert!(data.iter().all(|d| d.0 != 1));
+    // The other two are drained and closed normally.
+    let mut closed = Vec::new();
+    for _ in 0..4 {
+        if closed.len() == 2 {
+            break;
+        }
+        closed.extend(round(&mut rig).1);
+    }
+    assert_eq!(closed, vec!["close 2", "close 3"]);
+    assert_eq!(rig.reader.metrics.deleted_files_open.get(), 0);
+}
+
+#[test]
+fn deleted_files_are_read_before_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rig = rig(4096);
+    let live = dir.path().join("live.log");
+    let deleted = dir.path().join("deleted.log");
+    std::fs::write(&live, vec![b'l'; 100_000]).unwrap();
+    std::fs::write(&deleted, vec![b'd'; 100_000]).unwrap();
+    open(&rig, 1, &live);
+    open(&rig, 2, &deleted);
+    round(&mut rig);
+    std::fs::remove_file(&deleted).unwrap();
+    assert!(rig.handle.send(Control::Gone { id: FileId(2) }));
+    let (data, _) = round(&mut rig);
+    assert_eq!(
+        data[0].0, 2,
+        "the deleted file's chunk comes first: {data:?}"
+    );
+}
+
+#[test]
+fn a_short_file_gets_a_longer_fingerprint_as_it_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.log");
+    std::fs::write(&path, b"first\n").unwrap();
+    let mut rig = rig(4096);
+    open(&rig, 1, &path);
+    round(&mut rig);
+    let fingerprint =
+        |rig: &Rig| rig.reader.tracker.snapshot(std::time::Duration::ZERO)[0].fingerprint;
+    assert_eq!(fingerprint(&rig), Fingerprint::of(b"first\n"));
+    let mut more = b"first\n".to_vec();
+    for n in 0..100 {
+        let line = format!("line {n}\n");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+        more.extend_from_slice(line.as_bytes());
+    }
+    rig.handle.mark_dirty([FileId(1)]);
+    round(&mut rig);
+    assert_eq!(
+        fingerprint(&rig),
+        Fingerprint::of(&more[..FINGERPRINT_BYTES]),
+        "read from offset 7: the head is read again"
+    );
+}
+
+#[test]
+fn truncation_below_the_offset_restarts_at_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.log");
+    std::fs::write(&path, b"0123456789\n").unwrap();
+    let mut rig = rig(4096);
+    open(&rig, 1, &path);
+    round(&mut rig);
+    std::fs::write(&path, b"").unwrap();
+    rig.handle.mark_dirty([FileId(1)]);
+    let (data, other) = round(&mut rig);
+    assert!(data.is_empty());
+    assert_eq!(other, vec!["truncated 1"]);
+    std::fs::write(&path, b"new\n").unwrap();
+    rig.handle.mark_dirty([FileId(1)]);
+    let (data, _) = round(&mut rig);
+    assert_eq!(data, vec![(1, 0, 4)]);
+}
