@@ -156,6 +156,9 @@ pub struct Metrics {
     pub checkpoints_forgotten: Counter,
     /// Files currently open for reading.
     pub files_open: Gauge,
+    /// Files followed with their descriptor closed while idle (opened again on their next
+    /// write).
+    pub files_parked: Gauge,
     /// Read errors (the file is retried on its next event).
     pub read_errors: Family<SourceLabel, Counter>,
     /// Discovery events seen, by kind.
@@ -238,6 +241,7 @@ impl Metrics {
             checkpoint_corrupt: Counter::default(),
             checkpoints_forgotten: Counter::default(),
             files_open: Gauge::default(),
+            files_parked: Gauge::default(),
             read_errors: Family::default(),
             discovery_events: Family::default(),
             reader_backend: Family::default(),
@@ -436,6 +440,11 @@ impl Metrics {
             m.checkpoints_forgotten.clone(),
         );
         registry.register("files_open", "Files open for reading", m.files_open.clone());
+        registry.register(
+            "files_parked",
+            "Files read to their end and closed while idle; their next write opens them again",
+            m.files_parked.clone(),
+        );
         registry.register("read_errors", "Read errors", m.read_errors.clone());
         registry.register(
             "discovery_events",

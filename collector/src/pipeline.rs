@@ -38,6 +38,7 @@ use crate::ebpf::{Containers, EbpfError};
 use crate::file::OwnFiles;
 use crate::metrics::Metrics;
 use crate::read::WakeSource;
+use crate::read::budget;
 use crate::read::buffer::BufferPool;
 use crate::read::control;
 use crate::read::reader::{self, ReaderShared};
@@ -255,8 +256,14 @@ pub fn start_with_metrics(
     let (stop_readers, readers_stopped) = bounded::<()>(0);
     let mut handles = Vec::new();
     let mut readers = Vec::new();
+    let max_open_files = config
+        .reader
+        .max_open_files
+        .unwrap_or_else(budget::default_max_open_files);
+    tracing::debug!(max_open_files, "open-file budget of the readers");
+    let budget = Arc::new(budget::FileBudget::new(max_open_files));
     for index in 0..config.reader.threads {
-        let (handle, inbox) = control::channel();
+        let (handle, inbox) = control::channel_sharing(&budget);
         handles.push(handle);
         let shared = ReaderShared {
             pool: Arc::clone(&pool),
@@ -267,6 +274,7 @@ pub fn start_with_metrics(
             max_open_deleted: config.reader.max_open_deleted,
             dirty_flags: dirty_flags.clone(),
             rearm: hook_wakes,
+            close_idle: config.reader.close_idle,
         };
         let backend = config.reader.backend;
         readers.push(spawn(format!("reader-{index}"), &failures_tx, move || {

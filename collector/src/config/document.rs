@@ -29,8 +29,8 @@ use crate::deliver::checkpoint::{
 use crate::discover::kernel::DiscoveryMode;
 use crate::read::backend::BackendKind;
 use crate::read::{
-    DEFAULT_BUFFER_MEMORY, DEFAULT_CHUNK_BYTES, DEFAULT_MAX_OPEN_DELETED, ReaderSettings,
-    WakeSource,
+    DEFAULT_BUFFER_MEMORY, DEFAULT_CHUNK_BYTES, DEFAULT_CLOSE_IDLE, DEFAULT_MAX_OPEN_DELETED,
+    ReaderSettings, WakeSource,
 };
 use crate::sink::SinkSettings;
 use crate::source::{ReadFrom, Source};
@@ -411,6 +411,21 @@ impl Validator {
             WakeSource::Inotify,
             problems,
         );
+        let max_open_files = raw.max_open_files.as_ref().map(|value| {
+            count(
+                Some(value),
+                "reader.max_open_files",
+                DEFAULT_MAX_OPEN_DELETED,
+                16..=1 << 24,
+                problems,
+            )
+        });
+        let close_idle = duration(
+            raw.close_idle.as_ref(),
+            "reader.close_idle",
+            DEFAULT_CLOSE_IDLE,
+            problems,
+        );
         ReaderSettings {
             backend,
             threads,
@@ -418,6 +433,8 @@ impl Validator {
             buffer_memory,
             read_from,
             max_open_deleted,
+            max_open_files,
+            close_idle,
             wake,
         }
     }

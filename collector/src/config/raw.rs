@@ -42,6 +42,12 @@ pub struct RawReader {
     pub max_open_deleted: Option<Spanned<String>>,
     /// What wakes a reader when a file has new data: `inotify` or `write_hook`.
     pub wake: Option<Spanned<String>>,
+    /// Most files open at once (default: the open-file limit less a reserve); past it, idle
+    /// files are closed to make room and new files wait.
+    pub max_open_files: Option<Spanned<String>>,
+    /// A file read to its end and idle this long is closed, e.g. `5m`; its next write opens
+    /// it again.
+    pub close_idle: Option<Spanned<String>>,
 }
 
 /// The `checkpoints` section: how acknowledged offsets are saved under `data_dir`.

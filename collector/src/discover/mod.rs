@@ -46,6 +46,7 @@ pub mod declared;
 pub mod kernel;
 pub mod open;
 pub mod registry;
+mod retry;
 pub mod waiting;
 pub mod watches;
 
@@ -65,6 +66,7 @@ use crate::deliver::ack::AckTracker;
 use crate::ebpf::{FileOpened, KernelEvent};
 use crate::file::{FileIdentity, OwnFiles};
 use crate::metrics::{KindLabel, Metrics, SourceLabel};
+use crate::read::budget::Slot;
 use crate::read::control::ReaderHandle;
 use crate::readiness::Readiness;
 use crate::source::Source;
@@ -163,6 +165,8 @@ pub struct Discovery {
     own_logged: HashSet<PathBuf>,
     /// Files and directories that wait for a descriptor.
     waiting: Waiting,
+    /// The readers were asked to make room since the last retry of what waits.
+    room_asked: bool,
     counters: EventCounters,
 }
 
@@ -221,6 +225,7 @@ impl Discovery {
             own_files_refused: metrics.own_files_refused.clone(),
             own_logged: HashSet::new(),
             waiting: Waiting::new(metrics, readiness),
+            room_asked: false,
             counters: EventCounters::new(metrics),
         };
         discovery.scan_roots(true)?;
@@ -263,11 +268,7 @@ impl Discovery {
                         rustix::event::PollFlags::IN,
                     ));
                 }
-                let next = match (self.next_deferred(), self.waiting.next_retry()) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                let timeout = next.map(|at| {
+                let timeout = self.next_retry().map(|at| {
                     let wait = at.saturating_duration_since(Instant::now());
                     rustix::time::Timespec {
                         tv_sec: wait.as_secs() as i64,
@@ -664,70 +665,6 @@ impl Discovery {
         (meta.is_file() && changed >= saved).then_some(source)
     }
 
-    /// Whether opening the (empty) container log at `path` waits for its container's bundle.
-    /// The runtime creates a container's log file a moment before the container's bundle, so
-    /// a file opened at once would miss the container id and image. An empty file loses
-    /// nothing by waiting: its first write, or at the latest [`META_WAIT`], opens it.
-    fn await_bundle(&mut self, path: &Path) -> bool {
-        if !self.resolver.runtime_present() || self.resolver.found_bundle(path) {
-            return false;
-        }
-        match self.deferred.get(path) {
-            Some(&deadline) if Instant::now() >= deadline => {
-                self.deferred.remove(path);
-                false
-            }
-            Some(_) => true,
-            None => {
-                self.deferred
-                    .insert(path.to_path_buf(), Instant::now() + META_WAIT);
-                true
-            }
-        }
-    }
-
-    /// When the earliest deferred file is due.
-    fn next_deferred(&self) -> Option<Instant> {
-        self.deferred.values().min().copied()
-    }
-
-    /// Opens what waited for descriptors, when a retry is due.
-    fn retry_waiting(&mut self) -> Result<(), DiscoveryError> {
-        let Some(due) = self.waiting.take_due(Instant::now()) else {
-            return Ok(());
-        };
-        for (dir, startup) in due.dirs {
-            self.scan_dir(&dir, startup)?;
-        }
-        for (path, startup) in due.files {
-            if self.registry.at(&path).is_none() {
-                self.consider(&path, startup)?;
-            }
-        }
-        self.waiting.retried();
-        self.registry.flush_dirty();
-        Ok(())
-    }
-
-    /// Opens the deferred files that are due (their bundle never came).
-    fn retry_deferred(&mut self) -> Result<(), DiscoveryError> {
-        let now = Instant::now();
-        let due: Vec<PathBuf> = self
-            .deferred
-            .iter()
-            .filter(|(_, deadline)| **deadline <= now)
-            .map(|(path, _)| path.clone())
-            .collect();
-        for path in due {
-            if self.registry.at(&path).is_none() {
-                self.consider(&path, false)?;
-            }
-            self.deferred.remove(&path);
-        }
-        self.registry.flush_dirty();
-        Ok(())
-    }
-
     /// The first source whose globs match `path` and whose container filter admits the
     /// file's container. A path every matching source's filter rejects is remembered (until
     /// it is deleted or renamed), logged at debug level and counted once.
@@ -804,6 +741,24 @@ impl Discovery {
         startup: bool,
         only_resume: bool,
     ) -> Result<(), DiscoveryError> {
+        // A slot in the readers' open-file budget first; a file unlinked already (reachable
+        // only through its writer) cannot wait for one.
+        let budget = Arc::clone(self.registry.budget());
+        let slot = if via.is_some_and(|v| !v.linked) {
+            Slot::force(&budget)
+        } else {
+            match Slot::acquire(&budget) {
+                Some(slot) => slot,
+                None => {
+                    self.waiting.limited(path, startup, budget.max());
+                    if !self.room_asked {
+                        self.room_asked = true;
+                        self.registry.make_room();
+                    }
+                    return Ok(());
+                }
+            }
+        };
         let opened = match self.opener.open(path, via, &source) {
             Ok(Some(opened)) => opened,
             Ok(None) => return Ok(()),
@@ -864,6 +819,7 @@ impl Discovery {
             },
             || origin_meta.unwrap_or_else(|| resolver.resolve(path)),
         )?;
+        slot.keep();
         self.resolver.forget();
         Ok(())
     }

@@ -21,6 +21,7 @@ use crate::container::FileMeta;
 use crate::deliver::ack::AckTracker;
 use crate::ebpf::monotonic_ns;
 use crate::file::{FileId, FileIdentity, Fingerprint};
+use crate::read::budget::FileBudget;
 use crate::read::control::{Control, ReaderHandle};
 use crate::source::{FileCtx, Source};
 
@@ -118,6 +119,18 @@ impl Registry {
     /// Whether no file is handed out.
     pub fn is_empty(&self) -> bool {
         self.tracked.is_empty()
+    }
+
+    /// The open-file budget the readers share.
+    pub fn budget(&self) -> &Arc<FileBudget> {
+        self.readers[0].budget()
+    }
+
+    /// Asks every reader to close idle files: new files wait for room.
+    pub fn make_room(&self) {
+        for reader in &self.readers {
+            reader.send(Control::MakeRoom);
+        }
     }
 
     /// The identities of the files handed out.

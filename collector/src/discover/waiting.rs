@@ -1,5 +1,7 @@
 //! Files and directories that could not be opened for lack of descriptors (`EMFILE`,
-//! `ENFILE`, `ENOMEM`): kept and retried, with backoff, until they open — never dropped.
+//! `ENFILE`, `ENOMEM`), and files that wait because the readers' open-file budget
+//! (`reader.max_open_files`) is spent: kept and retried, with backoff, until they open — never
+//! dropped.
 //!
 //! The first failure of an episode is logged, every one counted
 //! (`ringtail_descriptors_exhausted_total{kind}`), what waits is a gauge
@@ -21,23 +23,16 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::metrics::{KindLabel, Metrics};
+pub use crate::read::budget::is_exhausted;
 use crate::readiness::Readiness;
 
 /// The readiness condition while something waits.
 const READINESS: &str = "descriptors";
-/// The first retry comes this soon after a failure.
-const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// The first retry comes this soon after a failure, and retries stay this frequent while
+/// each opens something.
+const FIRST_RETRY: Duration = Duration::from_millis(50);
 /// Retries back off up to this interval.
 const MAX_RETRY: Duration = Duration::from_secs(5);
-
-/// Whether `e` says the process or the system is out of descriptors (or of the memory to
-/// make one): a failure that passes, unlike a missing or refused file.
-pub fn is_exhausted(e: &io::Error) -> bool {
-    matches!(
-        rustix::io::Errno::from_io_error(e),
-        Some(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE | rustix::io::Errno::NOMEM)
-    )
-}
 
 /// What waits, each with whether it was found by the start-up scan.
 pub struct Waiting {
@@ -46,6 +41,7 @@ pub struct Waiting {
     retry_at: Option<Instant>,
     backoff: Duration,
     logged: bool,
+    limit_logged: bool,
     exhausted: Family<KindLabel, Counter>,
     gauge: Gauge,
     readiness: Arc<Readiness>,
@@ -69,6 +65,7 @@ impl Waiting {
             retry_at: None,
             backoff: FIRST_RETRY,
             logged: false,
+            limit_logged: false,
             exhausted: metrics.descriptors_exhausted.clone(),
             gauge: metrics.waiting_for_descriptors.clone(),
             readiness,
@@ -87,12 +84,36 @@ impl Waiting {
         self.failed("directory", path, error);
     }
 
+    /// The file at `path` waits because the readers hold `max` files open already; idle ones
+    /// are being closed to make room.
+    pub fn limited(&mut self, path: &Path, startup: bool, max: usize) {
+        self.files.insert(path.to_path_buf(), startup);
+        self.exhausted
+            .get_or_create(&KindLabel { kind: "limit" })
+            .inc();
+        if !self.limit_logged {
+            self.limit_logged = true;
+            tracing::info!(path = %path.display(), max_open_files = max, "reader.max_open_files reached: idle files are closed (and opened again on their next write) to make room; new files wait meanwhile");
+        }
+        self.schedule();
+    }
+
+    /// The file at `path` is put back untried (the budget is still spent).
+    pub fn again(&mut self, path: PathBuf, startup: bool) {
+        self.files.insert(path, startup);
+        self.schedule();
+    }
+
     fn failed(&mut self, kind: &'static str, path: &Path, error: &io::Error) {
         self.exhausted.get_or_create(&KindLabel { kind }).inc();
         if !self.logged {
             self.logged = true;
-            tracing::error!(path = %path.display(), error = %error, "out of descriptors: files and directories that cannot be opened wait and are retried (every 0.1 s to 5 s) until they open; /readyz reports it meanwhile");
+            tracing::error!(path = %path.display(), error = %error, "out of descriptors: files and directories that cannot be opened wait and are retried (every 0.05 s to 5 s) until they open; /readyz reports it meanwhile");
         }
+        self.schedule();
+    }
+
+    fn schedule(&mut self) {
         if self.retry_at.is_none() {
             self.retry_at = Some(Instant::now() + self.backoff);
         }
@@ -106,7 +127,7 @@ impl Waiting {
             self.readiness.set(
                 READINESS,
                 Some(format!(
-                    "{} files and {} directories wait for a descriptor (the open-files limit or the system's is reached)",
+                    "{} files and {} directories wait for a descriptor (reader.max_open_files, the open-file limit or the system's is reached)",
                     self.files.len(),
                     self.dirs.len()
                 )),
@@ -133,20 +154,36 @@ impl Waiting {
         })
     }
 
-    /// A retry is done: backs off when something still waits, or clears the condition.
-    pub fn retried(&mut self) {
-        if self.files.is_empty() && self.dirs.is_empty() {
+    /// How many files and directories wait.
+    pub fn len(&self) -> usize {
+        self.files.len() + self.dirs.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A retry is done: the next one comes soon when this one `progressed` (opened
+    /// something), later and later when it did not; nothing left waiting clears the condition.
+    pub fn retried(&mut self, progressed: bool) {
+        if self.is_empty() {
             self.gauge.set(0);
             self.retry_at = None;
             self.backoff = FIRST_RETRY;
-            if self.logged {
+            self.readiness.set(READINESS, None);
+            if self.logged || self.limit_logged {
                 self.logged = false;
-                self.readiness.set(READINESS, None);
+                self.limit_logged = false;
                 tracing::info!("descriptors available again: everything that waited is open");
             }
             return;
         }
-        self.backoff = (self.backoff * 2).min(MAX_RETRY);
+        self.backoff = if progressed {
+            FIRST_RETRY
+        } else {
+            (self.backoff * 2).min(MAX_RETRY)
+        };
         self.retry_at = Some(Instant::now() + self.backoff);
         self.update();
     }
@@ -178,14 +215,14 @@ mod tests {
 
         // The file fails again: the next retry is later.
         waiting.file(Path::new("/l/a.log"), true, &emfile);
-        waiting.retried();
+        waiting.retried(false);
         let second = waiting.next_retry().unwrap();
         assert!(second.duration_since(first) >= FIRST_RETRY);
         assert!(readiness.conditions().contains_key(READINESS));
 
         let due = waiting.take_due(second).unwrap();
         assert_eq!(due.files.len(), 1);
-        waiting.retried();
+        waiting.retried(true);
         assert!(waiting.next_retry().is_none());
         assert!(readiness.conditions().is_empty());
         assert_eq!(metrics.waiting_for_descriptors.get(), 0);

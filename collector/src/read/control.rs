@@ -1,5 +1,6 @@
-//! The link from discovery to one reader: control messages (a file opened, renamed, gone)
-//! on a bounded queue, and dirty marks coalesced into one wake-up.
+//! The link from discovery to one reader: control messages (a file opened, renamed, gone,
+//! room wanted) on a bounded queue, dirty marks coalesced into one wake-up, and the open-file
+//! budget all readers share.
 //!
 //! Discovery holds a [`ReaderHandle`], the reader its [`ReaderInbox`]. A burst of writes to
 //! many files is one wake-up: the marks go into a set, and a one-slot channel says "look".
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 
 use crate::file::FileId;
+use crate::read::budget::FileBudget;
 use crate::source::FileCtx;
 
 /// Capacity of a reader's control queue: discovery blocks past this many unhandled file
@@ -46,6 +48,9 @@ pub enum Control {
         /// The file.
         id: FileId,
     },
+    /// The open-file budget is spent and new files wait: close idle files (parked, opened
+    /// again on their next write) to make room.
+    MakeRoom,
 }
 
 /// Files with new data, each at most once, in the order they became dirty.
@@ -60,6 +65,7 @@ pub struct ReaderHandle {
     control: Sender<Control>,
     dirty: Arc<DirtySet>,
     wake: Sender<()>,
+    budget: Arc<FileBudget>,
 }
 
 /// The reader side: what [`Reader::new`](crate::read::reader::Reader::new) takes.
@@ -68,9 +74,15 @@ pub struct ReaderInbox {
     control: Receiver<Control>,
     dirty: Arc<DirtySet>,
     wake: Receiver<()>,
+    budget: Arc<FileBudget>,
 }
 
 impl ReaderInbox {
+    /// The open-file budget the readers share.
+    pub fn budget(&self) -> &Arc<FileBudget> {
+        &self.budget
+    }
+
     /// The queue of control messages (for a `select!`).
     pub fn control(&self) -> &Receiver<Control> {
         &self.control
@@ -105,8 +117,13 @@ impl ReaderInbox {
     }
 }
 
-/// A connected handle and inbox.
+/// A connected handle and inbox, with no bound on open files.
 pub fn channel() -> (ReaderHandle, ReaderInbox) {
+    channel_sharing(&Arc::new(FileBudget::unlimited()))
+}
+
+/// A connected handle and inbox sharing `budget` with the other readers.
+pub fn channel_sharing(budget: &Arc<FileBudget>) -> (ReaderHandle, ReaderInbox) {
     let (control_tx, control_rx) = crossbeam::channel::bounded(CONTROL_QUEUE);
     let (wake_tx, wake_rx) = crossbeam::channel::bounded(1);
     let dirty = Arc::new(DirtySet::default());
@@ -115,16 +132,23 @@ pub fn channel() -> (ReaderHandle, ReaderInbox) {
             control: control_tx,
             dirty: Arc::clone(&dirty),
             wake: wake_tx,
+            budget: Arc::clone(budget),
         },
         ReaderInbox {
             control: control_rx,
             dirty,
             wake: wake_rx,
+            budget: Arc::clone(budget),
         },
     )
 }
 
 impl ReaderHandle {
+    /// The open-file budget the readers share.
+    pub fn budget(&self) -> &Arc<FileBudget> {
+        &self.budget
+    }
+
     /// Sends a control message; returns `false` when the reader has stopped.
     pub fn send(&self, control: Control) -> bool {
         self.control.send(control).is_ok()

@@ -5,6 +5,7 @@
 //! decide the order of reads.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
 
@@ -24,6 +25,13 @@ pub struct OpenFile {
     pub queued: bool,
     /// Whether it was deleted or moved away: read it to its end, then close it.
     pub gone: bool,
+    /// Whether its descriptor is closed while it is idle (see [`crate::read::budget`]): its
+    /// next write opens it again.
+    pub parked: bool,
+    /// When a read last found its end, while no read is queued.
+    pub idle_since: Option<Instant>,
+    /// Whether it is in the reader's queue of idle files.
+    pub in_idle: bool,
     /// Bytes the file's fingerprint covers; grown up to
     /// [`FINGERPRINT_BYTES`](crate::file::FINGERPRINT_BYTES).
     pub fingerprint_len: u32,
@@ -87,6 +95,9 @@ impl OpenFile {
             worker,
             queued: false,
             gone: false,
+            parked: false,
+            idle_since: None,
+            in_idle: false,
             fingerprint_len,
             errors_logged: 0,
         }

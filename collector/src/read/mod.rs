@@ -4,6 +4,7 @@
 //! - [`reader`]: the reader thread — which files to read, how much, in what order.
 //! - [`control`]: discovery's link to a reader (control messages, dirty marks).
 //! - [`file`](mod@file): one open file's read state and counters.
+//! - [`budget`]: how many files are open at once; reopening files closed while idle.
 //! - [`buffer`]: page-aligned read buffers and the bounded pool they come from.
 //! - [`backend`]: the seam between a reader and the system calls.
 //! - [`uring`], [`pread`]: the backends.
@@ -18,12 +19,15 @@
 //! them) or decide which files exist (discovery does).
 
 pub mod backend;
+pub mod budget;
 pub mod buffer;
 pub mod control;
 pub mod file;
 pub mod pread;
 pub mod reader;
 pub mod uring;
+
+use std::time::Duration;
 
 use backend::{BackendKind, ReadBackend, ReadError};
 
@@ -37,6 +41,9 @@ pub const DEFAULT_BUFFER_MEMORY: usize = 64 * 1024 * 1024;
 /// Deleted files held open until drained: each pins its disk space and a descriptor, and a
 /// node rarely has more than a few hundred containers exiting at once.
 pub const DEFAULT_MAX_OPEN_DELETED: usize = 1024;
+/// A file idle this long is closed: long enough that a file written every few minutes keeps
+/// its descriptor, short enough that a node's many finished logs do not hold theirs.
+pub const DEFAULT_CLOSE_IDLE: Duration = Duration::from_secs(300);
 
 /// How files are read (`reader`).
 #[derive(Debug, Clone)]
@@ -53,6 +60,12 @@ pub struct ReaderSettings {
     pub read_from: ReadFrom,
     /// Most deleted files held open until drained.
     pub max_open_deleted: usize,
+    /// Most files open at once (`None`: derived from the open-file limit, see
+    /// [`budget::default_max_open_files`]).
+    pub max_open_files: Option<usize>,
+    /// A file read to its end and idle this long is closed (and opened again on its next
+    /// write).
+    pub close_idle: Duration,
     /// What wakes a reader when a file has new data.
     pub wake: WakeSource,
 }

@@ -20,6 +20,14 @@
 //! the file's path. A file that shrinks below the read offset was truncated (copytruncate):
 //! that is counted in `truncations` and reading restarts at 0.
 //!
+//! Descriptors follow active files, not every file ever matched (see [`crate::read::budget`]):
+//! a file read to its end and idle for `reader.close_idle` is *parked* — its descriptor
+//! closed, its identity, offset and partial state kept — and opened again when it is marked
+//! dirty; when discovery's new files wait for the open-file budget, the least recently active
+//! idle files are parked at once. The reader's only timer is the next idle file's deadline
+//! (and a short retry while a parked file waits for a slot); a reader with no idle files
+//! sleeps until discovery wakes it.
+//!
 //! The reader also completes each file's fingerprint (see [`crate::file`]): a file that
 //! was shorter than [`FINGERPRINT_BYTES`] when discovery opened it gets a longer fingerprint
 //! as it grows.
@@ -29,6 +37,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, select};
 
@@ -38,6 +47,7 @@ use crate::file::{FINGERPRINT_BYTES, FileId, Fingerprint};
 use crate::metrics::{BackendLabel, Metrics};
 use crate::queue::QueueSender;
 use crate::read::backend::{BackendKind, ReadBackend, ReadOp, Region};
+use crate::read::budget::FileBudget;
 use crate::read::buffer::{AlignedBuf, BufferError, BufferPool};
 use crate::read::control::{Control, ReaderInbox};
 use crate::read::file::OpenFile;
@@ -145,7 +155,12 @@ pub struct ReaderShared {
     /// has caught up with a file clears its flag, so that the next write wakes it again.
     /// Otherwise inotify wakes readers, and re-arming would only add a wake-up per catch-up.
     pub rearm: bool,
+    /// A file read to its end and idle this long is parked (see the module documentation).
+    pub close_idle: Duration,
 }
+
+/// How often a parked file that waits for a slot in the budget is tried again.
+const BLOCKED_RETRY: Duration = Duration::from_millis(100);
 
 /// A reader thread's state.
 pub struct Reader {
@@ -160,6 +175,13 @@ pub struct Reader {
     max_open_deleted: usize,
     dirty_flags: Option<Arc<DirtyFlags>>,
     rearm: bool,
+    budget: Arc<FileBudget>,
+    close_idle: Duration,
+    /// Files found at their end, least recently first, with when (an entry is checked
+    /// against the file's `idle_since` when it comes up).
+    idle: VecDeque<(Instant, FileId)>,
+    /// Parked files with new data that wait for a slot in the budget.
+    blocked: Vec<FileId>,
     files: HashMap<FileId, OpenFile>,
     ready: VecDeque<FileId>,
     /// Gone files ready to read, oldest first; read before `ready`.
@@ -227,7 +249,9 @@ impl Reader {
             max_open_deleted,
             dirty_flags,
             rearm,
+            close_idle,
         } = shared;
+        let budget = Arc::clone(inbox.budget());
         metrics
             .reader_backend
             .get_or_create(&BackendLabel {
@@ -247,6 +271,10 @@ impl Reader {
             max_open_deleted,
             dirty_flags,
             rearm,
+            budget,
+            close_idle,
+            idle: VecDeque::new(),
+            blocked: Vec::new(),
             files: HashMap::new(),
             ready: VecDeque::new(),
             ready_gone: VecDeque::new(),
@@ -265,8 +293,10 @@ impl Reader {
                 Err(Stop::Failed(e)) => break Err(e),
             }
         };
-        let open = self.files.len() as i64;
+        let parked = self.files.values().filter(|f| f.parked).count() as i64;
+        let open = self.files.len() as i64 - parked;
         self.metrics.files_open.dec_by(open);
+        self.metrics.files_parked.dec_by(parked);
         let gone = self.files.values().filter(|f| f.gone).count() as i64;
         self.metrics.deleted_files_open.dec_by(gone);
         result
@@ -280,8 +310,15 @@ impl Reader {
             self.control(control);
         }
         self.take_dirty();
+        self.retry_blocked();
+        let now = Instant::now();
+        self.expire_idle(now);
         if self.ready.is_empty() && self.ready_gone.is_empty() {
             self.send_out()?;
+            let timer = match self.next_timer(now) {
+                Some(wait) => crossbeam::channel::after(wait),
+                None => crossbeam::channel::never(),
+            };
             select! {
                 recv(self.inbox.control()) -> msg => match msg {
                     Ok(control) => self.control(control),
@@ -289,6 +326,7 @@ impl Reader {
                     Err(_) => { let _ = self.shutdown.recv(); return Err(Stop::Shutdown) }
                 },
                 recv(self.inbox.wake()) -> _ => {}
+                recv(timer) -> _ => {}
                 recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
             }
             return Ok(());
@@ -325,7 +363,10 @@ impl Reader {
                 fingerprint_len,
             } => {
                 let id = ctx.id;
+                // Discovery reserved the file's slot in the budget; it is given back when the
+                // file is closed or parked.
                 if let Err(e) = self.backend.register(id, file) {
+                    self.budget.release();
                     tracing::error!(file = %ctx.path.display(), error = %e, "cannot read file; it is skipped until it is discovered again");
                     self.metrics
                         .read_errors
@@ -357,7 +398,16 @@ impl Reader {
                     self.enqueue(id);
                 }
             }
+            Control::MakeRoom => {
+                self.make_room(self.budget.max() / 2);
+            }
             Control::Gone { id } => {
+                if self.files.get(&id).is_some_and(|f| f.parked) {
+                    // Read to its end when it was parked; what was written to it since cannot
+                    // be reached any more.
+                    self.close(id);
+                    return;
+                }
                 if let Some(f) = self.files.get_mut(&id)
                     && !f.gone
                 {
@@ -405,12 +455,17 @@ impl Reader {
         }
     }
 
-    /// Queues a file for reading. Gone files go first: they hold disk space until drained.
+    /// Queues a file for reading (opening it again if it was parked). Gone files go first:
+    /// they hold disk space until drained.
     fn enqueue(&mut self, id: FileId) {
+        if self.files.get(&id).is_some_and(|f| f.parked && !f.queued) && !self.unpark(id) {
+            return;
+        }
         if let Some(f) = self.files.get_mut(&id)
             && !f.queued
         {
             f.queued = true;
+            f.idle_since = None;
             if f.gone {
                 self.ready_gone.push_back(id);
             } else {
@@ -626,10 +681,19 @@ impl Reader {
                 return;
             }
         }
+        let now = Instant::now();
+        file.idle_since = Some(now);
+        if !file.in_idle {
+            file.in_idle = true;
+            self.idle.push_back((now, id));
+        }
         if !empty {
             return;
         }
         // Woken but nothing to read: the file may have been truncated below our offset.
+        let Some(file) = self.files.get_mut(&id) else {
+            return;
+        };
         match self.backend.size(id) {
             Ok(size) if size < file.offset => {
                 tracing::warn!(
@@ -663,9 +727,14 @@ impl Reader {
                 file.publish_written(flags);
                 flags.forget(file.ctx.identity.dev, file.ctx.identity.ino);
             }
-            self.backend.unregister(id);
+            if file.parked {
+                self.metrics.files_parked.dec();
+            } else {
+                self.backend.unregister(id);
+                self.budget.release();
+                self.metrics.files_open.dec();
+            }
             self.out[file.worker].push(WorkItem::Close { id });
-            self.metrics.files_open.dec();
             tracing::debug!(file = %file.ctx.path.display(), id = %id, offset = file.offset, "file closed after reading it to its end");
         }
     }
@@ -691,5 +760,6 @@ impl Reader {
     }
 }
 
+mod idle;
 #[cfg(test)]
 mod tests;

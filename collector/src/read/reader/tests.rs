@@ -11,7 +11,7 @@ use crossbeam::channel::Sender;
 use super::*;
 use crate::cut::decode::Format;
 use crate::file::FileIdentity;
-use crate::read::control::{ReaderHandle, channel};
+use crate::read::control::{ReaderHandle, channel_sharing};
 use crate::read::pread::PreadBackend;
 use crate::source::Source;
 
@@ -27,7 +27,21 @@ fn rig(chunk: usize) -> Rig {
 }
 
 fn rig_with(chunk: usize, max_open_deleted: usize) -> Rig {
-    let (handle, inbox) = channel();
+    rig_parking(
+        chunk,
+        max_open_deleted,
+        Duration::from_secs(300),
+        &Arc::new(FileBudget::unlimited()),
+    )
+}
+
+fn rig_parking(
+    chunk: usize,
+    max_open_deleted: usize,
+    close_idle: Duration,
+    budget: &Arc<FileBudget>,
+) -> Rig {
+    let (handle, inbox) = channel_sharing(budget);
     let (worker_tx, worker_rx) = crossbeam::channel::bounded(64);
     let (stop, shutdown) = crossbeam::channel::bounded(0);
     let metrics = Arc::new(Metrics::new());
@@ -47,6 +61,7 @@ fn rig_with(chunk: usize, max_open_deleted: usize) -> Rig {
             max_open_deleted,
             dirty_flags: None,
             rearm: false,
+            close_idle,
         },
     );
     Rig {
@@ -89,6 +104,36 @@ fn open(rig: &Rig, id: u64, path: &Path) {
         offset: 0,
         fingerprint_len: 0,
     }));
+}
+
+/// Like [`open`], with the file's real identity (parked files are opened again by it), and
+/// its slot taken in the budget as discovery does.
+fn open_real(rig: &Rig, id: u64, path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).unwrap();
+    assert!(rig.reader.budget.acquire());
+    let ctx = Arc::new(FileCtx {
+        id: FileId(id),
+        path: path.to_path_buf(),
+        identity: FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        },
+        source: source(),
+        meta: Default::default(),
+    });
+    assert!(rig.handle.send(Control::Open {
+        ctx,
+        file: File::open(path).unwrap(),
+        offset: 0,
+        fingerprint_len: 0,
+    }));
+}
+
+/// Runs one round without sleeping in it (a wake-up for a file it does not have).
+fn wake_round(rig: &mut Rig) -> (Vec<(u64, u64, usize)>, Vec<String>) {
+    rig.handle.mark_dirty([FileId(99)]);
+    round(rig)
 }
 
 /// Runs one round and returns (file, offset, length) of each chunk it sent, plus the other
@@ -325,4 +370,92 @@ fn truncation_below_the_offset_restarts_at_zero() {
     rig.handle.mark_dirty([FileId(1)]);
     let (data, _) = round(&mut rig);
     assert_eq!(data, vec![(1, 0, 4)]);
+}
+
+#[test]
+fn an_idle_file_is_parked_and_opened_again_on_its_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.log");
+    std::fs::write(&path, "a\n").unwrap();
+    let budget = Arc::new(FileBudget::new(8));
+    let mut rig = rig_parking(4096, 16, Duration::from_millis(20), &budget);
+    open_real(&rig, 1, &path);
+    let (data, _) = round(&mut rig);
+    assert_eq!(data, vec![(1, 0, 2)]);
+    assert_eq!(budget.open(), 1);
+    // Nothing to do: the reader sleeps until the file's idle deadline, then parks it.
+    let started = std::time::Instant::now();
+    while !rig.reader.files[&FileId(1)].parked {
+        wake_round(&mut rig);
+        assert!(started.elapsed() < Duration::from_secs(5), "never parked");
+    }
+    assert_eq!(budget.open(), 0, "its slot is given back");
+    assert_eq!(rig.reader.metrics.files_parked.get(), 1);
+    assert_eq!(rig.reader.metrics.files_open.get(), 0);
+
+    // Its next write opens it again, at its offset.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(b"bb\n").unwrap();
+    rig.handle.mark_dirty([FileId(1)]);
+    let (data, _) = round(&mut rig);
+    assert_eq!(data, vec![(1, 2, 3)]);
+    assert!(!rig.reader.files[&FileId(1)].parked);
+    assert_eq!(budget.open(), 1);
+
+    // Parked again, then renamed away before its next write: it stays parked (the rename's
+    // event brings its new path), and opens again once it has it.
+    while !rig.reader.files[&FileId(1)].parked {
+        wake_round(&mut rig);
+    }
+    let moved = dir.path().join("b.log");
+    std::fs::rename(&path, &moved).unwrap();
+    file.write_all(b"ccc\n").unwrap();
+    rig.handle.mark_dirty([FileId(1)]);
+    let (data, _) = round(&mut rig);
+    assert!(data.is_empty());
+    assert!(rig.reader.files[&FileId(1)].parked);
+    assert!(rig.handle.send(Control::Renamed {
+        id: FileId(1),
+        path: moved.clone(),
+    }));
+    let mut data = Vec::new();
+    for _ in 0..2 {
+        data.extend(round(&mut rig).0);
+    }
+    assert_eq!(data, vec![(1, 5, 4)]);
+
+    // Gone while parked: closed, its state handed on.
+    while !rig.reader.files[&FileId(1)].parked {
+        wake_round(&mut rig);
+    }
+    assert!(rig.handle.send(Control::Gone { id: FileId(1) }));
+    let (_, other) = wake_round(&mut rig);
+    assert_eq!(other, vec!["close 1"]);
+    assert_eq!(rig.reader.metrics.files_parked.get(), 0);
+    assert_eq!(budget.open(), 0);
+}
+
+#[test]
+fn when_new_files_wait_for_the_budget_the_least_recently_active_idle_files_are_parked() {
+    let dir = tempfile::tempdir().unwrap();
+    let budget = Arc::new(FileBudget::new(4));
+    let mut rig = rig_parking(4096, 16, Duration::from_secs(300), &budget);
+    for id in 1..=4 {
+        let path = dir.path().join(format!("{id}.log"));
+        std::fs::write(&path, "x\n").unwrap();
+        open_real(&rig, id, &path);
+        round(&mut rig);
+    }
+    assert_eq!(budget.open(), 4);
+    assert!(!budget.acquire(), "spent");
+    assert!(rig.handle.send(Control::MakeRoom));
+    wake_round(&mut rig);
+    assert_eq!(budget.open(), 2, "down to half the budget");
+    let parked: Vec<bool> = (1..=4)
+        .map(|id| rig.reader.files[&FileId(id)].parked)
+        .collect();
+    assert_eq!(parked, vec![true, true, false, false], "oldest first");
 }

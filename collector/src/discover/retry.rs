@@ -1,0 +1,94 @@
+//! Discovery's only timers, and what they retry: empty container logs waiting for their
+//! container's bundle (at most [`META_WAIT`]), and files and directories waiting for a
+//! descriptor ([`waiting`](super::waiting)). With neither, discovery sleeps until an event.
+//!
+//! Owns when to look again; the opening is discovery's.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Discovery, DiscoveryError, META_WAIT};
+
+impl Discovery {
+    /// Whether opening the (empty) container log at `path` waits for its container's bundle.
+    /// The runtime creates a container's log file a moment before the container's bundle, so
+    /// a file opened at once would miss the container id and image. An empty file loses
+    /// nothing by waiting: its first write, or at the latest [`META_WAIT`], opens it.
+    pub(super) fn await_bundle(&mut self, path: &Path) -> bool {
+        if !self.resolver.runtime_present() || self.resolver.found_bundle(path) {
+            return false;
+        }
+        match self.deferred.get(path) {
+            Some(&deadline) if Instant::now() >= deadline => {
+                self.deferred.remove(path);
+                false
+            }
+            Some(_) => true,
+            None => {
+                self.deferred
+                    .insert(path.to_path_buf(), Instant::now() + META_WAIT);
+                true
+            }
+        }
+    }
+
+    /// When discovery must look again without an event: the earliest deferred file, or the
+    /// next retry of what waits for descriptors.
+    pub(super) fn next_retry(&self) -> Option<Instant> {
+        let deferred = self.deferred.values().min().copied();
+        match (deferred, self.waiting.next_retry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Opens what waited for descriptors, when a retry is due.
+    pub(super) fn retry_waiting(&mut self) -> Result<(), DiscoveryError> {
+        let Some(due) = self.waiting.take_due(Instant::now()) else {
+            return Ok(());
+        };
+        self.room_asked = false;
+        let before = due.dirs.len() + due.files.len();
+        for (dir, startup) in due.dirs {
+            self.scan_dir(&dir, startup)?;
+        }
+        let budget = Arc::clone(self.registry.budget());
+        for (path, startup) in due.files {
+            if budget.open() >= budget.max() {
+                // Spent: the rest wait for the room the readers are making, untouched.
+                if !self.room_asked {
+                    self.room_asked = true;
+                    self.registry.make_room();
+                }
+                self.waiting.again(path, startup);
+                continue;
+            }
+            if self.registry.at(&path).is_none() {
+                self.consider(&path, startup)?;
+            }
+        }
+        self.waiting.retried(self.waiting.len() < before);
+        self.registry.flush_dirty();
+        Ok(())
+    }
+
+    /// Opens the deferred files that are due (their bundle never came).
+    pub(super) fn retry_deferred(&mut self) -> Result<(), DiscoveryError> {
+        let now = Instant::now();
+        let due: Vec<PathBuf> = self
+            .deferred
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in due {
+            if self.registry.at(&path).is_none() {
+                self.consider(&path, false)?;
+            }
+            self.deferred.remove(&path);
+        }
+        self.registry.flush_dirty();
+        Ok(())
+    }
+}

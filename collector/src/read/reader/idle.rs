@@ -1,0 +1,149 @@
+//! Parking: a reader's idle files closed and opened again (see
+//! [`crate::read::budget`]) — which files are idle, when their deadline comes, making room
+//! when the budget is spent, and opening a parked file when it has new data.
+//!
+//! Owns the idle queue and the parked state; reads stay with the round.
+
+use std::time::{Duration, Instant};
+
+use super::{BLOCKED_RETRY, Reader};
+use crate::file::FileId;
+use crate::read::budget::{is_exhausted, reopen};
+
+impl Reader {
+    /// When the reader must look again without being woken: the next idle file's deadline,
+    /// or soon while parked files wait for a slot.
+    pub(super) fn next_timer(&self, now: Instant) -> Option<Duration> {
+        let idle = self
+            .idle
+            .front()
+            .map(|&(since, _)| (since + self.close_idle).saturating_duration_since(now));
+        let blocked = (!self.blocked.is_empty()).then_some(BLOCKED_RETRY);
+        match (idle, blocked) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Parks the files idle for `close_idle` by `now`.
+    pub(super) fn expire_idle(&mut self, now: Instant) {
+        while let Some(&(since, id)) = self.idle.front() {
+            if since + self.close_idle > now {
+                break;
+            }
+            self.idle.pop_front();
+            let Some(file) = self.files.get_mut(&id) else {
+                continue;
+            };
+            file.in_idle = false;
+            if file.queued || file.gone || file.parked {
+                continue;
+            }
+            match file.idle_since {
+                Some(at) if at + self.close_idle <= now => self.park(id),
+                // Active since, and at its end again: it comes up again from then.
+                Some(at) => {
+                    file.in_idle = true;
+                    self.idle.push_back((at, id));
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Parks idle files, least recently active first, until at most `target` files are open
+    /// in all or none is idle. Returns whether any was parked.
+    pub(super) fn make_room(&mut self, target: usize) -> bool {
+        let mut parked = false;
+        while self.budget.open() > target {
+            let Some((_, id)) = self.idle.pop_front() else {
+                break;
+            };
+            let Some(file) = self.files.get_mut(&id) else {
+                continue;
+            };
+            file.in_idle = false;
+            if file.queued || file.gone || file.parked || file.idle_since.is_none() {
+                continue;
+            }
+            self.park(id);
+            parked = true;
+        }
+        parked
+    }
+
+    /// Closes the descriptor of file `id`, which is at its end; everything else is kept.
+    fn park(&mut self, id: FileId) {
+        let Some(file) = self.files.get_mut(&id) else {
+            return;
+        };
+        if let Some(flags) = &self.dirty_flags {
+            file.publish_written(flags);
+        }
+        file.parked = true;
+        file.in_idle = false;
+        self.backend.unregister(id);
+        self.budget.release();
+        self.metrics.files_open.dec();
+        self.metrics.files_parked.inc();
+        tracing::debug!(file = %file.ctx.path.display(), id = %id, offset = file.offset, "idle file closed; its next write opens it again");
+    }
+
+    /// Opens parked file `id` again, in a slot of the budget (one of this reader's idle files
+    /// is parked for it when the budget is spent). `false`: it stays parked — it waits for a
+    /// slot, or its path names it no more (its rename or deletion is on its way as an event).
+    pub(super) fn unpark(&mut self, id: FileId) -> bool {
+        let slot = self.budget.acquire()
+            || (self.make_room(self.budget.open().saturating_sub(1)) && self.budget.acquire());
+        if !slot {
+            if !self.blocked.contains(&id) {
+                self.blocked.push(id);
+            }
+            return false;
+        }
+        let Some(file) = self.files.get_mut(&id) else {
+            self.budget.release();
+            return false;
+        };
+        let reopened = match reopen(&file.ctx.path, file.ctx.identity) {
+            Ok(Some(handle)) => self.backend.register(id, handle).map_err(|e| e.to_string()),
+            Ok(None) => {
+                tracing::debug!(file = %file.ctx.path.display(), "a parked file is no longer at its path; its rename or deletion is on its way");
+                self.budget.release();
+                return false;
+            }
+            Err(e) if is_exhausted(&e) => {
+                self.budget.release();
+                if !self.blocked.contains(&id) {
+                    self.blocked.push(id);
+                }
+                return false;
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match reopened {
+            Ok(()) => {
+                file.parked = false;
+                self.metrics.files_open.inc();
+                self.metrics.files_parked.dec();
+                true
+            }
+            Err(error) => {
+                file.read_errors.inc();
+                tracing::warn!(file = %file.ctx.path.display(), %error, "cannot open a parked file again; tried again on its next event");
+                self.budget.release();
+                false
+            }
+        }
+    }
+
+    /// Parked files that waited for a slot are tried again when the budget has room.
+    pub(super) fn retry_blocked(&mut self) {
+        if self.blocked.is_empty() || self.budget.open() >= self.budget.max() {
+            return;
+        }
+        for id in std::mem::take(&mut self.blocked) {
+            self.enqueue(id);
+        }
+    }
+}
