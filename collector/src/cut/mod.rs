@@ -75,7 +75,8 @@ pub struct CutStats {
 pub struct Records {
     framer: Framer,
     decoder: Decoder,
-    multiline: Option<Multiline>,
+    /// Boxed: most files have none, and a file's state is kept for as long as it is followed.
+    multiline: Option<Box<Multiline>>,
     partial_timeout: Duration,
     /// When the unfinished line (or partial join) pending now is emitted if no data comes.
     partial_deadline: Option<Instant>,
@@ -87,7 +88,10 @@ impl Records {
         Self {
             framer: Framer::new(settings.max_line_bytes, offset),
             decoder: Decoder::new(settings.format, settings.max_line_bytes),
-            multiline: settings.multiline.clone().map(Multiline::new),
+            multiline: settings
+                .multiline
+                .clone()
+                .map(|m| Box::new(Multiline::new(m))),
             partial_timeout: settings.partial_timeout,
             partial_deadline: None,
         }
@@ -98,7 +102,7 @@ impl Records {
         Self {
             framer,
             decoder,
-            multiline,
+            multiline: multiline.map(Box::new),
             partial_timeout: Duration::from_secs(5),
             partial_deadline: None,
         }
@@ -227,7 +231,7 @@ impl Records {
     /// When the earliest pending multi-line record or unfinished line times out.
     pub fn deadline(&self) -> Option<Instant> {
         [
-            self.multiline.as_ref().and_then(Multiline::deadline),
+            self.multiline.as_deref().and_then(Multiline::deadline),
             self.partial_deadline,
         ]
         .into_iter()
@@ -246,7 +250,7 @@ impl Records {
         [
             self.framer.pending_start(),
             self.decoder.pending_start(),
-            self.multiline.as_ref().and_then(Multiline::pending_start),
+            self.multiline.as_deref().and_then(Multiline::pending_start),
         ]
         .into_iter()
         .flatten()

@@ -69,7 +69,9 @@ pub struct Worker {
     tracker: Arc<AckTracker>,
     metrics: Arc<Metrics>,
     batch_bytes: usize,
-    files: HashMap<FileId, FileState>,
+    /// Boxed: a file's state is kept for as long as it is followed, and 100,000 followed
+    /// files should not cost a table of 100,000 full states when it grows.
+    files: HashMap<FileId, Box<FileState>>,
     outputs: Vec<Output>,
     /// Lower bounds of multiline deadlines, at most one entry per file (see `FileState::timed`).
     timers: BinaryHeap<Reverse<(Instant, FileId)>>,
@@ -260,8 +262,10 @@ impl Worker {
                         .copied()
                         .unwrap_or(0);
                     let id = ctx.id;
-                    self.files
-                        .insert(id, FileState::new(ctx, offset, route, &self.metrics));
+                    self.files.insert(
+                        id,
+                        Box::new(FileState::new(ctx, offset, route, &self.metrics)),
+                    );
                 }
                 WorkItem::Data { id, offset, bytes } => {
                     let Some(file) = self.files.get_mut(&id) else {
