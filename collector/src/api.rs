@@ -329,15 +329,27 @@ async fn serve(
         .max_buf_size(MAX_BUFFER);
     let mut connections = JoinSet::new();
     let mut oldest: VecDeque<AbortHandle> = VecDeque::new();
+    // A descriptor held in reserve: when the process is out of descriptors, it is given up so
+    // that a probe can still connect (and learn why from /readyz), and taken again when a
+    // connection ends.
+    let mut spare = spare_descriptor();
     loop {
         let accepted = tokio::select! {
             _ = &mut stopped => break,
+            Some(_) = connections.join_next(), if spare.is_none() => {
+                spare = spare_descriptor();
+                continue;
+            }
             accepted = listener.accept() => accepted,
         };
         let (stream, _peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
-                // Out of descriptors or memory: the connection waiting is lost, not the API.
+                if out_of_descriptors(&e) && spare.take().is_some() {
+                    tracing::warn!(error = %e, "out of descriptors: the API's spare one serves the next connection");
+                    continue;
+                }
+                // The connection waiting is lost, not the API.
                 tracing::warn!(error = %e, "cannot accept an API connection");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
@@ -367,6 +379,19 @@ async fn serve(
         }));
     }
     connections.abort_all();
+}
+
+/// A descriptor to give up when the process runs out of them (`/dev/null`, opened read-only).
+fn spare_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+/// Whether `e` is the process or the system out of descriptors.
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(
+        rustix::io::Errno::from_io_error(e),
+        Some(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE)
+    )
 }
 
 /// A stream whose writes fail with `TimedOut` when one makes no progress for `limit`.

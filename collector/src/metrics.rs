@@ -103,6 +103,10 @@ pub struct Metrics {
     pub descriptors_exhausted: Family<KindLabel, Counter>,
     /// Files and directories waiting for a descriptor now.
     pub waiting_for_descriptors: Gauge,
+    /// Directories inotify refused to watch (rescanned instead).
+    pub watch_failures: Counter,
+    /// Directories not watched by inotify now.
+    pub directories_unwatched: Gauge,
     /// Files a source's glob matched but its container filter rejected (the first such
     /// source labels them).
     pub files_filtered: Family<SourceLabel, Counter>,
@@ -215,6 +219,8 @@ impl Metrics {
             sparse_bytes_skipped: Family::default(),
             descriptors_exhausted: Family::default(),
             waiting_for_descriptors: Gauge::default(),
+            watch_failures: Counter::default(),
+            directories_unwatched: Gauge::default(),
             files_filtered: Family::default(),
             declarations_active: Gauge::default(),
             declarations_refused: Counter::default(),
@@ -318,6 +324,16 @@ impl Metrics {
             "descriptors_exhausted",
             "Opens of files and directories that failed for lack of descriptors (EMFILE, ENFILE, ENOMEM); they wait and are retried",
             m.descriptors_exhausted.clone(),
+        );
+        registry.register(
+            "watch_failures",
+            "Directories inotify refused to watch (fs.inotify.max_user_watches); they are rescanned instead",
+            m.watch_failures.clone(),
+        );
+        registry.register(
+            "directories_unwatched",
+            "Directories of log files not watched by inotify now, found by rescans",
+            m.directories_unwatched.clone(),
         );
         registry.register(
             "waiting_for_descriptors",

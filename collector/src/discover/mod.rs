@@ -75,7 +75,7 @@ use declared::Declarations;
 use kernel::{KernelEvents, KernelLink};
 use open::{Opener, Via};
 use registry::{NewFile, Registry, RegistryError};
-use waiting::Waiting;
+use waiting::{Rescans, Waiting};
 use watches::{Watched, Watches};
 
 /// Why discovery could not start or stopped.
@@ -167,6 +167,8 @@ pub struct Discovery {
     waiting: Waiting,
     /// The readers were asked to make room since the last retry of what waits.
     room_asked: bool,
+    /// When the directories inotify refused are rescanned.
+    rescans: Rescans,
     counters: EventCounters,
 }
 
@@ -203,7 +205,7 @@ impl Discovery {
             Some(link) => (Some(link.dirs), Some(link.events), link.hook_wakes),
             None => (None, None, false),
         };
-        let watches = Watches::new(kernel_dirs, hook_wakes)
+        let watches = Watches::new(kernel_dirs, hook_wakes, metrics, Arc::clone(&readiness))
             .map_err(|source| DiscoveryError::Init { source })?;
         let declarations = Declarations::new(&sources, metrics);
         let mut discovery = Self {
@@ -226,6 +228,7 @@ impl Discovery {
             own_logged: HashSet::new(),
             waiting: Waiting::new(metrics, readiness),
             room_asked: false,
+            rescans: Rescans::default(),
             counters: EventCounters::new(metrics),
         };
         discovery.scan_roots(true)?;
@@ -306,6 +309,7 @@ impl Discovery {
                 self.retry_deferred()?;
             }
             self.retry_waiting()?;
+            self.rescan_unwatched()?;
             if stop {
                 // Events already queued still count: a file created and renamed away just
                 // before shutdown must reach the tracker (and so the final checkpoint), or
@@ -753,7 +757,7 @@ impl Discovery {
                     self.waiting.limited(path, startup, budget.max());
                     if !self.room_asked {
                         self.room_asked = true;
-                        self.registry.make_room();
+                        self.registry.make_room(budget.max() / 2);
                     }
                     return Ok(());
                 }
@@ -763,7 +767,13 @@ impl Discovery {
             Ok(Some(opened)) => opened,
             Ok(None) => return Ok(()),
             Err(e) => {
+                // Out of descriptors below the budget (a limit lowered at run time, other
+                // users of descriptors): a quarter of the open files are asked to go.
                 self.waiting.file(path, startup, &e);
+                if !self.room_asked {
+                    self.room_asked = true;
+                    self.registry.make_room(budget.open() * 3 / 4);
+                }
                 return Ok(());
             }
         };

@@ -126,10 +126,11 @@ impl Registry {
         self.readers[0].budget()
     }
 
-    /// Asks every reader to close idle files: new files wait for room.
-    pub fn make_room(&self) {
+    /// Asks every reader to close idle files until at most `open` are open: new files wait
+    /// for room.
+    pub fn make_room(&self, open: usize) {
         for reader in &self.readers {
-            reader.send(Control::MakeRoom);
+            reader.send(Control::MakeRoom { open });
         }
     }
 

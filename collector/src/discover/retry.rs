@@ -1,6 +1,7 @@
 //! Discovery's only timers, and what they retry: empty container logs waiting for their
-//! container's bundle (at most [`META_WAIT`]), and files and directories waiting for a
-//! descriptor ([`waiting`](super::waiting)). With neither, discovery sleeps until an event.
+//! container's bundle (at most [`META_WAIT`]), files and directories waiting for a
+//! descriptor, and rescans of the directories inotify refused to watch (both scheduled in
+//! [`waiting`](super::waiting)). With none of them, discovery sleeps until an event.
 //!
 //! Owns when to look again; the opening is discovery's.
 
@@ -11,6 +12,29 @@ use std::time::Instant;
 use super::{Discovery, DiscoveryError, META_WAIT};
 
 impl Discovery {
+    /// Rescans the directories inotify refused to watch, when due: new files in them are
+    /// opened, known ones marked dirty, and each is offered to inotify again.
+    pub(super) fn rescan_unwatched(&mut self) -> Result<(), DiscoveryError> {
+        let dirs = self.watches.unwatched();
+        if !self.rescans.due(Instant::now(), !dirs.is_empty()) {
+            return Ok(());
+        }
+        let before = self.registry.len();
+        for dir in dirs {
+            if !dir.is_dir() {
+                self.watches.forget_unwatched(&dir);
+                continue;
+            }
+            self.scan_dir(&dir, false)?;
+        }
+        self.registry.flush_dirty();
+        self.rescans.done(
+            self.registry.len() > before,
+            !self.watches.unwatched().is_empty(),
+        );
+        Ok(())
+    }
+
     /// Whether opening the (empty) container log at `path` waits for its container's bundle.
     /// The runtime creates a container's log file a moment before the container's bundle, so
     /// a file opened at once would miss the container id and image. An empty file loses
@@ -37,10 +61,10 @@ impl Discovery {
     /// next retry of what waits for descriptors.
     pub(super) fn next_retry(&self) -> Option<Instant> {
         let deferred = self.deferred.values().min().copied();
-        match (deferred, self.waiting.next_retry()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [deferred, self.waiting.next_retry(), self.rescans.next()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Opens what waited for descriptors, when a retry is due.
@@ -59,7 +83,7 @@ impl Discovery {
                 // Spent: the rest wait for the room the readers are making, untouched.
                 if !self.room_asked {
                     self.room_asked = true;
-                    self.registry.make_room();
+                    self.registry.make_room(budget.max() / 2);
                 }
                 self.waiting.again(path, startup);
                 continue;

@@ -10,7 +10,9 @@
 //! waits: descriptors are freed by files being closed, connections ending or the limit being
 //! raised, none of which discovery hears of.
 //!
-//! Owns the waiting list and its schedule; discovery does the opening.
+//! Also the schedule of rescans of the directories inotify refused to watch ([`Rescans`]).
+//!
+//! Owns the waiting list and these schedules; discovery does the opening and scanning.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -33,6 +35,61 @@ const READINESS: &str = "descriptors";
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 /// Retries back off up to this interval.
 const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// The first rescan of unwatched directories comes this soon, and rescans stay this frequent
+/// while each finds new files.
+const RESCAN_FIRST: Duration = Duration::from_millis(500);
+/// Rescans that find nothing back off to this interval.
+const RESCAN_MAX: Duration = Duration::from_secs(10);
+
+/// When the directories inotify refused to watch are rescanned: every [`RESCAN_FIRST`],
+/// backing off to [`RESCAN_MAX`] while a rescan finds no new file.
+#[derive(Debug)]
+pub struct Rescans {
+    at: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Default for Rescans {
+    fn default() -> Self {
+        Self {
+            at: None,
+            backoff: RESCAN_FIRST,
+        }
+    }
+}
+
+impl Rescans {
+    /// When the next rescan is due, if one is scheduled.
+    pub fn next(&self) -> Option<Instant> {
+        self.at
+    }
+
+    /// Whether a rescan is due at `now`; schedules the first one when directories are
+    /// `unwatched`.
+    pub fn due(&mut self, now: Instant, unwatched: bool) -> bool {
+        match self.at {
+            Some(at) => at <= now,
+            None => {
+                if unwatched {
+                    self.at = Some(now + self.backoff);
+                }
+                false
+            }
+        }
+    }
+
+    /// A rescan is done: it found new files (`progressed`) or not; directories are still
+    /// `unwatched` or not.
+    pub fn done(&mut self, progressed: bool, unwatched: bool) {
+        self.backoff = if progressed {
+            RESCAN_FIRST
+        } else {
+            (self.backoff * 2).min(RESCAN_MAX)
+        };
+        self.at = unwatched.then(|| Instant::now() + self.backoff);
+    }
+}
 
 /// What waits, each with whether it was found by the start-up scan.
 pub struct Waiting {

@@ -3,19 +3,32 @@
 //!
 //! Every directory inotify watches for log files is also registered with the kernel (when
 //! the eBPF programs run), which then reports files opened for writing in it by directory
-//! key. Owns both maps and keeps them in step; it may not decide which directories are
+//! key. A directory inotify refuses (`fs.inotify.max_user_watches` reached, most often) is
+//! still registered with the kernel — its new files are reported opened — and is kept in the
+//! *unwatched* set that discovery rescans; counted (`ringtail_watch_failures_total`), shown
+//! (`ringtail_directories_unwatched`) and named in `/readyz` until a watch on it succeeds.
+//! Owns both maps and keeps them in step; it may not decide which directories are
 //! interesting (discovery's loop does, from the sources' globs).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use ringtail_ebpf_common::DirKey;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+
 use crate::ebpf::WatchedDirs;
+use crate::metrics::Metrics;
+use crate::readiness::Readiness;
+
+/// The readiness condition while directories are unwatched.
+const READINESS: &str = "watches";
 
 const DIR_MASK: WatchMask = WatchMask::CREATE
     .union(WatchMask::MODIFY)
@@ -72,6 +85,11 @@ pub struct Watches {
     errors_logged: u32,
     runtime: HashMap<WatchDescriptor, PathBuf>,
     runtime_watched: HashSet<PathBuf>,
+    /// Directories of log files inotify refused, rescanned instead.
+    unwatched: BTreeSet<PathBuf>,
+    failures: Counter,
+    unwatched_gauge: Gauge,
+    readiness: Arc<Readiness>,
 }
 
 impl std::fmt::Debug for Watches {
@@ -85,8 +103,14 @@ impl std::fmt::Debug for Watches {
 impl Watches {
     /// No watches yet. `kernel`: the kernel's watched-directory map, when the eBPF programs
     /// run. `hook_wakes`: the write hook wakes readers, so inotify is not asked for modify
-    /// events.
-    pub fn new(kernel: Option<WatchedDirs>, hook_wakes: bool) -> io::Result<Self> {
+    /// events. Directories inotify refuses are counted in `metrics` and named in
+    /// `readiness`.
+    pub fn new(
+        kernel: Option<WatchedDirs>,
+        hook_wakes: bool,
+        metrics: &Metrics,
+        readiness: Arc<Readiness>,
+    ) -> io::Result<Self> {
         let inotify = Inotify::init()?;
         Ok(Self {
             inotify,
@@ -103,6 +127,10 @@ impl Watches {
             errors_logged: 0,
             runtime: HashMap::new(),
             runtime_watched: HashSet::new(),
+            unwatched: BTreeSet::new(),
+            failures: metrics.watch_failures.clone(),
+            unwatched_gauge: metrics.directories_unwatched.clone(),
+            readiness,
         })
     }
 
@@ -180,23 +208,34 @@ impl Watches {
         }
         // inotify takes a path: the descriptor's own, which resolves to the open directory.
         let by_fd = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        // The kernel reports files opened for writing in it, watched by inotify or not.
+        if let Some(kernel) = &mut self.kernel
+            && !self.key_of_dir.contains_key(dir)
+        {
+            match kernel.insert(fd) {
+                Ok(key) => {
+                    self.dir_keys.insert(key, dir.to_path_buf());
+                    self.key_of_dir.insert(dir.to_path_buf(), key);
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot register directory with the kernel; its new files are found by inotify only")
+                }
+            }
+        }
         match self.inotify.watches().add(&by_fd, self.mask) {
             Ok(wd) => {
                 self.dirs.insert(wd.clone(), dir.to_path_buf());
                 self.watched.insert(dir.to_path_buf(), wd);
-                if let Some(kernel) = &mut self.kernel {
-                    match kernel.insert(fd) {
-                        Ok(key) => {
-                            self.dir_keys.insert(key, dir.to_path_buf());
-                            self.key_of_dir.insert(dir.to_path_buf(), key);
-                        }
-                        Err(e) => {
-                            tracing::warn!(dir = %dir.display(), error = %e, "cannot register directory with the kernel; its new files are found by inotify only")
-                        }
-                    }
+                if self.unwatched.remove(dir) {
+                    tracing::info!(dir = %dir.display(), "directory watched at last");
+                    self.unwatched_changed();
                 }
             }
             Err(e) => {
+                if self.unwatched.insert(dir.to_path_buf()) {
+                    self.failures.inc();
+                    self.unwatched_changed();
+                }
                 if self.errors_logged < 20 {
                     self.errors_logged += 1;
                     let hint = if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
@@ -205,14 +244,50 @@ impl Watches {
                     } else {
                         ""
                     };
-                    tracing::error!(dir = %dir.display(), error = %e, "cannot watch directory{hint}; its files are found only on rescans");
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot watch directory{hint}; it is rescanned instead (every 0.5 s, backing off to 10 s while nothing new turns up), and with eBPF the kernel reports its new files");
                 }
             }
         }
     }
 
+    /// The directories inotify refused, to rescan.
+    pub fn unwatched(&self) -> Vec<PathBuf> {
+        self.unwatched.iter().cloned().collect()
+    }
+
+    /// Forgets unwatched directory `dir` (it is gone).
+    pub fn forget_unwatched(&mut self, dir: &Path) {
+        if self.unwatched.remove(dir) {
+            self.forget_key(dir);
+            self.unwatched_changed();
+        }
+    }
+
+    fn unwatched_changed(&mut self) {
+        let n = self.unwatched.len();
+        self.unwatched_gauge
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+        self.readiness.set(
+            READINESS,
+            (n > 0).then(|| {
+                format!(
+                    "{n} directories could not be watched by inotify (raise fs.inotify.max_user_watches); they are rescanned every 0.5-10 s, so new data in them may come late"
+                )
+            }),
+        );
+    }
+
     /// Stops watching `dir` and everything below it.
     pub fn unwatch_tree(&mut self, dir: &Path) {
+        let gone: Vec<PathBuf> = self
+            .unwatched
+            .iter()
+            .filter(|p| p.starts_with(dir))
+            .cloned()
+            .collect();
+        for path in gone {
+            self.forget_unwatched(&path);
+        }
         let below: Vec<PathBuf> = self
             .watched
             .keys()

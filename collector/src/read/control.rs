@@ -48,9 +48,13 @@ pub enum Control {
         /// The file.
         id: FileId,
     },
-    /// The open-file budget is spent and new files wait: close idle files (parked, opened
-    /// again on their next write) to make room.
-    MakeRoom,
+    /// New files wait for descriptors (the budget is spent, or the process is out of them):
+    /// close idle files (parked, opened again on their next write) until at most `open` files
+    /// are open in all, or none is idle.
+    MakeRoom {
+        /// Files open at most, in all readers.
+        open: usize,
+    },
 }
 
 /// Files with new data, each at most once, in the order they became dirty.

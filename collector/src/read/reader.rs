@@ -398,8 +398,8 @@ impl Reader {
                     self.enqueue(id);
                 }
             }
-            Control::MakeRoom => {
-                self.make_room(self.budget.max() / 2);
+            Control::MakeRoom { open } => {
+                self.make_room(open);
             }
             Control::Gone { id } => {
                 if self.files.get(&id).is_some_and(|f| f.parked) {

@@ -48,6 +48,27 @@ impl Collector {
     /// Like [`start_with_stdout`](Self::start_with_stdout), waiting up to `startup` for
     /// `/healthz` (the API answers once the start-up scan is done).
     pub fn start_within(dir: &Path, config: &str, stdout: Stdio, startup: Duration) -> Collector {
+        Self::start_command(dir, config, stdout, startup, |binary| Command::new(binary))
+    }
+
+    /// Like [`start`](Self::start), with the command that runs the binary (given its path)
+    /// made by `command` — a wrapper such as `unshare` — to which `run --config <file>` is
+    /// added.
+    pub fn start_wrapped(
+        dir: &Path,
+        config: &str,
+        command: impl FnOnce(&str) -> Command,
+    ) -> Collector {
+        Self::start_command(dir, config, Stdio::null(), Duration::from_secs(20), command)
+    }
+
+    fn start_command(
+        dir: &Path,
+        config: &str,
+        stdout: Stdio,
+        startup: Duration,
+        command: impl FnOnce(&str) -> Command,
+    ) -> Collector {
         let port = free_port();
         let path = dir.join("ringtail.yaml");
         std::fs::write(&path, config.replace("{port}", &port.to_string())).unwrap();
@@ -58,7 +79,7 @@ impl Collector {
             .append(true)
             .open(&stderr_path)
             .unwrap();
-        let child = Command::new(binary())
+        let child = command(binary())
             .args(["run", "--config"])
             .arg(&path)
             .env("RINGTAIL_LOG", "info")

@@ -451,7 +451,7 @@ fn when_new_files_wait_for_the_budget_the_least_recently_active_idle_files_are_p
     }
     assert_eq!(budget.open(), 4);
     assert!(!budget.acquire(), "spent");
-    assert!(rig.handle.send(Control::MakeRoom));
+    assert!(rig.handle.send(Control::MakeRoom { open: 2 }));
     wake_round(&mut rig);
     assert_eq!(budget.open(), 2, "down to half the budget");
     let parked: Vec<bool> = (1..=4)
