@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Discovery, DiscoveryError, META_WAIT};
+use crate::file::FileIdentity;
 
 impl Discovery {
     /// Rescans the directories inotify refused to watch, when due: new files in them are
@@ -88,7 +89,11 @@ impl Discovery {
                 self.waiting.again(path, startup);
                 continue;
             }
-            if self.registry.at(&path).is_none() {
+            // Known by its identity (not by its path: it may have replaced the file known
+            // there, as a rename does).
+            let known = std::fs::metadata(&path)
+                .is_ok_and(|m| self.registry.with_identity(&FileIdentity::of(&m)).is_some());
+            if !known {
                 self.consider(&path, startup)?;
             }
         }

@@ -10,6 +10,11 @@ use super::{BLOCKED_RETRY, Reader};
 use crate::file::FileId;
 use crate::read::budget::{is_exhausted, reopen};
 
+/// Files are parked to make room only once idle this long: a file its writer is still busy
+/// with (and may delete or replace right after writing) keeps its descriptor — what is written
+/// to a parked file that is gone before its next read cannot be reached any more.
+const MIN_IDLE: Duration = Duration::from_secs(1);
+
 impl Reader {
     /// When the reader must look again without being woken: the next idle file's deadline,
     /// or soon while parked files wait for a slot.
@@ -52,20 +57,38 @@ impl Reader {
     }
 
     /// Parks idle files, least recently active first, until at most `target` files are open
-    /// in all or none is idle. Returns whether any was parked.
+    /// in all or no file has been idle for [`MIN_IDLE`]. Returns whether any was parked.
     pub(super) fn make_room(&mut self, target: usize) -> bool {
+        let now = Instant::now();
         let mut parked = false;
         while self.budget.open() > target {
-            let Some((_, id)) = self.idle.pop_front() else {
+            let Some(&(since, id)) = self.idle.front() else {
                 break;
             };
             let Some(file) = self.files.get_mut(&id) else {
+                self.idle.pop_front();
                 continue;
             };
-            file.in_idle = false;
-            if file.queued || file.gone || file.parked || file.idle_since.is_none() {
+            let idle_since = match file.idle_since {
+                Some(at) if !(file.queued || file.gone || file.parked) => at,
+                _ => {
+                    file.in_idle = false;
+                    self.idle.pop_front();
+                    continue;
+                }
+            };
+            if idle_since > since {
+                // Active since, and at its end again: it comes up again from then.
+                self.idle.pop_front();
+                self.idle.push_back((idle_since, id));
                 continue;
             }
+            if now.saturating_duration_since(idle_since) < MIN_IDLE {
+                // The rest are idle for even less.
+                break;
+            }
+            self.idle.pop_front();
+            file.in_idle = false;
             self.park(id);
             parked = true;
         }
@@ -137,9 +160,10 @@ impl Reader {
         }
     }
 
-    /// Parked files that waited for a slot are tried again when the budget has room.
+    /// Parked files that waited for a slot are tried again (each time an idle file may have
+    /// become old enough to make room).
     pub(super) fn retry_blocked(&mut self) {
-        if self.blocked.is_empty() || self.budget.open() >= self.budget.max() {
+        if self.blocked.is_empty() {
             return;
         }
         for id in std::mem::take(&mut self.blocked) {

@@ -451,6 +451,11 @@ fn when_new_files_wait_for_the_budget_the_least_recently_active_idle_files_are_p
     }
     assert_eq!(budget.open(), 4);
     assert!(!budget.acquire(), "spent");
+    // Files are parked to make room once idle for a second.
+    assert!(rig.handle.send(Control::MakeRoom { open: 2 }));
+    wake_round(&mut rig);
+    assert_eq!(budget.open(), 4, "none idle long enough yet");
+    std::thread::sleep(Duration::from_millis(1100));
     assert!(rig.handle.send(Control::MakeRoom { open: 2 }));
     wake_round(&mut rig);
     assert_eq!(budget.open(), 2, "down to half the budget");
