@@ -18,22 +18,7 @@ const FILES: u64 = 400;
 const LINES: u64 = 5;
 
 fn config(dir: &Path) -> String {
-    format!(
-        r#"data_dir: {dir}/data
-api:
-  listen: 127.0.0.1:{{port}}
-sources:
-  - name: app
-    paths: ["{dir}/logs/*.log"]
-sinks:
-  - name: out
-    type: file
-    path: {dir}/out/out.ndjson
-    encoding: text
-    sync_interval: 50ms
-"#,
-        dir = dir.display()
-    )
+    common::text_sink_config(dir, "", "app", "logs/*.log")
 }
 
 /// The delivered lines (`f<file> <n>`).

@@ -25,22 +25,7 @@ const STEADY: u64 = 2_000;
 const MANY: u64 = 300;
 
 fn config(dir: &Path) -> String {
-    format!(
-        r#"data_dir: {dir}/data
-api:
-  listen: 127.0.0.1:{{port}}
-sources:
-  - name: pods
-    paths: ["{dir}/logs/*/*.log"]
-sinks:
-  - name: out
-    type: file
-    path: {dir}/out/out.ndjson
-    encoding: text
-    sync_interval: 50ms
-"#,
-        dir = dir.display()
-    )
+    common::text_sink_config(dir, "", "pods", "logs/*/*.log")
 }
 
 fn append(path: &Path, text: &str) {

@@ -14,25 +14,8 @@ use common::{Collector, append_lines, wait_for_lines};
 const FILES: u64 = 50;
 
 fn config(dir: &Path, wake: &str) -> String {
-    format!(
-        r#"data_dir: {dir}/data
-api:
-  listen: 127.0.0.1:{{port}}
-reader:
-  close_idle: 500ms
-  wake: {wake}
-sources:
-  - name: app
-    paths: ["{dir}/logs/*.log"]
-sinks:
-  - name: out
-    type: file
-    path: {dir}/out/out.ndjson
-    encoding: text
-    sync_interval: 50ms
-"#,
-        dir = dir.display()
-    )
+    let reader = format!("reader:\n  close_idle: 500ms\n  wake: {wake}\n");
+    common::text_sink_config(dir, &reader, "app", "logs/*.log")
 }
 
 fn log(dir: &Path, f: u64) -> std::path::PathBuf {

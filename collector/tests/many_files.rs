@@ -22,22 +22,7 @@ const LIMIT: u64 = 4_096;
 const MAX_OPEN: f64 = (LIMIT - LIMIT / 8) as f64;
 
 fn config(dir: &Path) -> String {
-    format!(
-        r#"data_dir: {dir}/data
-api:
-  listen: 127.0.0.1:{{port}}
-sources:
-  - name: app
-    paths: ["{dir}/logs/*/*.log"]
-sinks:
-  - name: out
-    type: file
-    path: {dir}/out/out.ndjson
-    encoding: text
-    sync_interval: 50ms
-"#,
-        dir = dir.display()
-    )
+    common::text_sink_config(dir, "", "app", "logs/*/*.log")
 }
 
 fn open_descriptors(pid: u32) -> usize {

@@ -14,22 +14,7 @@ use std::time::Duration;
 use common::{Collector, wait_for_lines};
 
 fn config(dir: &Path) -> String {
-    format!(
-        r#"data_dir: {dir}/data
-api:
-  listen: 127.0.0.1:{{port}}
-sources:
-  - name: app
-    paths: ["{dir}/logs/*.log"]
-sinks:
-  - name: out
-    type: file
-    path: {dir}/out/out.ndjson
-    encoding: text
-    sync_interval: 50ms
-"#,
-        dir = dir.display()
-    )
+    common::text_sink_config(dir, "", "app", "logs/*.log")
 }
 
 /// A log that starts with the same 300-byte banner every time, then `lines` lines.

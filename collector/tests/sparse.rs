@@ -19,23 +19,11 @@ use common::{Collector, wait_for_lines};
 const GIB: u64 = 1 << 30;
 
 fn config(dir: &Path) -> String {
-    format!(
-        r#"data_dir: {dir}/data
-api:
-  listen: 127.0.0.1:{{port}}
-checkpoints:
-  interval: 100ms
-sources:
-  - name: app
-    paths: ["{dir}/logs/*.log"]
-sinks:
-  - name: out
-    type: file
-    path: {dir}/out/out.ndjson
-    encoding: text
-    sync_interval: 50ms
-"#,
-        dir = dir.display()
+    common::text_sink_config(
+        dir,
+        "checkpoints:\n  interval: 100ms\n",
+        "app",
+        "logs/*.log",
     )
 }
 

@@ -18,23 +18,7 @@ const WATCHES: u32 = 30;
 const PODS: u64 = 100;
 
 fn config(dir: &Path) -> String {
-    format!(
-        r#"data_dir: {dir}/data
-discovery: inotify
-api:
-  listen: 127.0.0.1:{{port}}
-sources:
-  - name: pods
-    paths: ["{dir}/logs/*/*.log"]
-sinks:
-  - name: out
-    type: file
-    path: {dir}/out/out.ndjson
-    encoding: text
-    sync_interval: 50ms
-"#,
-        dir = dir.display()
-    )
+    common::text_sink_config(dir, "discovery: inotify\n", "pods", "logs/*/*.log")
 }
 
 /// The binary in a new user namespace (root mapped to root) with at most `WATCHES` inotify

@@ -18,23 +18,7 @@ const PODS: u64 = 100;
 const SYSCTL: &str = "/proc/sys/fs/inotify/max_user_watches";
 
 fn config(dir: &Path) -> String {
-    format!(
-        r#"data_dir: {dir}/data
-discovery: ebpf
-api:
-  listen: 127.0.0.1:{{port}}
-sources:
-  - name: pods
-    paths: ["{dir}/logs/*/*.log"]
-sinks:
-  - name: out
-    type: file
-    path: {dir}/out/out.ndjson
-    encoding: text
-    sync_interval: 50ms
-"#,
-        dir = dir.display()
-    )
+    common::text_sink_config(dir, "discovery: ebpf\n", "pods", "logs/*/*.log")
 }
 
 /// inotify watches held now by root's processes.

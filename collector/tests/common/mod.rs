@@ -363,6 +363,28 @@ pub fn wait_delivered(
     }
 }
 
+/// A configuration for `dir`: state in `data/`, the API on `{port}`, one source `source`
+/// reading `glob` (under `dir`), records as text to `out/out.ndjson` synced every 50 ms;
+/// `extra` (top-level YAML, e.g. a `reader:` section) goes before the sources.
+pub fn text_sink_config(dir: &Path, extra: &str, source: &str, glob: &str) -> String {
+    format!(
+        r#"data_dir: {dir}/data
+api:
+  listen: 127.0.0.1:{{port}}
+{extra}sources:
+  - name: {source}
+    paths: ["{dir}/{glob}"]
+sinks:
+  - name: out
+    type: file
+    path: {dir}/out/out.ndjson
+    encoding: text
+    sync_interval: 50ms
+"#,
+        dir = dir.display()
+    )
+}
+
 /// Appends numbered lines `<stream> <n> <padding>` to `path` in one write.
 pub fn append_lines(path: &Path, stream: &str, numbers: std::ops::Range<u64>, pad: usize) {
     let mut text = String::new();
