@@ -85,6 +85,23 @@ fn directories_inotify_refuses_are_rescanned_and_reported() {
         "{}",
         collector.stderr()
     );
+
+    // Every pod's log rotated: renamed, written once more by its old writer, a new file in
+    // its place. Where no event tells, the rescan finds the path naming another file: the
+    // new one is read, and the old one to its end.
+    for p in 0..PODS {
+        let pod = dir.join(format!("logs/pod{p:03}"));
+        std::fs::rename(pod.join("0.log"), pod.join("0.log.1")).unwrap();
+        append_lines(&pod.join("0.log.1"), &format!("pod{p}"), 20..22, 0);
+        append_lines(&pod.join("0.log"), &format!("new{p}"), 0..3, 0);
+    }
+    total += (PODS * 5) as usize;
+    assert_eq!(
+        wait_for_lines(&out, total, Duration::from_secs(30)),
+        total,
+        "{}",
+        collector.stderr()
+    );
     std::thread::sleep(Duration::from_millis(300));
     let (status, log) = collector.stop();
     assert!(status.success(), "{log}");

@@ -625,9 +625,14 @@ impl Discovery {
                 let path = dir.join(name);
                 match kind {
                     open::Entry::Dir => stack.push(path),
+                    // A known path still naming its file; otherwise (a file replaced where no
+                    // event told, in a directory inotify refused) the new file is considered
+                    // and the old one, losing its path, is read to its end.
                     open::Entry::File => match self.registry.at(&path) {
-                        Some(id) => self.registry.mark_dirty(id),
-                        None => self.consider(&path, startup)?,
+                        Some(id) if self.registry.still_names(id, &path) => {
+                            self.registry.mark_dirty(id)
+                        }
+                        _ => self.consider(&path, startup)?,
                     },
                     open::Entry::Other => {}
                 }

@@ -134,6 +134,13 @@ impl Registry {
         }
     }
 
+    /// Whether `path` still leads to file `id` (a `stat`: by identity, not by name).
+    pub fn still_names(&self, id: FileId, path: &Path) -> bool {
+        self.tracked.get(&id).is_some_and(|t| {
+            std::fs::metadata(path).is_ok_and(|m| FileIdentity::of(&m) == t.identity)
+        })
+    }
+
     /// The identities of the files handed out.
     pub fn identities(&self) -> HashSet<(u64, u64)> {
         self.identities.keys().map(|i| (i.dev, i.ino)).collect()

@@ -26,7 +26,17 @@ impl Discovery {
                 self.watches.forget_unwatched(&dir);
                 continue;
             }
-            self.scan_dir(&dir, false)?;
+            if self.interesting(&dir) {
+                self.scan_dir(&dir, false)?;
+                continue;
+            }
+            // A symlink target's directory: offered to inotify again, its files marked.
+            if let Ok(Some(fd)) = self.opener.open_dir(&dir) {
+                self.watches.watch(&dir, std::os::fd::AsFd::as_fd(&fd));
+            }
+            for (_, id) in self.registry.under(&dir) {
+                self.registry.mark_dirty(id);
+            }
         }
         self.registry.flush_dirty();
         self.rescans.done(

@@ -214,7 +214,13 @@ impl Watches {
         {
             match kernel.insert(fd) {
                 Ok(key) => {
-                    self.dir_keys.insert(key, dir.to_path_buf());
+                    // A key names a directory by (device, inode): one deleted unseen may have
+                    // left its inode, and its entry, to this one.
+                    if let Some(previous) = self.dir_keys.insert(key, dir.to_path_buf())
+                        && previous != dir
+                    {
+                        self.key_of_dir.remove(&previous);
+                    }
                     self.key_of_dir.insert(dir.to_path_buf(), key);
                 }
                 Err(e) => {
@@ -306,9 +312,12 @@ impl Watches {
 
     fn forget_key(&mut self, dir: &Path) {
         if let Some(key) = self.key_of_dir.remove(dir) {
-            self.dir_keys.remove(&key);
-            if let Some(kernel) = &mut self.kernel {
-                kernel.remove(&key);
+            // Only while the key is still this directory's (see `watch`).
+            if self.dir_keys.get(&key).is_some_and(|d| d == dir) {
+                self.dir_keys.remove(&key);
+                if let Some(kernel) = &mut self.kernel {
+                    kernel.remove(&key);
+                }
             }
         }
     }

@@ -66,8 +66,8 @@ enum Sparse {
         /// Where the hole begins.
         hole: u64,
     },
-    /// A hole, up to this offset (`None`: up to the end of the file).
-    Skip(Option<u64>),
+    /// A hole, up to this offset.
+    Skip(u64),
 }
 
 /// Whether the chunk `filled`, read from file `id` at `offset`, begins in or runs into a hole.
@@ -84,13 +84,15 @@ fn sparse(
 ) -> Sparse {
     if filled.first() == Some(&0) {
         match backend.next_region(id, offset, Region::Data) {
-            Ok(Some(data)) if data > offset => return Sparse::Skip(Some(data)),
-            Ok(None) => return Sparse::Skip(None),
+            Ok(Some(data)) if data > offset => return Sparse::Skip(data),
+            // No data after `offset`: the zeros read are hole. Only they are skipped, not up to
+            // the file's size, which may have grown since with data.
+            Ok(None) => return Sparse::Skip(offset + filled.len() as u64),
             _ => {}
         }
         if after_hole {
             let zeros = filled.iter().position(|&b| b != 0).unwrap_or(filled.len());
-            return Sparse::Skip(Some(offset + zeros as u64));
+            return Sparse::Skip(offset + zeros as u64);
         }
     }
     if filled.len() > 1
@@ -181,7 +183,7 @@ pub struct Reader {
     /// against the file's `idle_since` when it comes up).
     idle: VecDeque<(Instant, FileId)>,
     /// Parked files with new data that wait for a slot in the budget.
-    blocked: Vec<FileId>,
+    blocked: HashSet<FileId>,
     files: HashMap<FileId, OpenFile>,
     ready: VecDeque<FileId>,
     /// Gone files ready to read, oldest first; read before `ready`.
@@ -274,7 +276,7 @@ impl Reader {
             budget,
             close_idle,
             idle: VecDeque::new(),
-            blocked: Vec::new(),
+            blocked: HashSet::new(),
             files: HashMap::new(),
             ready: VecDeque::new(),
             ready_gone: VecDeque::new(),
@@ -465,7 +467,6 @@ impl Reader {
             && !f.queued
         {
             f.queued = true;
-            f.idle_since = None;
             if f.gone {
                 self.ready_gone.push_back(id);
             } else {
@@ -558,7 +559,7 @@ impl Reader {
                         } else {
                             self.pool.put(buf);
                         }
-                        self.skip_hole(id, Some(hole));
+                        self.skip_hole(id, hole);
                         return;
                     }
                     Sparse::Skip(to) => {
@@ -636,18 +637,15 @@ impl Reader {
         self.out[worker].push(WorkItem::Data { id, offset, bytes });
     }
 
-    /// File `id` has a hole at its offset (a sparse file: zeros never written) up to `to`
-    /// (`None`: to its end): the hole is skipped, counted and logged once, and the worker
-    /// told, so the file's records go on after it. The file is read again at once.
-    fn skip_hole(&mut self, id: FileId, to: Option<u64>) {
+    /// File `id` has a hole at its offset (a sparse file: zeros never written) up to `to`:
+    /// the hole is skipped, counted and logged once, and the worker told, so the file's
+    /// records go on after it. The file is read again at once.
+    fn skip_hole(&mut self, id: FileId, to: u64) {
         let Some(file) = self.files.get_mut(&id) else {
             return;
         };
         let from = file.offset;
-        let to = match to {
-            Some(to) => to,
-            None => self.backend.size(id).unwrap_or(from).max(from),
-        };
+        let to = to.max(from);
         file.sparse_skipped.inc_by(to - from);
         if !file.sparse_logged {
             file.sparse_logged = true;
@@ -681,8 +679,12 @@ impl Reader {
                 return;
             }
         }
+        // Idle since the last read that found data: a wake-up with nothing to read (a rescan,
+        // an event about another write) does not make a file younger.
         let now = Instant::now();
-        file.idle_since = Some(now);
+        if !empty || file.idle_since.is_none() {
+            file.idle_since = Some(now);
+        }
         if !file.in_idle {
             file.in_idle = true;
             self.idle.push_back((now, id));

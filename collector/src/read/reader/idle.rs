@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::{BLOCKED_RETRY, Reader};
-use crate::file::FileId;
+use crate::file::{FileId, FileIdentity};
 use crate::read::budget::{is_exhausted, reopen};
 
 /// Files are parked to make room only once idle this long: a file its writer is still busy
@@ -116,12 +116,13 @@ impl Reader {
     /// is parked for it when the budget is spent). `false`: it stays parked — it waits for a
     /// slot, or its path names it no more (its rename or deletion is on its way as an event).
     pub(super) fn unpark(&mut self, id: FileId) -> bool {
+        if self.unchanged(id) {
+            return false;
+        }
         let slot = self.budget.acquire()
             || (self.make_room(self.budget.open().saturating_sub(1)) && self.budget.acquire());
         if !slot {
-            if !self.blocked.contains(&id) {
-                self.blocked.push(id);
-            }
+            self.blocked.insert(id);
             return false;
         }
         let Some(file) = self.files.get_mut(&id) else {
@@ -137,9 +138,7 @@ impl Reader {
             }
             Err(e) if is_exhausted(&e) => {
                 self.budget.release();
-                if !self.blocked.contains(&id) {
-                    self.blocked.push(id);
-                }
+                self.blocked.insert(id);
                 return false;
             }
             Err(e) => Err(e.to_string()),
@@ -158,6 +157,25 @@ impl Reader {
                 false
             }
         }
+    }
+
+    /// Whether parked file `id` is still its size at its offset: a wake-up for nothing (a
+    /// rescan marks every file it knows) leaves it parked. A `stat`, which opens nothing. With
+    /// the write hook waking readers, a set flag means a write may not show in the size yet:
+    /// it is cleared (so the next write wakes again) and the file opened.
+    fn unchanged(&mut self, id: FileId) -> bool {
+        let Some(file) = self.files.get(&id) else {
+            return false;
+        };
+        let identity = file.ctx.identity;
+        if let Some(flags) = &self.dirty_flags
+            && self.rearm
+            && flags.clear(identity.dev, identity.ino)
+        {
+            return false;
+        }
+        std::fs::metadata(&file.ctx.path)
+            .is_ok_and(|meta| FileIdentity::of(&meta) == identity && meta.len() == file.offset)
     }
 
     /// Parked files that waited for a slot are tried again (each time an idle file may have
