@@ -102,6 +102,21 @@ fn directories_inotify_refuses_are_rescanned_and_reported() {
         "{}",
         collector.stderr()
     );
+
+    // A last line in every pod's new log, which is deleted at once (the pod goes away):
+    // the rescan finds it gone, and its reader reads it to its end.
+    for p in 0..PODS {
+        let log = dir.join(format!("logs/pod{p:03}/0.log"));
+        append_lines(&log, &format!("new{p}"), 3..4, 0);
+        std::fs::remove_file(&log).unwrap();
+    }
+    total += PODS as usize;
+    assert_eq!(
+        wait_for_lines(&out, total, Duration::from_secs(30)),
+        total,
+        "{}",
+        collector.stderr()
+    );
     std::thread::sleep(Duration::from_millis(300));
     let (status, log) = collector.stop();
     assert!(status.success(), "{log}");

@@ -134,6 +134,15 @@ impl Registry {
         }
     }
 
+    /// The known paths whose directory is one of `dirs`.
+    pub fn paths_in(&self, dirs: &HashSet<PathBuf>) -> Vec<PathBuf> {
+        self.by_path
+            .keys()
+            .filter(|p| p.parent().is_some_and(|d| dirs.contains(d)))
+            .cloned()
+            .collect()
+    }
+
     /// Whether `path` still leads to file `id` (a `stat`: by identity, not by name).
     pub fn still_names(&self, id: FileId, path: &Path) -> bool {
         self.tracked.get(&id).is_some_and(|t| {

@@ -5,6 +5,8 @@
 //!
 //! Owns when to look again; the opening is discovery's.
 
+use std::collections::HashSet;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,6 +23,14 @@ impl Discovery {
             return Ok(());
         }
         let before = self.registry.len();
+        // Files deleted where no event told: gone, so their readers read them to their ends
+        // (they still hold them) and close them.
+        let unwatched: HashSet<PathBuf> = dirs.iter().cloned().collect();
+        for path in self.registry.paths_in(&unwatched) {
+            if std::fs::symlink_metadata(&path).is_err_and(|e| e.kind() == ErrorKind::NotFound) {
+                self.registry.deleted(&path)?;
+            }
+        }
         for dir in dirs {
             if !dir.is_dir() {
                 self.watches.forget_unwatched(&dir);
