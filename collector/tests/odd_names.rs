@@ -16,22 +16,12 @@ use std::time::Duration;
 use common::{Collector, records, wait_for_lines};
 
 fn config(dir: &Path) -> String {
-    format!(
-        r#"data_dir: {dir}/data
-api:
-  listen: 127.0.0.1:{{port}}
-checkpoints:
-  interval: 100ms
-sources:
-  - name: app
-    paths: ["{dir}/logs/*.log"]
-sinks:
-  - name: out
-    type: file
-    path: {dir}/out/out.ndjson
-    sync_interval: 50ms
-"#,
-        dir = dir.display()
+    common::file_sink_config(
+        dir,
+        "checkpoints:\n  interval: 100ms\n",
+        "app",
+        "logs/*.log",
+        "json",
     )
 }
 

@@ -17,23 +17,12 @@ const REPLACES: usize = 20;
 const OLD_LINES: usize = 50;
 
 fn config(dir: &Path) -> String {
-    format!(
-        r#"data_dir: {dir}/data
-api:
-  listen: 127.0.0.1:{{port}}
-reader:
-  chunk_size: 4KiB
-  buffer_memory: 1MiB
-sources:
-  - name: app
-    paths: ["{dir}/logs/*.log"]
-sinks:
-  - name: out
-    type: file
-    path: {dir}/out/out.ndjson
-    sync_interval: 50ms
-"#,
-        dir = dir.display()
+    common::file_sink_config(
+        dir,
+        "reader:\n  chunk_size: 4KiB\n  buffer_memory: 1MiB\n",
+        "app",
+        "logs/*.log",
+        "json",
     )
 }
 

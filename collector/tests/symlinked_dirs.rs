@@ -14,23 +14,11 @@ use std::time::Duration;
 use common::{Collector, records, wait_for_lines};
 
 fn config(root: &Path) -> String {
-    format!(
-        r#"data_dir: {root}/data
-api:
-  listen: 127.0.0.1:{{port}}
-sources:
-  - name: pods
-    paths: ["{root}/var/log/pods/**/*.log"]
-kubernetes:
-  runtime_dirs: ["{root}/run/task"]
-sinks:
-  - name: out
-    type: file
-    path: {root}/out/out.ndjson
-    sync_interval: 50ms
-"#,
-        root = root.display()
-    )
+    let runtime = format!(
+        "kubernetes:\n  runtime_dirs: [\"{}/run/task\"]\n",
+        root.display()
+    );
+    common::file_sink_config(root, &runtime, "pods", "var/log/pods/**/*.log", "json")
 }
 
 /// A host directory with a `0.log` (and `1.log`) that must never be read.

@@ -367,6 +367,17 @@ pub fn wait_delivered(
 /// reading `glob` (under `dir`), records as text to `out/out.ndjson` synced every 50 ms;
 /// `extra` (top-level YAML, e.g. a `reader:` section) goes before the sources.
 pub fn text_sink_config(dir: &Path, extra: &str, source: &str, glob: &str) -> String {
+    file_sink_config(dir, extra, source, glob, "text")
+}
+
+/// Like [`text_sink_config`], with records in `encoding` (`json` or `text`).
+pub fn file_sink_config(
+    dir: &Path,
+    extra: &str,
+    source: &str,
+    glob: &str,
+    encoding: &str,
+) -> String {
     format!(
         r#"data_dir: {dir}/data
 api:
@@ -378,7 +389,7 @@ sinks:
   - name: out
     type: file
     path: {dir}/out/out.ndjson
-    encoding: text
+    encoding: {encoding}
     sync_interval: 50ms
 "#,
         dir = dir.display()
