@@ -21,7 +21,7 @@ use crate::config::raw::{
     deserialize_collecting,
 };
 use crate::config::scalar::{choice, count, duration, list, quoted, read_from, size};
-use crate::config::{sink, source};
+use crate::config::{secrets, sink, source};
 use crate::container::resolver::KubernetesSettings;
 use crate::deliver::checkpoint::{
     CheckpointSettings, DEFAULT_CHECKPOINT_FORGET_AFTER, DEFAULT_CHECKPOINT_INTERVAL,
@@ -72,14 +72,17 @@ pub fn parse_with(text: &str, settings_only: bool) -> (Option<Config>, Vec<Probl
         ..Validator::default()
     };
     let mut problems = Vec::new();
-    let root = match marked_yaml::parse_yaml(0, text) {
+    let mut root = match marked_yaml::parse_yaml(0, text) {
         Ok(root) => root,
         Err(error) => {
             problems.push(yaml_syntax_problem(&error));
             return (None, problems);
         }
     };
+    let redactions = secrets::expand(&mut root, &secrets::System, &mut problems);
     let config = validator.document(&root, &mut problems);
+    // A value a reference expanded to is never shown, even where a problem quotes it.
+    redactions.scrub_problems(&mut problems);
     // Document order; problems without a position (none so far from parsing) go last.
     problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
     (config, problems)

@@ -10,6 +10,7 @@
 //! - [`problem`]: what is wrong, with where.
 //! - [`raw`]: the serde layer (spans kept).
 //! - [`scalar`]: choices, counts, sizes, durations.
+//! - [`secrets`]: `${VAR}` and `${file:/path}` in values, expanded before validation.
 //! - [`document`]: the top-level keys and the one-stage sections; builds the [`Config`].
 //! - [`source`], [`processor`], [`sink`]: one source, processor, sink.
 //! - [`pipeline`]: the wiring's own section.
@@ -29,6 +30,7 @@ pub mod problem;
 pub mod processor;
 pub mod raw;
 pub mod scalar;
+pub mod secrets;
 pub mod sink;
 pub mod source;
 
