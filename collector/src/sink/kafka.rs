@@ -27,8 +27,6 @@
 //! acknowledging them.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,9 +46,9 @@ use crate::cut::decode::Stream;
 use crate::deliver::ack::AckHandle;
 use crate::deliver::batch::Batch;
 use crate::encode::Encoding;
-use crate::escape::{base64_extend, write_escaped};
-use crate::file::{FileIdentity, OwnFiles};
+use crate::file::OwnFiles;
 use crate::metrics::Metrics;
+use crate::sink::dead_letter::DeadLetter;
 use crate::sink::driver::{Sink, SinkError};
 use crate::sink::template::Template;
 use crate::source::FileCtx;
@@ -284,12 +282,6 @@ fn refusal(error: &KafkaError) -> Option<String> {
     permanent.then(|| error.to_string())
 }
 
-/// Writes records refused by the broker, one JSON line each, then fsyncs.
-struct DeadLetter {
-    path: PathBuf,
-    file: File,
-}
-
 /// The Kafka sink.
 pub struct KafkaSink {
     name: String,
@@ -385,7 +377,7 @@ impl KafkaSink {
                 source: std::io::Error::other(e.to_string()),
             })?;
         let dead_letter = match &config.dead_letter {
-            Some(path) => Some(open_dead_letter(name, path, own)?),
+            Some(path) => Some(DeadLetter::open(name, path, own)?),
             None => None,
         };
         Ok(Self {
@@ -490,34 +482,14 @@ impl KafkaSink {
             self.fatal = Some(text.clone());
             return Err(self.error("deliver to", true, text));
         };
-        let mut line = Vec::with_capacity(message.payload.len() + 128);
-        line.extend_from_slice(b"{\"sink\":");
-        json_string(&mut line, &self.name);
-        line.extend_from_slice(b",\"topic\":");
-        json_string(&mut line, &message.topic);
-        line.extend_from_slice(b",\"error\":");
-        json_string(&mut line, &reason);
-        match self.encoding {
-            Encoding::Json => {
-                line.extend_from_slice(b",\"record\":");
-                line.extend_from_slice(&message.payload);
-            }
-            Encoding::Text => {
-                line.extend_from_slice(b",\"record\":\"");
-                if !write_escaped(&mut line, &message.payload) {
-                    line.extend_from_slice(b"\",\"record_base64\":\"");
-                    base64_extend(&message.payload, &mut line);
-                }
-                line.push(b'"');
-            }
-        }
-        line.extend_from_slice(b"}\n");
-        let written = dead
-            .file
-            .write_all(&line)
-            .and_then(|()| dead.file.sync_data());
+        let written = dead.write(
+            ("topic", &message.topic),
+            &reason,
+            Some((&message.payload, self.encoding)),
+            1,
+        );
         if let Err(e) = written {
-            let path = dead.path.display().to_string();
+            let path = dead.path().display().to_string();
             // Not done: the record stays unacknowledged, and stopping keeps it that way.
             let text = format!("cannot write dead-letter file {path}: {e}");
             self.fatal = Some(text.clone());
@@ -698,41 +670,6 @@ fn render(config: &KafkaSinkSettings, file: &FileCtx, stream: Stream) -> (String
         None => format!("{}:{}", file.identity.dev, file.identity.ino).into_bytes(),
     };
     (topic, Some(key))
-}
-
-fn json_string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    write_escaped(out, s.as_bytes());
-    out.push(b'"');
-}
-
-fn open_dead_letter(
-    sink: &str,
-    path: &std::path::Path,
-    own: &OwnFiles,
-) -> Result<DeadLetter, SinkError> {
-    let error = |source| SinkError::Io {
-        sink: sink.to_string(),
-        action: "open dead-letter file",
-        target: path.display().to_string(),
-        fatal: true,
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(error)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(error)?;
-    if let Ok(meta) = file.metadata() {
-        own.add(FileIdentity::of(&meta));
-    }
-    Ok(DeadLetter {
-        path: path.to_path_buf(),
-        file,
-    })
 }
 
 #[cfg(test)]

@@ -8,12 +8,14 @@
 //! - [`kafka`]: one Kafka message per record, acknowledged when the broker has them all.
 //! - [`blackhole`]: counts and discards (benchmarks).
 //! - [`template`]: per-record templates for Kafka topics and keys.
+//! - [`dead_letter`]: the file records refused for good go to.
 //!
 //! Each sink's settings type lives with the sink; [`SinkSettings`] is what every sink has in
 //! common (name, inputs, encoding) and [`create`] makes the sink a [`SinkKind`] names. A sink
 //! owns its destination; it may not touch how batches were made, only acknowledge them.
 
 pub mod blackhole;
+pub mod dead_letter;
 pub mod driver;
 pub mod file;
 pub mod kafka;
