@@ -23,9 +23,10 @@
 //! - [`discover`]: which files exist and when they have new data (inotify, eBPF).
 //! - [`read`]: reader threads and their backends (io_uring, `pread`).
 //! - [`work`]: worker threads: a file's bytes to encoded batches, per route.
-//! - [`sink`]: stdout, file, Kafka and blackhole sinks and the thread that drives each.
+//! - [`sink`]: stdout, file, Kafka, OTLP and blackhole sinks, the thread that drives each,
+//!   and the HTTP delivery the HTTP sinks share.
 //! - [`deliver`]: batches, acknowledgements, checkpoints.
-//! - [`encode`]: records to NDJSON or text.
+//! - [`encode`]: records to NDJSON, text or OTLP log records.
 //! - [`source`]: what a source reads and the context each open file carries.
 //! - [`process`]: processors (field extraction, static fields, drop/keep).
 //! - [`cut`]: bytes to records for one file: framing, decoding, multiline.
@@ -33,7 +34,7 @@
 //! - [`ebpf`]: ringtail's eBPF programs: loading them, their events and maps.
 //! - Shared vocabulary: [`metrics`], [`readiness`] (what keeps ringtail from doing all of its
 //!   job), [`queue`] (bounded queues with their depth), [`file`](mod@file) (what a file is),
-//!   [`escape`] (JSON strings).
+//!   [`escape`] (JSON strings), [`timestamp`] (RFC 3339 and calendar dates).
 
 pub mod api;
 pub mod config;
@@ -54,4 +55,5 @@ pub mod read;
 pub mod readiness;
 pub mod sink;
 pub mod source;
+pub mod timestamp;
 pub mod work;

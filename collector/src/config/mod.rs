@@ -13,6 +13,7 @@
 //! - [`secrets`]: `${VAR}` and `${file:/path}` in values, expanded before validation.
 //! - [`document`]: the top-level keys and the one-stage sections; builds the [`Config`].
 //! - [`source`], [`processor`], [`sink`]: one source, processor, sink.
+//! - [`http`]: what HTTP sinks share, and the OTLP sink.
 //! - [`pipeline`]: the wiring's own section.
 //! - [`limits`]: memory and CPU ceilings and the buffer arithmetic.
 //! - [`dir`]: `--config-dir`, one pipeline per file.
@@ -24,6 +25,7 @@
 
 pub mod dir;
 pub mod document;
+pub mod http;
 pub mod limits;
 pub mod pipeline;
 pub mod problem;
@@ -41,7 +43,6 @@ pub use limits::{LimitsConfig, MEMORY_OVERHEAD};
 pub use problem::{ConfigError, Problem};
 
 use crate::sink::SinkKind;
-use crate::sink::kafka::KafkaSinkSettings;
 
 /// The configuration used by `ringtail run` without `--config`: tail the host's pod logs
 /// (CRI) and plain `/var/log/*.log` files, and print records to stdout.
@@ -115,12 +116,11 @@ pub fn check_environment(config: &Config) -> Vec<Problem> {
     }
     for (i, sink) in config.sinks.iter().enumerate() {
         let (field, file) = match &sink.kind {
-            SinkKind::File(file) => ("path", &file.path),
-            SinkKind::Kafka(KafkaSinkSettings {
-                dead_letter: Some(path),
-                ..
-            }) => ("dead_letter", path),
-            _ => continue,
+            SinkKind::File(file) => ("path", file.path.as_path()),
+            kind => match kind.dead_letter() {
+                Some(path) => ("dead_letter", path),
+                None => continue,
+            },
         };
         let dir = file.parent().unwrap_or(Path::new("/"));
         if let Err(e) = probe_writable(dir) {

@@ -214,7 +214,7 @@ pub struct RawMultiline {
 pub struct RawSink {
     /// Unique name of the sink, used in metrics and `/healthz`.
     pub name: Option<Spanned<String>>,
-    /// `stdout`, `file` or `blackhole`.
+    /// `stdout`, `file`, `kafka`, `otlp` or `blackhole`.
     #[serde(rename = "type")]
     pub kind: Option<Spanned<String>>,
     /// Names of the sources whose records this sink receives (default: all sources).
@@ -225,7 +225,7 @@ pub struct RawSink {
     /// `file` only: the output path.
     pub path: Option<Spanned<String>>,
     /// `file`: `none` (default) or `zstd`; `kafka`: `zstd` (default), `lz4`, `snappy`,
-    /// `gzip` or `none`.
+    /// `gzip` or `none`; `otlp`: `gzip` (default), `zstd` or `none`.
     pub compression: Option<Spanned<String>>,
     /// `file` only: zstd level, 1 to 19 (default 3).
     pub zstd_level: Option<Spanned<String>>,
@@ -245,11 +245,39 @@ pub struct RawSink {
     pub linger: Option<Spanned<String>>,
     /// `kafka` only: most bytes in one produce batch, e.g. `1MiB`.
     pub batch_size: Option<Spanned<String>>,
-    /// `kafka` only: where records the broker refuses for good go (NDJSON with the reason);
-    /// without it such a record stops the pipeline.
+    /// `kafka` and HTTP sinks: where records the destination refuses for good go (NDJSON
+    /// with the reason); without it such a record stops the pipeline.
     pub dead_letter: Option<Spanned<String>>,
     /// `kafka` only: librdkafka properties passed through (TLS, SASL, …).
     pub properties: Option<std::collections::BTreeMap<String, Spanned<String>>>,
+    /// HTTP sinks (`otlp`): the base URL, e.g. `http://127.0.0.1:4318`.
+    pub endpoint: Option<Spanned<String>>,
+    /// HTTP sinks: several base URLs, used in turn.
+    pub endpoints: Option<Vec<Spanned<String>>>,
+    /// HTTP sinks: extra request headers; values may be `${VAR}` or `${file:/path}`.
+    pub headers: Option<BTreeMap<String, Spanned<String>>>,
+    /// HTTP sinks: TLS client settings.
+    pub tls: Option<RawTls>,
+    /// HTTP sinks: timeout of one request, e.g. `30s`.
+    pub timeout: Option<Spanned<String>>,
+    /// HTTP sinks: requests in flight at once (default 4).
+    pub max_in_flight: Option<Spanned<String>>,
+    /// HTTP sinks: longest wait between retries, e.g. `30s`.
+    pub retry_max: Option<Spanned<String>>,
+}
+
+/// The `tls` block of a sink.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM file of the certificate authorities to trust (instead of the built-in roots).
+    pub ca_file: Option<Spanned<String>>,
+    /// PEM file of the client certificate chain.
+    pub cert_file: Option<Spanned<String>>,
+    /// PEM file of the client's private key.
+    pub key_file: Option<Spanned<String>>,
+    /// `false` turns certificate verification off (default `true`).
+    pub verify: Option<Spanned<String>>,
 }
 
 /// The `rotate` block of a file sink.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use marked_yaml::{Node, Spanned};
 
+use crate::config::http::otlp_sink;
 use crate::config::problem::Problem;
 use crate::config::raw::{RawRotate, RawSink};
 use crate::config::scalar::{choice, count, duration, size, unique_name};
@@ -88,17 +89,23 @@ pub(super) fn sink(
                 fields_for(&raw, &path, "kafka", problems);
                 kafka_sink(&raw, node, &path, problems).map(SinkKind::Kafka)
             }
+            "otlp" => {
+                fields_for(&raw, &path, "otlp", problems);
+                otlp_sink(&raw, node, &path, problems).map(SinkKind::Otlp)
+            }
             other => {
                 problems.push(Problem::spanned(
                     kind,
                     format!("{path}.type"),
-                    format!("unknown sink type `{other}`, expected one of `stdout`, `file`, `kafka`, `blackhole`"),
+                    format!("unknown sink type `{other}`, expected one of `stdout`, `file`, `kafka`, `otlp`, `blackhole`"),
                 ));
                 None
             }
         },
     };
     let encoding = match raw.encoding.as_ref().map(|e| (e, e.as_str())) {
+        // OTLP sinks take OTLP log records (a set `encoding` is a problem of the sink's).
+        _ if matches!(kind, Some(SinkKind::Otlp(_))) => Encoding::Otlp,
         None | Some((_, "json")) => Encoding::Json,
         Some((_, "text")) => Encoding::Text,
         Some((e, other)) => {
@@ -130,10 +137,12 @@ fn fields_for(raw: &RawSink, path: &str, kind: &str, problems: &mut Vec<Problem>
     }
     const FILE: &[&str] = &["file"];
     const KAFKA: &[&str] = &["kafka"];
-    const FILE_OR_KAFKA: &[&str] = &["file", "kafka"];
+    const HTTP: &[&str] = &["otlp"];
+    const COMPRESSED: &[&str] = &["file", "kafka", "otlp"];
+    const REFUSING: &[&str] = &["kafka", "otlp"];
     let fields = [
         ("path", mark(&raw.path), FILE),
-        ("compression", mark(&raw.compression), FILE_OR_KAFKA),
+        ("compression", mark(&raw.compression), COMPRESSED),
         ("zstd_level", mark(&raw.zstd_level), FILE),
         ("sync_interval", mark(&raw.sync_interval), FILE),
         ("rotate", raw.rotate.as_ref().map(|_| None), FILE),
@@ -143,8 +152,15 @@ fn fields_for(raw: &RawSink, path: &str, kind: &str, problems: &mut Vec<Problem>
         ("acks", mark(&raw.acks), KAFKA),
         ("linger", mark(&raw.linger), KAFKA),
         ("batch_size", mark(&raw.batch_size), KAFKA),
-        ("dead_letter", mark(&raw.dead_letter), KAFKA),
+        ("dead_letter", mark(&raw.dead_letter), REFUSING),
         ("properties", raw.properties.as_ref().map(|_| None), KAFKA),
+        ("endpoint", mark(&raw.endpoint), HTTP),
+        ("endpoints", raw.endpoints.as_ref().map(|_| None), HTTP),
+        ("headers", raw.headers.as_ref().map(|_| None), HTTP),
+        ("tls", raw.tls.as_ref().map(|_| None), HTTP),
+        ("timeout", mark(&raw.timeout), HTTP),
+        ("max_in_flight", mark(&raw.max_in_flight), HTTP),
+        ("retry_max", mark(&raw.retry_max), HTTP),
     ];
     for (field, mark, kinds) in fields {
         if let Some(mark) = mark
@@ -436,11 +452,10 @@ pub(super) fn read_back(
                     .collect(),
             )
         }
-        SinkKind::Kafka(KafkaSinkSettings {
-            dead_letter: Some(path),
-            ..
-        }) => ("dead_letter", vec![(path.clone(), None)]),
-        _ => return,
+        kind => match kind.dead_letter() {
+            Some(path) => ("dead_letter", vec![(path.to_path_buf(), None)]),
+            None => return,
+        },
     };
     let at = node
         .as_mapping()

@@ -18,8 +18,12 @@
 //! Strings are escaped by [`crate::escape`] (one vector scan and one copy for a typical
 //! line). The `text` encoding ([`encode_text`]) writes the message alone, byte for byte.
 //!
+//! [`otlp`] encodes records as OpenTelemetry log records for the OTLP sink.
+//!
 //! Owns the record's JSON shape and [`Encoding`]; it may not touch how records are cut or
 //! where batches go.
+
+pub mod otlp;
 
 use crate::container::FileMeta;
 use crate::cut::decode::Entry;
@@ -36,6 +40,9 @@ pub enum Encoding {
     /// The message alone, byte for byte, followed by a newline: no metadata, no escaping,
     /// invalid UTF-8 passed through unchanged; a multi-line record stays several lines.
     Text,
+    /// One OTLP `LogRecord` per record, each a complete `ScopeLogs.log_records` field
+    /// ([`otlp`]); the OTLP sink's, not chosen in configuration.
+    Otlp,
 }
 
 /// Counters of the encoder, added to by each call; the caller publishes and resets them.

@@ -6,6 +6,9 @@
 //!   rotation.
 //! - [`stdout`]: records to standard output.
 //! - [`kafka`]: one Kafka message per record, acknowledged when the broker has them all.
+//! - [`http`]: HTTP delivery shared by the HTTP sinks: client, senders, retry.
+//! - [`otlp`]: OTLP/HTTP log export, one request per batch.
+//! - [`dead_letter`]: the file records refused for good go to.
 //! - [`blackhole`]: counts and discards (benchmarks).
 //! - [`template`]: per-record templates for Kafka topics and keys.
 //! - [`dead_letter`]: the file records refused for good go to.
@@ -18,7 +21,9 @@ pub mod blackhole;
 pub mod dead_letter;
 pub mod driver;
 pub mod file;
+pub mod http;
 pub mod kafka;
+pub mod otlp;
 pub mod stdout;
 pub mod template;
 
@@ -29,7 +34,9 @@ use crate::file::OwnFiles;
 use crate::metrics::Metrics;
 use driver::{Sink, SinkError};
 use file::FileSinkSettings;
+use http::sender::HttpSink;
 use kafka::KafkaSinkSettings;
+use otlp::{Otlp, OtlpSinkSettings};
 
 /// A validated sink.
 #[derive(Debug, Clone)]
@@ -63,13 +70,24 @@ pub enum SinkKind {
     Blackhole,
     /// Records to Kafka topics.
     Kafka(KafkaSinkSettings),
+    /// Records to an OTLP/HTTP endpoint.
+    Otlp(OtlpSinkSettings),
 }
 
 impl SinkKind {
+    /// The file records refused for good go to, if the sink has one.
+    pub fn dead_letter(&self) -> Option<&std::path::Path> {
+        match self {
+            SinkKind::Kafka(kafka) => kafka.dead_letter.as_deref(),
+            SinkKind::Otlp(otlp) => otlp.http.dead_letter.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Whether the sink takes a batch's records one by one (so the workers index them), rather
     /// than the batch whole.
     pub fn takes_records_one_by_one(&self) -> bool {
-        matches!(self, SinkKind::Kafka(_))
+        matches!(self, SinkKind::Kafka(_) | SinkKind::Otlp(_))
     }
 }
 
@@ -88,6 +106,14 @@ pub fn create(
         SinkKind::Kafka(kafka) => Box::new(kafka::KafkaSink::new(
             name,
             kafka.clone(),
+            settings.encoding,
+            metrics,
+            own,
+        )?),
+        SinkKind::Otlp(otlp) => Box::new(HttpSink::new(
+            name,
+            Otlp,
+            otlp.http.clone(),
             settings.encoding,
             metrics,
             own,

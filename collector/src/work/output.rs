@@ -18,6 +18,7 @@ use crate::cut::decode::Entry;
 use crate::cut::{CutStats, Records};
 use crate::deliver::ack::FileProgress;
 use crate::deliver::batch::{RecordIndex, RecordRef};
+use crate::encode::otlp::encode_otlp;
 use crate::encode::{EncodeStats, Encoding, FileFields, encode_text, encode_with};
 use crate::file::FileId;
 use crate::process::{self, Fields, Outcome, ProcessStats};
@@ -59,6 +60,8 @@ struct Part {
     /// buffers start: a batch ends after the chunk that crosses `batch_bytes`, so it is
     /// usually larger than that, and growing a buffer on the way copies the whole batch.
     high_water: (usize, usize),
+    /// Where an OTLP record is built before its length is known.
+    scratch: Vec<u8>,
 }
 
 impl Output {
@@ -75,6 +78,7 @@ impl Output {
                     file_slots: HashMap::new(),
                     current: None,
                     high_water: (0, 0),
+                    scratch: Vec::new(),
                 })
                 .collect(),
             records: 0,
@@ -210,6 +214,13 @@ impl Output {
         } = stats;
         let before = encode_stats.records;
         let processors = &*ctx.source.processors;
+        // OTLP's observed time: once per call, not per record (a clock read per record would
+        // cost more than encoding a short one).
+        let observed = if self.parts.iter().any(|p| p.encoding == Encoding::Otlp) {
+            crate::timestamp::now_nanos()
+        } else {
+            0
+        };
         let parts = &mut self.parts;
         let emit = &mut |record: Entry<'_>| {
             let mut extracted = Fields::default();
@@ -242,6 +253,14 @@ impl Output {
                         encode_with(&mut part.buf, &record, fields, extracted, counts)
                     }
                     Encoding::Text => encode_text(&mut part.buf, &record, counts),
+                    Encoding::Otlp => encode_otlp(
+                        &mut part.buf,
+                        &mut part.scratch,
+                        &record,
+                        extracted,
+                        observed,
+                        counts,
+                    ),
                 }
                 if let (Some(index), Some(file)) = (part.index.as_mut(), part.current) {
                     index.records.push(RecordRef {

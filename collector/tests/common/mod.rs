@@ -5,6 +5,7 @@
 
 pub mod cri;
 pub mod kafka;
+pub mod otlp;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,0 +1,199 @@
+//! Validating what HTTP sinks share — endpoints, headers, TLS, timeout, concurrency,
+//! retries, compression, dead letter — into [`HttpSettings`], and the `otlp` sink on top.
+//!
+//! Owns the HTTP sinks' configuration rules; what the sinks do is [`crate::sink::http`]'s.
+
+use std::path::{Path, PathBuf};
+
+use marked_yaml::{Node, Spanned};
+
+use crate::config::problem::Problem;
+use crate::config::raw::RawSink;
+use crate::config::scalar::{choice, count, duration};
+use crate::sink::http::{
+    DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY_MAX, HttpCompression, HttpSettings,
+    TlsSettings,
+};
+use crate::sink::otlp::{LOGS_PATH, OtlpSinkSettings};
+
+/// The fields every HTTP sink has; `compressions` are the ones its protocol allows, the
+/// first the default.
+pub(super) fn http_settings(
+    raw: &RawSink,
+    node: &Node,
+    path: &str,
+    kind: &str,
+    compressions: &[(&str, HttpCompression)],
+    problems: &mut Vec<Problem>,
+) -> Option<HttpSettings> {
+    let before = problems.len();
+    let mut endpoints = Vec::new();
+    let mut check = |value: &Spanned<String>, field: String, problems: &mut Vec<Problem>| {
+        let url = value.trim();
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        match rest {
+            Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {
+                endpoints.push(url.trim_end_matches('/').to_string())
+            }
+            _ => problems.push(Problem::spanned(
+                value,
+                field,
+                "must be an `http://` or `https://` URL with a host, e.g. `http://127.0.0.1:4318`",
+            )),
+        }
+    };
+    match (&raw.endpoint, &raw.endpoints) {
+        (Some(one), None) => check(one, format!("{path}.endpoint"), problems),
+        (None, Some(list)) if !list.is_empty() => {
+            for (i, value) in list.iter().enumerate() {
+                check(value, format!("{path}.endpoints[{i}]"), problems);
+            }
+        }
+        (Some(_), Some(_)) => problems.push(Problem::node(
+            node,
+            format!("{path}.endpoints"),
+            "give `endpoint` or `endpoints`, not both",
+        )),
+        _ => problems.push(Problem::node(
+            node,
+            format!("{path}.endpoint"),
+            format!("an {kind} sink needs `endpoint` (or `endpoints`, used in turn)"),
+        )),
+    }
+    let mut headers = Vec::new();
+    for (key, value) in raw.headers.iter().flatten() {
+        let valid_key = !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !valid_key {
+            problems.push(Problem::spanned(
+                value,
+                format!("{path}.headers"),
+                format!("`{key}` is not a header name"),
+            ));
+        } else if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            // The value is not quoted: it may be a secret.
+            problems.push(Problem::spanned(
+                value,
+                format!("{path}.headers.{key}"),
+                "a header value cannot hold a line break or NUL",
+            ));
+        } else {
+            headers.push((key.clone(), value.to_string()));
+        }
+    }
+    let file = |value: &Option<Spanned<String>>, field: &str, problems: &mut Vec<Problem>| {
+        let value = value.as_ref()?;
+        if Path::new(value.as_str()).is_absolute() {
+            Some(PathBuf::from(value.as_str()))
+        } else {
+            problems.push(Problem::spanned(
+                value,
+                format!("{path}.{field}"),
+                "must be an absolute path",
+            ));
+            None
+        }
+    };
+    let mut tls = TlsSettings {
+        verify: true,
+        ..TlsSettings::default()
+    };
+    if let Some(raw_tls) = &raw.tls {
+        tls.ca_file = file(&raw_tls.ca_file, "tls.ca_file", problems);
+        tls.cert_file = file(&raw_tls.cert_file, "tls.cert_file", problems);
+        tls.key_file = file(&raw_tls.key_file, "tls.key_file", problems);
+        tls.verify = choice(
+            raw_tls.verify.as_ref(),
+            &format!("{path}.tls.verify"),
+            &[("true", true), ("false", false)],
+            true,
+            problems,
+        );
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            problems.push(Problem::node(
+                node,
+                format!("{path}.tls"),
+                "a client certificate needs both `cert_file` and `key_file`",
+            ));
+        }
+    }
+    let compression = choice(
+        raw.compression.as_ref(),
+        &format!("{path}.compression"),
+        compressions,
+        compressions.first().map_or(HttpCompression::None, |c| c.1),
+        problems,
+    );
+    let timeout = duration(
+        raw.timeout.as_ref(),
+        &format!("{path}.timeout"),
+        DEFAULT_HTTP_TIMEOUT,
+        problems,
+    );
+    let max_in_flight = count(
+        raw.max_in_flight.as_ref(),
+        &format!("{path}.max_in_flight"),
+        DEFAULT_MAX_IN_FLIGHT,
+        1..=64,
+        problems,
+    );
+    let retry_max = duration(
+        raw.retry_max.as_ref(),
+        &format!("{path}.retry_max"),
+        DEFAULT_RETRY_MAX,
+        problems,
+    );
+    let dead_letter = file(&raw.dead_letter, "dead_letter", problems);
+    if problems.len() != before {
+        return None;
+    }
+    Some(HttpSettings {
+        endpoints,
+        headers,
+        compression,
+        tls,
+        timeout,
+        max_in_flight,
+        retry_max: retry_max.max(std::time::Duration::from_millis(100)),
+        dead_letter,
+    })
+}
+
+/// An OTLP sink's fields. An endpoint given with `/v1/logs` is taken without it (the path is
+/// added to every request).
+pub(super) fn otlp_sink(
+    raw: &RawSink,
+    node: &Node,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<OtlpSinkSettings> {
+    if let Some(encoding) = &raw.encoding {
+        problems.push(Problem::spanned(
+            encoding,
+            format!("{path}.encoding"),
+            "an otlp sink sends OpenTelemetry log records; `encoding` does not apply",
+        ));
+    }
+    let mut http = http_settings(
+        raw,
+        node,
+        path,
+        "otlp",
+        &[
+            ("gzip", HttpCompression::Gzip),
+            ("zstd", HttpCompression::Zstd),
+            ("none", HttpCompression::None),
+        ],
+        problems,
+    )?;
+    for endpoint in &mut http.endpoints {
+        if let Some(base) = endpoint.strip_suffix(LOGS_PATH) {
+            *endpoint = base.to_string();
+        }
+    }
+    Some(OtlpSinkSettings { http })
+}
