@@ -50,19 +50,26 @@ pub struct Broker {
 impl Broker {
     /// Starts Tansu on a free loopback port and waits until it listens.
     pub fn start() -> std::io::Result<Broker> {
+        Self::start_advertising(None)
+    }
+
+    /// Starts Tansu on a free loopback port, telling clients to connect to `advertised`
+    /// (a TLS terminator in front of it) when given; `address` is the port it listens on.
+    pub fn start_advertising(advertised: Option<u16>) -> std::io::Result<Broker> {
         let tansu = tansu().ok_or_else(|| {
             std::io::Error::other("Tansu is not installed (cargo xtask setup installs it)")
         })?;
         let port = crate::collectors::free_port()?;
         let address = format!("127.0.0.1:{port}");
         let url = format!("tcp://{address}");
+        let advertised = advertised.map_or_else(|| url.clone(), |p| format!("tcp://127.0.0.1:{p}"));
         let child = Command::new(tansu)
             .args([
                 "broker",
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(Stdio::null())

@@ -171,13 +171,21 @@ fn setup_build() -> anyhow::Result<()> {
 }
 
 /// Debian packages the build needs: librdkafka's bundled cmake build wants cmake and the curl
-/// headers.
-const BUILD_PACKAGES: [&str; 2] = ["cmake", "libcurl4-openssl-dev"];
+/// headers, and OpenSSL's (TLS and SASL SCRAM to Kafka brokers).
+const BUILD_PACKAGES: [&str; 4] = ["cmake", "libcurl4-openssl-dev", "libssl-dev", "pkg-config"];
 
 /// Debian packages the tests need: the Kubernetes tests run real pods with containerd's CRI
 /// plugin and runc, from a busybox rootfs, and talk CRI through `k8s-cri` (a dev-dependency),
-/// whose build runs `protoc`.
-const TEST_PACKAGES: [&str; 4] = ["protobuf-compiler", "containerd", "runc", "busybox-static"];
+/// whose build runs `protoc`; the Kafka TLS tests put `stunnel4` in front of the broker, with
+/// certificates made by `openssl`.
+const TEST_PACKAGES: [&str; 6] = [
+    "protobuf-compiler",
+    "containerd",
+    "runc",
+    "busybox-static",
+    "stunnel4",
+    "openssl",
+];
 
 /// Python packages of the tests, pinned: the Kafka broker and the independent consumer, the
 /// Kubernetes schema validator for `deploy/` (its schemas ship inside the wheel), and two

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use marked_yaml::{Node, Spanned};
 
 use crate::config::problem::Problem;
-use crate::config::raw::RawSink;
+use crate::config::raw::{RawSink, RawTls};
 use crate::config::scalar::{choice, count, duration};
 use crate::sink::http::{
     DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY_MAX, HttpCompression, HttpSettings,
@@ -85,42 +85,14 @@ pub(super) fn http_settings(
             headers.push((key.clone(), value.to_string()));
         }
     }
-    let file = |value: &Option<Spanned<String>>, field: &str, problems: &mut Vec<Problem>| {
-        let value = value.as_ref()?;
-        if Path::new(value.as_str()).is_absolute() {
-            Some(PathBuf::from(value.as_str()))
-        } else {
-            problems.push(Problem::spanned(
-                value,
-                format!("{path}.{field}"),
-                "must be an absolute path",
-            ));
-            None
-        }
-    };
-    let mut tls = TlsSettings {
-        verify: true,
-        ..TlsSettings::default()
-    };
-    if let Some(raw_tls) = &raw.tls {
-        tls.ca_file = file(&raw_tls.ca_file, "tls.ca_file", problems);
-        tls.cert_file = file(&raw_tls.cert_file, "tls.cert_file", problems);
-        tls.key_file = file(&raw_tls.key_file, "tls.key_file", problems);
-        tls.verify = choice(
-            raw_tls.verify.as_ref(),
-            &format!("{path}.tls.verify"),
-            &[("true", true), ("false", false)],
-            true,
-            problems,
-        );
-        if tls.cert_file.is_some() != tls.key_file.is_some() {
-            problems.push(Problem::node(
-                node,
-                format!("{path}.tls"),
-                "a client certificate needs both `cert_file` and `key_file`",
-            ));
-        }
-    }
+    let tls = raw
+        .tls
+        .as_ref()
+        .map(|t| tls(t, node, path, problems))
+        .unwrap_or(TlsSettings {
+            verify: true,
+            ..TlsSettings::default()
+        });
     let compression = choice(
         raw.compression.as_ref(),
         &format!("{path}.compression"),
@@ -147,7 +119,11 @@ pub(super) fn http_settings(
         DEFAULT_RETRY_MAX,
         problems,
     );
-    let dead_letter = file(&raw.dead_letter, "dead_letter", problems);
+    let dead_letter = absolute(
+        raw.dead_letter.as_ref(),
+        &format!("{path}.dead_letter"),
+        problems,
+    );
     if problems.len() != before {
         return None;
     }
@@ -161,6 +137,53 @@ pub(super) fn http_settings(
         retry_max: retry_max.max(std::time::Duration::from_millis(100)),
         dead_letter,
     })
+}
+
+/// A `tls` block (of the sink at `path`).
+pub(super) fn tls(
+    raw: &RawTls,
+    node: &Node,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> TlsSettings {
+    let file = |value: &Option<Spanned<String>>, field: &str, problems: &mut Vec<Problem>| {
+        absolute(value.as_ref(), &format!("{path}.tls.{field}"), problems)
+    };
+    let tls = TlsSettings {
+        ca_file: file(&raw.ca_file, "ca_file", problems),
+        cert_file: file(&raw.cert_file, "cert_file", problems),
+        key_file: file(&raw.key_file, "key_file", problems),
+        verify: choice(
+            raw.verify.as_ref(),
+            &format!("{path}.tls.verify"),
+            &[("true", true), ("false", false)],
+            true,
+            problems,
+        ),
+    };
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        problems.push(Problem::node(
+            node,
+            format!("{path}.tls"),
+            "a client certificate needs both `cert_file` and `key_file`",
+        ));
+    }
+    tls
+}
+
+/// An absolute path, or a problem at `field`.
+fn absolute(
+    value: Option<&Spanned<String>>,
+    field: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<PathBuf> {
+    let value = value?;
+    if Path::new(value.as_str()).is_absolute() {
+        Some(PathBuf::from(value.as_str()))
+    } else {
+        problems.push(Problem::spanned(value, field, "must be an absolute path"));
+        None
+    }
 }
 
 /// An OTLP sink's fields. An endpoint given with `/v1/logs` is taken without it (the path is

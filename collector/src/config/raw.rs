@@ -256,14 +256,28 @@ pub struct RawSink {
     pub endpoints: Option<Vec<Spanned<String>>>,
     /// HTTP sinks: extra request headers; values may be `${VAR}` or `${file:/path}`.
     pub headers: Option<BTreeMap<String, Spanned<String>>>,
-    /// HTTP sinks: TLS client settings.
+    /// HTTP and Kafka sinks: TLS client settings (`tls: {}` for TLS with the default roots).
     pub tls: Option<RawTls>,
+    /// `kafka` only: SASL authentication.
+    pub sasl: Option<RawSasl>,
     /// HTTP sinks: timeout of one request, e.g. `30s`.
     pub timeout: Option<Spanned<String>>,
     /// HTTP sinks: requests in flight at once (default 4).
     pub max_in_flight: Option<Spanned<String>>,
     /// HTTP sinks: longest wait between retries, e.g. `30s`.
     pub retry_max: Option<Spanned<String>>,
+}
+
+/// The `sasl` block of a Kafka sink.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSasl {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: Option<Spanned<String>>,
+    /// The user.
+    pub username: Option<Spanned<String>>,
+    /// The password (use `${VAR}` or `${file:/path}`).
+    pub password: Option<Spanned<String>>,
 }
 
 /// The `tls` block of a sink.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use marked_yaml::{Node, Spanned};
 
-use crate::config::http::otlp_sink;
+use crate::config::http::{otlp_sink, tls};
 use crate::config::problem::Problem;
 use crate::config::raw::{RawRotate, RawSink};
 use crate::config::scalar::{choice, count, duration, size, unique_name};
@@ -20,7 +20,7 @@ use crate::sink::file::{
 };
 use crate::sink::kafka::{
     DEFAULT_KAFKA_BATCH_BYTES, DEFAULT_KAFKA_LINGER, DEFAULT_KAFKA_QUEUE_BYTES, KafkaCompression,
-    KafkaSinkSettings, valid_topic,
+    KafkaSinkSettings, SaslSettings, valid_topic,
 };
 use crate::sink::template::Template;
 use crate::sink::{SinkKind, SinkSettings};
@@ -138,6 +138,7 @@ fn fields_for(raw: &RawSink, path: &str, kind: &str, problems: &mut Vec<Problem>
     const FILE: &[&str] = &["file"];
     const KAFKA: &[&str] = &["kafka"];
     const HTTP: &[&str] = &["otlp"];
+    const TLS: &[&str] = &["kafka", "otlp"];
     const COMPRESSED: &[&str] = &["file", "kafka", "otlp"];
     const REFUSING: &[&str] = &["kafka", "otlp"];
     let fields = [
@@ -157,7 +158,8 @@ fn fields_for(raw: &RawSink, path: &str, kind: &str, problems: &mut Vec<Problem>
         ("endpoint", mark(&raw.endpoint), HTTP),
         ("endpoints", raw.endpoints.as_ref().map(|_| None), HTTP),
         ("headers", raw.headers.as_ref().map(|_| None), HTTP),
-        ("tls", raw.tls.as_ref().map(|_| None), HTTP),
+        ("tls", raw.tls.as_ref().map(|_| None), TLS),
+        ("sasl", raw.sasl.as_ref().map(|_| None), KAFKA),
         ("timeout", mark(&raw.timeout), HTTP),
         ("max_in_flight", mark(&raw.max_in_flight), HTTP),
         ("retry_max", mark(&raw.retry_max), HTTP),
@@ -305,6 +307,38 @@ fn kafka_sink(
         .flatten()
         .map(|(k, v)| (k.clone(), v.to_string()))
         .collect();
+    let tls = raw.tls.as_ref().map(|t| tls(t, node, path, problems));
+    let sasl = raw.sasl.as_ref().and_then(|sasl| {
+        let mechanism = choice(
+            sasl.mechanism.as_ref(),
+            &format!("{path}.sasl.mechanism"),
+            &[
+                ("PLAIN", "PLAIN"),
+                ("SCRAM-SHA-256", "SCRAM-SHA-256"),
+                ("SCRAM-SHA-512", "SCRAM-SHA-512"),
+            ],
+            "SCRAM-SHA-512",
+            problems,
+        );
+        let mut field = |value: &Option<Spanned<String>>, name: &str| match value {
+            Some(v) => Some(v.to_string()),
+            None => {
+                problems.push(Problem::node(
+                    node,
+                    format!("{path}.sasl.{name}"),
+                    format!("SASL needs `{name}`"),
+                ));
+                None
+            }
+        };
+        let username = field(&sasl.username, "username");
+        let password = field(&sasl.password, "password");
+        Some(SaslSettings {
+            mechanism,
+            username: username?,
+            password: password?,
+        })
+    });
     if problems.len() != before {
         return None;
     }
@@ -319,6 +353,8 @@ fn kafka_sink(
         dead_letter,
         properties,
         queue_bytes: DEFAULT_KAFKA_QUEUE_BYTES,
+        tls,
+        sasl,
     })
 }
 

@@ -51,6 +51,7 @@ use crate::metrics::Metrics;
 use crate::sink::dead_letter::DeadLetter;
 use crate::sink::driver::{Sink, SinkError};
 use crate::sink::template::Template;
+use crate::sink::tls::TlsSettings;
 use crate::source::FileCtx;
 
 /// Default librdkafka `linger.ms` of a Kafka sink.
@@ -112,6 +113,66 @@ pub struct KafkaSinkSettings {
     /// librdkafka's queue of messages waiting for delivery, in bytes
     /// (`queue.buffering.max.kbytes`), sized from `limits.memory`.
     pub queue_bytes: usize,
+    /// TLS to the brokers; `None`: plaintext.
+    pub tls: Option<TlsSettings>,
+    /// SASL authentication; `None`: none.
+    pub sasl: Option<SaslSettings>,
+}
+
+/// SASL authentication to Kafka brokers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SaslSettings {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (librdkafka's `sasl.mechanism`).
+    pub mechanism: &'static str,
+    /// The user.
+    pub username: String,
+    /// The password (never printed).
+    pub password: String,
+}
+
+impl std::fmt::Debug for SaslSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslSettings")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaSinkSettings {
+    /// The librdkafka properties of `tls` and `sasl`: `security.protocol` and the
+    /// `ssl.*`/`sasl.*` settings (applied before the `properties` pass-through).
+    pub fn security_properties(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let protocol = match (&self.tls, &self.sasl) {
+            (None, None) => return out,
+            (Some(_), None) => "ssl",
+            (None, Some(_)) => "sasl_plaintext",
+            (Some(_), Some(_)) => "sasl_ssl",
+        };
+        out.push(("security.protocol", protocol.to_string()));
+        if let Some(tls) = &self.tls {
+            let path = |p: &std::path::Path| p.display().to_string();
+            if let Some(ca) = &tls.ca_file {
+                out.push(("ssl.ca.location", path(ca)));
+            }
+            if let Some(cert) = &tls.cert_file {
+                out.push(("ssl.certificate.location", path(cert)));
+            }
+            if let Some(key) = &tls.key_file {
+                out.push(("ssl.key.location", path(key)));
+            }
+            if !tls.verify {
+                out.push(("enable.ssl.certificate.verification", "false".to_string()));
+            }
+        }
+        if let Some(sasl) = &self.sasl {
+            out.push(("sasl.mechanism", sasl.mechanism.to_string()));
+            out.push(("sasl.username", sasl.username.clone()));
+            out.push(("sasl.password", sasl.password.clone()));
+        }
+        out
+    }
 }
 
 /// Whether `topic` is a legal Kafka topic name.
@@ -362,6 +423,9 @@ impl KafkaSink {
             )
             .set("queue.buffering.max.messages", "200000")
             .set_log_level(RDKafkaLogLevel::Warning);
+        for (key, value) in config.security_properties() {
+            client.set(key, value);
+        }
         for (key, value) in &config.properties {
             client.set(key, value);
         }
@@ -678,6 +742,7 @@ mod tests {
     use crate::cut::decode::Format;
     use crate::file::{FileId, FileIdentity};
     use crate::source::{Origin, Source};
+    use std::collections::BTreeMap;
 
     #[test]
     fn refusals_are_the_errors_sending_again_cannot_fix() {
@@ -698,6 +763,58 @@ mod tests {
         ] {
             assert!(refusal(&error(code)).is_none(), "{code:?}");
         }
+    }
+
+    #[test]
+    fn tls_and_sasl_become_librdkafka_security_properties() {
+        let config = |tls: Option<TlsSettings>, sasl: Option<SaslSettings>| KafkaSinkSettings {
+            brokers: "b:9093".into(),
+            topic: Template::parse("t").unwrap(),
+            key: None,
+            compression: KafkaCompression::Zstd,
+            acks: "all".into(),
+            linger: Duration::from_millis(5),
+            batch_bytes: 1 << 20,
+            dead_letter: None,
+            properties: Default::default(),
+            queue_bytes: 1 << 20,
+            tls,
+            sasl,
+        };
+        assert!(config(None, None).security_properties().is_empty());
+        let tls = TlsSettings {
+            ca_file: Some("/ca.pem".into()),
+            cert_file: Some("/c.pem".into()),
+            key_file: Some("/c.key".into()),
+            verify: false,
+        };
+        let sasl = SaslSettings {
+            mechanism: "SCRAM-SHA-256",
+            username: "u".into(),
+            password: "p4ss".into(),
+        };
+        let props: BTreeMap<_, _> = config(Some(tls.clone()), Some(sasl.clone()))
+            .security_properties()
+            .into_iter()
+            .collect();
+        assert_eq!(props["security.protocol"], "sasl_ssl");
+        assert_eq!(props["ssl.ca.location"], "/ca.pem");
+        assert_eq!(props["ssl.certificate.location"], "/c.pem");
+        assert_eq!(props["ssl.key.location"], "/c.key");
+        assert_eq!(props["enable.ssl.certificate.verification"], "false");
+        assert_eq!(props["sasl.mechanism"], "SCRAM-SHA-256");
+        assert_eq!(props["sasl.password"], "p4ss");
+        assert!(
+            !format!("{sasl:?}").contains("p4ss"),
+            "Debug hides the password"
+        );
+        let only_sasl = config(None, Some(sasl)).security_properties();
+        assert_eq!(
+            only_sasl[0],
+            ("security.protocol", "sasl_plaintext".to_string())
+        );
+        let only_tls = config(Some(tls), None).security_properties();
+        assert_eq!(only_tls[0], ("security.protocol", "ssl".to_string()));
     }
 
     #[test]
@@ -727,6 +844,8 @@ mod tests {
             dead_letter: None,
             properties: Default::default(),
             queue_bytes: 64 << 20,
+            tls: None,
+            sasl: None,
         };
         let (topic, key) = render(&config, &file, Stream::Stderr);
         assert_eq!(topic, "logs-shop-stderr");

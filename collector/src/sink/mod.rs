@@ -9,9 +9,11 @@
 //! - [`http`]: HTTP delivery shared by the HTTP sinks: client, senders, retry.
 //! - [`otlp`]: OTLP/HTTP log export, one request per batch.
 //! - [`dead_letter`]: the file records refused for good go to.
+//! - [`tls`]: TLS client settings (HTTP sinks, Kafka).
 //! - [`blackhole`]: counts and discards (benchmarks).
 //! - [`template`]: per-record templates for Kafka topics and keys.
 //! - [`dead_letter`]: the file records refused for good go to.
+//! - [`tls`]: TLS client settings (HTTP sinks, Kafka).
 //!
 //! Each sink's settings type lives with the sink; [`SinkSettings`] is what every sink has in
 //! common (name, inputs, encoding) and [`create`] makes the sink a [`SinkKind`] names. A sink
@@ -26,6 +28,7 @@ pub mod kafka;
 pub mod otlp;
 pub mod stdout;
 pub mod template;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 
+pub use crate::sink::tls::TlsSettings;
+
 /// Default request timeout (connect, send, receive: the whole request).
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default requests in flight per sink.
@@ -89,19 +91,6 @@ impl HttpCompression {
         }
         Ok(())
     }
-}
-
-/// TLS settings of an HTTP client.
-#[derive(Debug, Clone, Default)]
-pub struct TlsSettings {
-    /// PEM file of the certificate authorities to trust instead of the built-in roots.
-    pub ca_file: Option<PathBuf>,
-    /// PEM file of the client certificate chain (with `key_file`).
-    pub cert_file: Option<PathBuf>,
-    /// PEM file of the client's private key.
-    pub key_file: Option<PathBuf>,
-    /// Whether the server's certificate is checked (`false` only when written so).
-    pub verify: bool,
 }
 
 /// Why an HTTP client could not be made.
