@@ -8,13 +8,15 @@ use std::path::{Path, PathBuf};
 use marked_yaml::{Node, Spanned};
 
 use crate::config::problem::Problem;
-use crate::config::raw::{RawSink, RawTls};
+use crate::config::raw::{RawAuth, RawSink, RawTls};
 use crate::config::scalar::{choice, count, duration};
+use crate::sink::elasticsearch::{ElasticsearchSinkSettings, OpType};
 use crate::sink::http::{
     DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY_MAX, HttpCompression, HttpSettings,
     TlsSettings,
 };
 use crate::sink::otlp::{LOGS_PATH, OtlpSinkSettings};
+use crate::sink::template::Template;
 
 /// The fields every HTTP sink has; `compressions` are the ones its protocol allows, the
 /// first the default.
@@ -219,4 +221,138 @@ pub(super) fn otlp_sink(
         }
     }
     Some(OtlpSinkSettings { http })
+}
+
+/// An Elasticsearch sink's fields.
+pub(super) fn elasticsearch_sink(
+    raw: &RawSink,
+    node: &Node,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<ElasticsearchSinkSettings> {
+    let before = problems.len();
+    if let Some(encoding) = raw.encoding.as_ref().filter(|e| e.as_str() != "json") {
+        problems.push(Problem::spanned(
+            encoding,
+            format!("{path}.encoding"),
+            "an elasticsearch sink indexes JSON documents; `encoding` can only be `json`",
+        ));
+    }
+    let http = http_settings(
+        raw,
+        node,
+        path,
+        "elasticsearch",
+        &[
+            ("none", HttpCompression::None),
+            ("gzip", HttpCompression::Gzip),
+        ],
+        problems,
+    );
+    let index = match &raw.index {
+        Some(value) => {
+            let template = Template::parse(value)
+                .map_err(|e| e.to_string())
+                .and_then(|t| match crate::timestamp::unknown_directive(value) {
+                    Some(d) => Err(format!(
+                        "unknown date directive `{d}`, expected `%Y`, `%m`, `%d`, `%H` or `%%`"
+                    )),
+                    None => Ok(t),
+                });
+            match template {
+                Ok(t) => Some(t),
+                Err(message) => {
+                    problems.push(Problem::spanned(value, format!("{path}.index"), message));
+                    None
+                }
+            }
+        }
+        None => {
+            problems.push(Problem::node(
+                node,
+                format!("{path}.index"),
+                "an elasticsearch sink needs `index`, e.g. `logs-{k8s.namespace}-%Y.%m.%d`",
+            ));
+            None
+        }
+    };
+    let op_type = choice(
+        raw.op_type.as_ref(),
+        &format!("{path}.op_type"),
+        &[("index", OpType::Index), ("create", OpType::Create)],
+        OpType::Index,
+        problems,
+    );
+    let pipeline = raw.pipeline.as_ref().map(|p| p.to_string());
+    let authorization = raw
+        .auth
+        .as_ref()
+        .and_then(|auth| authorization(auth, node, path, problems));
+    if problems.len() != before {
+        return None;
+    }
+    let mut http = http?;
+    if let Some(value) = authorization {
+        if http
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            problems.push(Problem::node(
+                node,
+                format!("{path}.auth"),
+                "`auth` and `headers.Authorization` both set; keep one",
+            ));
+            return None;
+        }
+        http.headers.push(("Authorization".to_string(), value));
+    }
+    Some(ElasticsearchSinkSettings {
+        http,
+        index: index?,
+        op_type,
+        pipeline,
+    })
+}
+
+/// The `Authorization` header an `auth` block asks for.
+fn authorization(
+    auth: &RawAuth,
+    node: &Node,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    use base64::Engine;
+    let given = [
+        auth.username.is_some() || auth.password.is_some(),
+        auth.api_key.is_some(),
+        auth.bearer.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        problems.push(Problem::node(
+            node,
+            format!("{path}.auth"),
+            "give one of `username` + `password`, `api_key` or `bearer`",
+        ));
+        return None;
+    }
+    match (&auth.username, &auth.password, &auth.api_key, &auth.bearer) {
+        (Some(user), Some(password), _, _) => {
+            let pair = format!("{}:{}", user.as_str(), password.as_str());
+            Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            ))
+        }
+        (_, _, Some(key), _) => Some(format!("ApiKey {}", key.as_str())),
+        (_, _, _, Some(token)) => Some(format!("Bearer {}", token.as_str())),
+        _ => {
+            problems.push(Problem::node(
+                node,
+                format!("{path}.auth"),
+                "basic authentication needs both `username` and `password`",
+            ));
+            None
+        }
+    }
 }

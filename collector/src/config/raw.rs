@@ -214,7 +214,7 @@ pub struct RawMultiline {
 pub struct RawSink {
     /// Unique name of the sink, used in metrics and `/healthz`.
     pub name: Option<Spanned<String>>,
-    /// `stdout`, `file`, `kafka`, `otlp` or `blackhole`.
+    /// `stdout`, `file`, `kafka`, `otlp`, `elasticsearch` or `blackhole`.
     #[serde(rename = "type")]
     pub kind: Option<Spanned<String>>,
     /// Names of the sources whose records this sink receives (default: all sources).
@@ -260,12 +260,36 @@ pub struct RawSink {
     pub tls: Option<RawTls>,
     /// `kafka` only: SASL authentication.
     pub sasl: Option<RawSasl>,
+    /// `elasticsearch` only: the index of each record, a template with date directives,
+    /// e.g. `logs-{k8s.namespace}-%Y.%m.%d`.
+    pub index: Option<Spanned<String>>,
+    /// `elasticsearch` only: `index` (default) or `create` (data streams).
+    pub op_type: Option<Spanned<String>>,
+    /// `elasticsearch` only: the ingest pipeline.
+    pub pipeline: Option<Spanned<String>>,
+    /// `elasticsearch` only: authentication.
+    pub auth: Option<RawAuth>,
     /// HTTP sinks: timeout of one request, e.g. `30s`.
     pub timeout: Option<Spanned<String>>,
     /// HTTP sinks: requests in flight at once (default 4).
     pub max_in_flight: Option<Spanned<String>>,
     /// HTTP sinks: longest wait between retries, e.g. `30s`.
     pub retry_max: Option<Spanned<String>>,
+}
+
+/// The `auth` block of an Elasticsearch sink: `username` and `password` (basic), `api_key`,
+/// or `bearer`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// Basic authentication's user.
+    pub username: Option<Spanned<String>>,
+    /// Basic authentication's password.
+    pub password: Option<Spanned<String>>,
+    /// An API key, base64 `id:key` as Elasticsearch issues it (`Authorization: ApiKey …`).
+    pub api_key: Option<Spanned<String>>,
+    /// A bearer token (`Authorization: Bearer …`).
+    pub bearer: Option<Spanned<String>>,
 }
 
 /// The `sasl` block of a Kafka sink.

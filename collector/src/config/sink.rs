@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use marked_yaml::{Node, Spanned};
 
-use crate::config::http::{otlp_sink, tls};
+use crate::config::http::{elasticsearch_sink, otlp_sink, tls};
 use crate::config::problem::Problem;
 use crate::config::raw::{RawRotate, RawSink};
 use crate::config::scalar::{choice, count, duration, size, unique_name};
@@ -93,11 +93,15 @@ pub(super) fn sink(
                 fields_for(&raw, &path, "otlp", problems);
                 otlp_sink(&raw, node, &path, problems).map(SinkKind::Otlp)
             }
+            "elasticsearch" => {
+                fields_for(&raw, &path, "elasticsearch", problems);
+                elasticsearch_sink(&raw, node, &path, problems).map(SinkKind::Elasticsearch)
+            }
             other => {
                 problems.push(Problem::spanned(
                     kind,
                     format!("{path}.type"),
-                    format!("unknown sink type `{other}`, expected one of `stdout`, `file`, `kafka`, `otlp`, `blackhole`"),
+                    format!("unknown sink type `{other}`, expected one of `stdout`, `file`, `kafka`, `otlp`, `elasticsearch`, `blackhole`"),
                 ));
                 None
             }
@@ -137,10 +141,11 @@ fn fields_for(raw: &RawSink, path: &str, kind: &str, problems: &mut Vec<Problem>
     }
     const FILE: &[&str] = &["file"];
     const KAFKA: &[&str] = &["kafka"];
-    const HTTP: &[&str] = &["otlp"];
-    const TLS: &[&str] = &["kafka", "otlp"];
-    const COMPRESSED: &[&str] = &["file", "kafka", "otlp"];
-    const REFUSING: &[&str] = &["kafka", "otlp"];
+    const HTTP: &[&str] = &["otlp", "elasticsearch"];
+    const TLS: &[&str] = &["kafka", "otlp", "elasticsearch"];
+    const ELASTICSEARCH: &[&str] = &["elasticsearch"];
+    const COMPRESSED: &[&str] = &["file", "kafka", "otlp", "elasticsearch"];
+    const REFUSING: &[&str] = &["kafka", "otlp", "elasticsearch"];
     let fields = [
         ("path", mark(&raw.path), FILE),
         ("compression", mark(&raw.compression), COMPRESSED),
@@ -163,6 +168,10 @@ fn fields_for(raw: &RawSink, path: &str, kind: &str, problems: &mut Vec<Problem>
         ("timeout", mark(&raw.timeout), HTTP),
         ("max_in_flight", mark(&raw.max_in_flight), HTTP),
         ("retry_max", mark(&raw.retry_max), HTTP),
+        ("index", mark(&raw.index), ELASTICSEARCH),
+        ("op_type", mark(&raw.op_type), ELASTICSEARCH),
+        ("pipeline", mark(&raw.pipeline), ELASTICSEARCH),
+        ("auth", raw.auth.as_ref().map(|_| None), ELASTICSEARCH),
     ];
     for (field, mark, kinds) in fields {
         if let Some(mark) = mark

@@ -800,3 +800,94 @@ fn limits_size_what_is_not_explicit_and_refuse_what_does_not_fit() {
         "{problems:#?}"
     );
 }
+
+#[test]
+fn http_sinks_are_validated_field_by_field() {
+    let sources =
+        "data_dir: /tmp\nsources:\n  - name: pods\n    paths: [\"/var/log/pods/**/*.log\"]\n";
+    let (config, problems) = parse(&format!(
+        "{sources}sinks:\n  - name: es\n    type: elasticsearch\n    endpoints: [\"https://a:9200/\", \"http://b:9200\"]\n    index: \"logs-{{k8s.namespace}}-%Y.%m.%d\"\n    op_type: create\n    auth: {{api_key: \"abc==\"}}\n    tls: {{ca_file: /etc/ca.pem, verify: \"false\"}}\n    max_in_flight: 2\n  - name: o\n    type: otlp\n    endpoint: http://c:4318/v1/logs\n    headers: {{X-Scope-OrgID: t1}}\n"
+    ));
+    assert_eq!(problems, vec![]);
+    let config = config.unwrap();
+    let SinkKind::Elasticsearch(es) = &config.sinks[0].kind else {
+        panic!("an elasticsearch sink");
+    };
+    assert_eq!(es.http.endpoints, ["https://a:9200", "http://b:9200"]);
+    assert_eq!(
+        es.http.headers,
+        [("Authorization".to_string(), "ApiKey abc==".to_string())]
+    );
+    assert_eq!(
+        es.http.tls.ca_file.as_deref(),
+        Some(Path::new("/etc/ca.pem"))
+    );
+    assert!(!es.http.tls.verify);
+    assert_eq!(es.http.max_in_flight, 2);
+    assert_eq!(config.sinks[0].encoding, crate::encode::Encoding::Json);
+    let SinkKind::Otlp(otlp) = &config.sinks[1].kind else {
+        panic!("an otlp sink");
+    };
+    assert_eq!(
+        otlp.http.endpoints,
+        ["http://c:4318"],
+        "/v1/logs is added per request"
+    );
+    assert_eq!(config.sinks[1].encoding, crate::encode::Encoding::Otlp);
+
+    let problems = problems_of(&format!(
+        "{sources}sinks:\n  - name: es\n    type: elasticsearch\n    endpoint: ftp://x\n    index: \"logs-%y\"\n    encoding: text\n    auth: {{username: u, bearer: t}}\n    brokers: a:1\n  - name: o\n    type: otlp\n    encoding: json\n    compression: lz4\n    headers: {{\"bad name\": x}}\n"
+    ));
+    assert!(
+        has(&problems, 8, "sinks[0].endpoint", "`http://` or `https://`"),
+        "{problems:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            9,
+            "sinks[0].index",
+            "unknown date directive `%y`"
+        ),
+        "{problems:#?}"
+    );
+    assert!(
+        has(&problems, 10, "sinks[0].encoding", "only be `json`"),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "sinks[0].auth" && p.message.contains("one of")),
+        "{problems:#?}"
+    );
+    assert!(
+        has(&problems, 12, "sinks[0].brokers", "kafka sinks only"),
+        "{problems:#?}"
+    );
+    assert!(
+        has(&problems, 15, "sinks[1].encoding", "does not apply"),
+        "{problems:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            16,
+            "sinks[1].compression",
+            "`gzip`, `zstd`, `none`"
+        ),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "sinks[1].endpoint" && p.message.contains("needs `endpoint`")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "sinks[1].headers" && p.message.contains("not a header name")),
+        "{problems:#?}"
+    );
+}

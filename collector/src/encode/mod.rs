@@ -228,6 +228,17 @@ pub fn encode_with(
     stats.records += 1;
 }
 
+/// The runtime's time of a record this module encoded as JSON (the value of its `time`
+/// member), if it has one. Every `"` inside a JSON string is escaped, so `,"time":"` cannot
+/// occur inside the message, and `time` comes before any processor field: the first match is
+/// the record's own.
+pub fn json_time(record: &[u8]) -> Option<&[u8]> {
+    const KEY: &[u8] = b",\"time\":\"";
+    let at = memchr::memmem::find(record, KEY)? + KEY.len();
+    let len = memchr::memchr(b'"', &record[at..])?;
+    Some(&record[at..at + len])
+}
+
 /// Appends `,"fields":{…}` for `fields` (nothing when empty); a key given twice keeps its
 /// last value.
 pub fn encode_fields(out: &mut Vec<u8>, fields: &Fields<'_>) {
@@ -323,6 +334,32 @@ mod tests {
                 invalid_utf8: 0
             }
         );
+    }
+
+    #[test]
+    fn the_time_is_found_in_an_encoded_record_whatever_the_message_holds() {
+        let mut extracted = Fields::default();
+        extracted.push("time", Value::Str("not this".into()));
+        let mut out = Vec::new();
+        encode_with(
+            &mut out,
+            &entry(b"x \",\"time\":\"1999 trick"),
+            &FileFields::new(Path::new("/f"), "s", &BTreeMap::new()),
+            Some(&extracted),
+            &mut EncodeStats::default(),
+        );
+        assert_eq!(json_time(&out), Some(&b"2024-01-02T03:04:05Z"[..]));
+        out.clear();
+        encode(
+            &mut out,
+            &Entry {
+                time: b"",
+                ..entry(b"m")
+            },
+            &fields(),
+            &mut EncodeStats::default(),
+        );
+        assert_eq!(json_time(&out), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`kafka`]: one Kafka message per record, acknowledged when the broker has them all.
 //! - [`http`]: HTTP delivery shared by the HTTP sinks: client, senders, retry.
 //! - [`otlp`]: OTLP/HTTP log export, one request per batch.
+//! - [`elasticsearch`]: the `_bulk` API (Elasticsearch, OpenSearch), daily indices.
 //! - [`dead_letter`]: the file records refused for good go to.
 //! - [`tls`]: TLS client settings (HTTP sinks, Kafka).
 //! - [`blackhole`]: counts and discards (benchmarks).
@@ -22,6 +23,7 @@
 pub mod blackhole;
 pub mod dead_letter;
 pub mod driver;
+pub mod elasticsearch;
 pub mod file;
 pub mod http;
 pub mod kafka;
@@ -36,6 +38,7 @@ use crate::encode::Encoding;
 use crate::file::OwnFiles;
 use crate::metrics::Metrics;
 use driver::{Sink, SinkError};
+use elasticsearch::{Bulk, ElasticsearchSinkSettings};
 use file::FileSinkSettings;
 use http::sender::HttpSink;
 use kafka::KafkaSinkSettings;
@@ -75,6 +78,8 @@ pub enum SinkKind {
     Kafka(KafkaSinkSettings),
     /// Records to an OTLP/HTTP endpoint.
     Otlp(OtlpSinkSettings),
+    /// Records indexed in Elasticsearch or OpenSearch.
+    Elasticsearch(ElasticsearchSinkSettings),
 }
 
 impl SinkKind {
@@ -83,6 +88,7 @@ impl SinkKind {
         match self {
             SinkKind::Kafka(kafka) => kafka.dead_letter.as_deref(),
             SinkKind::Otlp(otlp) => otlp.http.dead_letter.as_deref(),
+            SinkKind::Elasticsearch(es) => es.http.dead_letter.as_deref(),
             _ => None,
         }
     }
@@ -90,7 +96,10 @@ impl SinkKind {
     /// Whether the sink takes a batch's records one by one (so the workers index them), rather
     /// than the batch whole.
     pub fn takes_records_one_by_one(&self) -> bool {
-        matches!(self, SinkKind::Kafka(_) | SinkKind::Otlp(_))
+        matches!(
+            self,
+            SinkKind::Kafka(_) | SinkKind::Otlp(_) | SinkKind::Elasticsearch(_)
+        )
     }
 }
 
@@ -117,6 +126,14 @@ pub fn create(
             name,
             Otlp,
             otlp.http.clone(),
+            settings.encoding,
+            metrics,
+            own,
+        )?),
+        SinkKind::Elasticsearch(es) => Box::new(HttpSink::new(
+            name,
+            Bulk::new(es.clone()),
+            es.http.clone(),
             settings.encoding,
             metrics,
             own,

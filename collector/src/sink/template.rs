@@ -6,7 +6,8 @@
 //! `source`, `stream` (`stdout`, `stderr`, `unknown`), `file` (its path), `identity` (device
 //! and inode: stable across renames), `container`, `k8s.namespace`, `k8s.pod`,
 //! `k8s.pod_uid`, `k8s.container`, `k8s.restart`, `container_id`, `image` (the file's
-//! container metadata, see [`crate::container`]) and `node`. A field a file does not have
+//! container metadata, see [`crate::container`]), `node` and `declared` (the name of the
+//! container's `RINGTAIL_LOGS_<NAME>` declaration, lowercased). A field a file does not have
 //! renders as `unknown`.
 //!
 //! Owns parsing and rendering templates; it may not decide where a record goes (the sink does).
@@ -44,9 +45,11 @@ pub enum Field {
     Image,
     /// The node's name.
     Node,
+    /// The name of the container's declaration (`RINGTAIL_LOGS_<NAME>`), lowercased.
+    Declared,
 }
 
-const FIELDS: [(&str, Field); 13] = [
+const FIELDS: [(&str, Field); 14] = [
     ("source", Field::Source),
     ("stream", Field::Stream),
     ("file", Field::File),
@@ -60,6 +63,7 @@ const FIELDS: [(&str, Field); 13] = [
     ("container_id", Field::ContainerId),
     ("image", Field::Image),
     ("node", Field::Node),
+    ("declared", Field::Declared),
 ];
 
 /// What a field renders as when the file does not have it.
@@ -186,6 +190,11 @@ impl Template {
                         Field::ContainerId => container.and_then(|c| c.id.clone()),
                         Field::Image => container.and_then(|c| c.image.clone()),
                         Field::Node => file.meta.node.clone(),
+                        Field::Declared => file
+                            .source
+                            .origin
+                            .as_ref()
+                            .map(|o| o.name.to_ascii_lowercase()),
                     };
                     out.push_str(value.as_deref().unwrap_or(UNKNOWN));
                 }

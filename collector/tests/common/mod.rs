@@ -4,6 +4,7 @@
 #![allow(unreachable_pub, reason = "a helper module of integration tests")]
 
 pub mod cri;
+pub mod elasticsearch;
 pub mod kafka;
 pub mod otlp;
 
