@@ -420,9 +420,9 @@ fn tls_with_a_ca_file_and_a_client_certificate_delivers_exactly_once() {
     let tls = common::kafka::TlsBroker::start(&dir.path().join("tls"));
     let extra = format!(
         "    tls:\n      ca_file: {}\n      cert_file: {}\n      key_file: {}\n",
-        tls.ca.display(),
-        tls.client_cert.display(),
-        tls.client_key.display()
+        tls.tls.ca.display(),
+        tls.tls.client_cert.display(),
+        tls.tls.client_key.display()
     );
     let collector = Collector::start(dir.path(), &config_at(dir.path(), &tls.address, &extra));
     for f in 0..2 {
@@ -449,8 +449,8 @@ fn an_untrusted_broker_certificate_holds_every_record() {
     // The default roots do not know the test CA.
     let extra = format!(
         "    tls:\n      cert_file: {}\n      key_file: {}\n",
-        tls.client_cert.display(),
-        tls.client_key.display()
+        tls.tls.client_cert.display(),
+        tls.tls.client_key.display()
     );
     let collector = Collector::start(dir.path(), &config_at(dir.path(), &tls.address, &extra));
     append_cri(&logs, "u", 0..100);

@@ -424,3 +424,67 @@ fn secrets_missing_or_quoted_by_a_problem_are_reported_without_their_values() {
     assert!(text.contains("unknown value `***`"), "{text}");
     assert!(!text.contains("hunter2-codec"), "a secret printed: {text}");
 }
+
+#[test]
+fn https_with_a_ca_file_and_a_client_certificate_and_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tap.out");
+    let tap = Oteltap::start(&out);
+    let tls = common::tls::Terminator::start(
+        &dir.path().join("tls"),
+        &format!("127.0.0.1:{}", tap.port),
+        true,
+    );
+    let a = kubelet_file(dir.path(), "shop", "web-1", "app");
+    append_cri(&a, "h", 0..1_000);
+    let https = |extra: &str| {
+        config(
+            dir.path(),
+            tls.port,
+            &format!("    compression: none\n{extra}"),
+        )
+        .replace("http://127.0.0.1", "https://127.0.0.1")
+    };
+    // The test CA and a client certificate: delivered.
+    let trusted = format!(
+        "    tls:\n      ca_file: {}\n      cert_file: {}\n      key_file: {}",
+        tls.ca.display(),
+        tls.client_cert.display(),
+        tls.client_key.display()
+    );
+    let collector = start(dir.path(), &https(&trusted), &[]);
+    assert_eq!(wait_tap(&out, 1_000, Duration::from_secs(60)), 1_000);
+    let (status, stderr) = collector.stop();
+    assert!(status.success(), "{stderr}");
+    // The built-in roots do not know the test CA: nothing goes, the sink says why.
+    append_cri(&a, "h", 1_000..1_100);
+    let untrusted = format!(
+        "    tls:\n      cert_file: {}\n      key_file: {}",
+        tls.client_cert.display(),
+        tls.client_key.display()
+    );
+    let collector = start(dir.path(), &https(&untrusted), &[]);
+    collector.wait_until(
+        Duration::from_secs(30),
+        "the sink shows as degraded",
+        || {
+            collector
+                .get("/healthz")
+                .is_some_and(|h| h.contains("degraded") && h.to_lowercase().contains("certificate"))
+        },
+    );
+    assert_eq!(read_tap(&out).len(), 1_000);
+    collector.kill();
+    // `verify: false` (written, never the default) takes the unknown CA.
+    let unverified = format!("{untrusted}\n      verify: \"false\"");
+    let collector = start(dir.path(), &https(&unverified), &[]);
+    assert_eq!(wait_tap(&out, 1_100, Duration::from_secs(60)), 1_100);
+    let (status, stderr) = collector.stop();
+    assert!(status.success(), "{stderr}");
+    let bodies: Vec<String> = read_tap(&out).into_iter().map(|r| r.body).collect();
+    let (missing, duplicates) = check_once(&bodies, &BTreeMap::from([("h".to_string(), 1_100)]));
+    assert!(
+        missing.is_empty() && duplicates == 0,
+        "{missing:?} {duplicates}"
+    );
+}

@@ -133,130 +133,28 @@ pub fn write_values(dir: &Path, messages: &[Consumed]) {
     std::fs::write(dir.join("kafka.ndjson"), text).expect("write the consumed values");
 }
 
-/// A broker reached only over TLS: Tansu on a loopback port advertising the port of a
-/// `stunnel4` in front of it (Debian's TLS terminator; Tansu 0.6 has no TLS listener of its
-/// own), with a test CA, a server certificate for `127.0.0.1`, and a client certificate the
-/// terminator requires (mutual TLS). Everything is killed when dropped.
+/// A broker reached only over TLS: Tansu on a loopback port advertising the port of a TLS
+/// terminator in front of it ([`super::tls::Terminator`]; Tansu 0.6 has no TLS listener of
+/// its own) that requires a client certificate (mutual TLS). Killed when dropped.
 pub struct TlsBroker {
     /// The broker behind the terminator.
     pub broker: Broker,
-    stunnel: std::process::Child,
+    /// The terminator and its certificates.
+    pub tls: super::tls::Terminator,
     /// `127.0.0.1:<TLS port>`.
     pub address: String,
-    /// The CA's certificate (PEM).
-    pub ca: PathBuf,
-    /// The client's certificate and key (PEM).
-    pub client_cert: PathBuf,
-    /// The client's key.
-    pub client_key: PathBuf,
-}
-
-/// Runs `openssl` with `args` in `dir`.
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run openssl");
-    assert!(status.success(), "openssl {args:?} failed");
 }
 
 impl TlsBroker {
     /// Makes the certificates in `dir` and starts the broker and its terminator.
     pub fn start(dir: &Path) -> TlsBroker {
-        std::fs::create_dir_all(dir).unwrap();
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=ringtail-test-ca",
-            ],
-        );
-        std::fs::write(
-            dir.join("ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        )
-        .unwrap();
-        for name in ["server", "client"] {
-            openssl(
-                dir,
-                &[
-                    "req",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-keyout",
-                    &format!("{name}.key"),
-                    "-out",
-                    &format!("{name}.csr"),
-                    "-subj",
-                    &format!("/CN={name}"),
-                ],
-            );
-            openssl(
-                dir,
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &format!("{name}.csr"),
-                    "-CA",
-                    "ca.pem",
-                    "-CAkey",
-                    "ca.key",
-                    "-CAcreateserial",
-                    "-out",
-                    &format!("{name}.pem"),
-                    "-days",
-                    "2",
-                    "-extfile",
-                    "ext",
-                ],
-            );
-        }
-        let tls_port = super::free_port();
-        let broker = Broker::start_advertising(Some(tls_port)).expect("start the Tansu broker");
-        let config = format!(
-            "foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{tls_port}\nconnect = {}\ncert = {d}/server.pem\nkey = {d}/server.key\nCAfile = {d}/ca.pem\nverifyChain = yes\n",
-            broker.address,
-            d = dir.display()
-        );
-        std::fs::write(dir.join("stunnel.conf"), config).unwrap();
-        let stunnel = Command::new("stunnel4")
-            .arg(dir.join("stunnel.conf"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stunnel.log")).unwrap())
-            .spawn()
-            .expect("start stunnel4 (Debian package stunnel4)");
-        let address = format!("127.0.0.1:{tls_port}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&address).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "stunnel4 did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let port = super::free_port();
+        let broker = Broker::start_advertising(Some(port)).expect("start the Tansu broker");
+        let tls = super::tls::Terminator::start_on(dir, port, &broker.address, true);
         TlsBroker {
             broker,
-            stunnel,
-            address,
-            ca: dir.join("ca.pem"),
-            client_cert: dir.join("client.pem"),
-            client_key: dir.join("client.key"),
+            address: format!("127.0.0.1:{port}"),
+            tls,
         }
     }
 
@@ -264,17 +162,10 @@ impl TlsBroker {
     pub fn consumer_properties(&self) -> String {
         serde_json::json!({
             "security.protocol": "ssl",
-            "ssl.ca.location": self.ca,
-            "ssl.certificate.location": self.client_cert,
-            "ssl.key.location": self.client_key,
+            "ssl.ca.location": self.tls.ca,
+            "ssl.certificate.location": self.tls.client_cert,
+            "ssl.key.location": self.tls.client_key,
         })
         .to_string()
-    }
-}
-
-impl Drop for TlsBroker {
-    fn drop(&mut self) {
-        let _ = self.stunnel.kill();
-        let _ = self.stunnel.wait();
     }
 }

@@ -7,6 +7,7 @@ pub mod cri;
 pub mod elasticsearch;
 pub mod kafka;
 pub mod otlp;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
