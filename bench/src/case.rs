@@ -61,6 +61,10 @@ pub enum SinkKind {
     FileJson,
     /// Kafka (zstd, acks=all).
     Kafka,
+    /// OTLP/HTTP to the harness's receiver (protobuf, uncompressed). ringtail only.
+    Otlp,
+    /// Elasticsearch `_bulk` to the harness's receiver (uncompressed). ringtail only.
+    Elasticsearch,
 }
 
 impl SinkKind {
@@ -71,6 +75,17 @@ impl SinkKind {
             SinkKind::File => "file",
             SinkKind::FileJson => "file-json",
             SinkKind::Kafka => "kafka",
+            SinkKind::Otlp => "otlp",
+            SinkKind::Elasticsearch => "elasticsearch",
+        }
+    }
+
+    /// The harness's receiver protocol, for the HTTP sinks.
+    pub fn receiver(self) -> Option<crate::receiver::Protocol> {
+        match self {
+            SinkKind::Otlp => Some(crate::receiver::Protocol::Otlp),
+            SinkKind::Elasticsearch => Some(crate::receiver::Protocol::Bulk),
+            _ => None,
         }
     }
 
@@ -223,8 +238,10 @@ impl Case {
                 "file" => Ok(SinkKind::File),
                 "file-json" => Ok(SinkKind::FileJson),
                 "kafka" => Ok(SinkKind::Kafka),
+                "otlp" => Ok(SinkKind::Otlp),
+                "elasticsearch" => Ok(SinkKind::Elasticsearch),
                 other => Err(format!(
-                    "sinks: unknown `{other}` (blackhole, file, file-json, kafka)"
+                    "sinks: unknown `{other}` (blackhole, file, file-json, kafka, otlp, elasticsearch)"
                 )),
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -65,6 +65,8 @@ pub struct Launched {
     pub api_port: Option<u16>,
     /// The broker of a Kafka case (stopped with the run).
     pub broker: Option<crate::kafka::Broker>,
+    /// The receiver of an OTLP or Elasticsearch case.
+    pub receiver: Option<crate::receiver::Receiver>,
 }
 
 /// A collector the harness can measure.
@@ -108,7 +110,9 @@ impl Ringtail {
         dirs: &RunDirs,
         port: u16,
         broker: Option<&crate::kafka::Broker>,
+        receiver: Option<&crate::receiver::Receiver>,
     ) -> String {
+        let receiver_port = receiver.map_or(4318, |r| r.port);
         let format = match case.spec.format {
             Format::Raw => "raw",
             Format::Cri => "cri",
@@ -132,6 +136,12 @@ impl Ringtail {
                 "    type: kafka\n    brokers: {}\n    topic: {}\n    compression: zstd\n    acks: all\n",
                 broker.map_or("127.0.0.1:9092", |b| b.address.as_str()),
                 crate::kafka::TOPIC
+            ),
+            SinkKind::Otlp => format!(
+                "    type: otlp\n    endpoint: http://127.0.0.1:{receiver_port}\n    compression: none\n"
+            ),
+            SinkKind::Elasticsearch => format!(
+                "    type: elasticsearch\n    endpoint: http://127.0.0.1:{receiver_port}\n    index: \"bench-%Y.%m.%d\"\n"
             ),
             SinkKind::Blackhole => "    type: blackhole\n".to_string(),
         };
@@ -187,10 +197,14 @@ impl Collector for Ringtail {
             SinkKind::Kafka => Some(crate::kafka::Broker::start()?),
             _ => None,
         };
+        let receiver = sink
+            .receiver()
+            .map(crate::receiver::Receiver::start)
+            .transpose()?;
         let config = dirs.state.join("ringtail.yaml");
         std::fs::write(
             &config,
-            self.config(case, sink, dirs, port, broker.as_ref()),
+            self.config(case, sink, dirs, port, broker.as_ref(), receiver.as_ref()),
         )?;
         let log = std::fs::File::create(dirs.log_file())?;
         let child = Command::new(&self.binary)
@@ -207,6 +221,7 @@ impl Collector for Ringtail {
             output: sink.is_file().then(|| Self::output(sink, dirs)),
             api_port: Some(port),
             broker,
+            receiver,
         })
     }
 }

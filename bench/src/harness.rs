@@ -347,7 +347,12 @@ fn measure_once(
         .clone()
         .map(|out| Tailer::start(out, nonce.clone()));
     let port = running.launched.api_port;
+    let receiver = running.launched.receiver.as_ref();
     let delivered = || -> u64 {
+        if let Some(receiver) = receiver {
+            // What reached the receiver, not what the sink handed to its senders.
+            return receiver.delivered();
+        }
         match (&tailer, port) {
             (Some(t), _) => t.lines(),
             // Kafka: what the broker acknowledged, not what was queued.
@@ -400,6 +405,9 @@ fn measure_once(
         std::thread::sleep(Duration::from_millis(10));
     }
 
+    if let Some(receiver) = &running.launched.receiver {
+        receiver.expect(&plan.records_per_stream());
+    }
     workload::prepare(plan, &dirs.logs)
         .map_err(|e| format!("cannot create the workload's files: {e}"))?;
     // The collector finds the created files (empty) before the clock starts.
@@ -446,6 +454,9 @@ fn measure_once(
     latencies.sort();
 
     let check = match (&running.launched.output, &running.launched.broker) {
+        _ if running.launched.receiver.is_some() => {
+            running.launched.receiver.as_ref().and_then(|r| r.report())
+        }
         (Some(out), _) => {
             let mut check = SeqCheck::new(&plan.records_per_stream());
             for path in output_files(out) {

@@ -19,6 +19,7 @@ pub mod harness;
 pub mod kafka;
 pub mod measure;
 pub mod peers;
+pub mod receiver;
 pub mod report;
 pub mod verify;
 pub mod workload;

@@ -152,6 +152,7 @@ impl Collector for Peer {
             output: Some(output),
             api_port: None,
             broker: None,
+            receiver: None,
         })
     }
 }

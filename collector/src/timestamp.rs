@@ -149,6 +149,26 @@ impl Civil {
         )
     }
 
+    /// [`rfc3339_millis`](Self::rfc3339_millis) without allocating: 24 bytes (years 0 to
+    /// 9999).
+    pub fn rfc3339_millis_bytes(&self) -> [u8; 24] {
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, digits: usize, mut value: u64| {
+            for i in (0..digits).rev() {
+                out[at + i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, self.year.clamp(0, 9999) as u64);
+        put(5, 2, u64::from(self.month));
+        put(8, 2, u64::from(self.day));
+        put(11, 2, u64::from(self.hour));
+        put(14, 2, u64::from(self.minute));
+        put(17, 2, u64::from(self.second));
+        put(20, 3, u64::from(self.nanos / 1_000_000));
+        out
+    }
+
     /// Appends `format` with `%Y` (year), `%m` (month), `%d` (day), `%H` (hour) and `%%`
     /// replaced; any other character is copied.
     pub fn format_into(&self, format: &str, out: &mut String) {
@@ -239,6 +259,7 @@ mod tests {
                 text,
                 "round trip"
             );
+            assert_eq!(&Civil::from_nanos(nanos).rfc3339_millis_bytes()[..], text);
         }
         let civil = Civil::from_nanos(parse_rfc3339(b"2026-12-06T07:05:00Z").unwrap());
         let mut out = String::new();

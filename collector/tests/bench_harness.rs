@@ -1,5 +1,6 @@
 //! The benchmark harness itself (bench crate) runs a tiny case end to end against the real
-//! ringtail binary: every sink (text and JSON files, blackhole), every record verified, a report written; peers that are not
+//! ringtail binary: every sink (text and JSON files, blackhole, OTLP and Elasticsearch to the
+//! harness's receiver), every record verified, a report written; peers that are not
 //! installed and cases needing missing features are reported as skipped, not failed.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on broken invariants")]
 
@@ -17,7 +18,7 @@ format = "cri"
 line = [100, 300]
 multiline = 0.1
 long_lines = 0.002
-sinks = ["blackhole", "file", "file-json"]
+sinks = ["blackhole", "file", "file-json", "otlp", "elasticsearch"]
 timeout = "60s"
 "#;
 
@@ -40,8 +41,8 @@ fn a_tiny_case_runs_end_to_end_and_is_reported() {
     };
     let result = harness::run_case(&case, &collectors, &opts, &[]);
     assert!(result.records > 1000 && result.lines > result.records);
-    assert_eq!(result.rows.len(), 4);
-    for row in &result.rows[..3] {
+    assert_eq!(result.rows.len(), 6);
+    for row in &result.rows[..5] {
         let Outcome::Measured(runs) = &row.outcome else {
             panic!("{} → {}: {:?}", row.collector, row.sink.name(), row.outcome)
         };
@@ -56,13 +57,19 @@ fn a_tiny_case_runs_end_to_end_and_is_reported() {
                 assert_eq!(check.expected, result.records);
                 assert!(m.p50.is_some(), "latency is measured on file sinks");
             }
+            // Checked at the harness's receiver.
+            SinkKind::Otlp | SinkKind::Elasticsearch => {
+                let check = m.check.unwrap();
+                assert!(check.is_exact(), "{check:?}");
+                assert_eq!(check.expected, result.records);
+            }
             _ => assert_eq!(m.delivered, result.records),
         }
     }
     assert!(
-        matches!(&result.rows[3].outcome, Outcome::Skipped(reason) if reason.contains("not installed")),
+        matches!(&result.rows[5].outcome, Outcome::Skipped(reason) if reason.contains("not installed")),
         "{:?}",
-        result.rows[3]
+        result.rows[5]
     );
 
     let needs_kafka = Case::parse("k", &format!("{TINY}requires = \"kafka\"\n")).unwrap();

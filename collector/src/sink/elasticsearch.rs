@@ -86,7 +86,7 @@ struct Item {
     /// Its index.
     index: Arc<str>,
     /// `@timestamp`.
-    timestamp: Arc<str>,
+    timestamp: [u8; 24],
 }
 
 /// A request's documents: those of a batch still to be indexed.
@@ -136,11 +136,20 @@ impl Protocol for Bulk {
         let mut templates: HashMap<(usize, Stream), String> = HashMap::new();
         let mut names: HashMap<(usize, Stream, i64), Arc<str>> = HashMap::new();
         let now = now_nanos();
+        // Records of a batch mostly share their second: its calendar date is reused.
+        let mut second = (i64::MIN, Civil::from_nanos(0));
         for (i, r) in index.records.iter().enumerate() {
             let file = &index.files[r.file as usize];
             let record = payload.record(i as u32);
             let nanos = json_time(record).and_then(parse_rfc3339).unwrap_or(now);
-            let civil = Civil::from_nanos(nanos);
+            let this_second = nanos.div_euclid(1_000_000_000);
+            if this_second != second.0 {
+                second = (this_second, Civil::from_nanos(nanos));
+            }
+            let civil = Civil {
+                nanos: nanos.rem_euclid(1_000_000_000) as u32,
+                ..second.1
+            };
             let key = Arc::as_ptr(file) as usize;
             let template = templates
                 .entry((key, r.stream))
@@ -167,7 +176,7 @@ impl Protocol for Bulk {
             payload.items.push(Item {
                 record: i as u32,
                 index: name,
-                timestamp: civil.rfc3339_millis().into(),
+                timestamp: civil.rfc3339_millis_bytes(),
             });
         }
         Ok(payload)
@@ -188,7 +197,7 @@ impl Protocol for Bulk {
             // Legal index names need no escaping.
             out.extend_from_slice(item.index.as_bytes());
             out.extend_from_slice(b"\"}}\n{\"@timestamp\":\"");
-            out.extend_from_slice(item.timestamp.as_bytes());
+            out.extend_from_slice(&item.timestamp);
             out.push(b'"');
             let record = payload.record(item.record);
             // `{…}` → `{"@timestamp":"…",…}`.
