@@ -49,7 +49,9 @@ pub(super) struct Explicit {
 
 /// Applies `limits`: sizes what is not explicit from the memory and CPU ceilings, and checks
 /// that everything fits. Buffered data = read buffers + each sink's queue + each worker's
-/// open batch per sink + each Kafka sink's producer queue; it must stay within
+/// open batch per sink + each Kafka sink's producer queue + each HTTP sink's requests in
+/// flight (three batches' worth each: the batch, its body, the compressed body); it must
+/// stay within
 /// `limits.memory` − [`MEMORY_OVERHEAD`].
 pub(super) fn apply_limits(
     raw: &RawLimits,
@@ -97,7 +99,18 @@ pub(super) fn apply_limits(
     // Shares of what the workers' open batches leave: 40% read buffers, 25% sink queues,
     // 25% Kafka producer queues, 10% slack.
     let open_batches = pipeline.workers * sinks.len() * pipeline.batch_bytes;
-    let rest = budget.saturating_sub(open_batches);
+    // Each HTTP request in flight holds its batch, the request body and its compressed copy.
+    let http_in_flight: usize = sinks
+        .iter()
+        .map(|s| match &s.kind {
+            SinkKind::Otlp(o) => o.http.max_in_flight,
+            SinkKind::Elasticsearch(e) => e.http.max_in_flight,
+            _ => 0,
+        })
+        .sum::<usize>()
+        * 3
+        * pipeline.batch_bytes;
+    let rest = budget.saturating_sub(open_batches + http_in_flight);
     if !explicit.buffer_memory {
         let chunks = (rest * 2 / 5 / reader.chunk_bytes).max(2);
         reader.buffer_memory =
@@ -116,18 +129,20 @@ pub(super) fn apply_limits(
         pipeline.queue_batches = (per_queue / pipeline.batch_bytes).clamp(2, DEFAULT_QUEUE_BATCHES);
     }
     let queues = sinks.len() * pipeline.queue_batches * pipeline.batch_bytes;
-    let buffered = reader.buffer_memory + queues + open_batches + kafka_sinks * kafka_queue;
+    let buffered =
+        reader.buffer_memory + queues + open_batches + kafka_sinks * kafka_queue + http_in_flight;
     if buffered > budget {
         problems.push(Problem::at(
             at(&raw.memory).as_ref(),
             "limits.memory",
             format!(
-                "the buffers add up to {} MiB (read buffers {} MiB, sink queues {} MiB, open batches {} MiB, Kafka queues {} MiB), over limits.memory ({} MiB) minus {} MiB for the process itself; lower reader.buffer_memory, pipeline.queue_batches or pipeline.batch_size, or raise limits.memory",
+                "the buffers add up to {} MiB (read buffers {} MiB, sink queues {} MiB, open batches {} MiB, Kafka queues {} MiB, HTTP requests in flight {} MiB), over limits.memory ({} MiB) minus {} MiB for the process itself; lower reader.buffer_memory, pipeline.queue_batches, pipeline.batch_size or max_in_flight, or raise limits.memory",
                 buffered >> 20,
                 reader.buffer_memory >> 20,
                 queues >> 20,
                 open_batches >> 20,
                 (kafka_sinks * kafka_queue) >> 20,
+                http_in_flight >> 20,
                 memory >> 20,
                 MEMORY_OVERHEAD >> 20
             ),
