@@ -90,6 +90,13 @@ impl Oteltap {
         }
     }
 
+    /// Sends `signal` to it (SIGSTOP freezes it: connections are accepted by the kernel,
+    /// nothing is answered).
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+
     /// Kills it (an outage).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
