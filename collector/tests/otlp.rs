@@ -586,3 +586,31 @@ fn a_refusal_without_a_dead_letter_file_stops_the_pipeline_and_the_next_run_rese
     let (status, stderr) = collector.stop();
     assert!(status.success(), "{stderr}");
 }
+
+#[test]
+fn the_json_encoding_reaches_a_real_receiver_with_the_same_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    let rotel = Rotel::start(&dir.path().join("rotel.out"));
+    let a = kubelet_file(dir.path(), "shop", "web-1", "nginx");
+    append_cri(&a, "j", 0..200);
+    let collector = start(
+        dir.path(),
+        &config(dir.path(), rotel.port, "    encoding: json"),
+        &[],
+    );
+    assert_eq!(rotel.wait_records(200, Duration::from_secs(60)), 200);
+    let resources = rotel.resources();
+    let mut bodies = Vec::new();
+    for resource in &resources {
+        assert_eq!(resource.attributes["k8s.pod.name"], "web-1");
+        assert_eq!(resource.attributes["k8s.container.restart_count"], "0");
+        bodies.extend(resource.bodies.iter().cloned());
+    }
+    let (missing, duplicates) = check_once(&bodies, &BTreeMap::from([("j".to_string(), 200)]));
+    assert!(
+        missing.is_empty() && duplicates == 0,
+        "{missing:?} {duplicates}"
+    );
+    let (status, stderr) = collector.stop();
+    assert!(status.success(), "{stderr}");
+}

@@ -196,13 +196,13 @@ pub(super) fn otlp_sink(
     path: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<OtlpSinkSettings> {
-    if let Some(encoding) = &raw.encoding {
-        problems.push(Problem::spanned(
-            encoding,
-            format!("{path}.encoding"),
-            "an otlp sink sends OpenTelemetry log records; `encoding` does not apply",
-        ));
-    }
+    let json = choice(
+        raw.encoding.as_ref(),
+        &format!("{path}.encoding"),
+        &[("protobuf", false), ("json", true)],
+        false,
+        problems,
+    );
     let mut http = http_settings(
         raw,
         node,
@@ -220,7 +220,7 @@ pub(super) fn otlp_sink(
             *endpoint = base.to_string();
         }
     }
-    Some(OtlpSinkSettings { http })
+    Some(OtlpSinkSettings { http, json })
 }
 
 /// An Elasticsearch sink's fields.

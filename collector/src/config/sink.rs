@@ -108,7 +108,8 @@ pub(super) fn sink(
         },
     };
     let encoding = match raw.encoding.as_ref().map(|e| (e, e.as_str())) {
-        // OTLP sinks take OTLP log records (a set `encoding` is a problem of the sink's).
+        // OTLP sinks take OTLP log records (their `encoding` is protobuf or json).
+        _ if matches!(&kind, Some(SinkKind::Otlp(o)) if o.json) => Encoding::OtlpJson,
         _ if matches!(kind, Some(SinkKind::Otlp(_))) => Encoding::Otlp,
         None | Some((_, "json")) => Encoding::Json,
         Some((_, "text")) => Encoding::Text,

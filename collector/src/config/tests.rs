@@ -836,7 +836,7 @@ fn http_sinks_are_validated_field_by_field() {
     assert_eq!(config.sinks[1].encoding, crate::encode::Encoding::Otlp);
 
     let problems = problems_of(&format!(
-        "{sources}sinks:\n  - name: es\n    type: elasticsearch\n    endpoint: ftp://x\n    index: \"logs-%y\"\n    encoding: text\n    auth: {{username: u, bearer: t}}\n    brokers: a:1\n  - name: o\n    type: otlp\n    encoding: json\n    compression: lz4\n    headers: {{\"bad name\": x}}\n"
+        "{sources}sinks:\n  - name: es\n    type: elasticsearch\n    endpoint: ftp://x\n    index: \"logs-%y\"\n    encoding: text\n    auth: {{username: u, bearer: t}}\n    brokers: a:1\n  - name: o\n    type: otlp\n    encoding: text\n    compression: lz4\n    headers: {{\"bad name\": x}}\n"
     ));
     assert!(
         has(&problems, 8, "sinks[0].endpoint", "`http://` or `https://`"),
@@ -866,7 +866,7 @@ fn http_sinks_are_validated_field_by_field() {
         "{problems:#?}"
     );
     assert!(
-        has(&problems, 15, "sinks[1].encoding", "does not apply"),
+        has(&problems, 15, "sinks[1].encoding", "`protobuf`, `json`"),
         "{problems:#?}"
     );
     assert!(

@@ -18,12 +18,14 @@
 //! Strings are escaped by [`crate::escape`] (one vector scan and one copy for a typical
 //! line). The `text` encoding ([`encode_text`]) writes the message alone, byte for byte.
 //!
-//! [`otlp`] encodes records as OpenTelemetry log records for the OTLP sink.
+//! [`otlp`] encodes records as OpenTelemetry log records for the OTLP sink (protobuf),
+//! [`otlp_json`] in OTLP's JSON encoding.
 //!
 //! Owns the record's JSON shape and [`Encoding`]; it may not touch how records are cut or
 //! where batches go.
 
 pub mod otlp;
+pub mod otlp_json;
 
 use crate::container::FileMeta;
 use crate::cut::decode::Entry;
@@ -41,8 +43,11 @@ pub enum Encoding {
     /// invalid UTF-8 passed through unchanged; a multi-line record stays several lines.
     Text,
     /// One OTLP `LogRecord` per record, each a complete `ScopeLogs.log_records` field
-    /// ([`otlp`]); the OTLP sink's, not chosen in configuration.
+    /// ([`otlp`]); the OTLP sink's.
     Otlp,
+    /// One OTLP `LogRecord` per record in OTLP's JSON encoding and a newline
+    /// ([`otlp_json`]); an OTLP sink's with `encoding: json`.
+    OtlpJson,
 }
 
 /// Counters of the encoder, added to by each call; the caller publishes and resets them.

@@ -257,7 +257,7 @@ pub fn encode_otlp(
 }
 
 /// The level a processor extracted, if any.
-fn level_of<'a>(fields: &'a Fields<'_>) -> Option<&'a str> {
+pub(super) fn level_of<'a>(fields: &'a Fields<'_>) -> Option<&'a str> {
     fields.pairs.iter().rev().find_map(|(key, value)| {
         if !LEVEL_FIELDS.iter().any(|l| key.eq_ignore_ascii_case(l)) {
             return None;
@@ -272,7 +272,7 @@ fn level_of<'a>(fields: &'a Fields<'_>) -> Option<&'a str> {
 
 /// The data model's `SeverityNumber` of a level's usual names (its "Mapping of
 /// SeverityNumber" table); 0 (unspecified) for others.
-fn severity_number(level: &str) -> u64 {
+pub(super) fn severity_number(level: &str) -> u64 {
     let lower = level.trim().to_ascii_lowercase();
     match lower.as_str() {
         "trace" | "finest" | "finer" => 1,
@@ -285,41 +285,69 @@ fn severity_number(level: &str) -> u64 {
     }
 }
 
-/// The `Resource` message (its content, without a tag) of the records of `file`.
-pub fn resource(file: &FileCtx) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    let mut string = |key: &str, value: Option<&str>| {
+/// A resource attribute's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attribute<'a> {
+    /// A string.
+    Text(std::borrow::Cow<'a, str>),
+    /// An integer.
+    Int(i64),
+}
+
+/// The resource attributes of the records of `file`, in order.
+pub fn resource_attributes(file: &FileCtx) -> Vec<(&str, Attribute<'_>)> {
+    use std::borrow::Cow;
+    let mut out = Vec::with_capacity(16);
+    let mut text = |key, value: Option<&str>| {
         if let Some(value) = value {
-            wire::key_string(&mut out, RESOURCE_ATTRIBUTES, key, value.as_bytes());
+            out.push((key, Attribute::Text(Cow::Owned(value.to_string()))));
         }
     };
     if let Some(c) = &file.meta.container {
-        string("k8s.namespace.name", c.namespace.as_deref());
-        string("k8s.pod.name", c.pod.as_deref());
-        string("k8s.pod.uid", c.pod_uid.as_deref());
-        string("k8s.container.name", c.name.as_deref());
-        string("container.id", c.id.as_deref());
-        string("container.image.name", c.image.as_deref());
+        text("k8s.namespace.name", c.namespace.as_deref());
+        text("k8s.pod.name", c.pod.as_deref());
+        text("k8s.pod.uid", c.pod_uid.as_deref());
+        text("k8s.container.name", c.name.as_deref());
+        text("container.id", c.id.as_deref());
+        text("container.image.name", c.image.as_deref());
     }
-    string("k8s.node.name", file.meta.node.as_deref());
-    let path = bytes_as_text(file.path.as_os_str().as_encoded_bytes());
-    string("log.file.path", Some(&path));
-    let name = file
-        .path
-        .file_name()
-        .map(|n| bytes_as_text(n.as_encoded_bytes()).into_owned());
-    string("log.file.name", name.as_deref());
-    string("ringtail.source", Some(&file.source.name));
+    text("k8s.node.name", file.meta.node.as_deref());
+    out.push((
+        "log.file.path",
+        Attribute::Text(bytes_as_text(file.path.as_os_str().as_encoded_bytes())),
+    ));
+    if let Some(name) = file.path.file_name() {
+        out.push((
+            "log.file.name",
+            Attribute::Text(bytes_as_text(name.as_encoded_bytes())),
+        ));
+    }
+    out.push((
+        "ringtail.source",
+        Attribute::Text(Cow::Borrowed(&file.source.name)),
+    ));
     for (key, value) in &file.source.tags {
-        string(key, Some(value));
+        out.push((key.as_str(), Attribute::Text(Cow::Borrowed(value))));
     }
     if let Some(restart) = file.meta.container.as_ref().and_then(|c| c.restart) {
-        wire::key_int(
-            &mut out,
-            RESOURCE_ATTRIBUTES,
+        out.push((
             "k8s.container.restart_count",
-            i64::from(restart),
-        );
+            Attribute::Int(i64::from(restart)),
+        ));
+    }
+    out
+}
+
+/// The `Resource` message (its content, without a tag) of the records of `file`.
+pub fn resource(file: &FileCtx) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    for (key, value) in resource_attributes(file) {
+        match value {
+            Attribute::Text(text) => {
+                wire::key_string(&mut out, RESOURCE_ATTRIBUTES, key, text.as_bytes())
+            }
+            Attribute::Int(n) => wire::key_int(&mut out, RESOURCE_ATTRIBUTES, key, n),
+        }
     }
     out
 }

@@ -83,7 +83,7 @@ impl DeadLetter {
         line.extend_from_slice(b",\"error\":");
         json_string(&mut line, reason);
         match record {
-            Some((record, Encoding::Json)) => {
+            Some((record, Encoding::Json | Encoding::OtlpJson)) => {
                 line.extend_from_slice(b",\"record\":");
                 line.extend_from_slice(record);
             }

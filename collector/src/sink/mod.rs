@@ -124,7 +124,7 @@ pub fn create(
         )?),
         SinkKind::Otlp(otlp) => Box::new(HttpSink::new(
             name,
-            Otlp,
+            Otlp { json: otlp.json },
             otlp.http.clone(),
             settings.encoding,
             metrics,

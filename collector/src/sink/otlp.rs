@@ -22,6 +22,7 @@ use bytes::Bytes;
 
 use crate::deliver::batch::{Batch, RecordIndex};
 use crate::encode::otlp::{resource, wire};
+use crate::encode::otlp_json::resource_json;
 use crate::sink::http::HttpSettings;
 use crate::sink::http::sender::{Protocol, Refusal, Verdict};
 
@@ -30,14 +31,19 @@ use crate::sink::http::sender::{Protocol, Refusal, Verdict};
 pub struct OtlpSinkSettings {
     /// Endpoints, compression, TLS, retries.
     pub http: HttpSettings,
+    /// OTLP's JSON encoding instead of protobuf.
+    pub json: bool,
 }
 
 /// The path OTLP/HTTP receivers take logs at.
 pub const LOGS_PATH: &str = "/v1/logs";
 
-/// OTLP/HTTP with protobuf bodies.
-#[derive(Debug, Default)]
-pub struct Otlp;
+/// OTLP/HTTP with protobuf bodies, or JSON ones.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Otlp {
+    /// JSON bodies (records encoded by [`crate::encode::otlp_json`]).
+    pub json: bool,
+}
 
 /// A request's records: a range of a batch's records.
 #[derive(Debug)]
@@ -77,7 +83,11 @@ impl Protocol for Otlp {
     }
 
     fn content_type(&self) -> &'static str {
-        "application/x-protobuf"
+        if self.json {
+            "application/json"
+        } else {
+            "application/x-protobuf"
+        }
     }
 
     fn payload(&self, batch: &Batch) -> Result<Payload, String> {
@@ -97,20 +107,11 @@ impl Protocol for Otlp {
     }
 
     fn body(&self, payload: &Payload, out: &mut Vec<u8>) {
-        // The records of each file, in order of first appearance.
-        let files = &payload.index.files;
-        let mut order: Vec<u32> = Vec::new();
-        let mut spans: Vec<Vec<Range<usize>>> = vec![Vec::new(); files.len()];
-        for i in payload.records.clone() {
-            let file = payload.index.records[i].file as usize;
-            let Some(list) = spans.get_mut(file) else {
-                continue;
-            };
-            if list.is_empty() {
-                order.push(file as u32);
-            }
-            list.push(payload.span(i));
+        let (order, spans) = by_file(payload);
+        if self.json {
+            return json_body(payload, &order, &spans, out);
         }
+        let files = &payload.index.files;
         let mut scope = Vec::with_capacity(32);
         wire::bytes(&mut scope, SCOPE_NAME, b"ringtail");
         wire::bytes(
@@ -138,7 +139,11 @@ impl Protocol for Otlp {
     }
 
     fn accepted(&self, payload: &mut Payload, response: &[u8]) -> Verdict {
-        let (rejected, message) = partial_success(response);
+        let (rejected, message) = if self.json {
+            partial_success_json(response)
+        } else {
+            partial_success(response)
+        };
         if rejected == 0 {
             if !message.is_empty() {
                 tracing::warn!(message = %message, "OTLP receiver accepted the records with a warning");
@@ -180,8 +185,16 @@ impl Protocol for Otlp {
             .clone()
             .map(|i| {
                 // Each record is a `log_records` field: the `LogRecord` follows its tag and
-                // length.
+                // length; a JSON record is an object and a newline.
                 let field = &payload.data[payload.span(i)];
+                if self.json {
+                    return Refusal {
+                        destination: ("endpoint", LOGS_PATH.to_string()),
+                        reason: reason.to_string(),
+                        record: Some(field.strip_suffix(b"\n").unwrap_or(field).to_vec()),
+                        count: 1,
+                    };
+                }
                 let record = wire::read_fields(field)
                     .ok()
                     .and_then(|f| match f.first() {
@@ -198,6 +211,68 @@ impl Protocol for Otlp {
             })
             .collect()
     }
+}
+
+/// The records of each file of `payload`: the files in order of first appearance, and each
+/// file's record spans (indexed by file).
+fn by_file(payload: &Payload) -> (Vec<u32>, Vec<Vec<Range<usize>>>) {
+    let mut order: Vec<u32> = Vec::new();
+    let mut spans: Vec<Vec<Range<usize>>> = vec![Vec::new(); payload.index.files.len()];
+    for i in payload.records.clone() {
+        let file = payload.index.records[i].file as usize;
+        let Some(list) = spans.get_mut(file) else {
+            continue;
+        };
+        if list.is_empty() {
+            order.push(file as u32);
+        }
+        list.push(payload.span(i));
+    }
+    (order, spans)
+}
+
+/// The JSON request: `{"resourceLogs":[{"resource":…,"scopeLogs":[{"scope":…,
+/// "logRecords":[…]}]},…]}`, one resource per file.
+fn json_body(payload: &Payload, order: &[u32], spans: &[Vec<Range<usize>>], out: &mut Vec<u8>) {
+    out.reserve(payload.data.len() + order.len() * 768 + 32);
+    out.extend_from_slice(b"{\"resourceLogs\":[");
+    for (n, &file) in order.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"resource\":");
+        out.extend_from_slice(&resource_json(&payload.index.files[file as usize]));
+        out.extend_from_slice(b",\"scopeLogs\":[{\"scope\":{\"name\":\"ringtail\",\"version\":\"");
+        out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+        out.extend_from_slice(b"\"},\"logRecords\":[");
+        for (k, span) in spans[file as usize].iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            let record = &payload.data[span.clone()];
+            out.extend_from_slice(record.strip_suffix(b"\n").unwrap_or(record));
+        }
+        out.extend_from_slice(b"]}]}");
+    }
+    out.extend_from_slice(b"]}");
+}
+
+/// [`partial_success`] of a JSON response (`{"partialSuccess":{"rejectedLogRecords":"2",
+/// "errorMessage":"…"}}`; the count may be a string or a number).
+fn partial_success_json(response: &[u8]) -> (u64, String) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(response) else {
+        return (0, String::new());
+    };
+    let partial = &value["partialSuccess"];
+    let rejected = match &partial["rejectedLogRecords"] {
+        serde_json::Value::String(s) => s.parse().unwrap_or(0),
+        other => other.as_u64().unwrap_or(0),
+    };
+    let message = partial["errorMessage"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (rejected, message)
 }
 
 /// `rejected_log_records` and `error_message` of an `ExportLogsServiceResponse` (0 and

@@ -19,6 +19,7 @@ use crate::cut::{CutStats, Records};
 use crate::deliver::ack::FileProgress;
 use crate::deliver::batch::{RecordIndex, RecordRef};
 use crate::encode::otlp::encode_otlp;
+use crate::encode::otlp_json::encode_otlp_json;
 use crate::encode::{EncodeStats, Encoding, FileFields, encode_text, encode_with};
 use crate::file::FileId;
 use crate::process::{self, Fields, Outcome, ProcessStats};
@@ -216,7 +217,11 @@ impl Output {
         let processors = &*ctx.source.processors;
         // OTLP's observed time: once per call, not per record (a clock read per record would
         // cost more than encoding a short one).
-        let observed = if self.parts.iter().any(|p| p.encoding == Encoding::Otlp) {
+        let observed = if self
+            .parts
+            .iter()
+            .any(|p| matches!(p.encoding, Encoding::Otlp | Encoding::OtlpJson))
+        {
             crate::timestamp::now_nanos()
         } else {
             0
@@ -261,6 +266,9 @@ impl Output {
                         observed,
                         counts,
                     ),
+                    Encoding::OtlpJson => {
+                        encode_otlp_json(&mut part.buf, &record, extracted, observed, counts)
+                    }
                 }
                 if let (Some(index), Some(file)) = (part.index.as_mut(), part.current) {
                     index.records.push(RecordRef {

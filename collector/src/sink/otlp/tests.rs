@@ -13,6 +13,9 @@ use crate::process::{Fields, Value};
 use crate::source::{FileCtx, Source};
 use prost::Message;
 
+const OTLP: Otlp = Otlp { json: false };
+const OTLP_JSON: Otlp = Otlp { json: true };
+
 #[derive(Clone, PartialEq, Message)]
 struct ExportLogsServiceRequest {
     #[prost(message, repeated, tag = "1")]
@@ -162,9 +165,9 @@ fn batch(messages: &[&[u8]]) -> Batch {
 #[test]
 fn a_request_has_one_resource_per_file_with_its_kubernetes_attributes() {
     let batch = batch(&[b"zero", b"one", b"two \xff bad", b"three"]);
-    let payload = Otlp.payload(&batch).unwrap();
+    let payload = OTLP.payload(&batch).unwrap();
     let mut body = Vec::new();
-    Otlp.body(&payload, &mut body);
+    OTLP.body(&payload, &mut body);
     let request = ExportLogsServiceRequest::decode(&body[..]).unwrap();
     assert_eq!(request.resource_logs.len(), 2, "one per file");
     let first = &request.resource_logs[0];
@@ -233,12 +236,12 @@ fn a_request_has_one_resource_per_file_with_its_kubernetes_attributes() {
 #[test]
 fn a_split_request_holds_each_record_once() {
     let batch = batch(&[b"a", b"b", b"c", b"d", b"e"]);
-    let payload = Otlp.payload(&batch).unwrap();
-    let (first, second) = Otlp.split(payload).unwrap();
+    let payload = OTLP.payload(&batch).unwrap();
+    let (first, second) = OTLP.split(payload).unwrap();
     let mut bodies = Vec::new();
     for part in [&first, &second] {
         let mut body = Vec::new();
-        Otlp.body(part, &mut body);
+        OTLP.body(part, &mut body);
         let request = ExportLogsServiceRequest::decode(&body[..]).unwrap();
         for resource in request.resource_logs {
             for record in &resource.scope_logs[0].log_records {
@@ -248,10 +251,10 @@ fn a_split_request_holds_each_record_once() {
     }
     bodies.sort();
     assert_eq!(bodies, ["a", "b", "c", "d", "e"]);
-    let (one, _) = Otlp.split(first).unwrap();
-    assert!(Otlp.split(one).is_err(), "one record cannot be split");
+    let (one, _) = OTLP.split(first).unwrap();
+    assert!(OTLP.split(one).is_err(), "one record cannot be split");
     // A refusal of a whole request names each record with its LogRecord.
-    let refusals = Otlp.refuse_all(&second, "HTTP 400");
+    let refusals = OTLP.refuse_all(&second, "HTTP 400");
     assert_eq!(refusals.len(), 3);
     let record = LogRecord::decode(&refusals[0].record.clone().unwrap()[..]).unwrap();
     assert_eq!(record.body.unwrap().string_value.as_deref(), Some("c"));
@@ -260,11 +263,11 @@ fn a_split_request_holds_each_record_once() {
 #[test]
 fn partial_success_counts_rejected_records() {
     let batch = batch(&[b"a", b"b", b"c"]);
-    let mut payload = Otlp.payload(&batch).unwrap();
-    assert!(matches!(Otlp.accepted(&mut payload, b""), Verdict::Done(r) if r.is_empty()));
+    let mut payload = OTLP.payload(&batch).unwrap();
+    assert!(matches!(OTLP.accepted(&mut payload, b""), Verdict::Done(r) if r.is_empty()));
     // ExportLogsServiceResponse { partial_success { rejected_log_records: 2, error_message } }
     let response = b"\x0a\x0b\x08\x02\x12\x07too old";
-    match Otlp.accepted(&mut payload, response) {
+    match OTLP.accepted(&mut payload, response) {
         Verdict::Done(refusals) => {
             assert_eq!(refusals.len(), 1);
             assert_eq!(refusals[0].count, 2);
@@ -275,5 +278,86 @@ fn partial_success_counts_rejected_records() {
     }
     // A warning only (no rejected records) is a success.
     let warning = b"\x0a\x06\x12\x04slow";
-    assert!(matches!(Otlp.accepted(&mut payload, warning), Verdict::Done(r) if r.is_empty()));
+    assert!(matches!(OTLP.accepted(&mut payload, warning), Verdict::Done(r) if r.is_empty()));
+}
+
+#[test]
+fn the_json_encoding_carries_the_same_resources_and_records() {
+    use crate::encode::otlp_json::encode_otlp_json;
+    let protobuf = batch(&[b"zero", b"one", b"two \xff bad"]);
+    // The same records, JSON-encoded.
+    let mut data = Vec::new();
+    let mut index = RecordIndex {
+        records: Vec::new(),
+        files: protobuf.index.as_ref().unwrap().files.clone(),
+    };
+    for (i, message) in [&b"zero"[..], b"one", b"two \xff bad"].iter().enumerate() {
+        let mut fields = Fields::default();
+        fields.push("level", Value::Str("WARN".into()));
+        let entry = Entry {
+            offset: i as u64 * 100,
+            message,
+            stream: Stream::Stdout,
+            time: b"2026-12-06T10:00:00.000000123Z",
+            truncated: false,
+            error: None,
+        };
+        encode_otlp_json(
+            &mut data,
+            &entry,
+            Some(&fields),
+            7,
+            &mut EncodeStats::default(),
+        );
+        index.records.push(RecordRef {
+            end: data.len() as u32,
+            file: (i % 2) as u32,
+            stream: Stream::Stdout,
+        });
+    }
+    let batch = Batch {
+        data: Bytes::from(data),
+        records: 3,
+        ack: protobuf.ack.clone(),
+        index: Some(Arc::new(index)),
+    };
+    let payload = OTLP_JSON.payload(&batch).unwrap();
+    let mut body = Vec::new();
+    OTLP_JSON.body(&payload, &mut body);
+    let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let resources = request["resourceLogs"].as_array().unwrap();
+    assert_eq!(resources.len(), 2);
+    let attrs = resources[0]["resource"]["attributes"].as_array().unwrap();
+    let get = |key: &str| {
+        attrs
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| a["value"].clone())
+    };
+    assert_eq!(get("k8s.pod.name").unwrap()["stringValue"], "web-1");
+    assert_eq!(get("k8s.container.restart_count").unwrap()["intValue"], "3");
+    let scope = &resources[0]["scopeLogs"][0];
+    assert_eq!(scope["scope"]["name"], "ringtail");
+    let records = scope["logRecords"].as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["body"]["stringValue"], "zero");
+    assert_eq!(records[0]["timeUnixNano"], "1796551200000000123");
+    assert_eq!(records[0]["observedTimeUnixNano"], "7");
+    assert_eq!(records[0]["severityNumber"], 13);
+    assert_eq!(records[0]["severityText"], "WARN");
+    assert_eq!(
+        records[1]["body"]["bytesValue"], "dHdvIP8gYmFk",
+        "exact bytes, base64"
+    );
+    let partial = br#"{"partialSuccess":{"rejectedLogRecords":"1","errorMessage":"late"}}"#;
+    let mut payload = payload;
+    match OTLP_JSON.accepted(&mut payload, partial) {
+        Verdict::Done(r) => assert_eq!((r.len(), r[0].count), (1, 1)),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(OTLP_JSON.accepted(&mut payload, b"{}"), Verdict::Done(r) if r.is_empty()));
+    let refused = OTLP_JSON.refuse_all(&payload, "HTTP 400");
+    let record: serde_json::Value =
+        serde_json::from_slice(refused[0].record.as_ref().unwrap()).unwrap();
+    assert_eq!(record["body"]["stringValue"], "zero");
 }
