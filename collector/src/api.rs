@@ -1,8 +1,11 @@
-//! The local HTTP API: `/metrics` (OpenMetrics text), `/healthz` (JSON; 200 when every sink
-//! is healthy and the pipeline runs, 503 otherwise, with the reason) and `/readyz` (JSON; 200
-//! unless a condition keeps ringtail from doing all of its job — checkpoints that cannot be
-//! written, files waiting for descriptors, directories not watched — or the pipeline failed;
-//! each condition with its reason).
+//! The local HTTP API: `/metrics` (OpenMetrics text); `/livez` (JSON; 200 unless the
+//! pipeline failed or one of its threads is stalled — working for longer than
+//! `api.stall_timeout` without making progress, see [`crate::liveness`]); `/readyz` (JSON;
+//! 200 unless a sink is degraded — a destination down or refusing — or a condition keeps
+//! ringtail from doing all of its job — checkpoints that cannot be written, files waiting for
+//! descriptors, directories not watched — or the pipeline failed; each with its reason); and
+//! `/healthz`, the same as `/readyz`. A backend outage makes a collector unready, never dead:
+//! restarting it would fix nothing and re-send what was in flight.
 //!
 //! Anyone who can reach the port can talk to it (the DaemonSet listens on all interfaces), so
 //! no client may hold it: it is served by hyper on one thread with its own single-threaded
@@ -43,6 +46,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::task::{AbortHandle, JoinSet};
 
+use crate::liveness::Liveness;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::sink::driver::SinkHealth;
@@ -70,6 +74,8 @@ pub const RENDER_REUSE: Duration = Duration::from_millis(200);
 pub struct ApiSettings {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// A thread working this long without progress makes `/livez` fail.
+    pub stall_timeout: Duration,
 }
 
 /// Why the API could not start.
@@ -101,10 +107,20 @@ pub struct Health {
     pub failure: Mutex<Option<String>>,
     /// The conditions that keep the pipeline from doing all of its job.
     pub readiness: Arc<Readiness>,
+    /// Whether the pipeline's threads make progress.
+    pub liveness: Arc<Liveness>,
 }
 
 impl Health {
-    /// The status code and JSON body of `/readyz`.
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The status code and JSON body of `/readyz` (and `/healthz`): the conditions that hold,
+    /// each sink's health, the pipeline's failure.
     pub fn ready_report(&self) -> (u16, String) {
         let mut conditions: serde_json::Map<String, serde_json::Value> = self
             .readiness
@@ -112,49 +128,55 @@ impl Health {
             .into_iter()
             .map(|(name, why)| (name.to_string(), serde_json::Value::String(why)))
             .collect();
-        if let Some(failure) = self
-            .failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
+        if let Some(failure) = self.failure() {
             conditions.insert("pipeline".to_string(), serde_json::Value::String(failure));
         }
-        let ready = conditions.is_empty();
-        let body = serde_json::json!({
-            "status": if ready { "ready" } else { "not ready" },
-            "conditions": conditions,
-        });
-        (if ready { 200 } else { 503 }, body.to_string())
-    }
-
-    /// The status code and JSON body of `/healthz`.
-    pub fn report(&self) -> (u16, String) {
-        let failure = self
-            .failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
         let mut sinks = serde_json::Map::new();
-        let mut healthy = failure.is_none();
+        let mut degraded = false;
         for sink in &self.sinks {
             let status = match sink.last_error() {
                 Some(error) if !sink.is_healthy() => {
-                    healthy = false;
+                    degraded = true;
                     serde_json::json!({"status": "degraded", "error": error})
                 }
                 _ => serde_json::json!({"status": "ok"}),
             };
             sinks.insert(sink.name.clone(), status);
         }
-        let mut body = serde_json::json!({
-            "status": if healthy { "ok" } else { "degraded" },
+        let ready = conditions.is_empty() && !degraded;
+        let body = serde_json::json!({
+            "status": if ready { "ready" } else { "not ready" },
+            "conditions": conditions,
             "sinks": sinks,
         });
-        if let Some(failure) = failure {
-            body["error"] = serde_json::Value::String(failure);
+        (if ready { 200 } else { 503 }, body.to_string())
+    }
+
+    /// The status code and JSON body of `/livez`: 503 when the pipeline failed or a thread
+    /// is stalled.
+    pub fn live_report(&self) -> (u16, String) {
+        if let Some(failure) = self.failure() {
+            let body = serde_json::json!({"status": "failed", "error": failure});
+            return (503, body.to_string());
         }
-        (if healthy { 200 } else { 503 }, body.to_string())
+        let timeout = self.liveness.stall_timeout().as_secs();
+        let stalled: serde_json::Map<String, serde_json::Value> = self
+            .liveness
+            .stalled()
+            .into_iter()
+            .map(|(name, working)| {
+                let why = format!(
+                    "working for {} s without progress (api.stall_timeout: {timeout} s)",
+                    working.as_secs()
+                );
+                (name, serde_json::Value::String(why))
+            })
+            .collect();
+        if stalled.is_empty() {
+            return (200, serde_json::json!({"status": "live"}).to_string());
+        }
+        let body = serde_json::json!({"status": "stalled", "stalled": stalled});
+        (503, body.to_string())
     }
 }
 
@@ -171,12 +193,12 @@ impl HealthSlot {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = health;
     }
 
-    /// The status code and JSON body of `/healthz`.
-    pub fn report(&self) -> (u16, String) {
-        self.current().report()
+    /// The status code and JSON body of `/livez`.
+    pub fn live_report(&self) -> (u16, String) {
+        self.current().live_report()
     }
 
-    /// The status code and JSON body of `/readyz`.
+    /// The status code and JSON body of `/readyz` and `/healthz`.
     pub fn ready_report(&self) -> (u16, String) {
         self.current().ready_report()
     }
@@ -229,17 +251,17 @@ impl Answers {
                 self.metrics(),
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             ),
-            "/healthz" => {
-                let (status, body) = self.health.report();
+            "/livez" => {
+                let (status, body) = self.health.live_report();
                 (status, Bytes::from(body), "application/json")
             }
-            "/readyz" => {
+            "/readyz" | "/healthz" => {
                 let (status, body) = self.health.ready_report();
                 (status, Bytes::from(body), "application/json")
             }
             _ => (
                 404,
-                Bytes::from_static(b"not found: try /metrics, /healthz or /readyz\n"),
+                Bytes::from_static(b"not found: try /metrics, /livez, /readyz or /healthz\n"),
                 "text/plain",
             ),
         };
@@ -474,36 +496,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn healthz_reports_degraded_sinks_and_failures() {
+    fn readiness_reports_degraded_sinks_and_liveness_does_not() {
         let sink = Arc::new(SinkHealth::new("out"));
         let health = Health {
             sinks: vec![Arc::clone(&sink)],
-            failure: Mutex::new(None),
-            readiness: Arc::default(),
+            ..Health::default()
         };
         assert_eq!(
-            health.report(),
+            health.ready_report(),
             (
                 200,
-                r#"{"sinks":{"out":{"status":"ok"}},"status":"ok"}"#.to_string()
+                r#"{"conditions":{},"sinks":{"out":{"status":"ok"}},"status":"ready"}"#.to_string()
             )
         );
         sink.set(Some(
             "sink `out`: write to /x: No space left on device".to_string(),
         ));
-        let (status, body) = health.report();
+        let (status, body) = health.ready_report();
         assert_eq!(status, 503);
         let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(body["status"], "degraded");
+        assert_eq!(body["status"], "not ready");
+        assert_eq!(body["sinks"]["out"]["status"], "degraded");
         assert_eq!(
             body["sinks"]["out"]["error"],
             "sink `out`: write to /x: No space left on device"
         );
+        // A degraded destination is no reason to restart the collector.
+        assert_eq!(
+            health.live_report(),
+            (200, r#"{"status":"live"}"#.to_string())
+        );
         sink.set(None);
         *health.failure.lock().unwrap() = Some("worker-0: stopped".to_string());
-        let (status, body) = health.report();
+        for (status, body) in [health.ready_report(), health.live_report()] {
+            assert_eq!(status, 503);
+            assert!(body.contains("worker-0: stopped"));
+        }
+    }
+
+    #[test]
+    fn liveness_names_the_stalled_threads() {
+        let health = Health {
+            liveness: Arc::new(Liveness::new(Duration::from_millis(20))),
+            ..Health::default()
+        };
+        let reader = health.liveness.heart("reader-0");
+        reader.work();
+        std::thread::sleep(Duration::from_millis(40));
+        let (status, body) = health.live_report();
         assert_eq!(status, 503);
-        assert!(body.contains("worker-0: stopped"));
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["status"], "stalled");
+        assert!(
+            body["stalled"]["reader-0"]
+                .as_str()
+                .unwrap()
+                .contains("without progress")
+        );
+        reader.wait();
+        assert_eq!(health.live_report().0, 200);
     }
 
     #[test]
@@ -511,7 +562,10 @@ mod tests {
         let health = Health::default();
         assert_eq!(
             health.ready_report(),
-            (200, r#"{"conditions":{},"status":"ready"}"#.to_string())
+            (
+                200,
+                r#"{"conditions":{},"sinks":{},"status":"ready"}"#.to_string()
+            )
         );
         health
             .readiness

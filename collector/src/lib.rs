@@ -33,7 +33,7 @@
 //! - [`container`]: which container a file belongs to; container filters; runtime bundles.
 //! - [`ebpf`]: ringtail's eBPF programs: loading them, their events and maps.
 //! - Shared vocabulary: [`metrics`], [`readiness`] (what keeps ringtail from doing all of its
-//!   job), [`queue`] (bounded queues with their depth), [`file`](mod@file) (what a file is),
+//!   job), [`liveness`] (whether its threads make progress), [`queue`] (bounded queues with their depth), [`file`](mod@file) (what a file is),
 //!   [`escape`] (JSON strings), [`timestamp`] (RFC 3339 and calendar dates).
 
 pub mod api;
@@ -47,6 +47,7 @@ pub mod encode;
 pub mod escape;
 pub mod file;
 pub mod fuzzing;
+pub mod liveness;
 pub mod metrics;
 pub mod pipeline;
 pub mod process;

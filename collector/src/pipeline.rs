@@ -36,6 +36,7 @@ use crate::discover::kernel::{self as kernel_link, KernelFeed};
 use crate::discover::{Discovery, DiscoveryError};
 use crate::ebpf::{Containers, EbpfError};
 use crate::file::OwnFiles;
+use crate::liveness::Liveness;
 use crate::metrics::Metrics;
 use crate::read::WakeSource;
 use crate::read::budget;
@@ -181,7 +182,10 @@ pub fn start_with_metrics(
     // Sinks, and the routes (distinct sets of sinks) that sources map onto. The files sinks
     // write are announced before discovery's first scan, which never reads them.
     let own_files = Arc::new(OwnFiles::default());
-    let mut health = Health::default();
+    let mut health = Health {
+        liveness: Arc::new(Liveness::new(config.api.stall_timeout)),
+        ..Health::default()
+    };
     let mut sink_queues = Vec::new();
     let mut sinks = Vec::new();
     for settings in &config.sinks {
@@ -195,10 +199,11 @@ pub fn start_with_metrics(
             Arc::clone(&metrics),
             Arc::clone(&abandon),
         );
+        let heart = health.liveness.heart(&format!("sink-{name}"));
         sinks.push(spawn(
             format!("sink-{}", settings.name),
             &failures_tx,
-            move || driver::run(sink, &name, rx, sink_health, metrics, abandon),
+            move || driver::run(sink, &name, rx, sink_health, metrics, abandon, heart),
         )?);
     }
     let (routes, source_routes) = route::build(&config.sources, &config.sinks, &sink_queues);
@@ -219,7 +224,8 @@ pub fn start_with_metrics(
             Arc::clone(&tracker),
             Arc::clone(&metrics),
             config.pipeline.batch_bytes,
-        );
+        )
+        .with_heart(health.liveness.heart(&format!("worker-{index}")));
         workers.push(spawn(format!("worker-{index}"), &failures_tx, move || {
             worker.run()
         })?);
@@ -275,6 +281,8 @@ pub fn start_with_metrics(
             dirty_flags: dirty_flags.clone(),
             rearm: hook_wakes,
             close_idle: config.reader.close_idle,
+            heart: health.liveness.heart(&format!("reader-{index}")),
+            stall_for_test: std::env::var_os("RINGTAIL_TEST_STALL_READER").is_some(),
         };
         let backend = config.reader.backend;
         readers.push(spawn(format!("reader-{index}"), &failures_tx, move || {
@@ -309,6 +317,7 @@ pub fn start_with_metrics(
         Arc::clone(&metrics),
         Arc::clone(&health.readiness),
         &config.checkpoints,
+        health.liveness.heart("checkpointer"),
     )?;
 
     let containers = Arc::new(Containers::default());

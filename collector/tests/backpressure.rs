@@ -80,11 +80,11 @@ sinks:
     );
     let (sink, healthy) = (
         collector.metric("ringtail_queue_depth{queue=\"sink:out\"}"),
-        collector.get("/healthz").unwrap(),
+        collector.get("/readyz").unwrap(),
     );
     assert!(sink >= 1.0, "the sink's queue is full: {sink}");
     assert!(
-        healthy.contains("\"status\":\"ok\""),
+        healthy.contains("\"status\":\"ready\""),
         "a slow sink is not an unhealthy one: {healthy}"
     );
 

@@ -566,9 +566,10 @@ fn the_daemonset_probes_lifecycle_and_resources_match_the_configuration() {
                 other => panic!("deploy/{dir}: unexpected probe port {other}"),
             }
         };
-        for probe in ["livenessProbe", "readinessProbe"] {
+        // A backend outage makes pods unready, never restarts them: liveness asks /livez.
+        for (probe, path) in [("livenessProbe", "/livez"), ("readinessProbe", "/readyz")] {
             let get = &container[probe]["httpGet"];
-            assert_eq!(get["path"], "/healthz", "deploy/{dir}: {probe}");
+            assert_eq!(get["path"], path, "deploy/{dir}: {probe}");
             assert_eq!(
                 port_of(&get["port"]),
                 u64::from(listen.port()),

@@ -37,6 +37,7 @@ const LAYERS: &[&str] = &[
     "ebpf",
     "metrics",
     "readiness",
+    "liveness",
     "queue",
     "file",
     "timestamp",

@@ -83,11 +83,10 @@ fn readyz_reports_checkpoints_that_cannot_be_written_while_delivery_goes_on() {
                 .is_some_and(|b| b.contains(r#""status":"not ready""#) && b.contains("checkpoints"))
         },
     );
-    let health: serde_json::Value =
-        serde_json::from_str(&collector.get("/healthz").unwrap()).unwrap();
+    let live: serde_json::Value = serde_json::from_str(&collector.get("/livez").unwrap()).unwrap();
     assert_eq!(
-        health["status"], "ok",
-        "liveness does not fail for a node's disk: {health}"
+        live["status"], "live",
+        "liveness does not fail for a node's disk: {live}"
     );
     assert!(collector.metric("ringtail_checkpoint_errors_total") >= 1.0);
 

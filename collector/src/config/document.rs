@@ -27,6 +27,7 @@ use crate::deliver::checkpoint::{
     CheckpointSettings, DEFAULT_CHECKPOINT_FORGET_AFTER, DEFAULT_CHECKPOINT_INTERVAL,
 };
 use crate::discover::kernel::DiscoveryMode;
+use crate::liveness::DEFAULT_STALL_TIMEOUT;
 use crate::read::backend::BackendKind;
 use crate::read::{
     DEFAULT_BUFFER_MEMORY, DEFAULT_CHUNK_BYTES, DEFAULT_CLOSE_IDLE, DEFAULT_MAX_OPEN_DELETED,
@@ -354,7 +355,16 @@ impl Validator {
             },
             None => DEFAULT_API_LISTEN.parse().ok()?,
         };
-        Some(ApiSettings { listen })
+        let stall_timeout = duration(
+            raw.stall_timeout.as_ref(),
+            "api.stall_timeout",
+            DEFAULT_STALL_TIMEOUT,
+            problems,
+        );
+        Some(ApiSettings {
+            listen,
+            stall_timeout,
+        })
     }
 
     fn reader(&self, raw: RawReader, problems: &mut Vec<Problem>) -> ReaderSettings {

@@ -15,12 +15,15 @@ use serde::de::DeserializeOwned;
 
 use crate::config::problem::Problem;
 
-/// The `api` section: where `/metrics` and `/healthz` are served.
+/// The `api` section: where `/metrics`, `/livez`, `/readyz` and `/healthz` are served.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
     /// Socket address to listen on, e.g. `127.0.0.1:9100`. Port 0 picks a free port.
     pub listen: Option<Spanned<String>>,
+    /// A reader, worker, sink or checkpoint thread working this long without progress makes
+    /// `/livez` fail, e.g. `60s`.
+    pub stall_timeout: Option<Spanned<String>>,
 }
 
 /// The `reader` section: how files are read.

@@ -18,6 +18,7 @@ use crossbeam::channel::{Sender, bounded, select};
 
 use crate::deliver::ack::AckTracker;
 use crate::deliver::checkpoint::{CheckpointError, CheckpointSettings, Entry, Store};
+use crate::liveness::Heart;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 
@@ -147,6 +148,7 @@ impl Checkpointer {
         metrics: Arc<Metrics>,
         readiness: Arc<Readiness>,
         settings: &CheckpointSettings,
+        heart: Arc<Heart>,
     ) -> Result<Self, CheckpointerError> {
         let mut writer = Writer {
             store,
@@ -165,8 +167,11 @@ impl Checkpointer {
             .spawn(move || {
                 let mut next = Instant::now();
                 loop {
-                    // Errors are logged and counted inside; the next tick retries.
+                    // Errors are logged and counted inside; the next tick retries. A write
+                    // that never returns (a hung disk) is what `/livez` looks for.
+                    heart.work();
                     let _ = writer.write();
+                    heart.wait();
                     let now = Instant::now();
                     if next <= now {
                         next = now + interval;

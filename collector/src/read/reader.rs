@@ -44,6 +44,7 @@ use crossbeam::channel::{Receiver, select};
 use crate::deliver::ack::AckTracker;
 use crate::ebpf::DirtyFlags;
 use crate::file::{FINGERPRINT_BYTES, FileId, Fingerprint};
+use crate::liveness::Heart;
 use crate::metrics::{BackendLabel, Metrics};
 use crate::queue::QueueSender;
 use crate::read::backend::{BackendKind, ReadBackend, ReadOp, Region};
@@ -159,6 +160,11 @@ pub struct ReaderShared {
     pub rearm: bool,
     /// A file read to its end and idle this long is parked (see the module documentation).
     pub close_idle: Duration,
+    /// This reader's progress, for `/livez`.
+    pub heart: Arc<Heart>,
+    /// Test-only: after its first read the reader hangs as a wedged one would
+    /// (`RINGTAIL_TEST_STALL_READER` in the environment), so that `/livez` can be tested.
+    pub stall_for_test: bool,
 }
 
 /// How often a parked file that waits for a slot in the budget is tried again.
@@ -169,6 +175,10 @@ pub struct Reader {
     index: usize,
     backend: Box<dyn ReadBackend>,
     inbox: ReaderInbox,
+    /// This reader's progress, for `/livez`.
+    heart: Arc<Heart>,
+    /// See [`ReaderShared::stall_for_test`].
+    stall_for_test: bool,
     pool: Arc<BufferPool>,
     workers: Vec<QueueSender<Vec<WorkItem>>>,
     shutdown: Receiver<()>,
@@ -252,6 +262,8 @@ impl Reader {
             dirty_flags,
             rearm,
             close_idle,
+            heart,
+            stall_for_test,
         } = shared;
         let budget = Arc::clone(inbox.budget());
         metrics
@@ -275,6 +287,8 @@ impl Reader {
             rearm,
             budget,
             close_idle,
+            heart,
+            stall_for_test,
             idle: VecDeque::new(),
             blocked: HashSet::new(),
             files: HashMap::new(),
@@ -321,6 +335,7 @@ impl Reader {
                 Some(wait) => crossbeam::channel::after(wait),
                 None => crossbeam::channel::never(),
             };
+            self.heart.wait();
             select! {
                 recv(self.inbox.control()) -> msg => match msg {
                     Ok(control) => self.control(control),
@@ -331,11 +346,22 @@ impl Reader {
                 recv(timer) -> _ => {}
                 recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
             }
+            self.heart.work();
             return Ok(());
         }
+        self.heart.work();
         let ops = self.prepare()?;
         let submitted: Vec<FileId> = ops.iter().map(|op| op.id).collect();
         let done = self.backend.read_batch(ops);
+        if self.stall_for_test {
+            tracing::warn!(
+                reader = self.index,
+                "RINGTAIL_TEST_STALL_READER: hanging (test only)"
+            );
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
         if done.len() != submitted.len() {
             // A read task was lost (see the io_uring backend); read those files again.
             let returned: HashSet<FileId> = done.iter().map(|op| op.id).collect();
@@ -502,13 +528,16 @@ impl Reader {
                 Ok(Some(buf)) => buf,
                 Ok(None) if ops.is_empty() => {
                     // Every buffer is downstream; the workers give them back as they finish.
-                    select! {
+                    self.heart.wait();
+                    let buf = select! {
                         recv(self.pool.returned()) -> buf => match buf {
                             Ok(mut buf) => { buf.set_len(0); buf }
                             Err(_) => return Err(Stop::Shutdown),
                         },
                         recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
-                    }
+                    };
+                    self.heart.work();
+                    buf
                 }
                 Ok(None) => {
                     if let Some(f) = self.files.get_mut(&id) {
@@ -750,12 +779,15 @@ impl Reader {
             let items = std::mem::take(&mut self.out[worker]);
             let queue = &self.workers[worker];
             queue.observe();
+            // A full worker queue is backpressure, not a stall.
+            self.heart.wait();
             select! {
                 send(queue.tx, items) -> sent => if sent.is_err() {
                     return Err(Stop::Failed(ReaderError::WorkerGone { reader: self.index, worker }));
                 },
                 recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
             }
+            self.heart.work();
             queue.observe();
         }
         Ok(())

@@ -20,6 +20,7 @@ use crossbeam::channel::{Receiver, RecvTimeoutError};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::deliver::batch::Batch;
+use crate::liveness::Heart;
 use crate::metrics::Metrics;
 
 /// Why a sink failed.
@@ -131,6 +132,7 @@ pub fn run(
     health: Arc<SinkHealth>,
     metrics: Arc<Metrics>,
     abandon: Arc<AtomicBool>,
+    heart: Arc<Heart>,
 ) -> Result<(), SinkError> {
     let label = Metrics::sink(name);
     let records = metrics.sink_records.get_or_create_owned(&label);
@@ -142,12 +144,15 @@ pub fn run(
         health: &health,
         errors: &errors,
         abandon: &abandon,
+        heart: &heart,
     };
     loop {
+        heart.wait();
         let received = match sink.deadline() {
             Some(at) => input.recv_deadline(at),
             None => input.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
+        heart.work();
         depth.set(input.len() as i64);
         match received {
             Ok(batch) => {
@@ -167,6 +172,7 @@ struct Retry<'a> {
     health: &'a SinkHealth,
     errors: &'a Counter,
     abandon: &'a AtomicBool,
+    heart: &'a Heart,
 }
 
 impl Retry<'_> {
@@ -193,7 +199,11 @@ impl Retry<'_> {
                         });
                     }
                     tracing::warn!(sink = self.name, error = %e, retry_in = ?delay, "sink write failed; retrying (nothing is dropped)");
+                    // Waiting on the destination is not a stall: an outage must not restart
+                    // the collector.
+                    self.heart.wait();
                     std::thread::sleep(delay);
+                    self.heart.work();
                     delay = (delay * 2).min(RETRY_MAX);
                 }
             }

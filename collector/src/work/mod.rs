@@ -40,6 +40,7 @@ use crate::deliver::ack::{AckHandle, AckTracker};
 use crate::deliver::batch::Batch;
 use crate::encode::FileFields;
 use crate::file::FileId;
+use crate::liveness::Heart;
 use crate::metrics::Metrics;
 use crate::source::FileCtx;
 use item::WorkItem;
@@ -76,6 +77,8 @@ pub struct Worker {
     /// Lower bounds of multiline deadlines, at most one entry per file (see `FileState::timed`).
     timers: BinaryHeap<Reverse<(Instant, FileId)>>,
     queue_depth: Gauge,
+    /// This worker's progress, for `/livez`.
+    heart: Arc<Heart>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -219,13 +222,21 @@ impl Worker {
             outputs,
             timers: BinaryHeap::new(),
             queue_depth,
+            heart: Heart::detached(&format!("worker-{index}")),
         }
+    }
+
+    /// Reports this worker's progress to `heart` (see [`crate::liveness`]).
+    pub fn with_heart(mut self, heart: Arc<Heart>) -> Self {
+        self.heart = heart;
+        self
     }
 
     /// Runs until the readers close the input queue, then emits every pending multi-line
     /// record and delivers the last batches.
     pub fn run(mut self) -> Result<(), WorkerError> {
         loop {
+            self.heart.wait();
             let received = match self.timers.peek() {
                 Some(&Reverse((deadline, _))) => self.input.recv_deadline(deadline),
                 None => self
@@ -233,6 +244,7 @@ impl Worker {
                     .recv()
                     .map_err(|_| RecvTimeoutError::Disconnected),
             };
+            self.heart.work();
             self.queue_depth.set(self.input.len() as i64);
             match received {
                 Ok(items) => self.handle(items)?,
@@ -372,10 +384,13 @@ impl Worker {
                 ack: ack.clone(),
                 index: index.clone(),
             };
+            // A full sink queue is backpressure, not a stall.
+            self.heart.wait();
             sink.send(batch).map_err(|_| WorkerError::SinkGone {
                 sink: sink.name.clone(),
                 worker: self.index,
             })?;
+            self.heart.work();
         }
         Ok(())
     }

@@ -62,6 +62,8 @@ fn rig_parking(
             dirty_flags: None,
             rearm: false,
             close_idle,
+            heart: crate::liveness::Heart::detached("reader-0"),
+            stall_for_test: false,
         },
     );
     Rig {
