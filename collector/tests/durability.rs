@@ -532,3 +532,43 @@ fn a_full_output_disk_holds_offsets_back_and_loses_nothing() {
     assert!(log.contains("No space left on device"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn acknowledged_offsets_are_saved_within_a_fraction_of_a_second_whatever_the_interval() {
+    let (dir, config) = setup();
+    // The interval only covers what acknowledgements do not (forgotten checkpoints).
+    let config = config.replace("interval: 100ms", "interval: 30s");
+    let log = dir.path().join("logs/a.log");
+    let collector = Collector::start(dir.path(), &config);
+    let checkpoint_offset = || -> u64 {
+        std::fs::read_to_string(dir.path().join("data/checkpoints.json"))
+            .unwrap_or_default()
+            .split("\"offset\":")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    for round in 0..3u64 {
+        append_lines(&log, "a", round * 1_000..(round + 1) * 1_000, 20);
+        let size = std::fs::metadata(&log).unwrap().len();
+        let written = Instant::now();
+        let deadline = written + Duration::from_secs(5);
+        while checkpoint_offset() < size {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: checkpoint at {} of {size} bytes after 5 s",
+                checkpoint_offset()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let took = written.elapsed();
+        println!("round {round}: written to saved checkpoint in {took:?}");
+        assert!(
+            took < Duration::from_secs(2),
+            "saved {took:?} after the write, not at the 30 s interval"
+        );
+    }
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+}

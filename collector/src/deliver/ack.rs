@@ -155,6 +155,9 @@ pub struct AckTracker {
     /// Signalled when a file is opened: a new identity should reach the checkpoint file soon,
     /// so that a file renamed while ringtail is down is still found by its identity.
     opened: (Sender<()>, Receiver<()>),
+    /// Signalled (coalesced) when an acknowledgement moved an offset: the checkpointer saves
+    /// it soon, so a crash re-sends little.
+    acked: (Sender<()>, Receiver<()>),
     /// When the last run last saved its checkpoints: files changed since then may have been
     /// written, or rotated away, while ringtail was down.
     previous_save: Option<SystemTime>,
@@ -194,6 +197,7 @@ impl AckTracker {
             }),
             metrics,
             opened: crossbeam::channel::bounded(1),
+            acked: crossbeam::channel::bounded(1),
             previous_save: saved,
         }
     }
@@ -206,6 +210,12 @@ impl AckTracker {
     /// Receives a signal (coalesced) whenever files were opened since the last one.
     pub fn opened_signal(&self) -> Receiver<()> {
         self.opened.1.clone()
+    }
+
+    /// Receives a signal (coalesced) whenever an acknowledgement moved an offset since the
+    /// last one.
+    pub fn acked_signal(&self) -> Receiver<()> {
+        self.acked.1.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -310,6 +320,7 @@ impl AckTracker {
     /// A batch was acknowledged by every sink it went to.
     pub fn complete(&self, progress: &[FileProgress]) {
         self.metrics.acked_batches.inc();
+        let mut moved = false;
         let mut state = self.lock();
         for p in progress {
             let Some(t) = state.files.get_mut(&p.id) else {
@@ -322,6 +333,7 @@ impl AckTracker {
                 continue;
             }
             let mut closed = p.closed;
+            moved = true;
             t.offset = p.offset;
             t.next_seq += 1;
             while let Some((offset, c)) = t.early.remove(&t.next_seq) {
@@ -332,6 +344,10 @@ impl AckTracker {
             if closed {
                 state.files.remove(&p.id);
             }
+        }
+        drop(state);
+        if moved {
+            let _ = self.acked.0.try_send(());
         }
     }
 

@@ -1,9 +1,13 @@
 //! The checkpointer: loading the last run's checkpoints into a tracker at start-up, and the
 //! thread that writes the tracker's snapshot while the pipeline runs, plus the final write.
 //!
-//! The snapshot is written when it changed: every `checkpoints.interval`, and
-//! [`NEW_FILES_PAUSE`] after files are opened, so a new identity is on disk before the file
-//! can be renamed away. A failed write is logged once per failure streak, counted and retried
+//! The snapshot is written when it changed: [`ACK_SAVE_DELAY`] after an acknowledgement
+//! moved an offset (coalesced: under load, about ten writes a second), so a crash re-sends
+//! little more than what was in flight; [`NEW_FILES_PAUSE`] after files are opened, so a new
+//! identity is on disk before the file can be renamed away; and every
+//! `checkpoints.interval` for the rest (checkpoints forgotten). Writes are spaced by at least
+//! [`COST_FACTOR`] times the last write's duration, so a large checkpoint file (100,000
+//! files) is saved less often instead of taking the thread's whole time. A failed write is logged once per failure streak, counted and retried
 //! at the next tick. The final write comes after the sinks have stopped
 //! ([`Checkpointer::stop`]).
 //!
@@ -27,6 +31,12 @@ const READINESS: &str = "checkpoints";
 
 /// After files are opened, the checkpointer waits this long for more before writing.
 pub const NEW_FILES_PAUSE: Duration = Duration::from_millis(5);
+/// After an acknowledgement moved an offset, the checkpointer waits this long for more
+/// before writing.
+pub const ACK_SAVE_DELAY: Duration = Duration::from_millis(100);
+/// Acknowledgement-driven writes start at least this many times the last write's duration
+/// after it ended (at most about a tenth of the thread's time goes to writing).
+pub const COST_FACTOR: u32 = 10;
 
 /// Why the checkpointer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -162,15 +172,20 @@ impl Checkpointer {
         let (stop, stopped) = bounded::<()>(0);
         let interval = settings.interval;
         let opened = tracker.opened_signal();
+        let acked = tracker.acked_signal();
         let thread = std::thread::Builder::new()
             .name("checkpointer".to_string())
             .spawn(move || {
                 let mut next = Instant::now();
+                // When acknowledgement-driven writes may start again.
+                let mut spaced = Instant::now();
                 loop {
                     // Errors are logged and counted inside; the next tick retries. A write
                     // that never returns (a hung disk) is what `/livez` looks for.
                     heart.work();
+                    let started = Instant::now();
                     let _ = writer.write();
+                    spaced = spaced.max(Instant::now() + started.elapsed() * COST_FACTOR);
                     heart.wait();
                     let now = Instant::now();
                     if next <= now {
@@ -182,6 +197,12 @@ impl Checkpointer {
                         recv(stopped) -> _ => return WriterState(writer),
                         recv(opened) -> _ => {
                             if stopped.recv_timeout(NEW_FILES_PAUSE).is_err_and(|e| e.is_disconnected()) {
+                                return WriterState(writer);
+                            }
+                        }
+                        recv(acked) -> _ => {
+                            let at = spaced.max(Instant::now() + ACK_SAVE_DELAY);
+                            if stopped.recv_deadline(at).is_err_and(|e| e.is_disconnected()) {
                                 return WriterState(writer);
                             }
                         }
