@@ -278,6 +278,7 @@ pub fn start_with_metrics(
             metrics: Arc::clone(&metrics),
             tracker: Arc::clone(&tracker),
             max_open_deleted: config.reader.max_open_deleted,
+            max_deleted_bytes: config.reader.max_deleted_bytes,
             dirty_flags: dirty_flags.clone(),
             rearm: hook_wakes,
             close_idle: config.reader.close_idle,

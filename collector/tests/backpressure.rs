@@ -200,3 +200,92 @@ sinks:
     assert!(status.success(), "{stderr}");
     assert_eq!(drain.join().unwrap(), total, "every record, none twice");
 }
+
+#[test]
+fn deleted_files_hold_at_most_max_deleted_bytes_unread_and_the_rest_is_counted_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("logs")).unwrap();
+    let config = format!(
+        r#"data_dir: {dir}/data
+api:
+  listen: 127.0.0.1:{{port}}
+reader:
+  chunk_size: 64KiB
+  buffer_memory: 1MiB
+  max_deleted_bytes: 2MiB
+pipeline:
+  queue_batches: 2
+  batch_size: 64KiB
+sources:
+  - name: raw
+    paths: ["{dir}/logs/*.log"]
+sinks:
+  - name: out
+    type: stdout
+    encoding: text
+"#,
+        dir = root.display()
+    );
+    let mut collector = Collector::start_with_stdout(root, &config, Stdio::piped());
+    // Nobody reads stdout: the sink stalls. Files of 1 MiB each are written, opened by
+    // ringtail and deleted, faster than it can read them.
+    const FILES: usize = 6;
+    const PER_FILE: usize = 10_000;
+    let line_len = 9 + LINE.len() + 1;
+    for f in 0..FILES {
+        let path = root.join(format!("logs/f{f}.log"));
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        for i in 0..PER_FILE {
+            writeln!(file, "{i:08} {LINE}").unwrap();
+        }
+        file.flush().unwrap();
+        drop(file);
+        collector.wait_until(Duration::from_secs(10), "the file is open", || {
+            collector.metric("ringtail_files_open") >= 1.0
+        });
+        std::fs::remove_file(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let total = (FILES * PER_FILE * line_len) as f64;
+    collector.wait_until(Duration::from_secs(10), "lost bytes counted", || {
+        collector.metric("ringtail_lost_bytes_total{source=\"raw\"}") > 0.0
+    });
+    let lost = collector.metric("ringtail_lost_bytes_total{source=\"raw\"}");
+    let log = collector.stderr();
+    assert!(
+        log.contains("reader.max_deleted_bytes") && log.contains("/logs/f0.log"),
+        "the closed file is named with the bound: {log}"
+    );
+    // Drain: every byte is either delivered or counted as lost.
+    let stdout = collector.child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .map(|l| l.len() + 1)
+            .sum::<usize>()
+    });
+    collector.wait_until(Duration::from_secs(30), "deleted files drained", || {
+        collector.metric("ringtail_deleted_files_open") == 0.0
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let lost = collector
+        .metric("ringtail_lost_bytes_total{source=\"raw\"}")
+        .max(lost);
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    let delivered = reader.join().unwrap() as f64;
+    println!(
+        "{FILES} deleted files of 1 MiB, bound 2 MiB: {lost} bytes lost and counted, {delivered} delivered"
+    );
+    assert!(
+        lost >= total - delivered - (FILES * line_len) as f64,
+        "unaccounted bytes: lost {lost}, delivered {delivered} of {total}"
+    );
+    assert!(lost + delivered <= total + (FILES * line_len) as f64);
+    assert!(
+        lost >= 1_000_000.0,
+        "more than 2 MiB of 6 could not be held: lost {lost}"
+    );
+}

@@ -30,8 +30,8 @@ use crate::discover::kernel::DiscoveryMode;
 use crate::liveness::DEFAULT_STALL_TIMEOUT;
 use crate::read::backend::BackendKind;
 use crate::read::{
-    DEFAULT_BUFFER_MEMORY, DEFAULT_CHUNK_BYTES, DEFAULT_CLOSE_IDLE, DEFAULT_MAX_OPEN_DELETED,
-    ReaderSettings, WakeSource,
+    DEFAULT_BUFFER_MEMORY, DEFAULT_CHUNK_BYTES, DEFAULT_CLOSE_IDLE, DEFAULT_MAX_DELETED_BYTES,
+    DEFAULT_MAX_OPEN_DELETED, ReaderSettings, WakeSource,
 };
 use crate::sink::SinkSettings;
 use crate::source::{ReadFrom, Source};
@@ -414,6 +414,13 @@ impl Validator {
             1..=1 << 20,
             problems,
         );
+        let max_deleted_bytes = size(
+            raw.max_deleted_bytes.as_ref(),
+            "reader.max_deleted_bytes",
+            DEFAULT_MAX_DELETED_BYTES as usize,
+            4096..=1 << 50,
+            problems,
+        ) as u64;
         let wake = choice(
             raw.wake.as_ref(),
             "reader.wake",
@@ -446,6 +453,7 @@ impl Validator {
             buffer_memory,
             read_from,
             max_open_deleted,
+            max_deleted_bytes,
             max_open_files,
             close_idle,
             wake,

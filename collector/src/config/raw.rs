@@ -43,6 +43,9 @@ pub struct RawReader {
     /// Most deleted (or moved-away) files held open until read to their end; past it the
     /// oldest is closed and its unread bytes are counted in `lost_bytes`.
     pub max_open_deleted: Option<Spanned<String>>,
+    /// Most unread bytes held in deleted (or moved-away) files, e.g. `2GiB`; past it the
+    /// oldest is closed and its unread bytes are counted in `lost_bytes`, with its path.
+    pub max_deleted_bytes: Option<Spanned<String>>,
     /// What wakes a reader when a file has new data: `inotify` or `write_hook`.
     pub wake: Option<Spanned<String>>,
     /// Most files open at once (default: the open-file limit less a reserve); past it, idle

@@ -41,6 +41,10 @@ pub const DEFAULT_BUFFER_MEMORY: usize = 64 * 1024 * 1024;
 /// Deleted files held open until drained: each pins its disk space and a descriptor, and a
 /// node rarely has more than a few hundred containers exiting at once.
 pub const DEFAULT_MAX_OPEN_DELETED: usize = 1024;
+/// Unread bytes held in deleted files at most: a long outage must not fill the node's disk
+/// with files nobody else can see (kubelet keeps 5 × 10 MiB per container, so this is many
+/// containers' worth of rotated logs).
+pub const DEFAULT_MAX_DELETED_BYTES: u64 = 2 << 30;
 /// A file idle this long is closed: long enough that a file written every few minutes keeps
 /// its descriptor, short enough that a node's many finished logs do not hold theirs.
 pub const DEFAULT_CLOSE_IDLE: Duration = Duration::from_secs(300);
@@ -60,6 +64,8 @@ pub struct ReaderSettings {
     pub read_from: ReadFrom,
     /// Most deleted files held open until drained.
     pub max_open_deleted: usize,
+    /// Most unread bytes held in deleted files.
+    pub max_deleted_bytes: u64,
     /// Most files open at once (`None`: derived from the open-file limit, see
     /// [`budget::default_max_open_files`]).
     pub max_open_files: Option<usize>,

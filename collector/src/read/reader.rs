@@ -15,9 +15,10 @@
 //!
 //! A file is never closed while it may have unread data: on [`Control::Gone`] (deleted or moved
 //! away) it is read to its end first, ahead of live files — a deleted file pins its disk space
-//! and a descriptor. The number of such files is bounded (`reader.max_open_deleted`): past the
-//! bound the oldest is closed, and its unread bytes are counted in `lost_bytes` and logged with
-//! the file's path. A file that shrinks below the read offset was truncated (copytruncate):
+//! and a descriptor. The number of such files (`reader.max_open_deleted`) and the unread bytes
+//! they hold (`reader.max_deleted_bytes`, so a long sink outage cannot fill the node's disk)
+//! are bounded: past either bound the oldest is closed (the oldest is also read first), and
+//! its unread bytes are counted in `lost_bytes` and logged with the file's path. A file that shrinks below the read offset was truncated (copytruncate):
 //! that is counted in `truncations` and reading restarts at 0.
 //!
 //! Descriptors follow active files, not every file ever matched (see [`crate::read::budget`]):
@@ -152,6 +153,8 @@ pub struct ReaderShared {
     pub tracker: Arc<AckTracker>,
     /// Most deleted files held open until drained (see the module documentation).
     pub max_open_deleted: usize,
+    /// Most unread bytes held in deleted files (see the module documentation).
+    pub max_deleted_bytes: u64,
     /// The eBPF write hook's per-file flags and byte counts.
     pub dirty_flags: Option<Arc<DirtyFlags>>,
     /// Whether the write hook wakes readers (`reader.wake: write_hook`): then a reader that
@@ -166,6 +169,9 @@ pub struct ReaderShared {
     /// (`RINGTAIL_TEST_STALL_READER` in the environment), so that `/livez` can be tested.
     pub stall_for_test: bool,
 }
+
+/// How often a reader blocked on a full worker queue looks at discovery's messages.
+const BACKPRESSURE_POLL: Duration = Duration::from_millis(50);
 
 /// How often a parked file that waits for a slot in the budget is tried again.
 const BLOCKED_RETRY: Duration = Duration::from_millis(100);
@@ -184,6 +190,7 @@ pub struct Reader {
     shutdown: Receiver<()>,
     metrics: Arc<Metrics>,
     tracker: Arc<AckTracker>,
+    max_deleted_bytes: u64,
     max_open_deleted: usize,
     dirty_flags: Option<Arc<DirtyFlags>>,
     rearm: bool,
@@ -259,6 +266,7 @@ impl Reader {
             metrics,
             tracker,
             max_open_deleted,
+            max_deleted_bytes,
             dirty_flags,
             rearm,
             close_idle,
@@ -283,6 +291,7 @@ impl Reader {
             metrics,
             tracker,
             max_open_deleted,
+            max_deleted_bytes,
             dirty_flags,
             rearm,
             budget,
@@ -351,6 +360,10 @@ impl Reader {
         }
         self.heart.work();
         let ops = self.prepare()?;
+        if ops.is_empty() {
+            // No buffer came; discovery's message was taken instead (see `prepare`).
+            return self.send_out();
+        }
         let submitted: Vec<FileId> = ops.iter().map(|op| op.id).collect();
         let done = self.backend.read_batch(ops);
         if self.stall_for_test {
@@ -454,32 +467,70 @@ impl Reader {
         }
     }
 
-    /// Past `max_open_deleted` gone files, closes the oldest: what it still held is lost,
-    /// and said so.
+    /// Past `max_open_deleted` gone files, or `max_deleted_bytes` unread in them, closes the
+    /// oldest: what it still held is lost, and said so.
     fn enforce_deleted_limit(&mut self) {
         let open_gone =
             |files: &HashMap<FileId, OpenFile>, id: &FileId| files.get(id).is_some_and(|f| f.gone);
         self.gone.retain(|id| open_gone(&self.files, id));
-        while self.gone.len() > self.max_open_deleted {
+        let mut unread: Vec<u64> = self
+            .gone
+            .iter()
+            .map(|id| {
+                let offset = self.files.get(id).map_or(0, |f| f.offset);
+                self.backend
+                    .size(*id)
+                    .map_or(0, |size| size.saturating_sub(offset))
+            })
+            .collect();
+        let mut held: u64 = unread.iter().sum();
+        while self.gone.len() > self.max_open_deleted || held > self.max_deleted_bytes {
             let Some(id) = self.gone.pop_front() else {
                 break;
             };
+            let lost = if unread.is_empty() {
+                0
+            } else {
+                unread.remove(0)
+            };
+            held -= lost;
             let Some(file) = self.files.get(&id) else {
                 continue;
             };
-            let unread = self
-                .backend
-                .size(id)
-                .map_or(0, |size| size.saturating_sub(file.offset));
-            file.lost_bytes.inc_by(unread);
+            file.lost_bytes.inc_by(lost);
+            let (limit, what) = if self.gone.len() >= self.max_open_deleted {
+                (
+                    self.max_open_deleted as u64,
+                    "reader.max_open_deleted files",
+                )
+            } else {
+                (
+                    self.max_deleted_bytes,
+                    "reader.max_deleted_bytes unread bytes",
+                )
+            };
             tracing::error!(
                 file = %file.ctx.path.display(),
                 offset = file.offset,
-                lost_bytes = unread,
-                limit = self.max_open_deleted,
-                "closing a deleted file before it was read to its end: more deleted files are open than reader.max_open_deleted; its unread bytes are lost"
+                lost_bytes = lost,
+                limit,
+                "closing a deleted file before it was read to its end: deleted files hold more than {what}; its unread bytes are lost"
             );
             self.close(id);
+        }
+    }
+
+    /// Puts a file taken for reading back at the head of its queue.
+    fn requeue_front(&mut self, id: FileId) {
+        if let Some(f) = self.files.get_mut(&id)
+            && !f.queued
+        {
+            f.queued = true;
+            if f.gone {
+                self.ready_gone.push_front(id);
+            } else {
+                self.ready.push_front(id);
+            }
         }
     }
 
@@ -528,16 +579,42 @@ impl Reader {
                 Ok(Some(buf)) => buf,
                 Ok(None) if ops.is_empty() => {
                     // Every buffer is downstream; the workers give them back as they finish.
+                    // Discovery's messages are still taken meanwhile: a file deleted while
+                    // the sink is stalled must be counted against the deleted-file bounds
+                    // now, not when a buffer comes back.
+                    let control = match self.inbox.control().try_recv() {
+                        Ok(control) => Some(Ok(control)),
+                        Err(crossbeam::channel::TryRecvError::Empty) => None,
+                        Err(crossbeam::channel::TryRecvError::Disconnected) => Some(Err(())),
+                    };
+                    if let Some(Ok(control)) = control {
+                        self.requeue_front(id);
+                        self.control(control);
+                        return Ok(ops);
+                    }
+                    let listen = control.is_none();
+                    let never = crossbeam::channel::never();
+                    let controls = if listen { self.inbox.control() } else { &never };
                     self.heart.wait();
                     let buf = select! {
                         recv(self.pool.returned()) -> buf => match buf {
-                            Ok(mut buf) => { buf.set_len(0); buf }
+                            Ok(mut buf) => { buf.set_len(0); Some(buf) }
                             Err(_) => return Err(Stop::Shutdown),
+                        },
+                        recv(controls) -> msg => {
+                            self.requeue_front(id);
+                            if let Ok(control) = msg {
+                                self.control(control);
+                            }
+                            None
                         },
                         recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
                     };
                     self.heart.work();
-                    buf
+                    match buf {
+                        Some(buf) => buf,
+                        None => return Ok(ops),
+                    }
                 }
                 Ok(None) => {
                     if let Some(f) = self.files.get_mut(&id) {
@@ -776,19 +853,35 @@ impl Reader {
             if self.out[worker].is_empty() {
                 continue;
             }
-            let items = std::mem::take(&mut self.out[worker]);
-            let queue = &self.workers[worker];
-            queue.observe();
-            // A full worker queue is backpressure, not a stall.
+            let mut items = std::mem::take(&mut self.out[worker]);
+            self.workers[worker].observe();
+            let tx = self.workers[worker].tx.clone();
+            // A full worker queue is backpressure, not a stall. Discovery's messages are
+            // taken while waiting: a file deleted meanwhile counts against the deleted-file
+            // bounds now.
             self.heart.wait();
-            select! {
-                send(queue.tx, items) -> sent => if sent.is_err() {
-                    return Err(Stop::Failed(ReaderError::WorkerGone { reader: self.index, worker }));
-                },
-                recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
+            loop {
+                match tx.send_timeout(items, BACKPRESSURE_POLL) {
+                    Ok(()) => break,
+                    Err(crossbeam::channel::SendTimeoutError::Disconnected(_)) => {
+                        return Err(Stop::Failed(ReaderError::WorkerGone {
+                            reader: self.index,
+                            worker,
+                        }));
+                    }
+                    Err(crossbeam::channel::SendTimeoutError::Timeout(back)) => {
+                        items = back;
+                        if self.shutdown_disconnected() {
+                            return Err(Stop::Shutdown);
+                        }
+                        while let Ok(control) = self.inbox.control().try_recv() {
+                            self.control(control);
+                        }
+                    }
+                }
             }
             self.heart.work();
-            queue.observe();
+            self.workers[worker].observe();
         }
         Ok(())
     }

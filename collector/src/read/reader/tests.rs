@@ -59,6 +59,7 @@ fn rig_parking(
             metrics,
             tracker,
             max_open_deleted,
+            max_deleted_bytes: u64::MAX,
             dirty_flags: None,
             rearm: false,
             close_idle,
