@@ -34,7 +34,6 @@ fn append_cri(
     midnight: u64,
     marker: impl Fn(u64) -> &'static str,
 ) {
-    use std::io::Write;
     let mut text = String::new();
     for n in numbers {
         let time = if n < midnight {
@@ -48,12 +47,7 @@ fn append_cri(
             "e".repeat(60)
         ));
     }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    file.write_all(text.as_bytes()).unwrap();
+    common::append(path, &text);
 }
 
 #[test]

@@ -293,18 +293,7 @@ fn a_record_the_broker_refuses_goes_to_the_dead_letter_file_or_stops_the_pipelin
     append_cri(&logs, "small", 0..100);
     std::fs::write(logs.join("big.log"), &big).unwrap();
     let mut collector = Collector::start(dir.path(), &config(dir.path(), &broker, limit));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Ok(Some(status)) = collector.child_status() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ringtail kept running:\n{}",
-            collector.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = collector.wait_exit(Duration::from_secs(30));
     let log = collector.stderr();
     assert!(!status.success(), "{log}");
     assert!(
@@ -454,15 +443,7 @@ fn an_untrusted_broker_certificate_holds_every_record() {
     );
     let collector = Collector::start(dir.path(), &config_at(dir.path(), &tls.address, &extra));
     append_cri(&logs, "u", 0..100);
-    collector.wait_until(
-        Duration::from_secs(30),
-        "the sink shows as degraded",
-        || {
-            collector
-                .get("/healthz")
-                .is_some_and(|h| h.contains("degraded"))
-        },
-    );
+    collector.wait_degraded(Duration::from_secs(30), "");
     assert_eq!(
         collector.metric("ringtail_kafka_delivered_total{sink=\"kafka\"}"),
         0.0
@@ -492,15 +473,7 @@ fn sasl_scram_is_built_in_and_a_failed_handshake_holds_records() {
     );
     let collector = Collector::start(dir.path(), &config(dir.path(), &broker, &extra));
     append_cri(&logs, "s", 0..100);
-    collector.wait_until(
-        Duration::from_secs(30),
-        "the sink shows as degraded",
-        || {
-            collector
-                .get("/healthz")
-                .is_some_and(|h| h.contains("degraded"))
-        },
-    );
+    collector.wait_degraded(Duration::from_secs(30), "");
     assert_eq!(
         collector.metric("ringtail_kafka_delivered_total{sink=\"kafka\"}"),
         0.0

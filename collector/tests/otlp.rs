@@ -26,7 +26,6 @@ fn kubelet_file(root: &Path, ns: &str, pod: &str, container: &str) -> PathBuf {
 /// Appends CRI lines `<tag> <n> <padding>` numbered `numbers` to `path`; every fifth goes to
 /// stderr.
 fn append_cri(path: &Path, tag: &str, numbers: std::ops::Range<u64>) {
-    use std::io::Write;
     let mut text = String::new();
     for n in numbers {
         let stream = if n.is_multiple_of(5) {
@@ -39,12 +38,7 @@ fn append_cri(path: &Path, tag: &str, numbers: std::ops::Range<u64>) {
             "k".repeat(40)
         ));
     }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    file.write_all(text.as_bytes()).unwrap();
+    common::append(path, &text);
 }
 
 /// A configuration reading the kubelet layout under `dir/var/log/pods` as CRI into an OTLP
@@ -509,15 +503,7 @@ fn a_frozen_receiver_times_requests_out_and_nothing_is_lost() {
     // Frozen: the kernel still accepts connections, nothing answers.
     tap.signal(rustix::process::Signal::STOP);
     append_cri(&a, "z", 1_000..2_000);
-    collector.wait_until(
-        Duration::from_secs(20),
-        "the sink shows as degraded",
-        || {
-            collector
-                .get("/healthz")
-                .is_some_and(|h| h.contains("degraded") && h.contains("timeout"))
-        },
-    );
+    collector.wait_degraded(Duration::from_secs(20), "timeout");
     std::thread::sleep(Duration::from_secs(3));
     tap.signal(rustix::process::Signal::CONT);
     // A request the receiver read before freezing may be answered late and sent again: at
@@ -546,18 +532,7 @@ fn a_refusal_without_a_dead_letter_file_stops_the_pipeline_and_the_next_run_rese
         &config(dir.path(), proxy.port, "    compression: none"),
         &[],
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Ok(Some(status)) = collector.child_status() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ringtail kept running:\n{}",
-            collector.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = collector.wait_exit(Duration::from_secs(30));
     let log = collector.stderr();
     assert!(!status.success(), "{log}");
     assert!(

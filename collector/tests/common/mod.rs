@@ -181,6 +181,31 @@ impl Collector {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Waits until the collector exits by itself (a pipeline that stopped), within
+    /// `timeout`; its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ringtail kept running:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `/readyz` shows a sink degraded with `reason` in its error.
+    pub fn wait_degraded(&self, timeout: Duration, reason: &str) {
+        self.wait_until(timeout, &format!("a sink degraded by {reason}"), || {
+            self.get("/readyz")
+                .is_some_and(|h| h.contains("\"degraded\"") && h.contains(reason))
+        });
+    }
+
     /// Kills the collector with SIGKILL and reaps it.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
@@ -405,6 +430,11 @@ pub fn append_lines(path: &Path, stream: &str, numbers: std::ops::Range<u64>, pa
     for n in numbers {
         text.push_str(&format!("{stream} {n:08} {}\n", "x".repeat(pad)));
     }
+    append(path, &text);
+}
+
+/// Appends `text` to `path` (created if missing) in one write.
+pub fn append(path: &Path, text: &str) {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
