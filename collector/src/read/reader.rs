@@ -170,9 +170,6 @@ pub struct ReaderShared {
     pub stall_for_test: bool,
 }
 
-/// How often a reader blocked on a full worker queue looks at discovery's messages.
-const BACKPRESSURE_POLL: Duration = Duration::from_millis(50);
-
 /// How often a parked file that waits for a slot in the budget is tried again.
 const BLOCKED_RETRY: Duration = Duration::from_millis(100);
 
@@ -360,10 +357,6 @@ impl Reader {
         }
         self.heart.work();
         let ops = self.prepare()?;
-        if ops.is_empty() {
-            // No buffer came; discovery's message was taken instead (see `prepare`).
-            return self.send_out();
-        }
         let submitted: Vec<FileId> = ops.iter().map(|op| op.id).collect();
         let done = self.backend.read_batch(ops);
         if self.stall_for_test {
@@ -520,20 +513,6 @@ impl Reader {
         }
     }
 
-    /// Puts a file taken for reading back at the head of its queue.
-    fn requeue_front(&mut self, id: FileId) {
-        if let Some(f) = self.files.get_mut(&id)
-            && !f.queued
-        {
-            f.queued = true;
-            if f.gone {
-                self.ready_gone.push_front(id);
-            } else {
-                self.ready.push_front(id);
-            }
-        }
-    }
-
     /// Queues a file for reading (opening it again if it was parked). Gone files go first:
     /// they hold disk space until drained.
     fn enqueue(&mut self, id: FileId) {
@@ -579,42 +558,16 @@ impl Reader {
                 Ok(Some(buf)) => buf,
                 Ok(None) if ops.is_empty() => {
                     // Every buffer is downstream; the workers give them back as they finish.
-                    // Discovery's messages are still taken meanwhile: a file deleted while
-                    // the sink is stalled must be counted against the deleted-file bounds
-                    // now, not when a buffer comes back.
-                    let control = match self.inbox.control().try_recv() {
-                        Ok(control) => Some(Ok(control)),
-                        Err(crossbeam::channel::TryRecvError::Empty) => None,
-                        Err(crossbeam::channel::TryRecvError::Disconnected) => Some(Err(())),
-                    };
-                    if let Some(Ok(control)) = control {
-                        self.requeue_front(id);
-                        self.control(control);
-                        return Ok(ops);
-                    }
-                    let listen = control.is_none();
-                    let never = crossbeam::channel::never();
-                    let controls = if listen { self.inbox.control() } else { &never };
                     self.heart.wait();
                     let buf = select! {
                         recv(self.pool.returned()) -> buf => match buf {
-                            Ok(mut buf) => { buf.set_len(0); Some(buf) }
+                            Ok(mut buf) => { buf.set_len(0); buf }
                             Err(_) => return Err(Stop::Shutdown),
-                        },
-                        recv(controls) -> msg => {
-                            self.requeue_front(id);
-                            if let Ok(control) = msg {
-                                self.control(control);
-                            }
-                            None
                         },
                         recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
                     };
                     self.heart.work();
-                    match buf {
-                        Some(buf) => buf,
-                        None => return Ok(ops),
-                    }
+                    buf
                 }
                 Ok(None) => {
                     if let Some(f) = self.files.get_mut(&id) {
@@ -853,35 +806,19 @@ impl Reader {
             if self.out[worker].is_empty() {
                 continue;
             }
-            let mut items = std::mem::take(&mut self.out[worker]);
-            self.workers[worker].observe();
-            let tx = self.workers[worker].tx.clone();
-            // A full worker queue is backpressure, not a stall. Discovery's messages are
-            // taken while waiting: a file deleted meanwhile counts against the deleted-file
-            // bounds now.
+            let items = std::mem::take(&mut self.out[worker]);
+            let queue = &self.workers[worker];
+            queue.observe();
+            // A full worker queue is backpressure, not a stall.
             self.heart.wait();
-            loop {
-                match tx.send_timeout(items, BACKPRESSURE_POLL) {
-                    Ok(()) => break,
-                    Err(crossbeam::channel::SendTimeoutError::Disconnected(_)) => {
-                        return Err(Stop::Failed(ReaderError::WorkerGone {
-                            reader: self.index,
-                            worker,
-                        }));
-                    }
-                    Err(crossbeam::channel::SendTimeoutError::Timeout(back)) => {
-                        items = back;
-                        if self.shutdown_disconnected() {
-                            return Err(Stop::Shutdown);
-                        }
-                        while let Ok(control) = self.inbox.control().try_recv() {
-                            self.control(control);
-                        }
-                    }
-                }
+            select! {
+                send(queue.tx, items) -> sent => if sent.is_err() {
+                    return Err(Stop::Failed(ReaderError::WorkerGone { reader: self.index, worker }));
+                },
+                recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
             }
             self.heart.work();
-            self.workers[worker].observe();
+            queue.observe();
         }
         Ok(())
     }
