@@ -7,9 +7,13 @@
 //! identity is on disk before the file can be renamed away; and every
 //! `checkpoints.interval` for the rest (checkpoints forgotten). Writes are spaced by at least
 //! [`COST_FACTOR`] times the last write's duration, so a large checkpoint file (100,000
-//! files) is saved less often instead of taking the thread's whole time. A failed write is logged once per failure streak, counted and retried
-//! at the next tick. The final write comes after the sinks have stopped
-//! ([`Checkpointer::stop`]).
+//! files) is saved less often instead of taking the thread's whole time. A failed write is
+//! logged once per failure streak, counted and retried at the next tick. The final write
+//! comes after the sinks have stopped ([`Checkpointer::stop`]) and is made even when nothing
+//! changed: the file's time is when the run ended, and the next run reads a rotated file
+//! without a checkpoint whole only if it changed after that (an unchanged snapshot skipped
+//! at the end would date the run's end to its last change, and a copytruncate copy made
+//! since would be read again).
 //!
 //! Owns the writing schedule; it may not change offsets, only save what the tracker says.
 
@@ -98,8 +102,15 @@ struct Writer {
 
 impl Writer {
     fn write(&mut self) -> Result<(), CheckpointError> {
+        self.save(false)
+    }
+
+    /// Saves the tracker's snapshot if it changed since the last save, or even if it did not
+    /// when `always` (the final write: the file's time then says when this run ended, which
+    /// the next run compares rotated files against).
+    fn save(&mut self, always: bool) -> Result<(), CheckpointError> {
         let entries = self.tracker.snapshot(self.forget_after);
-        if self.last.as_ref() == Some(&entries) {
+        if !always && self.last.as_ref() == Some(&entries) {
             return Ok(());
         }
         match self.store.save(&entries) {
@@ -219,7 +230,7 @@ impl Checkpointer {
     pub fn stop(self) -> Result<(), String> {
         drop(self.stop);
         match self.thread.join() {
-            Ok(WriterState(mut writer)) => match writer.write() {
+            Ok(WriterState(mut writer)) => match writer.save(true) {
                 Ok(()) => {
                     tracing::info!(path = %writer.store.path().display(), files = writer.last.as_ref().map_or(0, Vec::len), "final checkpoint written");
                     Ok(())
