@@ -33,10 +33,13 @@
 //! - [`container`]: which container a file belongs to; container filters; runtime bundles.
 //! - [`ebpf`]: ringtail's eBPF programs: loading them, their events and maps.
 //! - Shared vocabulary: [`metrics`], [`readiness`] (what keeps ringtail from doing all of its
-//!   job), [`liveness`] (whether its threads make progress), [`queue`] (bounded queues with their depth), [`file`](mod@file) (what a file is),
-//!   [`escape`] (JSON strings), [`timestamp`] (RFC 3339 and calendar dates).
+//!   job), [`liveness`] (whether its threads make progress), [`queue`] (bounded queues with
+//!   their depth), [`file`](mod@file) (what a file is), [`compressed`] (gzip and zstd
+//!   rotations read as the bytes they were compressed from), [`escape`] (JSON strings),
+//!   [`timestamp`] (RFC 3339 and calendar dates).
 
 pub mod api;
+pub mod compressed;
 pub mod config;
 pub mod container;
 pub mod cut;

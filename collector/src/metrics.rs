@@ -23,6 +23,16 @@ pub struct SourceLabel {
     pub source: String,
 }
 
+/// Label of lost bytes: the source, and why they could not be read.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LostLabel {
+    /// Source name from the configuration.
+    pub source: String,
+    /// [`Metrics::LOST_DELETED_LIMIT`], [`Metrics::LOST_UNREADABLE`] or
+    /// [`Metrics::LOST_DAMAGED_ARCHIVE`].
+    pub reason: &'static str,
+}
+
 /// Label of per-sink metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SinkLabel {
@@ -100,8 +110,8 @@ pub struct Metrics {
     pub records_dropped: Family<SourceLabel, Counter>,
     /// Files found truncated below the read offset (read again from 0).
     pub truncations: Family<SourceLabel, Counter>,
-    /// Bytes of deleted files that could not be read before they had to be closed.
-    pub lost_bytes: Family<SourceLabel, Counter>,
+    /// Bytes that could not be read, by source and reason (see [`LostLabel`]).
+    pub lost_bytes: Family<LostLabel, Counter>,
     /// Symlinks matching a glob but leading outside the log directories, refused.
     pub symlinks_refused: Family<SourceLabel, Counter>,
     /// Files a glob matched that are ringtail's own outputs (by identity), never read.
@@ -341,7 +351,7 @@ impl Metrics {
         );
         registry.register(
             "lost_bytes",
-            "Bytes of deleted files closed before they could be read (open-deleted-files limit or read errors)",
+            "Bytes that could not be read: deleted files closed by reader.max_open_deleted or reader.max_deleted_bytes (reason deleted_limit), deleted files that failed to read (unreadable), compressed rotations that did not decode (damaged_archive, in compressed bytes)",
             m.lost_bytes.clone(),
         );
         registry.register(
@@ -580,6 +590,22 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Lost bytes: a deleted file closed by `reader.max_open_deleted` or
+    /// `reader.max_deleted_bytes` before it was read to its end.
+    pub const LOST_DELETED_LIMIT: &'static str = "deleted_limit";
+    /// Lost bytes: a deleted file whose reads failed.
+    pub const LOST_UNREADABLE: &'static str = "unreadable";
+    /// Lost bytes: compressed bytes of a rotation that did not decode (damaged or cut short).
+    pub const LOST_DAMAGED_ARCHIVE: &'static str = "damaged_archive";
+
+    /// The lost-bytes label of source `name` for `reason`.
+    pub fn lost(name: &str, reason: &'static str) -> LostLabel {
+        LostLabel {
+            source: name.to_string(),
+            reason,
+        }
     }
 
     /// The per-source label.

@@ -264,7 +264,7 @@ sinks:
     }
     let total = (FILES * PER_FILE * line_len) as f64;
     collector.wait_until(Duration::from_secs(20), "lost bytes counted", || {
-        collector.metric("ringtail_lost_bytes_total{source=\"raw\"}") > 0.0
+        collector.metric("ringtail_lost_bytes_total{source=\"raw\",reason=\"deleted_limit\"}") > 0.0
     });
     let log = collector.stderr();
     assert!(
@@ -276,7 +276,8 @@ sinks:
         collector.metric("ringtail_deleted_files_open") == 0.0
     });
     std::thread::sleep(Duration::from_millis(500));
-    let lost = collector.metric("ringtail_lost_bytes_total{source=\"raw\"}");
+    let lost =
+        collector.metric("ringtail_lost_bytes_total{source=\"raw\",reason=\"deleted_limit\"}");
     let (status, log) = collector.stop();
     assert!(status.success(), "{log}");
     let delivered = reader.join().unwrap() as f64;

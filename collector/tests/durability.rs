@@ -334,7 +334,7 @@ fn ten_rotations_per_second_per_file_for_30_s_lose_nothing() {
     std::thread::sleep(Duration::from_secs(seconds));
     let expected = generator.stop();
     let delivered = wait_delivered(&out, &expected, Duration::from_secs(60));
-    let lost_bytes = collector.metric("ringtail_lost_bytes_total{source=\"logs\"}");
+    let lost_bytes = collector.metric_sum("ringtail_lost_bytes_total", "source=\"logs\"");
     let (status, log) = collector.stop();
     assert!(status.success(), "{log}");
     assert_complete(&delivered, &expected, &log);

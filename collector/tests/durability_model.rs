@@ -1,5 +1,5 @@
 //! Model-based durability test: proptest generates sequences of file operations (write,
-//! rotate by rename, copytruncate, delete a rotated file) and collector restarts and crashes
+//! rotate by rename, copytruncate, compress or delete a rotated file) and collector restarts and crashes
 //! (SIGKILL), runs them against the real binary, and checks the output against a model of what
 //! was written: every line delivered at least once, in order per file, and duplicates only in
 //! sequences with a crash.
@@ -12,6 +12,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,9 @@ enum Op {
     CopyTruncate { file: usize },
     /// Delete the oldest rotated file of `a<k>`.
     DeleteRotated { file: usize },
+    /// gzip the oldest uncompressed rotated file of `a<k>` as kubelet does (`.gz.tmp`,
+    /// renamed to `.gz`, the original removed).
+    Compress { file: usize },
     /// SIGTERM, then start again.
     Restart,
     /// SIGKILL, then start again.
@@ -43,7 +47,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (file.clone(), 1..400u64).prop_map(|(file, lines)| Op::Write { file, lines }),
         2 => file.clone().prop_map(|file| Op::Rotate { file }),
         1 => file.clone().prop_map(|file| Op::CopyTruncate { file }),
-        1 => file.prop_map(|file| Op::DeleteRotated { file }),
+        1 => file.clone().prop_map(|file| Op::DeleteRotated { file }),
+        1 => file.prop_map(|file| Op::Compress { file }),
         1 => Just(Op::Restart),
         1 => Just(Op::Crash),
     ]
@@ -203,6 +208,28 @@ sinks:
                     std::thread::sleep(Duration::from_millis(50));
                     let oldest = self.model.rotated[file].remove(0);
                     std::fs::remove_file(oldest).unwrap();
+                }
+            }
+            Op::Compress { file } => {
+                let oldest = self.model.rotated[file]
+                    .iter()
+                    .position(|p| p.extension().is_none_or(|e| e != "gz"));
+                if let Some(i) = oldest {
+                    // Not in the same instant as the rotation, as with deletions.
+                    std::thread::sleep(Duration::from_millis(50));
+                    let original = self.model.rotated[file][i].clone();
+                    let tmp = PathBuf::from(format!("{}.gz.tmp", original.display()));
+                    let gz = PathBuf::from(format!("{}.gz", original.display()));
+                    let data = std::fs::read(&original).unwrap();
+                    let mut encoder = flate2::write::GzEncoder::new(
+                        std::fs::File::create(&tmp).unwrap(),
+                        flate2::Compression::fast(),
+                    );
+                    encoder.write_all(&data).unwrap();
+                    encoder.finish().unwrap();
+                    std::fs::rename(&tmp, &gz).unwrap();
+                    std::fs::remove_file(&original).unwrap();
+                    self.model.rotated[file][i] = gz;
                 }
             }
             Op::Restart => {

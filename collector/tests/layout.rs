@@ -40,6 +40,7 @@ const LAYERS: &[&str] = &[
     "liveness",
     "queue",
     "file",
+    "compressed",
     "timestamp",
     "escape",
 ];

@@ -98,6 +98,12 @@ pub enum Resume {
         /// The path the checkpoint was for.
         previous: PathBuf,
     },
+    /// A compressed rotation whose bytes this run reads already from the file it was
+    /// compressed from (still there when the start-up scan found both): not read.
+    Reading {
+        /// The file being read.
+        path: PathBuf,
+    },
     /// Same file, but shorter than the checkpoint: truncated while ringtail was not running;
     /// read again from 0.
     Truncated {
@@ -145,6 +151,9 @@ struct State {
     files: HashMap<FileId, Tracked>,
     /// Loaded checkpoints not claimed by an open file, by (dev, ino).
     carried: HashMap<(u64, u64), Entry>,
+    /// Loaded checkpoints whose inode another file has now: the file they were for is gone,
+    /// but a compressed rotation of it may still be found at start-up. Not saved again.
+    recycled: Vec<Entry>,
 }
 
 /// Acknowledged offsets, per file, and the checkpoints carried over from the last run.
@@ -194,6 +203,7 @@ impl AckTracker {
             state: Mutex::new(State {
                 files: HashMap::new(),
                 carried,
+                recycled: Vec::new(),
             }),
             metrics,
             opened: crossbeam::channel::bounded(1),
@@ -248,16 +258,26 @@ impl AckTracker {
         head: &[u8],
         size: u64,
     ) -> Resume {
-        let Some(entry) = self.lock().carried.remove(&(identity.dev, identity.ino)) else {
+        let mut state = self.lock();
+        let Some(entry) = state.carried.remove(&(identity.dev, identity.ino)) else {
             return Resume::New;
         };
+        let resume = Self::claim(&entry, born, head, size);
+        if matches!(resume, Resume::Recycled { .. }) {
+            state.recycled.push(entry);
+        }
+        resume
+    }
+
+    /// What the checkpoint `entry` says about the file with its identity found now.
+    fn claim(entry: &Entry, born: Option<u64>, head: &[u8], size: u64) -> Resume {
         // Same inode, another birth: a new file on a recycled inode, whatever its first bytes
         // (a fixed banner, say) look like.
         if let (Some(then), Some(now)) = (entry.born, born)
             && then != now
         {
             return Resume::Recycled {
-                previous: entry.path,
+                previous: entry.path.clone(),
             };
         }
         if !entry.fingerprint.matches(head) {
@@ -270,7 +290,7 @@ impl AckTracker {
                 };
             }
             return Resume::Recycled {
-                previous: entry.path,
+                previous: entry.path.clone(),
             };
         }
         if entry.offset > size {
@@ -282,6 +302,84 @@ impl AckTracker {
         Resume::At {
             offset: entry.offset,
         }
+    }
+
+    /// Claims the checkpoint of a compressed rotation found at start-up, whose first
+    /// *uncompressed* bytes are `head`, in directory `dir`, a rotation of a file named `stem`
+    /// (the part of its name a source's glob matches). In turn: its own checkpoint (the last
+    /// run read it partly); a file this run reads whose fingerprint matches (the file it was
+    /// compressed from is still there: [`Resume::Reading`]); an unclaimed checkpoint of a file
+    /// in `dir` whose name begins with `stem` and whose fingerprint matches — the file it was
+    /// compressed from, so reading resumes at that file's offset. Sizes are not compared: the
+    /// uncompressed size is not known before decoding it all.
+    pub fn resume_compressed(
+        &self,
+        identity: FileIdentity,
+        born: Option<u64>,
+        head: &[u8],
+        dir: &Path,
+        stem: &str,
+    ) -> Resume {
+        let mut state = self.lock();
+        if let Some(entry) = state.carried.remove(&(identity.dev, identity.ino)) {
+            let recycled = matches!((entry.born, born), (Some(then), Some(now)) if then != now);
+            if !recycled && entry.fingerprint.matches(head) {
+                return Resume::At {
+                    offset: entry.offset,
+                };
+            }
+            state.recycled.push(entry);
+        }
+        let related = |path: &Path, fingerprint: &Fingerprint| {
+            fingerprint.len > 0
+                && fingerprint.matches(head)
+                && path.parent() == Some(dir)
+                && path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(stem))
+        };
+        if let Some(t) = state
+            .files
+            .values()
+            .find(|t| related(&t.path, &t.fingerprint))
+        {
+            return Resume::Reading {
+                path: t.path.clone(),
+            };
+        }
+        // The longest fingerprint is the surest match.
+        let carried = state
+            .carried
+            .iter()
+            .filter(|(_, e)| related(&e.path, &e.fingerprint))
+            .max_by_key(|(_, e)| e.fingerprint.len)
+            .map(|(key, e)| (*key, e.fingerprint.len));
+        let recycled = state
+            .recycled
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| related(&e.path, &e.fingerprint))
+            .max_by_key(|(_, e)| e.fingerprint.len)
+            .map(|(i, e)| (i, e.fingerprint.len));
+        let entry = match (carried, recycled) {
+            (Some((_, a)), Some((i, b))) if b > a => Some(state.recycled.remove(i)),
+            (Some((key, _)), _) => state.carried.remove(&key),
+            (None, Some((i, _))) => Some(state.recycled.remove(i)),
+            (None, None) => None,
+        };
+        match entry {
+            Some(entry) => Resume::At {
+                offset: entry.offset,
+            },
+            None => Resume::New,
+        }
+    }
+
+    /// The start-up scan is over: checkpoints whose inode another file has are not needed
+    /// any more.
+    pub fn forget_recycled(&self) {
+        self.lock().recycled = Vec::new();
     }
 
     /// Discovery opened a file: it is read from `file.offset`.

@@ -29,7 +29,8 @@
 //!   while ringtail was down — is read from its checkpoint to its end too; one without a
 //!   checkpoint whose name is a rotation of a matching name (`<name>.<suffix>`) and that
 //!   changed after the last run's last checkpoint — created and rotated away while ringtail
-//!   was down — is read whole.
+//!   was down — is read whole; a compressed rotation (`.gz`, `.zst`) is read decoded,
+//!   resuming at the offset of the file it was compressed from ([`rotated`]).
 //!
 //! The parts, each owning its state:
 //! - [`watches`]: inotify's watches and the kernel's mirror of them;
@@ -47,6 +48,7 @@ pub mod kernel;
 pub mod open;
 pub mod registry;
 mod retry;
+mod rotated;
 pub mod waiting;
 pub mod watches;
 
@@ -73,7 +75,7 @@ use crate::source::Source;
 use crate::source::index::SourceIndex;
 use declared::Declarations;
 use kernel::{KernelEvents, KernelLink};
-use open::{Opener, Via};
+use open::{Compressed, Opener, Via};
 use registry::{NewFile, Registry, RegistryError};
 use waiting::{Rescans, Waiting};
 use watches::{Watched, Watches};
@@ -156,6 +158,9 @@ pub struct Discovery {
     unopened_moves: HashMap<u32, Arc<Source>>,
     /// A bundle directory changed: containers may have started or gone.
     runtime_changed: bool,
+    /// Compressed rotations the start-up scan found, considered after every other file
+    /// (`None` once the scan is done; see [`rotated`]).
+    compressed_later: Option<Vec<PathBuf>>,
     /// Empty container logs waiting for their container's bundle, with their deadline.
     deferred: HashMap<PathBuf, Instant>,
     /// The files ringtail writes: never read.
@@ -223,6 +228,7 @@ impl Discovery {
             unopened_moves: HashMap::new(),
             runtime_changed: false,
             deferred: HashMap::new(),
+            compressed_later: Some(Vec::new()),
             own_files,
             own_files_refused: metrics.own_files_refused.clone(),
             own_logged: HashSet::new(),
@@ -233,6 +239,7 @@ impl Discovery {
         };
         discovery.scan_roots(true)?;
         discovery.sync_declarations(true)?;
+        discovery.consider_compressed_later()?;
         discovery.registry.flush_dirty();
         tracing::info!(
             directories = discovery.watches.len(),
@@ -390,7 +397,7 @@ impl Discovery {
             identity,
             linked,
         };
-        self.open_via(&path, Some(&via), source, false, false)
+        self.open_via(&path, Some(&via), source, false, false, None)
     }
 
     /// Reads and handles every queued event, then resolves moves and wakes readers.
@@ -641,39 +648,6 @@ impl Discovery {
         Ok(())
     }
 
-    /// The source of a file that matches no glob but has a checkpoint: it was rotated to its
-    /// current name while ringtail was not running.
-    fn rotated_source(&self, path: &Path) -> Option<Arc<Source>> {
-        let meta = std::fs::metadata(path).ok()?;
-        let name = self.tracker.carried_source(FileIdentity::of(&meta))?;
-        self.sources.named(&name).cloned()
-    }
-
-    /// The source of a file that matches no glob and has no checkpoint, but is a rotation of
-    /// a name that matches (`<name>.<suffix>`, not compressed) and changed after the last run
-    /// last saved its checkpoints: it was written and rotated away while ringtail was down
-    /// (a crash and a restart take longer than a busy log takes to rotate). It is read whole.
-    fn rotated_while_down(&mut self, path: &Path) -> Option<Arc<Source>> {
-        let saved = self.tracker.previous_save()?;
-        let name = path.file_name()?.to_str()?;
-        const COMPRESSED: [&str; 7] = [".gz", ".zst", ".bz2", ".xz", ".lz4", ".zip", ".Z"];
-        if COMPRESSED.iter().any(|c| name.ends_with(c)) {
-            return None;
-        }
-        let dir = path.parent()?;
-        let base = name
-            .match_indices('.')
-            .rev()
-            .map(|(i, _)| dir.join(&name[..i]))
-            .find(|base| self.sources.matching(base).next().is_some())?;
-        let source = self.select(&base)?;
-        let meta = std::fs::symlink_metadata(path).ok()?;
-        let changed = meta.modified().ok()?;
-        // No slack: a copy logrotate's copytruncate made while ringtail ran holds lines read
-        // already, and is older than the last save of a clean stop.
-        (meta.is_file() && changed >= saved).then_some(source)
-    }
-
     /// The first source whose globs match `path` and whose container filter admits the
     /// file's container. A path every matching source's filter rejects is remembered (until
     /// it is deleted or renamed), logged at debug level and counted once.
@@ -703,28 +677,11 @@ impl Discovery {
 
     /// Opens `path` if it belongs to a source and is not known yet.
     fn consider(&mut self, path: &Path, startup: bool) -> Result<(), DiscoveryError> {
-        let (source, only_resume) = match self.select(path) {
-            Some(source) => (source, false),
-            None if startup => {
-                let carried = self
-                    .tracker
-                    .has_carried()
-                    .then(|| self.rotated_source(path))
-                    .flatten();
-                match carried {
-                    Some(source) => (source, true),
-                    None => match self.rotated_while_down(path) {
-                        Some(source) => {
-                            tracing::info!(file = %path.display(), "rotated while ringtail was down and never read: reading it whole");
-                            (source, false)
-                        }
-                        None => return Ok(()),
-                    },
-                }
-            }
-            None => return Ok(()),
-        };
-        self.open(path, source, startup, only_resume)
+        match self.select(path) {
+            Some(source) => self.open(path, source, startup, false),
+            None if startup => self.consider_rotated(path),
+            None => Ok(()),
+        }
     }
 
     /// Opens `path` for `source` unless it is known. `only_resume`: only if a checkpoint of
@@ -736,12 +693,12 @@ impl Discovery {
         startup: bool,
         only_resume: bool,
     ) -> Result<(), DiscoveryError> {
-        self.open_via(path, None, source, startup, only_resume)
+        self.open_via(path, None, source, startup, only_resume, None)
     }
 
     /// Like [`open`](Self::open), trying first `via` (a writer's `/proc/<pid>/fd/<fd>`),
     /// used when it is still the file with the expected identity; then hands the file to a
-    /// reader.
+    /// reader. `compressed`: the file is a compressed rotation, read decoded.
     fn open_via(
         &mut self,
         path: &Path,
@@ -749,6 +706,7 @@ impl Discovery {
         source: Arc<Source>,
         startup: bool,
         only_resume: bool,
+        compressed: Option<Compressed<'_>>,
     ) -> Result<(), DiscoveryError> {
         // A slot in the readers' open-file budget first; a file unlinked already (reachable
         // only through its writer) cannot wait for one.
@@ -804,10 +762,15 @@ impl Discovery {
         {
             return Ok(());
         }
-        let Some(start) =
-            self.opener
-                .start(&self.tracker, path, &opened, &source, startup, only_resume)
-        else {
+        let Some(start) = self.opener.start(
+            &self.tracker,
+            path,
+            &opened,
+            &source,
+            startup,
+            only_resume,
+            compressed,
+        ) else {
             return Ok(());
         };
         // A symlink's writes are reported in its target's directory: watch that too (opened
@@ -831,6 +794,7 @@ impl Discovery {
                 offset: start.offset,
                 source,
                 file: opened.file,
+                codec: compressed.map(|c| c.codec),
             },
             || origin_meta.unwrap_or_else(|| resolver.resolve(path)),
         )?;

@@ -38,6 +38,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
+use crate::compressed::Codec;
 use crate::deliver::ack::{AckTracker, Resume};
 use crate::discover::waiting::is_exhausted;
 use crate::file::{FINGERPRINT_BYTES, FileIdentity, Fingerprint, birth_time};
@@ -72,6 +73,16 @@ pub struct Opened {
     /// When the path is a symlink: where it leads (a second path of the same file, whose
     /// directory is watched too: the kernel reports writes in the target's directory).
     pub target: Option<PathBuf>,
+}
+
+/// A compressed rotation being opened (see [`crate::compressed`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Compressed<'a> {
+    /// Its format.
+    pub codec: Codec,
+    /// The name of the file it is a rotation of: the part of its name a source's glob
+    /// matches (`0.log` of `0.log.20261206-110000.gz`).
+    pub stem: &'a str,
 }
 
 /// Where reading a file starts, and what it was decided with.
@@ -343,7 +354,12 @@ impl Opener {
     /// Where reading `opened` (found at `path`, for `source`) starts, from the checkpoints
     /// the tracker loaded. `startup`: found by the start-up scan. `only_resume`: read only if
     /// a checkpoint matches (a file outside the globs, rotated while ringtail was down).
-    /// `None`: not read.
+    /// `compressed`: a compressed rotation, whose offsets and fingerprint are in uncompressed
+    /// bytes. `None`: not read.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is a separate fact about the file found"
+    )]
     pub fn start(
         &mut self,
         tracker: &AckTracker,
@@ -352,7 +368,11 @@ impl Opener {
         source: &Source,
         startup: bool,
         only_resume: bool,
+        compressed: Option<Compressed<'_>>,
     ) -> Option<Start> {
+        if let Some(compressed) = compressed {
+            return self.start_compressed(tracker, path, opened, only_resume, compressed);
+        }
         let identity = FileIdentity::of(&opened.meta);
         let size = opened.meta.len();
         let mut head = [0u8; FINGERPRINT_BYTES];
@@ -380,6 +400,8 @@ impl Opener {
             }
             // A file outside the globs is read only to finish what its checkpoint began.
             _ if only_resume => return None,
+            // Only compressed rotations are matched to the files being read.
+            Resume::Reading { .. } => return None,
             Resume::New => fresh_offset,
             Resume::Recycled { previous } => {
                 tracing::info!(file = %path.display(), checkpoint_was_for = %previous.display(), "inode reused by another file (first bytes differ); reading it as a new file");
@@ -390,6 +412,54 @@ impl Opener {
                 self.truncations
                     .get_or_create(&Metrics::source(&source.name))
                     .inc();
+                0
+            }
+        };
+        Some(Start {
+            offset,
+            fingerprint: Fingerprint::of(head),
+            born,
+        })
+    }
+}
+
+impl Opener {
+    /// [`start`](Self::start) for a compressed rotation: its first uncompressed bytes are
+    /// matched against its own checkpoint, the files this run reads (the file it was
+    /// compressed from, still there: not read) and the last run's checkpoints of files it may
+    /// have been compressed from (resumed at that file's offset).
+    fn start_compressed(
+        &mut self,
+        tracker: &AckTracker,
+        path: &Path,
+        opened: &Opened,
+        only_resume: bool,
+        compressed: Compressed<'_>,
+    ) -> Option<Start> {
+        let mut head = [0u8; FINGERPRINT_BYTES];
+        let head = match crate::compressed::head(compressed.codec, &opened.file, &mut head) {
+            Ok(n) => &head[..n],
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot read compressed rotation");
+                return None;
+            }
+        };
+        let born = birth_time(&opened.file);
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let identity = FileIdentity::of(&opened.meta);
+        let offset = match tracker.resume_compressed(identity, born, head, dir, compressed.stem) {
+            Resume::At { offset } => {
+                tracing::info!(file = %path.display(), offset, format = compressed.codec.name(), "compressed rotation of a file the last run had not read to its end: resuming inside it");
+                self.resumed += 1;
+                offset
+            }
+            Resume::Reading { path: reading } => {
+                tracing::debug!(file = %path.display(), reading = %reading.display(), "compressed rotation of a file being read: not read");
+                return None;
+            }
+            _ if only_resume => return None,
+            _ => {
+                tracing::info!(file = %path.display(), format = compressed.codec.name(), "compressed rotation written and compressed while ringtail was down: reading it whole");
                 0
             }
         };

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::compressed::Codec;
 use crate::container::FileMeta;
 use crate::deliver::ack::AckTracker;
 use crate::ebpf::monotonic_ns;
@@ -67,6 +68,8 @@ pub struct NewFile {
     pub source: Arc<Source>,
     /// The open file.
     pub file: File,
+    /// For a compressed rotation, its format (read decoded; offsets in uncompressed bytes).
+    pub codec: Option<Codec>,
 }
 
 /// The files handed to readers.
@@ -227,7 +230,11 @@ impl Registry {
         );
         let ctx = Arc::new(FileCtx {
             id,
-            path: new.path,
+            // A compressed rotation's records name the file it was compressed from.
+            path: match new.codec {
+                Some(codec) => codec.original(&new.path),
+                None => new.path,
+            },
             identity: new.identity,
             source: new.source,
             meta: meta(),
@@ -237,6 +244,7 @@ impl Registry {
             file: new.file,
             offset: new.offset,
             fingerprint_len: new.fingerprint.len,
+            codec: new.codec,
         }) {
             return Err(RegistryError::ReadersGone);
         }

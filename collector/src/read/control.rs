@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 
+use crate::compressed::Codec;
 use crate::file::FileId;
 use crate::read::budget::FileBudget;
 use crate::source::FileCtx;
@@ -35,6 +36,9 @@ pub enum Control {
         offset: u64,
         /// Bytes covered by the fingerprint discovery took.
         fingerprint_len: u32,
+        /// For a compressed rotation, its format: it is read through a decoder, at offsets in
+        /// uncompressed bytes, to its end, then closed.
+        codec: Option<Codec>,
     },
     /// A file was renamed within the watched directories.
     Renamed {

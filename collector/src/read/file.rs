@@ -1,5 +1,6 @@
 //! One open file's read state: where reading is, which worker gets its bytes, whether it is
-//! queued or gone, how far its fingerprint reaches, and its counters.
+//! queued or gone, how far its fingerprint reaches, its decoder if it is a compressed
+//! rotation, and its counters.
 //!
 //! Owns the per-file bookkeeping of a reader; it may not read (the reader's round does) or
 //! decide the order of reads.
@@ -8,9 +9,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
+use crate::compressed::Decoder;
 use crate::ebpf::DirtyFlags;
-use crate::metrics::{ContainerLabel, Metrics};
+use crate::metrics::{ContainerLabel, LostLabel, Metrics};
 use crate::source::FileCtx;
 
 /// A file a reader has open.
@@ -41,8 +44,10 @@ pub struct OpenFile {
     pub read_errors: Counter,
     /// Truncations seen.
     pub truncations: Counter,
-    /// Bytes lost: never read before the file had to be closed.
-    pub lost_bytes: Counter,
+    /// Bytes lost (never read before the file had to be closed), by reason.
+    lost_bytes: Family<LostLabel, Counter>,
+    /// For a compressed rotation: its decoder, which reads it in place of the backend.
+    pub decoder: Option<Decoder>,
     /// Bytes of holes skipped (a sparse file's zeros that were never written).
     pub sparse_skipped: Counter,
     /// Whether a skipped hole of this file was logged (once per file).
@@ -75,7 +80,8 @@ impl OpenFile {
             read_bytes: metrics.read_bytes.get_or_create_owned(&label),
             read_errors: metrics.read_errors.get_or_create_owned(&label),
             truncations: metrics.truncations.get_or_create_owned(&label),
-            lost_bytes: metrics.lost_bytes.get_or_create_owned(&label),
+            lost_bytes: metrics.lost_bytes.clone(),
+            decoder: None,
             sparse_skipped: metrics.sparse_bytes_skipped.get_or_create_owned(&label),
             sparse_logged: false,
             after_hole: false,
@@ -101,6 +107,13 @@ impl OpenFile {
             fingerprint_len,
             errors_logged: 0,
         }
+    }
+
+    /// Counts `bytes` of this file lost for `reason` (one of the `Metrics::LOST_*`).
+    pub fn lost(&self, reason: &'static str, bytes: u64) {
+        self.lost_bytes
+            .get_or_create(&Metrics::lost(&self.ctx.source.name, reason))
+            .inc_by(bytes);
     }
 
     /// Adds what the kernel counted written to the file since the last look to its metrics.

@@ -29,6 +29,10 @@
 //! (and a short retry while a parked file waits for a slot); a reader with no idle files
 //! sleeps until discovery wakes it.
 //!
+//! A compressed rotation (a `.gz` or `.zst` discovery hands over with its format) is read
+//! through a decoder instead of the backend, in uncompressed bytes, to its end, then closed
+//! (see [`decoded`]).
+//!
 //! The reader also completes each file's fingerprint (see [`crate::file`]): a file that
 //! was shorter than [`FINGERPRINT_BYTES`] when discovery opened it gets a longer fingerprint
 //! as it grows.
@@ -356,9 +360,10 @@ impl Reader {
             return Ok(());
         }
         self.heart.work();
-        let ops = self.prepare()?;
+        let mut ops = self.prepare()?;
+        let decoded = self.read_decoded(&mut ops);
         let submitted: Vec<FileId> = ops.iter().map(|op| op.id).collect();
-        let done = self.backend.read_batch(ops);
+        let mut done = self.backend.read_batch(ops);
         if self.stall_for_test {
             tracing::warn!(
                 reader = self.index,
@@ -375,6 +380,7 @@ impl Reader {
                 self.enqueue(id);
             }
         }
+        done.extend(decoded);
         for op in done {
             self.complete(op);
         }
@@ -395,34 +401,46 @@ impl Reader {
                 file,
                 offset,
                 fingerprint_len,
+                codec,
             } => {
                 let id = ctx.id;
                 // Discovery reserved the file's slot in the budget; it is given back when the
                 // file is closed or parked.
-                if let Err(e) = self.backend.register(id, file) {
-                    self.budget.release();
-                    tracing::error!(file = %ctx.path.display(), error = %e, "cannot read file; it is skipped until it is discovered again");
-                    self.metrics
-                        .read_errors
-                        .get_or_create(&Metrics::source(&ctx.source.name))
-                        .inc();
-                    return;
-                }
+                let decoder = match codec {
+                    Some(codec) => match self.decoder(&ctx, file, codec) {
+                        Some(decoder) => Some(decoder),
+                        None => return,
+                    },
+                    None => {
+                        if let Err(e) = self.backend.register(id, file) {
+                            self.budget.release();
+                            tracing::error!(file = %ctx.path.display(), error = %e, "cannot read file; it is skipped until it is discovered again");
+                            self.metrics
+                                .read_errors
+                                .get_or_create(&Metrics::source(&ctx.source.name))
+                                .inc();
+                            return;
+                        }
+                        None
+                    }
+                };
                 let worker = (id.0 % self.workers.len() as u64) as usize;
                 self.out[worker].push(WorkItem::Open {
                     ctx: Arc::clone(&ctx),
                     offset,
                 });
                 tracing::debug!(file = %ctx.path.display(), id = %id, offset, "reading file");
-                self.files.insert(
-                    id,
-                    OpenFile::new(ctx, offset, worker, fingerprint_len, &self.metrics),
-                );
+                let mut file = OpenFile::new(ctx, offset, worker, fingerprint_len, &self.metrics);
+                file.decoder = decoder;
+                self.files.insert(id, file);
                 self.metrics.files_open.inc();
                 self.enqueue(id);
             }
             Control::Renamed { id, path } => {
-                if let Some(f) = self.files.get_mut(&id) {
+                // A compressed rotation's records keep the path it was compressed from.
+                if let Some(f) = self.files.get_mut(&id)
+                    && f.decoder.is_none()
+                {
                     let ctx = Arc::new(FileCtx {
                         path,
                         ..(*f.ctx).clone()
@@ -442,8 +460,11 @@ impl Reader {
                     self.close(id);
                     return;
                 }
+                // A compressed rotation is read to its end and closed anyway, and holds no
+                // deleted file's disk space for long.
                 if let Some(f) = self.files.get_mut(&id)
                     && !f.gone
+                    && f.decoder.is_none()
                 {
                     f.gone = true;
                     if f.queued {
@@ -490,7 +511,7 @@ impl Reader {
             let Some(file) = self.files.get(&id) else {
                 continue;
             };
-            file.lost_bytes.inc_by(lost);
+            file.lost(Metrics::LOST_DELETED_LIMIT, lost);
             let (limit, what) = if self.gone.len() >= self.max_open_deleted {
                 (
                     self.max_open_deleted as u64,
@@ -607,6 +628,14 @@ impl Reader {
                 self.pool.put(buf);
                 self.at_end(id, true);
             }
+            Ok(n) if self.is_decoded(id) => {
+                self.deliver(id, buf, n);
+                if n == capacity {
+                    self.enqueue(id);
+                } else {
+                    self.at_end(id, false);
+                }
+            }
             Ok(n) => {
                 let n = match sparse(self.backend.as_ref(), id, offset, buf.filled(), after_hole) {
                     Sparse::Whole => n,
@@ -634,6 +663,10 @@ impl Reader {
                     self.at_end(id, false);
                 }
             }
+            Err(e) if self.is_decoded(id) => {
+                self.pool.put(buf);
+                self.decode_failed(id, &e);
+            }
             Err(e) => {
                 self.pool.put(buf);
                 let Some(file) = self.files.get_mut(&id) else {
@@ -649,7 +682,7 @@ impl Reader {
                         .backend
                         .size(id)
                         .map_or(0, |size| size.saturating_sub(file.offset));
-                    file.lost_bytes.inc_by(unread);
+                    file.lost(Metrics::LOST_UNREADABLE, unread);
                     tracing::error!(file = %file.ctx.path.display(), offset = file.offset, lost_bytes = unread, "file is gone and cannot be read to its end; its unread bytes are lost");
                     self.close(id);
                 }
@@ -671,8 +704,10 @@ impl Reader {
         let offset = file.offset;
         file.offset += n as u64;
         let worker = file.worker;
+        // A compressed rotation's fingerprint, taken by discovery, covers all it can.
         if (file.fingerprint_len as usize) < FINGERPRINT_BYTES
             && file.offset > u64::from(file.fingerprint_len)
+            && file.decoder.is_none()
         {
             let fingerprint = if offset == 0 {
                 Fingerprint::of(buf.filled())
@@ -722,6 +757,10 @@ impl Reader {
         let Some(file) = self.files.get_mut(&id) else {
             return;
         };
+        if file.decoder.is_some() {
+            self.decoded_end(id);
+            return;
+        }
         if file.gone {
             self.close(id);
             return;
@@ -824,6 +863,7 @@ impl Reader {
     }
 }
 
+mod decoded;
 mod idle;
 #[cfg(test)]
 mod tests;

@@ -156,6 +156,23 @@ impl Collector {
             .unwrap_or(0.0)
     }
 
+    /// The sum of every series of metric `name` whose labels include `label` (e.g.
+    /// `source="logs"`), whatever its other labels.
+    pub fn metric_sum(&self, name: &str, label: &str) -> f64 {
+        let text = self.get("/metrics").unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(name)?.strip_prefix('{')?;
+                let (labels, value) = rest.split_once("} ")?;
+                labels
+                    .split(',')
+                    .any(|l| l == label)
+                    .then(|| value.trim().parse::<f64>().ok())
+                    .flatten()
+            })
+            .sum()
+    }
+
     /// Peak resident memory of the collector, in bytes.
     pub fn peak_rss(&self) -> u64 {
         self.status_bytes("VmHWM:")

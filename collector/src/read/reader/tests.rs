@@ -106,6 +106,7 @@ fn open(rig: &Rig, id: u64, path: &Path) {
         file,
         offset: 0,
         fingerprint_len: 0,
+        codec: None,
     }));
 }
 
@@ -130,6 +131,7 @@ fn open_real(rig: &Rig, id: u64, path: &Path) {
         file: File::open(path).unwrap(),
         offset: 0,
         fingerprint_len: 0,
+        codec: None,
     }));
 }
 
@@ -287,7 +289,7 @@ fn past_the_limit_the_oldest_deleted_file_is_closed_and_its_unread_bytes_counted
         vec!["close 1"],
         "the oldest of three, with a limit of two"
     );
-    let label = Metrics::source("test");
+    let label = Metrics::lost("test", Metrics::LOST_DELETED_LIMIT);
     assert_eq!(
         rig.reader.metrics.lost_bytes.get_or_create(&label).get(),
         10_000 - 4096
@@ -466,4 +468,88 @@ fn when_new_files_wait_for_the_budget_the_least_recently_active_idle_files_are_p
         .map(|id| rig.reader.files[&FileId(id)].parked)
         .collect();
     assert_eq!(parked, vec![true, true, false, false], "oldest first");
+}
+
+/// Opens `path` as a compressed rotation in `codec`, from uncompressed `offset`.
+fn open_compressed(rig: &Rig, id: u64, path: &Path, codec: crate::compressed::Codec, offset: u64) {
+    let ctx = Arc::new(FileCtx {
+        id: FileId(id),
+        path: path.to_path_buf(),
+        identity: FileIdentity { dev: 0, ino: id },
+        source: source(),
+        meta: Default::default(),
+    });
+    assert!(rig.handle.send(Control::Open {
+        ctx,
+        file: File::open(path).unwrap(),
+        offset,
+        fingerprint_len: 0,
+        codec: Some(codec),
+    }));
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Rounds until file `id` is closed: its chunks' bytes, and the other items.
+fn read_until_closed(rig: &mut Rig, id: u64) -> (Vec<(u64, u64, usize)>, Vec<String>) {
+    let (mut data, mut other) = (Vec::new(), Vec::new());
+    for _ in 0..100 {
+        let (d, o) = wake_round(rig);
+        data.extend(d);
+        other.extend(o);
+        if other.contains(&format!("close {id}")) {
+            break;
+        }
+    }
+    (data, other)
+}
+
+#[test]
+fn a_compressed_rotation_is_read_decoded_from_its_offset_then_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let text: Vec<u8> = (0..10_000)
+        .flat_map(|i| format!("line {i:05}\n").into_bytes())
+        .collect();
+    let path = dir.path().join("a.log.1.gz");
+    std::fs::write(&path, gzip(&text)).unwrap();
+    let mut rig = rig(16 * 1024);
+    open_compressed(&rig, 1, &path, crate::compressed::Codec::Gzip, 1100);
+    let (data, other) = read_until_closed(&mut rig, 1);
+    assert!(other.contains(&"close 1".to_string()), "{other:?}");
+    assert_eq!(data.first().map(|d| d.1), Some(1100));
+    let read: usize = data.iter().map(|d| d.2).sum();
+    assert_eq!(read as u64, text.len() as u64 - 1100, "{data:?}");
+    // Contiguous, in uncompressed offsets.
+    for pair in data.windows(2) {
+        assert_eq!(pair[0].1 + pair[0].2 as u64, pair[1].1);
+    }
+    assert_eq!(rig.reader.metrics.deleted_files_open.get(), 0);
+}
+
+#[test]
+fn a_damaged_compressed_rotation_delivers_what_decodes_and_counts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let text: Vec<u8> = (0..200_000)
+        .flat_map(|i| format!("line {i:06} {}\n", i * 7919 % 100_003).into_bytes())
+        .collect();
+    let bytes = gzip(&text);
+    let path = dir.path().join("a.log.1.gz");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let mut rig = rig(64 * 1024);
+    open_compressed(&rig, 1, &path, crate::compressed::Codec::Gzip, 0);
+    let (data, other) = read_until_closed(&mut rig, 1);
+    assert!(other.contains(&"close 1".to_string()), "{other:?}");
+    let read: u64 = data.iter().map(|d| d.2 as u64).sum();
+    assert!(read > 0 && read < text.len() as u64, "{read}");
+    let lost = rig
+        .reader
+        .metrics
+        .lost_bytes
+        .get_or_create(&Metrics::lost("test", Metrics::LOST_DAMAGED_ARCHIVE))
+        .get();
+    assert!(lost > 0 && lost <= bytes.len() as u64 / 2, "{lost}");
 }
