@@ -282,6 +282,7 @@ pub fn start_with_metrics(
             dirty_flags: dirty_flags.clone(),
             rearm: hook_wakes,
             close_idle: config.reader.close_idle,
+            gone_linger: crate::read::reader::GONE_LINGER,
             heart: health.liveness.heart(&format!("reader-{index}")),
             stall_for_test: std::env::var_os("RINGTAIL_TEST_STALL_READER").is_some(),
         };

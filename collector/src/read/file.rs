@@ -35,6 +35,8 @@ pub struct OpenFile {
     pub idle_since: Option<Instant>,
     /// Whether it is in the reader's queue of idle files.
     pub in_idle: bool,
+    /// A gone file found at its end: until when it stays open for its writer's last writes.
+    pub linger_until: Option<Instant>,
     /// Bytes the file's fingerprint covers; grown up to
     /// [`FINGERPRINT_BYTES`](crate::file::FINGERPRINT_BYTES).
     pub fingerprint_len: u32,
@@ -104,6 +106,7 @@ impl OpenFile {
             parked: false,
             idle_since: None,
             in_idle: false,
+            linger_until: None,
             fingerprint_len,
             errors_logged: 0,
         }

@@ -14,7 +14,8 @@
 //! queues; when either is missing the reader waits, and files on disk are the buffer.
 //!
 //! A file is never closed while it may have unread data: on [`Control::Gone`] (deleted or moved
-//! away) it is read to its end first, ahead of live files — a deleted file pins its disk space
+//! away) it is read to its end first, ahead of live files, and at its end kept open for
+//! `gone_linger` and read once more (a writer that goes on after its file was replaced) — a deleted file pins its disk space
 //! and a descriptor. The number of such files (`reader.max_open_deleted`) and the unread bytes
 //! they hold (`reader.max_deleted_bytes`, so a long sink outage cannot fill the node's disk)
 //! are bounded: past either bound the oldest is closed (the oldest is also read first), and
@@ -117,6 +118,11 @@ fn sparse(
     Sparse::Whole
 }
 
+/// How long a gone file stays open once a read found its end, before one more read and its
+/// close: its writer may still be writing — a program that goes on with its file after it
+/// was replaced by a rename, the runtime's last lines before it reopens a rotated log.
+pub const GONE_LINGER: Duration = Duration::from_secs(1);
+
 /// At most this many files are read in one round (one io_uring submission).
 pub const MAX_FILES_PER_ROUND: usize = 256;
 
@@ -167,6 +173,9 @@ pub struct ReaderShared {
     pub rearm: bool,
     /// A file read to its end and idle this long is parked (see the module documentation).
     pub close_idle: Duration,
+    /// A gone file found at its end stays open this long, then is read once more and closed
+    /// (see [`GONE_LINGER`]).
+    pub gone_linger: Duration,
     /// This reader's progress, for `/livez`.
     pub heart: Arc<Heart>,
     /// Test-only: after its first read the reader hangs as a wedged one would
@@ -197,6 +206,9 @@ pub struct Reader {
     rearm: bool,
     budget: Arc<FileBudget>,
     close_idle: Duration,
+    gone_linger: Duration,
+    /// Gone files found at their end, with when they are read once more.
+    lingering: VecDeque<(Instant, FileId)>,
     /// Files found at their end, least recently first, with when (an entry is checked
     /// against the file's `idle_since` when it comes up).
     idle: VecDeque<(Instant, FileId)>,
@@ -271,6 +283,7 @@ impl Reader {
             dirty_flags,
             rearm,
             close_idle,
+            gone_linger,
             heart,
             stall_for_test,
         } = shared;
@@ -297,6 +310,8 @@ impl Reader {
             rearm,
             budget,
             close_idle,
+            gone_linger,
+            lingering: VecDeque::new(),
             heart,
             stall_for_test,
             idle: VecDeque::new(),
@@ -339,6 +354,7 @@ impl Reader {
         self.retry_blocked();
         let now = Instant::now();
         self.expire_idle(now);
+        self.expire_lingering(now);
         if self.ready.is_empty() && self.ready_gone.is_empty() {
             self.send_out()?;
             let timer = match self.next_timer(now) {
@@ -762,7 +778,9 @@ impl Reader {
             return;
         }
         if file.gone {
-            self.close(id);
+            if !self.linger(id) {
+                self.close(id);
+            }
             return;
         }
         // Caught up: publish what the kernel counted written. When the write hook wakes

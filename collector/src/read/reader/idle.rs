@@ -1,8 +1,9 @@
 //! Parking: a reader's idle files closed and opened again (see
 //! [`crate::read::budget`]) — which files are idle, when their deadline comes, making room
-//! when the budget is spent, and opening a parked file when it has new data.
+//! when the budget is spent, and opening a parked file when it has new data; and the linger
+//! of gone files at their end ([`GONE_LINGER`](super::GONE_LINGER)).
 //!
-//! Owns the idle queue and the parked state; reads stay with the round.
+//! Owns the idle queue, the parked state and the lingering files; reads stay with the round.
 
 use std::time::{Duration, Instant};
 
@@ -24,9 +25,42 @@ impl Reader {
             .front()
             .map(|&(since, _)| (since + self.close_idle).saturating_duration_since(now));
         let blocked = (!self.blocked.is_empty()).then_some(BLOCKED_RETRY);
-        match (idle, blocked) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let lingering = self
+            .lingering
+            .front()
+            .map(|&(at, _)| at.saturating_duration_since(now));
+        [idle, blocked, lingering].into_iter().flatten().min()
+    }
+
+    /// Whether gone file `id`, at its end, stays open to linger (see [`GONE_LINGER`](super::GONE_LINGER)): the
+    /// first time it is found at its end, and until its linger is over.
+    pub(super) fn linger(&mut self, id: FileId) -> bool {
+        if self.gone_linger.is_zero() {
+            return false;
+        }
+        let now = Instant::now();
+        let Some(file) = self.files.get_mut(&id) else {
+            return false;
+        };
+        match file.linger_until {
+            None => {
+                let until = now + self.gone_linger;
+                file.linger_until = Some(until);
+                self.lingering.push_back((until, id));
+                true
+            }
+            Some(until) => until > now,
+        }
+    }
+
+    /// Reads once more the gone files whose linger is over by `now`.
+    pub(super) fn expire_lingering(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.lingering.front() {
+            if at > now {
+                break;
+            }
+            self.lingering.pop_front();
+            self.enqueue(id);
         }
     }
 

@@ -63,6 +63,7 @@ fn rig_parking(
             dirty_flags: None,
             rearm: false,
             close_idle,
+            gone_linger: Duration::ZERO,
             heart: crate::liveness::Heart::detached("reader-0"),
             stall_for_test: false,
         },
@@ -552,4 +553,33 @@ fn a_damaged_compressed_rotation_delivers_what_decodes_and_counts_the_rest() {
         .get_or_create(&Metrics::lost("test", Metrics::LOST_DAMAGED_ARCHIVE))
         .get();
     assert!(lost > 0 && lost <= bytes.len() as u64 / 2, "{lost}");
+}
+
+#[test]
+fn a_gone_file_lingers_at_its_end_and_is_read_once_more_before_it_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replaced.log");
+    std::fs::write(&path, "line 1\n").unwrap();
+    let mut rig = rig(4096);
+    rig.reader.gone_linger = Duration::from_millis(50);
+    open(&rig, 1, &path);
+    let (data, _) = round(&mut rig);
+    assert_eq!(data, vec![(1, 0, 7)]);
+    // Replaced: its writer goes on with it.
+    let mut writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(rig.handle.send(Control::Gone { id: FileId(1) }));
+    let (_, other) = wake_round(&mut rig);
+    assert!(!other.contains(&"close 1".to_string()), "{other:?}");
+    writer.write_all(b"line 2\n").unwrap();
+    std::thread::sleep(Duration::from_millis(60));
+    let (data, other) = wake_round(&mut rig);
+    assert_eq!(data, vec![(1, 7, 7)], "the writer's last line: {other:?}");
+    assert!(
+        other.contains(&"close 1".to_string()),
+        "then closed: {other:?}"
+    );
 }
