@@ -307,3 +307,27 @@ fn a_copytruncate_copy_made_while_running_is_not_read_again_after_a_clean_restar
     }
     run.finish().unwrap();
 }
+
+/// Found by the model (2026-12-06, against a file sink that cut its output back to the last
+/// checkpoint after a crash): a file read, rotated and deleted just before a SIGKILL exists
+/// only in what the sink wrote; whatever a restart does, those lines must stay delivered.
+#[test]
+fn lines_of_a_file_deleted_just_before_a_crash_stay_delivered() {
+    let mut run = Run::new();
+    for op in [
+        Op::Write {
+            file: 0,
+            lines: 331,
+        },
+        Op::Rotate { file: 0 },
+        Op::DeleteRotated { file: 0 },
+        Op::Crash,
+        Op::Write {
+            file: 1,
+            lines: 235,
+        },
+    ] {
+        run.apply(&op).unwrap();
+    }
+    run.finish().unwrap();
+}

@@ -22,14 +22,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use std::time::SystemTime;
 
 use crossbeam::channel::{Receiver, Sender};
 
-use crate::deliver::checkpoint::{Entry, unix_now};
+use crate::deliver::checkpoint::{Entry, Saved, unix_now};
 use crate::file::{FileId, FileIdentity, Fingerprint};
 use crate::metrics::Metrics;
 
@@ -167,9 +167,13 @@ pub struct AckTracker {
     /// Signalled (coalesced) when an acknowledgement moved an offset: the checkpointer saves
     /// it soon, so a crash re-sends little.
     acked: (Sender<()>, Receiver<()>),
-    /// When the last run last saved its checkpoints: files changed since then may have been
-    /// written, or rotated away, while ringtail was down.
+    /// When the last run last saved its checkpoints (`None` on a first run).
     previous_save: Option<SystemTime>,
+    /// The last run's discovery watermark (see [`Saved::discovered_until`]); for a file
+    /// saved by an older build, when it was saved.
+    previous_watermark: Option<SystemTime>,
+    /// This run's discovery watermark, ns since the epoch (0: none yet).
+    discovered_until: AtomicU64,
 }
 
 impl AckTracker {
@@ -180,15 +184,31 @@ impl AckTracker {
 
     /// A tracker that resumes from `loaded` checkpoints.
     pub fn with_checkpoints(metrics: Arc<Metrics>, loaded: Vec<Entry>) -> Self {
-        Self::with_previous_run(metrics, loaded, None)
+        Self::with_previous_run(
+            metrics,
+            Saved {
+                entries: loaded,
+                discovered_until: None,
+            },
+            None,
+        )
     }
 
-    /// A tracker that resumes from `loaded` checkpoints, which the last run saved at `saved`.
+    /// A tracker that resumes from the checkpoints `loaded`, which the last run saved at
+    /// `saved`.
     pub fn with_previous_run(
         metrics: Arc<Metrics>,
-        loaded: Vec<Entry>,
+        loaded: Saved,
         saved: Option<SystemTime>,
     ) -> Self {
+        let Saved {
+            entries: loaded,
+            discovered_until,
+        } = loaded;
+        let previous_watermark = discovered_until
+            .map(|ns| std::time::UNIX_EPOCH + Duration::from_nanos(ns))
+            .or(saved)
+            .filter(|_| saved.is_some());
         let now = unix_now();
         let carried = loaded
             .into_iter()
@@ -209,12 +229,29 @@ impl AckTracker {
             opened: crossbeam::channel::bounded(1),
             acked: crossbeam::channel::bounded(1),
             previous_save: saved,
+            previous_watermark,
+            // Until this run's discovery says more, the last run's watermark stands: a save
+            // before then must not claim files this run has not found yet.
+            discovered_until: AtomicU64::new(discovered_until.unwrap_or(0)),
         }
     }
 
     /// When the last run last saved its checkpoints (`None` on a first run).
     pub fn previous_save(&self) -> Option<SystemTime> {
         self.previous_save
+    }
+
+    /// Until when the last run had found every file created (`None` on a first run): a file
+    /// without a checkpoint created before it was read already (or was history when that
+    /// run started); one created after it may not have been read at all.
+    pub fn previous_watermark(&self) -> Option<SystemTime> {
+        self.previous_watermark
+    }
+
+    /// Discovery has found every file created before `at` (ns since the epoch): each is
+    /// registered here, or was filtered out on purpose. Saved with the next checkpoints.
+    pub fn discovered_until(&self, at: u64) {
+        self.discovered_until.fetch_max(at, Ordering::Release);
     }
 
     /// Receives a signal (coalesced) whenever files were opened since the last one.
@@ -457,6 +494,19 @@ impl AckTracker {
     /// Number of files in the table (open, or closed with batches still unacknowledged).
     pub fn files(&self) -> usize {
         self.lock().files.len()
+    }
+
+    /// What to write to the checkpoint file now: [`snapshot`](Self::snapshot) and the
+    /// discovery watermark.
+    pub fn saved(&self, forget_after: Duration) -> Saved {
+        // Read before the table: every file registered before the watermark was published
+        // is in the table read after it.
+        let watermark = self.discovered_until.load(Ordering::Acquire);
+        let entries = self.snapshot(forget_after);
+        Saved {
+            entries,
+            discovered_until: (watermark > 0).then_some(watermark),
+        }
     }
 
     /// The checkpoints to write now: every tracked file at its acknowledged offset, and the

@@ -192,10 +192,24 @@ impl TryFrom<Stored> for Entry {
     }
 }
 
+/// What a checkpoint file holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Saved {
+    /// Per file: where reading resumes.
+    pub entries: Vec<Entry>,
+    /// Discovery's watermark (ns since the epoch): every file created before it had been
+    /// found — opened and in `entries`, or read to its end and acknowledged already. A file
+    /// without a checkpoint created after it may not have been read at all.
+    pub discovered_until: Option<u64>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Body {
     written_at: u64,
     entries: Vec<Entry>,
+    /// Added in format version 2 without a new version: older builds ignore it.
+    #[serde(default)]
+    discovered_until: Option<u64>,
 }
 
 /// Seconds since the Unix epoch.
@@ -230,10 +244,10 @@ impl Store {
 
     /// Loads the checkpoints. No file: no entries. A damaged file is moved aside and reported
     /// as [`CheckpointError::Corrupt`]; the caller logs it and starts without checkpoints.
-    pub fn load(&self) -> Result<Vec<Entry>, CheckpointError> {
+    pub fn load(&self) -> Result<Saved, CheckpointError> {
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Saved::default()),
             Err(source) => {
                 return Err(CheckpointError::Io {
                     action: "read",
@@ -243,7 +257,7 @@ impl Store {
             }
         };
         match parse(&bytes) {
-            Ok(entries) => Ok(entries),
+            Ok(saved) => Ok(saved),
             Err(reason) => Err(self.set_aside(reason)),
         }
     }
@@ -264,11 +278,12 @@ impl Store {
         }
     }
 
-    /// Replaces the checkpoints with `entries`, atomically and durably.
-    pub fn save(&self, entries: &[Entry]) -> Result<(), CheckpointError> {
+    /// Replaces the checkpoints with `saved`, atomically and durably.
+    pub fn save(&self, saved: &Saved) -> Result<(), CheckpointError> {
         let body = serde_json::to_vec(&BodyRef {
             written_at: unix_now(),
-            entries,
+            entries: &saved.entries,
+            discovered_until: saved.discovered_until,
         })
         .map_err(|source| CheckpointError::Serialize { source })?;
         let header = format!(
@@ -306,10 +321,12 @@ impl Store {
 struct BodyRef<'a> {
     written_at: u64,
     entries: &'a [Entry],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    discovered_until: Option<u64>,
 }
 
 /// Checks the header and the body; the error says what is wrong.
-fn parse(bytes: &[u8]) -> Result<Vec<Entry>, String> {
+fn parse(bytes: &[u8]) -> Result<Saved, String> {
     let Some(newline) = memchr::memchr(b'\n', bytes) else {
         return Err(format!("no header line in {} bytes", bytes.len()));
     };
@@ -351,7 +368,10 @@ fn parse(bytes: &[u8]) -> Result<Vec<Entry>, String> {
     }
     let body: Body =
         serde_json::from_slice(body).map_err(|e| format!("the body is not valid: {e}"))?;
-    Ok(body.entries)
+    Ok(Saved {
+        entries: body.entries,
+        discovered_until: body.discovered_until,
+    })
 }
 
 #[cfg(test)]
@@ -371,6 +391,13 @@ mod tests {
         }
     }
 
+    fn saved(entries: &[Entry]) -> Saved {
+        Saved {
+            entries: entries.to_vec(),
+            discovered_until: None,
+        }
+    }
+
     #[test]
     fn names_that_are_not_utf8_are_kept_exactly_and_version_1_is_read() {
         use std::os::unix::ffi::OsStrExt;
@@ -379,8 +406,8 @@ mod tests {
         let mut odd = entry(7, 70);
         odd.path = PathBuf::from(std::ffi::OsStr::from_bytes(b"/var/log/app-\xff\xfe.log"));
         let entries = vec![entry(1, 10), odd];
-        store.save(&entries).unwrap();
-        assert_eq!(store.load().unwrap(), entries);
+        store.save(&saved(&entries)).unwrap();
+        assert_eq!(store.load().unwrap().entries, entries);
         let text = String::from_utf8_lossy(&std::fs::read(store.path()).unwrap()).into_owned();
         assert!(text.starts_with("ringtail-checkpoints v2 "), "{text}");
         assert!(text.contains("\"path_base64\":"), "{text}");
@@ -394,7 +421,7 @@ mod tests {
         .into_bytes();
         v1.extend_from_slice(body);
         std::fs::write(store.path(), v1).unwrap();
-        let loaded = store.load().unwrap();
+        let loaded = store.load().unwrap().entries;
         assert_eq!(loaded.len(), 1);
         assert_eq!(loaded[0].path, PathBuf::from("/var/log/a.log"));
         assert_eq!(loaded[0].offset, 3);
@@ -404,19 +431,25 @@ mod tests {
     fn saved_entries_load_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
-        assert_eq!(store.load().unwrap(), Vec::new(), "no file: no entries");
+        assert_eq!(
+            store.load().unwrap(),
+            Saved::default(),
+            "no file: no entries"
+        );
         let entries = vec![entry(1, 100), entry(2, 0), entry(3, u64::MAX)];
-        store.save(&entries).unwrap();
-        assert_eq!(store.load().unwrap(), entries);
-        store.save(&entries[..1]).unwrap();
-        assert_eq!(store.load().unwrap(), entries[..1].to_vec());
+        let mut all = saved(&entries);
+        all.discovered_until = Some(1_700_000_000_123_456_789);
+        store.save(&all).unwrap();
+        assert_eq!(store.load().unwrap(), all);
+        store.save(&saved(&entries[..1])).unwrap();
+        assert_eq!(store.load().unwrap(), saved(&entries[..1]));
         assert!(!dir.path().join(format!("{FILE_NAME}.tmp")).exists());
     }
 
     fn assert_set_aside(damage: impl Fn(&mut Vec<u8>), why: &str) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
-        store.save(&[entry(1, 100), entry(2, 200)]).unwrap();
+        store.save(&saved(&[entry(1, 100), entry(2, 200)])).unwrap();
         let mut bytes = std::fs::read(store.path()).unwrap();
         damage(&mut bytes);
         std::fs::write(store.path(), &bytes).unwrap();
@@ -435,7 +468,7 @@ mod tests {
         assert!(message.contains(&set_aside.display().to_string()));
         assert_eq!(
             store.load().unwrap(),
-            Vec::new(),
+            Saved::default(),
             "{why}: then starts empty"
         );
     }

@@ -10,10 +10,8 @@
 //! files) is saved less often instead of taking the thread's whole time. A failed write is
 //! logged once per failure streak, counted and retried at the next tick. The final write
 //! comes after the sinks have stopped ([`Checkpointer::stop`]) and is made even when nothing
-//! changed: the file's time is when the run ended, and the next run reads a rotated file
-//! without a checkpoint whole only if it changed after that (an unchanged snapshot skipped
-//! at the end would date the run's end to its last change, and a copytruncate copy made
-//! since would be read again).
+//! changed: with a checkpoint file from a build that saved no discovery watermark, the file's
+//! time stands for it, so it must be when the run ended.
 //!
 //! Owns the writing schedule; it may not change offsets, only save what the tracker says.
 
@@ -25,7 +23,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{Sender, bounded, select};
 
 use crate::deliver::ack::AckTracker;
-use crate::deliver::checkpoint::{CheckpointError, CheckpointSettings, Entry, Store};
+use crate::deliver::checkpoint::{CheckpointError, CheckpointSettings, Saved, Store};
 use crate::liveness::Heart;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
@@ -68,18 +66,18 @@ pub fn resume(
         .and_then(|m| m.modified())
         .ok();
     let loaded = match store.load() {
-        Ok(entries) => entries,
+        Ok(loaded) => loaded,
         Err(e @ CheckpointError::Corrupt { .. }) => {
             metrics.checkpoint_corrupt.inc();
             tracing::error!(error = %e, "files are read as if new (from `read_from`)");
-            Vec::new()
+            Saved::default()
         }
         Err(e) => return Err(e),
     };
-    if !loaded.is_empty() {
-        tracing::info!(path = %store.path().display(), files = loaded.len(), "loaded checkpoints");
+    if !loaded.entries.is_empty() {
+        tracing::info!(path = %store.path().display(), files = loaded.entries.len(), "loaded checkpoints");
     }
-    let saved = saved.filter(|_| !loaded.is_empty());
+    let saved = saved.filter(|_| !loaded.entries.is_empty());
     let tracker = Arc::new(AckTracker::with_previous_run(
         Arc::clone(metrics),
         loaded,
@@ -96,7 +94,7 @@ struct Writer {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     forget_after: Duration,
-    last: Option<Vec<Entry>>,
+    last: Option<Saved>,
     failing: bool,
 }
 
@@ -109,7 +107,7 @@ impl Writer {
     /// when `always` (the final write: the file's time then says when this run ended, which
     /// the next run compares rotated files against).
     fn save(&mut self, always: bool) -> Result<(), CheckpointError> {
-        let entries = self.tracker.snapshot(self.forget_after);
+        let entries = self.tracker.saved(self.forget_after);
         if !always && self.last.as_ref() == Some(&entries) {
             return Ok(());
         }
@@ -232,7 +230,7 @@ impl Checkpointer {
         match self.thread.join() {
             Ok(WriterState(mut writer)) => match writer.save(true) {
                 Ok(()) => {
-                    tracing::info!(path = %writer.store.path().display(), files = writer.last.as_ref().map_or(0, Vec::len), "final checkpoint written");
+                    tracing::info!(path = %writer.store.path().display(), files = writer.last.as_ref().map_or(0, |s| s.entries.len()), "final checkpoint written");
                     Ok(())
                 }
                 Err(e) => Err(format!("final checkpoint: {e}")),

@@ -16,6 +16,10 @@
 //! - A deleted or moved-away file is gone: its reader reads it to the end, then closes it. A
 //!   `MOVED_FROM` is resolved only after every queued event is read, because its `MOVED_TO`
 //!   half may follow in the next read.
+//! - The watermark: when a read finds inotify's queue empty (after the start-up scan, and
+//!   after each batch of events), every file created before that read has been handled;
+//!   the tracker saves that time with the checkpoints (not while files wait for descriptors
+//!   or for their container's bundle).
 //! - On an inotify queue overflow everything is rescanned and every known file marked dirty:
 //!   events may be lost, data is not.
 //! - With eBPF ([`kernel`]), every watched directory is also registered with the kernel, which
@@ -28,8 +32,9 @@
 //!   file whose name no longer matches any glob but whose identity has a checkpoint — rotated
 //!   while ringtail was down — is read from its checkpoint to its end too; one without a
 //!   checkpoint whose name is a rotation of a matching name (`<name>.<suffix>`) and that
-//!   changed after the last run's last checkpoint — created and rotated away while ringtail
-//!   was down — is read whole; a compressed rotation (`.gz`, `.zst`) is read decoded,
+//!   was created after the last run's discovery watermark (saved with its checkpoints: until
+//!   then that run had found every file created) — created and rotated away while ringtail
+//!   was down or behind — is read whole; a compressed rotation (`.gz`, `.zst`) is read decoded,
 //!   resuming at the offset of the file it was compressed from ([`rotated`]).
 //!
 //! The parts, each owning its state:
@@ -177,6 +182,9 @@ pub struct Discovery {
     counters: EventCounters,
 }
 
+/// Bytes of inotify events read at once.
+const EVENT_BUFFER: usize = 64 * 1024;
+
 impl std::fmt::Debug for Discovery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Discovery")
@@ -240,6 +248,10 @@ impl Discovery {
         discovery.scan_roots(true)?;
         discovery.sync_declarations(true)?;
         discovery.consider_compressed_later()?;
+        // What happened during the scan (a file renamed after its directory was listed) is
+        // in inotify's queue: handled now, and then the watermark says every file created
+        // so far has been found.
+        discovery.drain_events(&mut vec![0u8; EVENT_BUFFER])?;
         discovery.registry.flush_dirty();
         tracing::info!(
             directories = discovery.watches.len(),
@@ -262,7 +274,7 @@ impl Discovery {
 
     /// Handles events until the stop pipe is closed.
     pub fn run(mut self) -> Result<(), DiscoveryError> {
-        let mut buffer = vec![0u8; 64 * 1024];
+        let mut buffer = vec![0u8; EVENT_BUFFER];
         loop {
             let (events_ready, stop, kernel_ready) = {
                 let mut fds = vec![
@@ -402,6 +414,9 @@ impl Discovery {
 
     /// Reads and handles every queued event, then resolves moves and wakes readers.
     fn drain_events(&mut self, buffer: &mut [u8]) -> Result<(), DiscoveryError> {
+        // inotify queues an event in the system call that causes it: when a read finds the
+        // queue empty, every file created before that read has been handled.
+        let mut emptied_at = unix_nanos();
         while let Some(events) = self
             .watches
             .read_events(buffer)
@@ -410,6 +425,7 @@ impl Discovery {
             for event in events {
                 self.event(event.wd, event.mask, event.cookie, event.name.as_deref())?;
             }
+            emptied_at = unix_nanos();
         }
         self.unopened_moves.clear();
         if std::mem::take(&mut self.runtime_changed) {
@@ -417,7 +433,16 @@ impl Discovery {
         }
         self.registry.settle_moves()?;
         self.registry.flush_dirty();
+        self.publish_watermark(emptied_at);
         Ok(())
+    }
+
+    /// Every file created before `at` has been found: tells the tracker, unless files wait
+    /// (for a descriptor, for their container's bundle), which are not registered yet.
+    fn publish_watermark(&self, at: u64) {
+        if self.waiting.is_empty() && self.deferred.is_empty() {
+            self.tracker.discovered_until(at);
+        }
     }
 
     fn event(
@@ -802,6 +827,13 @@ impl Discovery {
         self.resolver.forget();
         Ok(())
     }
+}
+
+/// Now, in ns since the Unix epoch (the clock file times are in).
+fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -5,14 +5,15 @@
 //! - A file with an unclaimed checkpoint of the last run (by identity) was rotated to its
 //!   name while ringtail was down: it is read from its checkpoint to its end.
 //! - A file without one whose name is a rotation of a matching name (`<name>.<suffix>`) and
-//!   that changed after the last run last saved its checkpoints was created and rotated away
-//!   while ringtail was down: it is read whole.
+//!   that was created after the last run's discovery watermark — until which that run had
+//!   found (and registered, or read to its end) every file created — may never have been
+//!   read: it is read whole. One created before it was read (or was history already).
 //! - A compressed rotation (`<name>.<suffix>.gz` or `.zst`, see [`crate::compressed`]) is
 //!   considered after every other file of the start-up scan, so that the file it was
 //!   compressed from, if still there, is read rather than it. It is read decoded: from its
 //!   own checkpoint, or from the checkpoint of the file it was compressed from (matched by
-//!   the fingerprint of its first uncompressed bytes), or whole if it has none and changed
-//!   after the last save — otherwise it was read before it was compressed.
+//!   the fingerprint of its first uncompressed bytes), or whole if it has none and was
+//!   created after the watermark — otherwise it was read before it was compressed.
 //! - A compression in progress (`….gz.tmp`) and formats ringtail cannot decode (`.xz`, …)
 //!   are never read: the finished `.gz` follows by rename, and a compressed file read as text
 //!   would be garbage.
@@ -22,6 +23,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::compressed::{self, Codec};
 use crate::file::FileIdentity;
@@ -50,7 +52,7 @@ impl Discovery {
         // the last save; a checkpoint for its inode may be another file's (a recycled inode).
         let whole = self
             .rotation_of(path)
-            .filter(|_| self.changed_since_save(path));
+            .filter(|_| self.created_after_watermark(path));
         let carried = self
             .tracker
             .has_carried()
@@ -83,16 +85,16 @@ impl Discovery {
     }
 
     /// A compressed rotation found at start-up: read decoded where a checkpoint says it
-    /// holds undelivered lines, or whole when it changed after the last save.
+    /// holds undelivered lines, or whole when it was created after the last run's watermark.
     fn consider_compressed(&mut self, path: &Path, codec: Codec) -> Result<(), DiscoveryError> {
-        if self.tracker.previous_save().is_none() {
+        if self.tracker.previous_watermark().is_none() {
             // A first start: rotations are history, as uncompressed ones are.
             return Ok(());
         }
         let Some((source, stem)) = self.rotation_of(path) else {
             return Ok(());
         };
-        let only_resume = !self.changed_since_save(path);
+        let only_resume = !self.created_after_watermark(path);
         let compressed = Compressed { codec, stem: &stem };
         self.open_via(path, None, source, true, only_resume, Some(compressed))
     }
@@ -121,18 +123,61 @@ impl Discovery {
         Some((source, stem))
     }
 
-    /// Whether the regular file at `path` changed after the last run last saved its
-    /// checkpoints (the final save of a clean stop is when that run ended). No slack: a copy
-    /// logrotate's copytruncate made while ringtail ran holds lines read already, and is
-    /// older than that.
-    fn changed_since_save(&self, path: &Path) -> bool {
-        let Some(saved) = self.tracker.previous_save() else {
+    /// Whether the regular file at `path` may not have been read by the last run: it was
+    /// created (its birth time, or where the file system keeps none its last change) after
+    /// that run's discovery watermark — until then, that run had found every file created.
+    /// A copy logrotate's copytruncate made while ringtail ran is older than that, and holds
+    /// lines read already. File times come from the kernel's coarse clock, up to a tick behind
+    /// the one the watermark was read from: two ticks of slack, so a file created just after
+    /// the watermark is never taken for an older one.
+    fn created_after_watermark(&self, path: &Path) -> bool {
+        let Some(watermark) = self.tracker.previous_watermark() else {
             return false;
         };
-        std::fs::symlink_metadata(path)
-            .ok()
-            .filter(std::fs::Metadata::is_file)
-            .and_then(|meta| meta.modified().ok())
-            .is_some_and(|changed| changed >= saved)
+        let Some(created) = created(path) else {
+            return false;
+        };
+        created + 2 * coarse_tick() >= watermark
+    }
+}
+
+/// When the regular file at `path` was created: its birth time, or its last change where the
+/// file system keeps no birth time (later than its birth: a file may be read once more, never
+/// skipped).
+fn created(path: &Path) -> Option<SystemTime> {
+    use rustix::fs::{AtFlags, StatxFlags, statx};
+    let stat = statx(
+        rustix::fs::CWD,
+        path,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::TYPE | StatxFlags::BTIME | StatxFlags::MTIME,
+    )
+    .ok()?;
+    if rustix::fs::FileType::from_raw_mode(u32::from(stat.stx_mode))
+        != rustix::fs::FileType::RegularFile
+    {
+        return None;
+    }
+    let time = if StatxFlags::from_bits_retain(stat.stx_mask).contains(StatxFlags::BTIME) {
+        stat.stx_btime
+    } else {
+        stat.stx_mtime
+    };
+    let seconds = u64::try_from(time.tv_sec).ok()?;
+    Some(UNIX_EPOCH + Duration::new(seconds, time.tv_nsec))
+}
+
+/// The resolution of the kernel's coarse clock, which file times come from.
+fn coarse_tick() -> Duration {
+    let res = rustix::time::clock_getres(rustix::time::ClockId::RealtimeCoarse);
+    let tick = Duration::new(
+        u64::try_from(res.tv_sec).unwrap_or(0),
+        u32::try_from(res.tv_nsec).unwrap_or(0),
+    );
+    // A kernel that says nothing useful: HZ=100's tick.
+    if tick.is_zero() {
+        Duration::from_millis(10)
+    } else {
+        tick.min(Duration::from_millis(10))
     }
 }
