@@ -225,12 +225,12 @@ fn kubelet_gzip_rotations_while_stopped_are_read_once() {
 #[test]
 fn kubelet_gzip_rotations_after_a_sigkill_are_read_at_least_once() {
     let (delivered, log) = stopped_across_rotations(true);
-    // A SIGKILL re-sends what was in flight: the 200 lines written right before it and what
-    // the last acknowledgements had not saved yet (checkpoints follow acknowledgements
-    // within ~100 ms, at 4,000 lines/s about 400 lines).
+    // A SIGKILL re-sends what was in flight: the 200 lines written right before it, what was
+    // written but not yet synced (`sync_interval` 50 ms) and what the last acknowledgements
+    // had not saved yet (~100 ms): at 4,000 lines/s well under half a second of input.
     let duplicates = delivered.duplicates();
     println!("duplicates after the SIGKILL: {duplicates}");
-    assert!(duplicates <= 1000, "{duplicates} duplicates\n{log}");
+    assert!(duplicates <= 2000, "{duplicates} duplicates\n{log}");
 }
 
 /// The last run read part of `app.log`; while it was down the file was rotated and
@@ -348,5 +348,77 @@ fn a_zstd_rotation_made_while_stopped_is_read_whole() {
     assert!(
         out.contains(&format!("\"{}\"", path.display())),
         "records name the file it was compressed from"
+    );
+}
+
+/// Seconds the outage test keeps Kafka frozen: 60 by default (CI); the issue's 10 minutes
+/// with `RINGTAIL_OUTAGE_SECONDS=600`.
+fn outage_seconds() -> u64 {
+    std::env::var("RINGTAIL_OUTAGE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60)
+}
+
+/// A long sink outage while kubelet rotates (every second) and compresses, keeping its
+/// default 5 files: kubelet deletes rotations whose lines have not reached Kafka, and
+/// ringtail — which opened every file when it appeared, and reads no further than its
+/// bounded buffers allow — reads them from the descriptors it holds once Kafka is back.
+/// Every line arrives; nothing is counted lost.
+#[test]
+fn a_long_kafka_outage_while_kubelet_rotates_and_compresses_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::kafka::broker();
+    let container = dir.path().join("pods/default_web-0_uid/app");
+    let config = format!(
+        "data_dir: {d}/data\napi:\n  listen: 127.0.0.1:{{port}}\nsources:\n  - name: pods\n    paths: [\"{d}/pods/*/*/*.log\"]\n    format: cri\nsinks:\n  - name: kafka\n    type: kafka\n    brokers: {b}\n    topic: logs\n    compression: zstd\n",
+        d = dir.path().display(),
+        b = broker.address
+    );
+    let mut kubelet = Kubelet::new(&container, "web", 5);
+    let collector = Collector::start(dir.path(), &config);
+    kubelet.run(Duration::from_secs(2), 20, Duration::from_secs(1));
+    common::kafka::signal(&broker, rustix::process::Signal::STOP);
+    let outage = outage_seconds();
+    let removed = kubelet.removed_files;
+    kubelet.run(Duration::from_secs(outage), 20, Duration::from_secs(1));
+    let removed = kubelet.removed_files - removed;
+    // Deleted files ringtail holds open (what kubelet removed unread is still reachable).
+    let held = std::fs::read_dir(format!("/proc/{}/fd", collector.child.id()))
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter(|target| {
+            target.starts_with(dir.path()) && target.to_string_lossy().ends_with(" (deleted)")
+        })
+        .count();
+    common::kafka::signal(&broker, rustix::process::Signal::CONT);
+    kubelet.run(Duration::from_secs(2), 20, Duration::from_secs(1));
+    let total = kubelet.written;
+    collector.wait_until(Duration::from_secs(180), "every line sent", || {
+        collector.metric("ringtail_kafka_delivered_total{sink=\"kafka\"}") >= total as f64
+    });
+    let lost = collector.metric_sum("ringtail_lost_bytes_total", "source=\"pods\"");
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    let messages =
+        common::kafka::consume(&broker, &["logs"], total as usize, Duration::from_secs(5));
+    common::kafka::write_values(&dir.path().join("consumed"), &messages);
+    let delivered = Delivered::read(&dir.path().join("consumed"));
+    let missing = delivered.missing(&kubelet.expected());
+    assert!(
+        missing.is_empty(),
+        "{} of {total} lines missing, first {:?}",
+        missing.len(),
+        missing.first()
+    );
+    assert_eq!(lost, 0.0);
+    assert!(
+        removed >= 2,
+        "kubelet removed rotations during the outage: {removed}"
+    );
+    println!(
+        "Kafka frozen {outage} s while kubelet rotated every second (5 files kept; kubelet removed {removed} rotations meanwhile, some before ringtail read them): {total} lines, 0 lost, {} duplicates; {held} deleted files held open at the end of the outage",
+        delivered.duplicates()
     );
 }
