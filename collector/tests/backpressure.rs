@@ -256,8 +256,14 @@ sinks:
         }
         file.flush().unwrap();
         drop(file);
+        // Open by ringtail itself (a count of open files would also see the previous file,
+        // kept open for a moment at its end).
         collector.wait_until(Duration::from_secs(10), "the file is open", || {
-            collector.metric("ringtail_files_open") >= 1.0
+            std::fs::read_dir(format!("/proc/{}/fd", collector.child.id()))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
         });
         std::fs::remove_file(&path).unwrap();
         std::thread::sleep(Duration::from_millis(100));
