@@ -190,7 +190,13 @@ pub fn start_with_metrics(
     let mut sinks = Vec::new();
     for settings in &config.sinks {
         let (tx, rx) = bounded(queue);
-        let sink = crate::sink::create(settings, &metrics, &own_files)?;
+        // Offsets past what this sink wrote may be taken from its journal only where no
+        // other sink takes the same records.
+        let alone = config.sinks.iter().all(|other| {
+            other.name == settings.name || other.inputs.iter().all(|&i| !settings.receives(i))
+        });
+        let journal = alone.then_some((config.data_dir.as_path(), &tracker));
+        let sink = crate::sink::create(settings, &metrics, &own_files, journal)?;
         let sink_health = Arc::new(SinkHealth::new(&settings.name));
         health.sinks.push(Arc::clone(&sink_health));
         sink_queues.push(metrics.queue_sender(format!("sink:{}", settings.name), tx));

@@ -223,14 +223,13 @@ fn kubelet_gzip_rotations_while_stopped_are_read_once() {
 }
 
 #[test]
-fn kubelet_gzip_rotations_after_a_sigkill_are_read_at_least_once() {
+fn kubelet_gzip_rotations_after_a_sigkill_are_read_once() {
     let (delivered, log) = stopped_across_rotations(true);
-    // A SIGKILL re-sends what was in flight: the 200 lines written right before it, what was
-    // written but not yet synced (`sync_interval` 50 ms) and what the last acknowledgements
-    // had not saved yet (~100 ms): at 4,000 lines/s well under half a second of input.
-    let duplicates = delivered.duplicates();
-    println!("duplicates after the SIGKILL: {duplicates}");
-    assert!(duplicates <= 2000, "{duplicates} duplicates\n{log}");
+    // The file sink's journal says how far the output holds each file, ahead of the saved
+    // checkpoints: reading resumes there, inside the compressed rotations too, and the batch
+    // the kill interrupted is cut from the output.
+    assert_eq!(delivered.duplicates(), 0, "{log}");
+    assert_eq!(delivered.fragments, 0, "{log}");
 }
 
 /// The last run read part of `app.log`; while it was down the file was rotated and

@@ -146,6 +146,22 @@ struct Tracked {
     early: BTreeMap<u64, (u64, bool)>,
 }
 
+impl Tracked {
+    /// The checkpoint of this file now.
+    fn entry(&self) -> Entry {
+        Entry {
+            dev: self.identity.dev,
+            ino: self.identity.ino,
+            born: self.born,
+            fingerprint: self.fingerprint,
+            offset: self.offset,
+            path: self.path.clone(),
+            source: self.source.to_string(),
+            gone_since: None,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     files: HashMap<FileId, Tracked>,
@@ -154,6 +170,10 @@ struct State {
     /// Loaded checkpoints whose inode another file has now: the file they were for is gone,
     /// but a compressed rotation of it may still be found at start-up. Not saved again.
     recycled: Vec<Entry>,
+    /// Entries of a sink's journal (see [`AckTracker::journaled`]) whose identity has a
+    /// checkpoint that may be for another file: which one is right is decided against the
+    /// file found ([`AckTracker::resume`]). Not saved.
+    journaled: HashMap<(u64, u64), Entry>,
 }
 
 /// Acknowledged offsets, per file, and the checkpoints carried over from the last run.
@@ -224,6 +244,7 @@ impl AckTracker {
                 files: HashMap::new(),
                 carried,
                 recycled: Vec::new(),
+                journaled: HashMap::new(),
             }),
             metrics,
             opened: crossbeam::channel::bounded(1),
@@ -296,14 +317,25 @@ impl AckTracker {
         size: u64,
     ) -> Resume {
         let mut state = self.lock();
-        let Some(entry) = state.carried.remove(&(identity.dev, identity.ino)) else {
-            return Resume::New;
+        let key = (identity.dev, identity.ino);
+        let carried = state.carried.remove(&key);
+        let journaled = state.journaled.remove(&key);
+        let mut claimed = |entry: Entry| {
+            let resume = Self::claim(&entry, born, head, size);
+            if matches!(resume, Resume::Recycled { .. }) {
+                state.recycled.push(entry);
+            }
+            resume
         };
-        let resume = Self::claim(&entry, born, head, size);
-        if matches!(resume, Resume::Recycled { .. }) {
-            state.recycled.push(entry);
+        match (carried.map(&mut claimed), journaled.map(&mut claimed)) {
+            (None, None) => Resume::New,
+            (Some(resume), None) | (None, Some(resume)) => resume,
+            // Both are for this file: the journal may be ahead of the checkpoint.
+            (Some(Resume::At { offset: a }), Some(Resume::At { offset: b })) => {
+                Resume::At { offset: a.max(b) }
+            }
+            (_, Some(resume @ Resume::At { .. })) | (Some(resume), Some(_)) => resume,
         }
-        resume
     }
 
     /// What the checkpoint `entry` says about the file with its identity found now.
@@ -405,12 +437,69 @@ impl AckTracker {
             (None, Some((i, _))) => Some(state.recycled.remove(i)),
             (None, None) => None,
         };
-        match entry {
-            Some(entry) => Resume::At {
-                offset: entry.offset,
-            },
+        // A journal's entry for the same file may be ahead of its checkpoint, or the only one.
+        let journaled = match &entry {
+            Some(e) => state
+                .journaled
+                .remove(&(e.dev, e.ino))
+                .filter(|j| related(&j.path, &j.fingerprint)),
+            None => {
+                let key = state
+                    .journaled
+                    .iter()
+                    .filter(|(_, j)| related(&j.path, &j.fingerprint))
+                    .max_by_key(|(_, j)| j.fingerprint.len)
+                    .map(|(key, _)| *key);
+                key.and_then(|key| state.journaled.remove(&key))
+            }
+        };
+        match entry.into_iter().chain(journaled).map(|e| e.offset).max() {
+            Some(offset) => Resume::At { offset },
             None => Resume::New,
         }
+    }
+
+    /// Offsets a sink's journal says its output already holds: every record before
+    /// `entry.offset` of the file `entry` describes was written there by the last run, whether
+    /// or not a checkpoint was saved after it. Each advances the loaded checkpoint of the same
+    /// file, or stands as one where there was none; where the checkpoint of its identity may be
+    /// for another file (another birth or fingerprint: the inode was recycled, or the file grew
+    /// past the fingerprint between the two), both are kept and the file found decides. Call
+    /// before discovery's start-up scan. Returns the entries that say more than the
+    /// checkpoints (the rest need not be journaled again).
+    pub fn journaled(&self, entries: Vec<Entry>) -> Vec<Entry> {
+        let now = unix_now();
+        let mut state = self.lock();
+        let mut ahead = Vec::new();
+        for mut entry in entries {
+            let key = (entry.dev, entry.ino);
+            match state.carried.get_mut(&key) {
+                Some(carried)
+                    if carried.born == entry.born && carried.fingerprint == entry.fingerprint =>
+                {
+                    if entry.offset > carried.offset {
+                        carried.offset = entry.offset;
+                        ahead.push(entry);
+                    }
+                }
+                Some(_) => {
+                    state.journaled.insert(key, entry.clone());
+                    ahead.push(entry);
+                }
+                None => {
+                    entry.gone_since.get_or_insert(now);
+                    state.carried.insert(key, entry.clone());
+                    ahead.push(entry);
+                }
+            }
+        }
+        ahead
+    }
+
+    /// What the checkpoint of a file still in the table would say now (its acknowledged
+    /// offset), for a sink's journal to describe the file its batches come from.
+    pub fn describe(&self, id: FileId) -> Option<Entry> {
+        self.lock().files.get(&id).map(Tracked::entry)
     }
 
     /// The start-up scan is over: checkpoints whose inode another file has are not needed
@@ -528,20 +617,7 @@ impl AckTracker {
         if forgotten > 0 {
             self.metrics.checkpoints_forgotten.inc_by(forgotten as u64);
         }
-        let mut entries: Vec<Entry> = state
-            .files
-            .values()
-            .map(|t| Entry {
-                dev: t.identity.dev,
-                ino: t.identity.ino,
-                born: t.born,
-                fingerprint: t.fingerprint,
-                offset: t.offset,
-                path: t.path.clone(),
-                source: t.source.to_string(),
-                gone_since: None,
-            })
-            .collect();
+        let mut entries: Vec<Entry> = state.files.values().map(Tracked::entry).collect();
         entries.extend(state.carried.values().cloned());
         // A stable order, so an unchanged table is an unchanged file.
         entries.sort_by_key(|e| (e.dev, e.ino));
@@ -651,6 +727,52 @@ mod tests {
             },
             "same inode and first bytes, born later: another file"
         );
+    }
+
+    #[test]
+    fn a_journal_advances_the_checkpoint_of_the_file_it_finds() {
+        let head = b"first line of the file, longer than the old fingerprint\n";
+        // Checkpoints: file 1 at 100 (fingerprint of 10 bytes: saved while it was short),
+        // file 2 at 50; the journal: file 1 at 300 (longer fingerprint), file 2 at 80 (same
+        // fingerprint), file 3 (no checkpoint) at 40, file 4 at 70 on an inode whose
+        // checkpoint is another file's.
+        let tracker = AckTracker::with_checkpoints(
+            Arc::new(Metrics::new()),
+            vec![
+                loaded(1, &head[..10], 100, None),
+                loaded(2, head, 50, None),
+                loaded(4, b"another file", 20, None),
+            ],
+        );
+        tracker.journaled(vec![
+            loaded(1, head, 300, None),
+            loaded(2, head, 80, None),
+            loaded(3, head, 40, None),
+            loaded(4, head, 70, None),
+        ]);
+        let id = |ino| FileIdentity { dev: 1, ino };
+        assert_eq!(
+            tracker.resume(id(1), None, head, 1000),
+            Resume::At { offset: 300 }
+        );
+        assert_eq!(
+            tracker.resume(id(2), None, head, 1000),
+            Resume::At { offset: 80 }
+        );
+        assert_eq!(
+            tracker.resume(id(3), None, head, 1000),
+            Resume::At { offset: 40 }
+        );
+        assert_eq!(
+            tracker.resume(id(4), None, head, 1000),
+            Resume::At { offset: 70 }
+        );
+        // Neither matches a recycled inode.
+        tracker.journaled(vec![loaded(5, head, 70, None)]);
+        assert!(matches!(
+            tracker.resume(id(5), None, b"a new file", 1000),
+            Resume::Recycled { .. }
+        ));
     }
 
     #[test]

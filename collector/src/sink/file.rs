@@ -13,8 +13,21 @@
 //! existing non-empty zstd output is rotated away at start-up rather than appended to, so a
 //! frame left unfinished by a crash is never followed by another.
 //!
+//! **No duplicates after a crash.** Where the file sink is the only sink of the sources it
+//! takes and its output is not compressed, it keeps a journal in `data_dir` (see
+//! [`journal`]): before each batch, the length the output will have and the offsets the batch
+//! brings its files to. A run that starts after a crash cuts the output back to the last
+//! batch the journal holds whole and resumes each file from the journal's offset where that
+//! is ahead of the checkpoint — so a SIGKILL, an OOM kill or a panic leaves every record in
+//! the output once. The caveat: a reader of the output may see it shrink after a crash (by
+//! the batch the crash interrupted). After a power loss it holds for everything that was
+//! acknowledged; a batch written but not yet synced may be lost from the output and then is
+//! read again.
+//!
 //! Owns the output files and their syncer thread; it may not touch batches beyond writing and
 //! acknowledging them.
+
+pub mod journal;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -25,10 +38,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Sender, TrySendError, bounded};
 
-use crate::deliver::ack::AckHandle;
+use crate::deliver::ack::{AckHandle, AckTracker};
 use crate::deliver::batch::Batch;
 use crate::file::{FileIdentity, OwnFiles};
 use crate::sink::driver::{Sink, SinkError, is_fatal_stream_error, write_resumable};
+use journal::{Journal, JournalError};
 
 /// How long a file sink lets written data wait before fsync and acknowledgement.
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
@@ -77,6 +91,8 @@ const MAX_UNSYNCED_BATCHES: usize = 4096;
 /// A file that counts the bytes written to it (the zstd encoder writes through this).
 struct Counted {
     file: Arc<File>,
+    /// The file's device and inode, for the journal.
+    identity: FileIdentity,
     size: u64,
 }
 
@@ -131,6 +147,8 @@ impl Writer {
 
 struct SyncJob {
     file: Arc<File>,
+    /// The journal, made durable after the file and before the acknowledgements.
+    journal: Option<Arc<File>>,
     acks: Vec<AckHandle>,
     /// After a rotation: the directory whose entries changed.
     dir: Option<PathBuf>,
@@ -150,6 +168,10 @@ pub struct FileSink {
     rotate_due: bool,
     shift_due: bool,
     syncer: Option<Syncer>,
+    /// Where the output stands, batch by batch (no duplicates after a crash).
+    journal: Option<Journal>,
+    /// A journal that could not be written and not be removed yet.
+    stale_journal: Option<PathBuf>,
 }
 
 /// The syncer thread's queue and handle.
@@ -175,15 +197,33 @@ impl FileSink {
     }
 
     /// Creates the sink and its syncer thread; the file is opened on the first write. The
-    /// outputs already there (an earlier run's) are announced in `own` at once.
+    /// outputs already there (an earlier run's) are announced in `own` at once. With a
+    /// `journal` (its path, and the tracker its offsets go to: see [`journal`]) the outputs
+    /// are first cut back to where the last run's journal says they stand.
     pub fn new(
         name: &str,
         config: FileSinkSettings,
         own: Arc<OwnFiles>,
+        journal: Option<(PathBuf, Arc<AckTracker>)>,
     ) -> Result<Self, SinkError> {
-        for output in Self::outputs(&config) {
-            own.add_path(&output);
+        let outputs: Vec<PathBuf> = Self::outputs(&config).collect();
+        for output in &outputs {
+            own.add_path(output);
         }
+        let journal = match journal {
+            Some(_) if config.compression != Compression::None => {
+                tracing::info!(
+                    sink = name,
+                    "a compressed file output keeps no journal: after a crash it may hold records twice"
+                );
+                None
+            }
+            Some((path, tracker)) => Some(
+                Journal::open(path, &outputs, tracker)
+                    .map_err(|e| journal_error(name, false, e))?,
+            ),
+            None => None,
+        };
         let (tx, rx) = bounded::<SyncJob>(1);
         let sink_name = name.to_string();
         let target = config.path.display().to_string();
@@ -218,6 +258,8 @@ impl FileSink {
             rotate_due: false,
             shift_due,
             syncer: Some((tx, syncer)),
+            journal,
+            stale_journal: None,
         })
     }
 
@@ -249,10 +291,12 @@ impl FileSink {
             .append(true)
             .open(path)
             .map_err(|e| self.error("open", path, false, e))?;
-        if let Ok(meta) = file.metadata() {
-            self.own.add(FileIdentity::of(&meta));
-        }
-        let mut size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let meta = file
+            .metadata()
+            .map_err(|e| self.error("read the length of", path, false, e))?;
+        let identity = FileIdentity::of(&meta);
+        self.own.add(identity);
+        let mut size = meta.len();
         if self.config.compression == Compression::None && size > 0 {
             // A run killed in the middle of a write can leave half a record at the end. It was
             // never acknowledged, so it is sent again whole; end the fragment here so that the
@@ -269,6 +313,7 @@ impl FileSink {
         }
         let counted = Counted {
             file: Arc::new(file),
+            identity,
             size,
         };
         self.writer = Some(match self.config.compression {
@@ -285,6 +330,7 @@ impl FileSink {
     /// Rotation and due syncs; runs before a batch is written, so an error here never leaves
     /// a batch half-handled.
     fn maintain(&mut self) -> Result<(), SinkError> {
+        self.remove_stale_journal()?;
         if self.rotate_due {
             self.finish_current()?;
             self.rotate_due = false;
@@ -315,6 +361,7 @@ impl FileSink {
         let dir = self.config.path.parent().map(Path::to_path_buf);
         let job = SyncJob {
             file,
+            journal: self.journal.as_ref().map(Journal::file),
             acks: std::mem::take(&mut self.unsynced),
             dir,
         };
@@ -377,6 +424,7 @@ impl FileSink {
         let force = force || self.unsynced.len() >= MAX_UNSYNCED_BATCHES;
         let job = SyncJob {
             file,
+            journal: self.journal.as_ref().map(Journal::file),
             acks: std::mem::take(&mut self.unsynced),
             dir: None,
         };
@@ -420,6 +468,63 @@ impl FileSink {
     }
 }
 
+impl FileSink {
+    /// Journals the batch about to be written. A journal that cannot be written is removed:
+    /// from then on a crash may leave duplicates, never a cut record. One that cannot be
+    /// removed either holds the sink back until it can be (left there, the next start would
+    /// cut the batches written after it, whose offsets may have been saved).
+    fn journal_batch(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        let (Some(journal), Some(writer)) = (self.journal.as_mut(), self.writer.as_ref()) else {
+            return Ok(());
+        };
+        let out = writer.counted();
+        let len = out.size + batch.data.len() as u64;
+        let Err(error) = journal.record(out.identity, out.size, len, batch.ack.progress()) else {
+            return Ok(());
+        };
+        tracing::warn!(sink = self.name, error = %error, "the file sink's journal cannot be written; it is removed, and until a restart a crash may leave records twice in the output");
+        let Some(journal) = self.journal.take() else {
+            return Ok(());
+        };
+        let path = journal.path().to_path_buf();
+        journal.abandon().map_err(|error| {
+            self.stale_journal = Some(path);
+            journal_error(&self.name, false, error)
+        })
+    }
+
+    /// Removes a journal that could not be written, before anything more is written.
+    fn remove_stale_journal(&mut self) -> Result<(), SinkError> {
+        let Some(path) = &self.stale_journal else {
+            return Ok(());
+        };
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.error("remove the unwritable journal", path, false, e)),
+        }
+        tracing::info!(sink = self.name, journal = %path.display(), "removed the journal that could not be written; writing goes on");
+        self.stale_journal = None;
+        Ok(())
+    }
+}
+
+/// A journal error as the sink's.
+fn journal_error(sink: &str, fatal: bool, error: JournalError) -> SinkError {
+    let JournalError::Io {
+        action,
+        path,
+        source,
+    } = error;
+    SinkError::Io {
+        sink: sink.to_string(),
+        action,
+        target: path.display().to_string(),
+        fatal,
+        source,
+    }
+}
+
 fn sync_job(name: &str, target: &str, job: &SyncJob) -> Result<(), SinkError> {
     let fatal = |action, source| SinkError::Io {
         sink: name.to_string(),
@@ -429,6 +534,11 @@ fn sync_job(name: &str, target: &str, job: &SyncJob) -> Result<(), SinkError> {
         source,
     };
     job.file.sync_data().map_err(|e| fatal("fsync", e))?;
+    if let Some(journal) = &job.journal {
+        journal
+            .sync_data()
+            .map_err(|e| fatal("fsync the journal of", e))?;
+    }
     if let Some(dir) = &job.dir {
         File::open(dir)
             .and_then(|d| d.sync_all())
@@ -444,6 +554,9 @@ impl Sink for FileSink {
         }
         if self.writer.is_none() {
             self.open()?;
+        }
+        if self.written == 0 {
+            self.journal_batch(batch)?;
         }
         let Some(writer) = self.writer.as_mut() else {
             return Ok(());
@@ -572,6 +685,7 @@ mod tests {
             "f",
             config(path.clone(), Compression::None, None),
             Arc::default(),
+            None,
         )
         .unwrap();
         sink.write(&batch(&tracker, 0, 10, "{\"a\":1}\n")).unwrap();
@@ -602,6 +716,7 @@ mod tests {
             "f",
             config(path.clone(), Compression::None, Some(rotate)),
             Arc::default(),
+            None,
         )
         .unwrap();
         for i in 0..5u64 {
@@ -627,6 +742,7 @@ mod tests {
             "f",
             config(path.clone(), Compression::Zstd { level: 3 }, None),
             Arc::default(),
+            None,
         )
         .unwrap();
         for i in 0..100u64 {

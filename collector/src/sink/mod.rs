@@ -32,8 +32,10 @@ pub mod stdout;
 pub mod template;
 pub mod tls;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::deliver::ack::AckTracker;
 use crate::encode::Encoding;
 use crate::file::OwnFiles;
 use crate::metrics::Metrics;
@@ -103,18 +105,43 @@ impl SinkKind {
     }
 }
 
+/// Where a file sink named `name` keeps its journal under `data_dir`: the name as it is
+/// where it is a plain file name, hex-encoded where it is not.
+pub fn journal_path(data_dir: &Path, name: &str) -> PathBuf {
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    let file = if plain {
+        format!("{name}.journal")
+    } else {
+        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("x-{hex}.journal")
+    };
+    data_dir.join("sinks").join(file)
+}
+
 /// Creates the sink `settings` describe (a Kafka producer connects in the background); the
-/// files it writes are announced in `own`, so they are never read.
+/// files it writes are announced in `own`, so they are never read. `journal` (`data_dir` and
+/// the acknowledgement tracker) is given where the sink is the only sink of every source it
+/// takes: a file sink then keeps a journal and leaves no duplicates after a crash.
 pub fn create(
     settings: &SinkSettings,
     metrics: &Metrics,
     own: &Arc<OwnFiles>,
+    journal: Option<(&Path, &Arc<AckTracker>)>,
 ) -> Result<Box<dyn Sink>, SinkError> {
     let name = &settings.name;
     Ok(match &settings.kind {
         SinkKind::Stdout => Box::new(stdout::StdoutSink::new(name)),
         SinkKind::Blackhole => Box::new(blackhole::BlackholeSink),
-        SinkKind::File(file) => Box::new(file::FileSink::new(name, file.clone(), Arc::clone(own))?),
+        SinkKind::File(file) => Box::new(file::FileSink::new(
+            name,
+            file.clone(),
+            Arc::clone(own),
+            journal.map(|(dir, tracker)| (journal_path(dir, name), Arc::clone(tracker))),
+        )?),
         SinkKind::Kafka(kafka) => Box::new(kafka::KafkaSink::new(
             name,
             kafka.clone(),
