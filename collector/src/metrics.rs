@@ -112,6 +112,9 @@ pub struct Metrics {
     pub truncations: Family<SourceLabel, Counter>,
     /// Bytes that could not be read, by source and reason (see [`LostLabel`]).
     pub lost_bytes: Family<LostLabel, Counter>,
+    /// Files the last run was reading that were gone at start-up: deleted (or moved out of
+    /// the watched directories) while ringtail was not running.
+    pub files_gone_while_down: Family<SourceLabel, Counter>,
     /// Symlinks matching a glob but leading outside the log directories, refused.
     pub symlinks_refused: Family<SourceLabel, Counter>,
     /// Files a glob matched that are ringtail's own outputs (by identity), never read.
@@ -248,6 +251,7 @@ impl Metrics {
             records_dropped: Family::default(),
             truncations: Family::default(),
             lost_bytes: Family::default(),
+            files_gone_while_down: Family::default(),
             symlinks_refused: Family::default(),
             own_files_refused: Family::default(),
             sparse_bytes_skipped: Family::default(),
@@ -353,6 +357,11 @@ impl Metrics {
             "lost_bytes",
             "Bytes that could not be read: deleted files closed by reader.max_open_deleted or reader.max_deleted_bytes (reason deleted_limit), deleted files that failed to read (unreadable), compressed rotations that did not decode (damaged_archive, in compressed bytes)",
             m.lost_bytes.clone(),
+        );
+        registry.register(
+            "files_gone_while_down",
+            "Files the last run was reading that were gone at start-up (deleted or moved out of the watched directories while ringtail was not running): what was written to them after their checkpoint and not read before is lost",
+            m.files_gone_while_down.clone(),
         );
         registry.register(
             "symlinks_refused",

@@ -102,6 +102,40 @@ fn a_restart_resumes_where_delivery_stopped() {
     );
 }
 
+/// A file deleted while ringtail is down cannot be read by anyone: what was written to it
+/// after the last run read it is lost. It is said, with the file named, and counted.
+#[test]
+fn a_file_deleted_while_ringtail_is_down_is_counted_and_named() {
+    let (dir, config) = setup();
+    let logs = dir.path().join("logs");
+    let out = dir.path().join("out");
+    append_lines(&logs.join("gone.log"), "gone", 0..100, 40);
+    append_lines(&logs.join("kept.log"), "kept", 0..100, 40);
+    let expected = BTreeMap::from([("gone".to_string(), 100), ("kept".to_string(), 100)]);
+    let collector = Collector::start(dir.path(), &config);
+    wait_delivered(&out, &expected, Duration::from_secs(30));
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    append_lines(&logs.join("gone.log"), "gone", 100..200, 40);
+    std::fs::remove_file(logs.join("gone.log")).unwrap();
+    let collector = Collector::start(dir.path(), &config);
+    collector.wait_until(Duration::from_secs(10), "the start-up scan", || {
+        collector.metric("ringtail_files_gone_while_down_total{source=\"logs\"}") == 1.0
+    });
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("a file the last run was reading is gone") && log.contains("gone.log"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("a file the last run was reading is gone")
+            .count(),
+        1,
+        "kept.log is still there: {log}"
+    );
+}
+
 /// A tiny deterministic generator (xorshift), seeded and printed so a failure can be replayed.
 struct Rng(u64);
 

@@ -174,6 +174,9 @@ struct State {
     /// checkpoint that may be for another file: which one is right is decided against the
     /// file found ([`AckTracker::resume`]). Not saved.
     journaled: HashMap<(u64, u64), Entry>,
+    /// Loaded checkpoints of files the last run was still reading when it saved them: one
+    /// that no file claims by the end of the start-up scan was deleted while ringtail was down.
+    live: Vec<(u64, u64)>,
 }
 
 /// Acknowledged offsets, per file, and the checkpoints carried over from the last run.
@@ -230,6 +233,11 @@ impl AckTracker {
             .or(saved)
             .filter(|_| saved.is_some());
         let now = unix_now();
+        let live = loaded
+            .iter()
+            .filter(|e| e.gone_since.is_none())
+            .map(|e| (e.dev, e.ino))
+            .collect();
         let carried = loaded
             .into_iter()
             .map(|mut e| {
@@ -245,6 +253,7 @@ impl AckTracker {
                 carried,
                 recycled: Vec::new(),
                 journaled: HashMap::new(),
+                live,
             }),
             metrics,
             opened: crossbeam::channel::bounded(1),
@@ -506,6 +515,28 @@ impl AckTracker {
     /// any more.
     pub fn forget_recycled(&self) {
         self.lock().recycled = Vec::new();
+    }
+
+    /// The start-up scan is over and what it saw happen meanwhile handled: every checkpoint
+    /// of a file the last run was still reading that no file has claimed is a file deleted
+    /// (or moved away) while ringtail was down. Each is logged with how far it had been
+    /// delivered and counted (`ringtail_files_gone_while_down_total`): what was written to it
+    /// after that and not read before is lost, and no collector could have read it.
+    pub fn report_gone_while_down(&self) {
+        let mut state = self.lock();
+        let live = std::mem::take(&mut state.live);
+        for key in live {
+            let Some(entry) = state.carried.get(&key) else {
+                continue;
+            };
+            tracing::warn!(file = %entry.path.display(), delivered_up_to = entry.offset, source = entry.source, "a file the last run was reading is gone: deleted or moved away while ringtail was not running (or no source matches it any more); lines written to it after this offset that the last run had not read are lost");
+            self.metrics
+                .files_gone_while_down
+                .get_or_create(&crate::metrics::SourceLabel {
+                    source: entry.source.clone(),
+                })
+                .inc();
+        }
     }
 
     /// Discovery opened a file: it is read from `file.offset`.

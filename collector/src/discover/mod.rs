@@ -252,6 +252,7 @@ impl Discovery {
         // in inotify's queue: handled now, and then the watermark says every file created
         // so far has been found.
         discovery.drain_events(&mut vec![0u8; EVENT_BUFFER])?;
+        discovery.tracker.report_gone_while_down();
         discovery.registry.flush_dirty();
         tracing::info!(
             directories = discovery.watches.len(),

@@ -34,7 +34,8 @@ use crate::deliver::ack::{AckTracker, FileProgress};
 use crate::deliver::checkpoint::Entry;
 use crate::file::{FileId, FileIdentity};
 
-/// A journal past this size is rewritten from what is still needed.
+/// A journal past this size, and past twice what it held when last rewritten, is rewritten
+/// from what is still needed.
 pub const COMPACT_BYTES: u64 = 4 << 20;
 
 /// What went wrong with the journal.
@@ -82,6 +83,8 @@ pub struct Journal {
     path: PathBuf,
     file: Arc<File>,
     len: u64,
+    /// Its length when it was last rewritten (many files tracked make a large base).
+    base_len: u64,
     tracker: Arc<AckTracker>,
     /// The number of each file this journal has described.
     numbers: HashMap<FileId, u32>,
@@ -115,6 +118,7 @@ impl Journal {
             file: Arc::new(file),
             path,
             len,
+            base_len: len,
             tracker,
             numbers: HashMap::new(),
             next: ahead.len() as u32,
@@ -143,7 +147,7 @@ impl Journal {
         len: u64,
         progress: &[FileProgress],
     ) -> Result<(), JournalError> {
-        if self.len >= COMPACT_BYTES {
+        if self.len >= COMPACT_BYTES.max(2 * self.base_len) {
             self.compact()?;
         }
         self.line.clear();
@@ -235,6 +239,7 @@ impl Journal {
         let (file, len) = write_base(&self.path, entries, self.mark)?;
         self.file = Arc::new(file);
         self.len = len;
+        self.base_len = len;
         self.numbers.clear();
         self.next = entries.len() as u32;
         self.latest.clear();
