@@ -550,3 +550,151 @@ sinks:
     let (status, log) = collector.stop();
     assert!(status.success(), "{log}");
 }
+
+/// Pod labels and annotations come from the runtime's CRI socket: a pod created after
+/// ringtail started (its files are found, the runtime is asked again) and removed right after
+/// its last line; every record carries its labels and annotations, kubelet's `io.kubernetes.*`
+/// keys left out.
+#[test]
+fn records_carry_the_pod_labels_and_annotations_the_runtime_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let node = CriNode::start(&dir);
+    let pods = dir.join("var/log/pods");
+    std::fs::create_dir_all(&pods).unwrap();
+    let out = dir.join("out.ndjson");
+    let config = format!(
+        r#"data_dir: {dir}/data
+api:
+  listen: 127.0.0.1:{{port}}
+kubernetes:
+  runtime_dirs: ["{runtime}"]
+  cri_socket: {socket}
+sources:
+  - name: pods
+    paths: ["{pods}/*/*/*.log"]
+    format: cri
+sinks:
+  - name: out
+    type: file
+    path: {out}
+    sync_interval: 100ms
+"#,
+        dir = dir.display(),
+        runtime = node.bundle_dir().parent().unwrap().display(),
+        socket = node.socket().display(),
+        pods = pods.display(),
+        out = out.display(),
+    );
+    let collector = Collector::start(&dir, &config);
+    let uid = "7a1c2b3d-2222-4c57-a5e4-0f3a1b2c3d4e";
+    let pod = node.run_pod_with(
+        "shop",
+        "web-0",
+        uid,
+        &pods.join(format!("shop_web-0_{uid}")),
+        &[("app", "web"), ("team", "payments")],
+        &[
+            ("example.com/owner", "payments-team"),
+            ("note", "say \"hi\""),
+        ],
+    );
+    let app = node.run_container(
+        &pod,
+        "app",
+        &[
+            "/bin/sh",
+            "-c",
+            "i=1; while [ $i -le 200 ]; do echo line $i; i=$((i+1)); done",
+        ],
+        &[],
+    );
+    assert_eq!(node.wait_exited(&app, WAIT), 0);
+    node.stop_pod(&pod);
+    node.remove_pod(&pod);
+    wait_records(&collector, &out, 200);
+    let all = records(&out);
+    assert_eq!(all.len(), 200);
+    for r in &all {
+        assert_eq!(
+            r["k8s"]["labels"],
+            serde_json::json!({"app": "web", "team": "payments"}),
+            "{r}"
+        );
+        let annotations = r["k8s"]["annotations"].as_object().unwrap();
+        assert_eq!(annotations["example.com/owner"], "payments-team", "{r}");
+        assert_eq!(annotations["note"], "say \"hi\"", "{r}");
+        assert!(
+            annotations.keys().all(|k| !k.starts_with("io.kubernetes.")),
+            "{r}"
+        );
+        assert_eq!(r["k8s"]["pod"], "web-0", "{r}");
+    }
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("pod labels and annotations come from the runtime's CRI socket"),
+        "{log}"
+    );
+}
+
+/// No CRI socket: said once at start-up; records carry no labels, nothing else changes.
+#[test]
+fn without_a_cri_socket_records_carry_no_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let uid = "0b1c2d3e-3333-4c57-a5e4-0f3a1b2c3d4e";
+    let container = dir
+        .path()
+        .join(format!("var/log/pods/shop_web-0_{uid}/app"));
+    std::fs::create_dir_all(&container).unwrap();
+    let out = dir.path().join("out.ndjson");
+    let config = format!(
+        r#"data_dir: {dir}/data
+api:
+  listen: 127.0.0.1:{{port}}
+kubernetes:
+  cri_socket: {dir}/no-such.sock
+sources:
+  - name: pods
+    paths: ["{dir}/var/log/pods/*/*/*.log"]
+    format: cri
+sinks:
+  - name: out
+    type: file
+    path: {out}
+    sync_interval: 100ms
+"#,
+        dir = dir.path().display(),
+        out = out.display(),
+    );
+    std::fs::write(
+        container.join("0.log"),
+        "2026-12-06T10:00:00.000000000Z stdout F hello\n",
+    )
+    .unwrap();
+    let collector = Collector::start(dir.path(), &config);
+    wait_records(&collector, &out, 1);
+    std::fs::write(
+        container.join("1.log"),
+        "2026-12-06T10:00:01.000000000Z stdout F again\n",
+    )
+    .unwrap();
+    wait_records(&collector, &out, 2);
+    let all = records(&out);
+    for r in &all {
+        assert_eq!(
+            r["k8s"],
+            serde_json::json!({"namespace": "shop", "pod": "web-0", "pod_uid": uid,
+                "container": "app", "restart": r["k8s"]["restart"]}),
+            "{r}"
+        );
+    }
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        log.matches("pod labels and annotations are not known while the runtime does not answer")
+            .count(),
+        1,
+        "said once: {log}"
+    );
+}

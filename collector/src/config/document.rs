@@ -22,7 +22,7 @@ use crate::config::raw::{
 };
 use crate::config::scalar::{choice, count, duration, list, quoted, read_from, size};
 use crate::config::{secrets, sink, source};
-use crate::container::resolver::KubernetesSettings;
+use crate::container::resolver::{CriSocket, KubernetesSettings};
 use crate::deliver::checkpoint::{
     CheckpointSettings, DEFAULT_CHECKPOINT_FORGET_AFTER, DEFAULT_CHECKPOINT_INTERVAL,
 };
@@ -494,8 +494,24 @@ fn kubernetes_settings(raw: RawKubernetes, problems: &mut Vec<Problem>) -> Kuber
             })
             .collect(),
     };
+    let cri_socket = match raw.cri_socket {
+        None => CriSocket::Auto,
+        Some(socket) if socket.as_str() == "none" => CriSocket::Off,
+        Some(socket) if Path::new(socket.as_str()).is_absolute() => {
+            CriSocket::At(PathBuf::from(socket.as_str()))
+        }
+        Some(socket) => {
+            problems.push(Problem::spanned(
+                &socket,
+                "kubernetes.cri_socket",
+                "must be an absolute path, or `none` to ask no runtime",
+            ));
+            CriSocket::Off
+        }
+    };
     KubernetesSettings {
         node_name,
         runtime_dirs,
+        cri_socket,
     }
 }

@@ -99,6 +99,9 @@ pub struct RawKubernetes {
     pub node_name: Option<Spanned<String>>,
     /// Directories of the runtimes' OCI bundles (default: containerd's and cri-o's).
     pub runtime_dirs: Option<Vec<Spanned<String>>>,
+    /// The runtime's CRI socket for pod labels and annotations: a path, or `none`
+    /// (default: containerd's or cri-o's, whichever exists).
+    pub cri_socket: Option<Spanned<String>>,
 }
 
 /// A source's `containers` block: which containers' files it reads.

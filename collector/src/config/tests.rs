@@ -655,6 +655,38 @@ sinks:
 }
 
 #[test]
+fn the_cri_socket_is_a_path_or_none() {
+    let config = |socket: &str| {
+        format!(
+            "kubernetes:\n  cri_socket: {socket}\nsources:\n  - name: s\n    paths: [\"/logs/*.log\"]\nsinks:\n  - {{name: out, type: stdout}}\n"
+        )
+    };
+    use crate::container::resolver::CriSocket;
+    let (parsed, problems) = parse(&config("/run/k3s/containerd/containerd.sock"));
+    assert_eq!(problems, vec![]);
+    assert_eq!(
+        parsed.unwrap().kubernetes.cri_socket,
+        CriSocket::At(PathBuf::from("/run/k3s/containerd/containerd.sock"))
+    );
+    let (parsed, _) = parse(&config("none"));
+    assert_eq!(parsed.unwrap().kubernetes.cri_socket, CriSocket::Off);
+    let (parsed, _) = parse(
+        "sources:\n  - name: s\n    paths: [\"/logs/*.log\"]\nsinks:\n  - {name: out, type: stdout}\n",
+    );
+    assert_eq!(parsed.unwrap().kubernetes.cri_socket, CriSocket::Auto);
+    let problems = problems_of(&config("containerd.sock"));
+    assert!(
+        has(
+            &problems,
+            2,
+            "kubernetes.cri_socket",
+            "absolute path, or `none`"
+        ),
+        "{problems:#?}"
+    );
+}
+
+#[test]
 fn processors_are_checked_field_by_field() {
     let good = r#"sources:
   - name: web

@@ -166,6 +166,7 @@ impl Bundle {
                 ]),
                 env,
                 annotations: spec.annotations,
+                pod_labels: None,
             },
             sandbox: kind.as_deref() == Some("sandbox"),
             sandbox_id,

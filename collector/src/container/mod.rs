@@ -1,7 +1,6 @@
 //! Which container a log file belongs to, and what is known about that container.
 //!
-//! Owns the container metadata of a file, from two places on the host (no API server, no
-//! runtime socket):
+//! Owns the container metadata of a file, from three places on the node (no API server):
 //! - **paths**: the kubelet's `/var/log/pods/<namespace>_<pod>_<pod-uid>/<container>/<restart>.log`
 //!   and its symlinks `/var/log/containers/<pod>_<namespace>_<container>-<container-id>.log`;
 //!   Docker's json-file driver, `/var/lib/docker/containers/<id>/<id>-json.log`. Files are
@@ -10,6 +9,8 @@
 //! - **runtime state** ([`bundles`]): the OCI bundle (`config.json`) the runtime
 //!   wrote for each container adds the container id, the image, the process environment and
 //!   the annotations.
+//! - **the runtime's CRI socket** ([`cri`]): the pod's labels and annotations, which the
+//!   kubelet handed to the runtime with the pod's sandbox.
 //!
 //! [`FileMeta`] is resolved once when a file is opened ([`resolver`]) and travels with it
 //! ([`crate::source::FileCtx`]), so records read after the pod is gone keep their metadata.
@@ -19,11 +20,15 @@
 //! touch files being read, queues or records.
 
 pub mod bundles;
+pub mod cri;
 pub mod filter;
 pub mod resolver;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+
+use cri::PodLabels;
 
 /// A container, as far as a log file's path and the runtime's state tell.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -47,6 +52,8 @@ pub struct Container {
     pub env: BTreeMap<String, String>,
     /// The OCI annotations of the container (from the OCI bundle).
     pub annotations: BTreeMap<String, String>,
+    /// The pod's labels and annotations (from the runtime's CRI socket).
+    pub pod_labels: Option<Arc<PodLabels>>,
 }
 
 impl Container {
@@ -73,6 +80,7 @@ impl Container {
         fill(&mut self.restart, &other.restart);
         fill(&mut self.id, &other.id);
         fill(&mut self.image, &other.image);
+        fill(&mut self.pod_labels, &other.pod_labels);
         for (k, v) in &other.env {
             self.env.entry(k.clone()).or_insert_with(|| v.clone());
         }

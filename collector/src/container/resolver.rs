@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::container::bundles::{Bundles, DEFAULT_RUNTIME_DIRS};
+use crate::container::cri::{self, Cri};
 use crate::container::{FileMeta, of_path};
 
 /// The node and where the container runtime keeps its state (`kubernetes`).
@@ -16,6 +17,20 @@ pub struct KubernetesSettings {
     pub node_name: Option<String>,
     /// Directories of the runtimes' OCI bundles.
     pub runtime_dirs: Vec<PathBuf>,
+    /// Where pod labels and annotations are asked for.
+    pub cri_socket: CriSocket,
+}
+
+/// The runtime's CRI socket (`kubernetes.cri_socket`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CriSocket {
+    /// The first of [`cri::DEFAULT_SOCKETS`] that exists.
+    #[default]
+    Auto,
+    /// This socket.
+    At(PathBuf),
+    /// None: records carry no pod labels or annotations.
+    Off,
 }
 
 impl Default for KubernetesSettings {
@@ -23,6 +38,7 @@ impl Default for KubernetesSettings {
         Self {
             node_name: None,
             runtime_dirs: DEFAULT_RUNTIME_DIRS.iter().map(PathBuf::from).collect(),
+            cri_socket: CriSocket::Auto,
         }
     }
 }
@@ -32,6 +48,8 @@ impl Default for KubernetesSettings {
 pub struct Resolver {
     bundles: Bundles,
     node: Option<String>,
+    /// The runtime's pods, for their labels and annotations.
+    cri: Option<Cri>,
     /// The last answer: a file is usually resolved twice in a row (selecting its source,
     /// then opening it).
     last: Option<(PathBuf, Arc<FileMeta>)>,
@@ -44,6 +62,7 @@ impl Resolver {
         Self {
             bundles: Bundles::new(settings.runtime_dirs.clone()),
             node: settings.node_name.clone(),
+            cri: connect(&settings.cri_socket),
             last: None,
         }
     }
@@ -57,6 +76,9 @@ impl Resolver {
         }
         let container = of_path(path).map(|mut c| {
             self.bundles.complete(&mut c);
+            if let (Some(cri), Some(uid)) = (self.cri.as_mut(), c.pod_uid.as_deref()) {
+                c.pod_labels = cri.pod(uid);
+            }
             c
         });
         let meta = Arc::new(FileMeta {
@@ -92,5 +114,35 @@ impl Resolver {
     /// The node's name.
     pub fn node(&self) -> Option<&str> {
         self.node.as_deref()
+    }
+}
+
+/// The CRI client `socket` asks for, with the runtime's pods listed once; `None` when there is
+/// no socket (said once) or it is turned off.
+fn connect(socket: &CriSocket) -> Option<Cri> {
+    let socket = match socket {
+        CriSocket::Off => return None,
+        CriSocket::At(path) => path.clone(),
+        CriSocket::Auto => match cri::find_socket(None) {
+            Some(path) => path,
+            None => {
+                tracing::info!(
+                    tried = ?cri::DEFAULT_SOCKETS,
+                    "no CRI socket on this node: records carry no pod labels or annotations (kubernetes.cri_socket names one)"
+                );
+                return None;
+            }
+        },
+    };
+    match Cri::new(&socket) {
+        Ok(mut cri) => {
+            cri.refresh();
+            tracing::info!(socket = %socket.display(), pods = cri.pods(), "pod labels and annotations come from the runtime's CRI socket");
+            Some(cri)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "records carry no pod labels or annotations");
+            None
+        }
     }
 }

@@ -27,6 +27,8 @@
 pub mod otlp;
 pub mod otlp_json;
 
+use std::collections::BTreeMap;
+
 use crate::container::FileMeta;
 use crate::cut::decode::Entry;
 use crate::escape::{base64_extend, bytes_as_text, write_escaped};
@@ -138,10 +140,12 @@ fn write_meta(out: &mut Vec<u8>, meta: &FileMeta) {
         }
     };
     if let Some(c) = &meta.container {
+        let labels = c.pod_labels.as_deref();
         let known = [&c.namespace, &c.pod, &c.pod_uid, &c.name]
             .iter()
             .any(|f| f.is_some())
-            || c.restart.is_some();
+            || c.restart.is_some()
+            || labels.is_some_and(|l| !l.labels.is_empty() || !l.annotations.is_empty());
         if known {
             out.extend_from_slice(b",\"k8s\":{");
             let mut first = true;
@@ -155,6 +159,34 @@ fn write_meta(out: &mut Vec<u8>, meta: &FileMeta) {
                 }
                 out.extend_from_slice(b"\"restart\":");
                 out.extend_from_slice(itoa::Buffer::new().format(restart).as_bytes());
+                first = false;
+            }
+            if let Some(pod) = labels {
+                let mut object = |out: &mut Vec<u8>, key: &str, map: &BTreeMap<String, String>| {
+                    if map.is_empty() {
+                        return;
+                    }
+                    if !std::mem::take(&mut first) {
+                        out.push(b',');
+                    }
+                    out.push(b'"');
+                    out.extend_from_slice(key.as_bytes());
+                    out.extend_from_slice(b"\":{");
+                    let mut inner = true;
+                    for (k, v) in map {
+                        if !std::mem::take(&mut inner) {
+                            out.push(b',');
+                        }
+                        out.push(b'"');
+                        write_escaped(out, k.as_bytes());
+                        out.extend_from_slice(b"\":\"");
+                        write_escaped(out, v.as_bytes());
+                        out.push(b'"');
+                    }
+                    out.push(b'}');
+                };
+                object(out, "labels", &pod.labels);
+                object(out, "annotations", &pod.annotations);
             }
             out.push(b'}');
         }
@@ -440,6 +472,30 @@ mod tests {
         let v = record(&file(None, Some("n")));
         assert_eq!(v["node"], "n");
         assert!(v.get("container_id").is_none());
+        // The pod's labels and annotations: objects in `k8s`, escaped; absent when empty.
+        let mut labelled = container.clone();
+        labelled.pod_labels = Some(std::sync::Arc::new(crate::container::cri::PodLabels {
+            labels: [("app".to_string(), "web".to_string())].into(),
+            annotations: [("note".to_string(), "say \"hi\"\n".to_string())].into(),
+        }));
+        let v = record(&file(Some(labelled.clone()), None));
+        assert_eq!(
+            v["k8s"],
+            serde_json::json!({"namespace": "shop", "pod": "web-1", "pod_uid": "uid-9",
+                "container": "nginx", "restart": 2, "labels": {"app": "web"},
+                "annotations": {"note": "say \"hi\"\n"}})
+        );
+        labelled.pod_labels = Some(std::sync::Arc::new(crate::container::cri::PodLabels {
+            labels: [("app".to_string(), "web".to_string())].into(),
+            annotations: Default::default(),
+        }));
+        labelled.restart = None;
+        let v = record(&file(Some(labelled), None));
+        assert_eq!(
+            v["k8s"],
+            serde_json::json!({"namespace": "shop", "pod": "web-1", "pod_uid": "uid-9",
+                "container": "nginx", "labels": {"app": "web"}})
+        );
     }
 
     #[test]

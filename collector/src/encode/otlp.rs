@@ -21,10 +21,13 @@
 //!   `ringtail.truncated` and `ringtail.error` when set.
 //! - resource (per file): `k8s.namespace.name`, `k8s.pod.name`, `k8s.pod.uid`,
 //!   `k8s.container.name`, `k8s.container.restart_count`, `container.id`,
-//!   `container.image.name`, `k8s.node.name`, `log.file.path`, `log.file.name`,
-//!   `ringtail.source`, and the source's tags under their own names.
+//!   `container.image.name`, `k8s.node.name`, `k8s.pod.label.<key>`,
+//!   `k8s.pod.annotation.<key>`, `log.file.path`, `log.file.name`, `ringtail.source`, and the
+//!   source's tags under their own names.
 //!
 //! Owns the OTLP shape of a record and of a file's resource; it may not send anything.
+
+use std::borrow::Cow;
 
 use crate::cut::decode::Entry;
 use crate::encode::EncodeStats;
@@ -295,12 +298,14 @@ pub enum Attribute<'a> {
 }
 
 /// The resource attributes of the records of `file`, in order.
-pub fn resource_attributes(file: &FileCtx) -> Vec<(&str, Attribute<'_>)> {
-    use std::borrow::Cow;
+pub fn resource_attributes(file: &FileCtx) -> Vec<(Cow<'_, str>, Attribute<'_>)> {
     let mut out = Vec::with_capacity(16);
-    let mut text = |key, value: Option<&str>| {
+    let mut text = |key: &'static str, value: Option<&str>| {
         if let Some(value) = value {
-            out.push((key, Attribute::Text(Cow::Owned(value.to_string()))));
+            out.push((
+                Cow::Borrowed(key),
+                Attribute::Text(Cow::Owned(value.to_string())),
+            ));
         }
     };
     if let Some(c) = &file.meta.container {
@@ -312,26 +317,48 @@ pub fn resource_attributes(file: &FileCtx) -> Vec<(&str, Attribute<'_>)> {
         text("container.image.name", c.image.as_deref());
     }
     text("k8s.node.name", file.meta.node.as_deref());
+    // The pod's labels and annotations, as the Kubernetes semantic conventions name them.
+    if let Some(pod) = file
+        .meta
+        .container
+        .as_ref()
+        .and_then(|c| c.pod_labels.as_deref())
+    {
+        for (prefix, map) in [
+            ("k8s.pod.label.", &pod.labels),
+            ("k8s.pod.annotation.", &pod.annotations),
+        ] {
+            for (key, value) in map {
+                out.push((
+                    Cow::Owned(format!("{prefix}{key}")),
+                    Attribute::Text(Cow::Borrowed(value)),
+                ));
+            }
+        }
+    }
     out.push((
-        "log.file.path",
+        Cow::Borrowed("log.file.path"),
         Attribute::Text(bytes_as_text(file.path.as_os_str().as_encoded_bytes())),
     ));
     if let Some(name) = file.path.file_name() {
         out.push((
-            "log.file.name",
+            Cow::Borrowed("log.file.name"),
             Attribute::Text(bytes_as_text(name.as_encoded_bytes())),
         ));
     }
     out.push((
-        "ringtail.source",
+        Cow::Borrowed("ringtail.source"),
         Attribute::Text(Cow::Borrowed(&file.source.name)),
     ));
     for (key, value) in &file.source.tags {
-        out.push((key.as_str(), Attribute::Text(Cow::Borrowed(value))));
+        out.push((
+            Cow::Borrowed(key.as_str()),
+            Attribute::Text(Cow::Borrowed(value)),
+        ));
     }
     if let Some(restart) = file.meta.container.as_ref().and_then(|c| c.restart) {
         out.push((
-            "k8s.container.restart_count",
+            Cow::Borrowed("k8s.container.restart_count"),
             Attribute::Int(i64::from(restart)),
         ));
     }
@@ -344,9 +371,9 @@ pub fn resource(file: &FileCtx) -> Vec<u8> {
     for (key, value) in resource_attributes(file) {
         match value {
             Attribute::Text(text) => {
-                wire::key_string(&mut out, RESOURCE_ATTRIBUTES, key, text.as_bytes())
+                wire::key_string(&mut out, RESOURCE_ATTRIBUTES, &key, text.as_bytes())
             }
-            Attribute::Int(n) => wire::key_int(&mut out, RESOURCE_ATTRIBUTES, key, n),
+            Attribute::Int(n) => wire::key_int(&mut out, RESOURCE_ATTRIBUTES, &key, n),
         }
     }
     out

@@ -136,9 +136,9 @@ pub fn resource_json(file: &FileCtx) -> Vec<u8> {
     for (key, value) in crate::encode::otlp::resource_attributes(file) {
         match value {
             crate::encode::otlp::Attribute::Text(text) => {
-                key_string(&mut out, &mut first, key, text.as_bytes())
+                key_string(&mut out, &mut first, &key, text.as_bytes())
             }
-            crate::encode::otlp::Attribute::Int(n) => key_int(&mut out, &mut first, key, n),
+            crate::encode::otlp::Attribute::Int(n) => key_int(&mut out, &mut first, &key, n),
         }
     }
     out.extend_from_slice(b"]}");
