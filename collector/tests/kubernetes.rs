@@ -698,3 +698,109 @@ sinks:
         "said once: {log}"
     );
 }
+
+/// Pods picked and routed by their labels: a source takes the pods that have a `team` label
+/// but not `team=search`, and a Kafka topic is named after the team.
+#[test]
+fn label_filters_pick_pods_and_a_topic_routes_by_team() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let node = CriNode::start(&dir);
+    let broker = common::kafka::broker();
+    let pods = dir.join("var/log/pods");
+    std::fs::create_dir_all(&pods).unwrap();
+    let config = format!(
+        r#"data_dir: {dir}/data
+api:
+  listen: 127.0.0.1:{{port}}
+kubernetes:
+  runtime_dirs: ["{runtime}"]
+  cri_socket: {socket}
+sources:
+  - name: teams
+    paths: ["{pods}/*/*/*.log"]
+    format: cri
+    containers:
+      include:
+        - labels: {{team: '.'}}
+      exclude:
+        - labels: {{team: '^search$'}}
+sinks:
+  - name: kafka
+    type: kafka
+    brokers: {brokers}
+    topic: "logs-{{k8s.labels.team}}"
+"#,
+        dir = dir.display(),
+        runtime = node.bundle_dir().parent().unwrap().display(),
+        socket = node.socket().display(),
+        pods = pods.display(),
+        brokers = broker.address,
+    );
+    let collector = Collector::start(&dir, &config);
+    let print = "i=1; while [ $i -le 50 ]; do echo line $i; i=$((i+1)); done";
+    let mut containers = Vec::new();
+    for (n, team) in [
+        (1, Some("payments")),
+        (2, Some("checkout")),
+        (3, Some("search")),
+        (4, None),
+    ] {
+        let uid = format!("0000000{n}-4444-4c57-a5e4-0f3a1b2c3d4e");
+        let name = format!("app-{n}");
+        let labels: Vec<(&str, &str)> = team.map(|t| ("team", t)).into_iter().collect();
+        let pod = node.run_pod_with(
+            "shop",
+            &name,
+            &uid,
+            &pods.join(format!("shop_{name}_{uid}")),
+            &labels,
+            &[],
+        );
+        let c = node.run_container(&pod, "app", &["/bin/sh", "-c", print], &[]);
+        containers.push((pod, c));
+    }
+    for (_, c) in &containers {
+        assert_eq!(node.wait_exited(c, WAIT), 0);
+    }
+    collector.wait_until(WAIT, "100 records sent", || {
+        collector.metric("ringtail_kafka_delivered_total{sink=\"kafka\"}") >= 100.0
+    });
+    // Anything else would have been read by now too.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        collector.metric("ringtail_kafka_delivered_total{sink=\"kafka\"}"),
+        100.0,
+        "{}",
+        collector.stderr()
+    );
+    let messages = common::kafka::consume(
+        &broker,
+        &[
+            "logs-payments",
+            "logs-checkout",
+            "logs-search",
+            "logs-unknown",
+        ],
+        100,
+        Duration::from_secs(3),
+    );
+    let mut by_topic = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for m in &messages {
+        let r: serde_json::Value = serde_json::from_str(&m.value).unwrap();
+        by_topic
+            .entry(m.topic.clone())
+            .or_default()
+            .push(r["k8s"]["pod"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        by_topic.keys().collect::<Vec<_>>(),
+        ["logs-checkout", "logs-payments"]
+    );
+    assert!(by_topic["logs-payments"].iter().all(|p| p == "app-1"));
+    assert!(by_topic["logs-checkout"].iter().all(|p| p == "app-2"));
+    assert_eq!(by_topic["logs-payments"].len(), 50);
+    assert_eq!(by_topic["logs-checkout"].len(), 50);
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+}

@@ -129,9 +129,12 @@ pub struct RawContainerMatcher {
     /// Regexes on environment variables of the container's process, by name.
     #[serde(default)]
     pub env: BTreeMap<String, Spanned<String>>,
-    /// Regexes on OCI annotations of the container, by name.
+    /// Regexes on annotations (the container's OCI annotations, else the pod's), by name.
     #[serde(default)]
     pub annotations: BTreeMap<String, Spanned<String>>,
+    /// Regexes on the pod's labels, by key.
+    #[serde(default)]
+    pub labels: BTreeMap<String, Spanned<String>>,
 }
 
 /// One entry of `sources`: a set of files and how to read them.

@@ -209,12 +209,14 @@ fn container_filter(
         };
         let env = map(raw.env, "env");
         let annotations = map(raw.annotations, "annotations");
+        let labels = map(raw.labels, "labels");
         ContainerMatcher {
             namespace,
             pod,
             container,
             env,
             annotations,
+            labels,
         }
     };
     let include = raw

@@ -611,7 +611,7 @@ sources:
       include:
         - namespace: '('
           env: {A: '[z-a]'}
-          labels: {app: x}
+          images: {app: x}
 sinks:
   - {name: out, type: stdout}
 "#;
@@ -649,7 +649,7 @@ sinks:
     assert!(
         problems
             .iter()
-            .any(|p| p.message.contains("unknown field `labels`")),
+            .any(|p| p.message.contains("unknown field `images`")),
         "{problems:#?}"
     );
 }

@@ -1,5 +1,5 @@
 //! A source's `containers` filter: which containers' files the source reads, by namespace,
-//! pod, container name, environment and annotations.
+//! pod, container name, environment, annotations and pod labels.
 //!
 //! Owns the matching rules; it may not look a container up (it comes resolved).
 
@@ -18,8 +18,11 @@ pub struct ContainerMatcher {
     pub container: Option<regex::Regex>,
     /// Environment variables of the container's process, by name.
     pub env: BTreeMap<String, regex::Regex>,
-    /// OCI annotations of the container, by name.
+    /// Annotations, by name: the container's OCI annotation, else the pod's (from the
+    /// runtime's CRI socket).
     pub annotations: BTreeMap<String, regex::Regex>,
+    /// The pod's labels, by key (from the runtime's CRI socket).
+    pub labels: BTreeMap<String, regex::Regex>,
 }
 
 impl ContainerMatcher {
@@ -34,16 +37,27 @@ impl ContainerMatcher {
             res.iter()
                 .all(|(k, re)| values.get(k).is_some_and(|v| re.is_match(v)))
         };
+        let pod = container.pod_labels.as_deref();
+        let annotations = self.annotations.iter().all(|(k, re)| {
+            container
+                .annotations
+                .get(k)
+                .or_else(|| pod.and_then(|p| p.annotations.get(k)))
+                .is_some_and(|v| re.is_match(v))
+        });
+        let labels = self.labels.is_empty() || pod.is_some_and(|p| map(&self.labels, &p.labels));
         field(&self.namespace, &container.namespace)
             && field(&self.pod, &container.pod)
             && field(&self.container, &container.name)
             && map(&self.env, &container.env)
-            && map(&self.annotations, &container.annotations)
+            && annotations
+            && labels
     }
 
-    /// Whether this rule needs the runtime's bundle (env or annotations).
+    /// Whether this rule needs the runtime's bundle (env or annotations; labels, for the pod
+    /// UID of a file whose path does not name it).
     pub fn needs_bundle(&self) -> bool {
-        !self.env.is_empty() || !self.annotations.is_empty()
+        !self.env.is_empty() || !self.annotations.is_empty() || !self.labels.is_empty()
     }
 }
 
@@ -76,6 +90,49 @@ impl ContainerFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pod_labels_and_pod_annotations_match_like_the_rest() {
+        let re = |s: &str| regex::Regex::new(s).unwrap();
+        let labelled = |team: &str| Container {
+            namespace: Some("shop".into()),
+            annotations: [("oci".to_string(), "1".to_string())].into(),
+            pod_labels: Some(std::sync::Arc::new(crate::container::cri::PodLabels {
+                labels: [("team".to_string(), team.to_string())].into(),
+                annotations: [("owner".to_string(), "ops".to_string())].into(),
+            })),
+            ..Container::default()
+        };
+        let payments = ContainerFilter {
+            include: vec![ContainerMatcher {
+                labels: [("team".to_string(), re("^payments$"))].into(),
+                ..ContainerMatcher::default()
+            }],
+            exclude: vec![ContainerMatcher {
+                annotations: [("owner".to_string(), re("^nobody$"))].into(),
+                ..ContainerMatcher::default()
+            }],
+        };
+        assert!(payments.admits(Some(&labelled("payments"))));
+        assert!(!payments.admits(Some(&labelled("search"))));
+        let unlabelled = Container {
+            pod_labels: None,
+            ..labelled("payments")
+        };
+        assert!(!payments.admits(Some(&unlabelled)), "labels not known");
+        let both = ContainerMatcher {
+            annotations: [
+                ("oci".to_string(), re("^1$")),
+                ("owner".to_string(), re("^ops$")),
+            ]
+            .into(),
+            ..ContainerMatcher::default()
+        };
+        assert!(
+            both.matches(&labelled("x")),
+            "the container's OCI annotation, else the pod's"
+        );
+    }
 
     #[test]
     fn filters_include_then_exclude() {

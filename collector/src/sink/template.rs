@@ -7,8 +7,9 @@
 //! and inode: stable across renames), `container`, `k8s.namespace`, `k8s.pod`,
 //! `k8s.pod_uid`, `k8s.container`, `k8s.restart`, `container_id`, `image` (the file's
 //! container metadata, see [`crate::container`]), `node` and `declared` (the name of the
-//! container's `RINGTAIL_LOGS_<NAME>` declaration, lowercased). A field a file does not have
-//! renders as `unknown`.
+//! container's `RINGTAIL_LOGS_<NAME>` declaration, lowercased), and `k8s.labels.<key>` /
+//! `k8s.annotations.<key>` (the pod's, from the runtime: a team's topic, say). A field a file
+//! does not have renders as `unknown`.
 //!
 //! Owns parsing and rendering templates; it may not decide where a record goes (the sink does).
 
@@ -73,7 +74,15 @@ pub const UNKNOWN: &str = "unknown";
 enum Part {
     Text(String),
     Field(Field),
+    /// `k8s.labels.<key>`.
+    Label(String),
+    /// `k8s.annotations.<key>`.
+    Annotation(String),
 }
+
+/// Prefixes of the fields named by a key of the pod's labels or annotations.
+const LABEL_PREFIX: &str = "k8s.labels.";
+const ANNOTATION_PREFIX: &str = "k8s.annotations.";
 
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,22 +137,25 @@ impl Template {
                 .find('}')
                 .ok_or(TemplateError::Unclosed { at: at + i })?;
             let name = after[..end].trim();
-            let field = FIELDS
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, f)| *f)
-                .ok_or_else(|| TemplateError::UnknownField {
-                    name: name.to_string(),
-                    expected: FIELDS
-                        .iter()
-                        .map(|(n, _)| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })?;
+            let keyed = |prefix: &str| name.strip_prefix(prefix).filter(|k| !k.is_empty());
+            let part = if let Some(key) = keyed(LABEL_PREFIX) {
+                Part::Label(key.to_string())
+            } else if let Some(key) = keyed(ANNOTATION_PREFIX) {
+                Part::Annotation(key.to_string())
+            } else {
+                FIELDS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, f)| Part::Field(*f))
+                    .ok_or_else(|| TemplateError::UnknownField {
+                        name: name.to_string(),
+                        expected: expected(),
+                    })?
+            };
             if !literal.is_empty() {
                 parts.push(Part::Text(std::mem::take(&mut literal)));
             }
-            parts.push(Part::Field(field));
+            parts.push(part);
             at += i + 1 + end + 1;
             rest = &after[end + 1..];
         }
@@ -170,6 +182,14 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Text(text) => out.push_str(text),
+                Part::Label(key) | Part::Annotation(key) => {
+                    let pod = container.and_then(|c| c.pod_labels.as_deref());
+                    let map = pod.map(|p| match part {
+                        Part::Label(_) => &p.labels,
+                        _ => &p.annotations,
+                    });
+                    out.push_str(map.and_then(|m| m.get(key)).map_or(UNKNOWN, String::as_str));
+                }
                 Part::Field(field) => {
                     let value: Option<String> = match field {
                         Field::Source => Some(file.source.name.clone()),
@@ -204,6 +224,19 @@ impl Template {
     }
 }
 
+/// The fields a template may name, for the error that names an unknown one.
+fn expected() -> String {
+    FIELDS
+        .iter()
+        .map(|(n, _)| format!("`{n}`"))
+        .chain([
+            format!("`{LABEL_PREFIX}<key>`"),
+            format!("`{ANNOTATION_PREFIX}<key>`"),
+        ])
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,13 +265,21 @@ mod tests {
             Template::parse("x-{nope}"),
             Err(TemplateError::UnknownField {
                 name: "nope".into(),
-                expected: FIELDS
-                    .iter()
-                    .map(|(n, _)| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                expected: expected()
             })
         );
+        assert_eq!(
+            Template::parse("logs-{k8s.labels.team}-{k8s.annotations.example.com/owner}")
+                .unwrap()
+                .parts,
+            vec![
+                Part::Text("logs-".into()),
+                Part::Label("team".into()),
+                Part::Text("-".into()),
+                Part::Annotation("example.com/owner".into()),
+            ]
+        );
+        assert!(Template::parse("{k8s.labels.}").is_err());
         assert_eq!(
             Template::parse("x-{stream"),
             Err(TemplateError::Unclosed { at: 2 })
