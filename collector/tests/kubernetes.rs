@@ -700,7 +700,8 @@ sinks:
 }
 
 /// Pods picked and routed by their labels: a source takes the pods that have a `team` label
-/// but not `team=search`, and a Kafka topic is named after the team.
+/// but not `team=search`, and a Kafka topic is named after the team; a pod annotated
+/// `ringtail.io/exclude: "true"` is not read at all.
 #[test]
 fn label_filters_pick_pods_and_a_topic_routes_by_team() {
     let tmp = tempfile::tempdir().unwrap();
@@ -740,22 +741,28 @@ sinks:
     let collector = Collector::start(&dir, &config);
     let print = "i=1; while [ $i -le 50 ]; do echo line $i; i=$((i+1)); done";
     let mut containers = Vec::new();
-    for (n, team) in [
-        (1, Some("payments")),
-        (2, Some("checkout")),
-        (3, Some("search")),
-        (4, None),
+    for (n, team, excluded) in [
+        (1, Some("payments"), false),
+        (2, Some("checkout"), false),
+        (3, Some("search"), false),
+        (4, None, false),
+        (5, Some("payments"), true),
     ] {
         let uid = format!("0000000{n}-4444-4c57-a5e4-0f3a1b2c3d4e");
         let name = format!("app-{n}");
         let labels: Vec<(&str, &str)> = team.map(|t| ("team", t)).into_iter().collect();
+        let annotations: &[(&str, &str)] = if excluded {
+            &[("ringtail.io/exclude", "true")]
+        } else {
+            &[]
+        };
         let pod = node.run_pod_with(
             "shop",
             &name,
             &uid,
             &pods.join(format!("shop_{name}_{uid}")),
             &labels,
-            &[],
+            annotations,
         );
         let c = node.run_container(&pod, "app", &["/bin/sh", "-c", print], &[]);
         containers.push((pod, c));

@@ -92,6 +92,17 @@ impl Container {
     }
 }
 
+/// The pod annotation by which a pod opts out of collection.
+pub const EXCLUDE_ANNOTATION: &str = "ringtail.io/exclude";
+
+/// Whether the pod of `container` opted out of collection (`ringtail.io/exclude: "true"`).
+pub fn opted_out(container: Option<&Container>) -> bool {
+    container
+        .and_then(|c| c.pod_labels.as_deref())
+        .and_then(|p| p.annotations.get(EXCLUDE_ANNOTATION))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 /// What records of one file carry besides their own fields: the file's container, if any,
 /// and the node it runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

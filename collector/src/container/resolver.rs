@@ -96,6 +96,11 @@ impl Resolver {
         of_path(path).is_some_and(|mut c| self.bundles.complete(&mut c))
     }
 
+    /// Whether pods' labels and annotations are asked of the runtime.
+    pub fn asks_runtime(&self) -> bool {
+        self.cri.is_some()
+    }
+
     /// Whether any runtime directory exists on this node.
     pub fn runtime_present(&self) -> bool {
         self.bundles.dirs().iter().any(|d| d.is_dir())

@@ -683,6 +683,13 @@ impl Discovery {
         }
         let mut rejected_by = None;
         for source in self.sources.matching(path) {
+            // A pod that opted out (`ringtail.io/exclude: "true"`) is read by no source.
+            if self.resolver.asks_runtime()
+                && crate::container::opted_out(self.resolver.resolve(path).container.as_ref())
+            {
+                rejected_by.get_or_insert(source);
+                break;
+            }
             if source.containers.is_empty() {
                 return Some(Arc::clone(source));
             }
