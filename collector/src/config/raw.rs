@@ -104,6 +104,28 @@ pub struct RawKubernetes {
     pub cri_socket: Option<Spanned<String>>,
 }
 
+/// A source's `kubernetes` block: which of the pod's labels and annotations its records carry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSourceKubernetes {
+    /// The pod's labels.
+    pub labels: Option<RawKeys>,
+    /// The pod's annotations.
+    pub annotations: Option<RawKeys>,
+}
+
+/// Keys kept (`include` globs: only those) and dropped (`exclude` globs).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    /// Keep only keys matching one of these globs.
+    #[serde(default)]
+    pub include: Vec<Spanned<String>>,
+    /// Drop keys matching one of these globs.
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+}
+
 /// A source's `containers` block: which containers' files it reads.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,6 +185,8 @@ pub struct RawSource {
     /// Which containers' files this source reads (by namespace, pod, container, env,
     /// annotations); files the filter rejects are offered to the next source.
     pub containers: Option<RawContainers>,
+    /// Which of the pod's labels and annotations records carry.
+    pub kubernetes: Option<RawSourceKubernetes>,
     /// `true`: read the logs containers declare in their environment (`RINGTAIL_LOGS_*`)
     /// instead of `paths`.
     pub declared: Option<Spanned<String>>,

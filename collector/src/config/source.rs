@@ -12,11 +12,13 @@ use regex::bytes::Regex;
 
 use crate::config::problem::Problem;
 use crate::config::processor;
-use crate::config::raw::{RawContainerMatcher, RawContainers, RawMultiline, RawSource};
+use crate::config::raw::{
+    RawContainerMatcher, RawContainers, RawKeys, RawMultiline, RawSource, RawSourceKubernetes,
+};
 use crate::config::scalar::{
     choice, count, duration, one_line, quoted, read_from, size, unique_name,
 };
-use crate::container::filter::{ContainerFilter, ContainerMatcher};
+use crate::container::filter::{ContainerFilter, ContainerMatcher, KeyFilter, PodKeys};
 use crate::cut::decode::Format;
 use crate::cut::multiline::{
     self, DEFAULT_MULTILINE_MAX_BYTES, DEFAULT_MULTILINE_MAX_LINES, DEFAULT_MULTILINE_TIMEOUT,
@@ -151,6 +153,10 @@ pub(super) fn source(
         .containers
         .map(|c| container_filter(c, &format!("{path}.containers"), problems))
         .unwrap_or_default();
+    let pod_keys = raw
+        .kubernetes
+        .map(|k| pod_keys(k, &format!("{path}.kubernetes"), problems))
+        .unwrap_or_default();
     if problems.len() != before {
         return None;
     }
@@ -171,7 +177,42 @@ pub(super) fn source(
         declared,
         origin: None,
         processors,
+        pod_keys,
     })
+}
+
+/// A source's choice of pod labels and annotations, every glob checked.
+fn pod_keys(raw: RawSourceKubernetes, path: &str, problems: &mut Vec<Problem>) -> PodKeys {
+    let mut globs = |globs: Vec<Spanned<String>>, field: String| {
+        if globs.is_empty() {
+            return None;
+        }
+        let mut set = globset::GlobSetBuilder::new();
+        for (i, glob) in globs.iter().enumerate() {
+            match globset::Glob::new(glob) {
+                Ok(g) => {
+                    set.add(g);
+                }
+                Err(e) => problems.push(Problem::spanned(
+                    glob,
+                    format!("{field}[{i}]"),
+                    format!("invalid glob `{}`: {}", **glob, one_line(&e.to_string())),
+                )),
+            }
+        }
+        set.build().ok()
+    };
+    let mut keys = |raw: Option<RawKeys>, field: &str| {
+        let raw = raw.unwrap_or_default();
+        KeyFilter {
+            include: globs(raw.include, format!("{path}.{field}.include")),
+            exclude: globs(raw.exclude, format!("{path}.{field}.exclude")),
+        }
+    };
+    PodKeys {
+        labels: keys(raw.labels, "labels"),
+        annotations: keys(raw.annotations, "annotations"),
+    }
 }
 
 /// A source's `containers` filter, every regex checked.

@@ -655,6 +655,28 @@ sinks:
 }
 
 #[test]
+fn a_source_chooses_the_pod_labels_and_annotations_its_records_carry() {
+    let text = "sources:\n  - name: s\n    paths: [\"/logs/*.log\"]\n    kubernetes:\n      labels: {include: [\"app\", \"team*\"]}\n      annotations: {exclude: [\"*\"]}\nsinks:\n  - {name: out, type: stdout}\n";
+    let (config, problems) = parse(text);
+    assert_eq!(problems, vec![]);
+    let keys = &config.unwrap().sources[0].pod_keys;
+    assert!(keys.labels.admits("app") && keys.labels.admits("team-lead"));
+    assert!(!keys.labels.admits("version"));
+    assert!(!keys.annotations.admits("example.com/owner"));
+    let bad = "sources:\n  - name: s\n    paths: [\"/logs/*.log\"]\n    kubernetes:\n      labels: {include: [\"a[\"]}\nsinks:\n  - {name: out, type: stdout}\n";
+    let problems = problems_of(bad);
+    assert!(
+        has(
+            &problems,
+            5,
+            "sources[0].kubernetes.labels.include[0]",
+            "invalid glob"
+        ),
+        "{problems:#?}"
+    );
+}
+
+#[test]
 fn the_cri_socket_is_a_path_or_none() {
     let config = |socket: &str| {
         format!(

@@ -87,6 +87,34 @@ impl ContainerFilter {
     }
 }
 
+/// Which keys of a pod's labels (or annotations) go into records: with `include` globs, only
+/// those matching one; never those matching an `exclude` glob.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    /// Keep only keys matching one of these (all, when `None`).
+    pub include: Option<globset::GlobSet>,
+    /// Drop keys matching one of these.
+    pub exclude: Option<globset::GlobSet>,
+}
+
+impl KeyFilter {
+    /// Whether `key` goes into records.
+    pub fn admits(&self, key: &str) -> bool {
+        self.include.as_ref().is_none_or(|g| g.is_match(key))
+            && !self.exclude.as_ref().is_some_and(|g| g.is_match(key))
+    }
+}
+
+/// A source's choice of the pod's labels and annotations its records carry
+/// (`sources[].kubernetes.labels` / `.annotations`).
+#[derive(Debug, Clone, Default)]
+pub struct PodKeys {
+    /// Labels.
+    pub labels: KeyFilter,
+    /// Annotations.
+    pub annotations: KeyFilter,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,7 @@ pub mod otlp_json;
 use std::collections::BTreeMap;
 
 use crate::container::FileMeta;
+use crate::container::filter::{KeyFilter, PodKeys};
 use crate::cut::decode::Entry;
 use crate::escape::{base64_extend, bytes_as_text, write_escaped};
 use crate::process::{Fields, Value};
@@ -83,7 +84,7 @@ impl FileFields {
             &file.path,
             &file.source.name,
             &file.source.tags,
-            Some(&file.meta),
+            Some((&file.meta, &file.source.pod_keys)),
         )
     }
 
@@ -91,7 +92,7 @@ impl FileFields {
         path: &std::path::Path,
         source: &str,
         tags: impl IntoIterator<Item = (&'a String, &'a String)>,
-        meta: Option<&FileMeta>,
+        meta: Option<(&FileMeta, &PodKeys)>,
     ) -> Self {
         let mut tail = Vec::with_capacity(128);
         tail.extend_from_slice(b",\"file\":\"");
@@ -117,8 +118,8 @@ impl FileFields {
             }
             tail.push(b'}');
         }
-        if let Some(meta) = meta {
-            write_meta(&mut tail, meta);
+        if let Some((meta, keys)) = meta {
+            write_meta(&mut tail, meta, keys);
         }
         tail.extend_from_slice(b"}\n");
         Self { tail }
@@ -126,7 +127,7 @@ impl FileFields {
 }
 
 /// `,"k8s":{…},"container_id":…,"image":…,"node":…`, each only when known.
-fn write_meta(out: &mut Vec<u8>, meta: &FileMeta) {
+fn write_meta(out: &mut Vec<u8>, meta: &FileMeta, keys: &PodKeys) {
     let string = |out: &mut Vec<u8>, first: &mut bool, key: &str, value: Option<&str>| {
         if let Some(value) = value {
             if !std::mem::take(first) {
@@ -141,11 +142,16 @@ fn write_meta(out: &mut Vec<u8>, meta: &FileMeta) {
     };
     if let Some(c) = &meta.container {
         let labels = c.pod_labels.as_deref();
+        let kept = |map: &'_ BTreeMap<String, String>, filter: &KeyFilter| {
+            map.keys().any(|k| filter.admits(k))
+        };
         let known = [&c.namespace, &c.pod, &c.pod_uid, &c.name]
             .iter()
             .any(|f| f.is_some())
             || c.restart.is_some()
-            || labels.is_some_and(|l| !l.labels.is_empty() || !l.annotations.is_empty());
+            || labels.is_some_and(|l| {
+                kept(&l.labels, &keys.labels) || kept(&l.annotations, &keys.annotations)
+            });
         if known {
             out.extend_from_slice(b",\"k8s\":{");
             let mut first = true;
@@ -162,8 +168,11 @@ fn write_meta(out: &mut Vec<u8>, meta: &FileMeta) {
                 first = false;
             }
             if let Some(pod) = labels {
-                let mut object = |out: &mut Vec<u8>, key: &str, map: &BTreeMap<String, String>| {
-                    if map.is_empty() {
+                let mut object = |out: &mut Vec<u8>,
+                                  key: &str,
+                                  map: &BTreeMap<String, String>,
+                                  filter: &KeyFilter| {
+                    if !map.keys().any(|k| filter.admits(k)) {
                         return;
                     }
                     if !std::mem::take(&mut first) {
@@ -173,7 +182,7 @@ fn write_meta(out: &mut Vec<u8>, meta: &FileMeta) {
                     out.extend_from_slice(key.as_bytes());
                     out.extend_from_slice(b"\":{");
                     let mut inner = true;
-                    for (k, v) in map {
+                    for (k, v) in map.iter().filter(|(k, _)| filter.admits(k)) {
                         if !std::mem::take(&mut inner) {
                             out.push(b',');
                         }
@@ -185,8 +194,8 @@ fn write_meta(out: &mut Vec<u8>, meta: &FileMeta) {
                     }
                     out.push(b'}');
                 };
-                object(out, "labels", &pod.labels);
-                object(out, "annotations", &pod.annotations);
+                object(out, "labels", &pod.labels, &keys.labels);
+                object(out, "annotations", &pod.annotations, &keys.annotations);
             }
             out.push(b'}');
         }
@@ -490,12 +499,27 @@ mod tests {
             annotations: Default::default(),
         }));
         labelled.restart = None;
-        let v = record(&file(Some(labelled), None));
+        let v = record(&file(Some(labelled.clone()), None));
         assert_eq!(
             v["k8s"],
             serde_json::json!({"namespace": "shop", "pod": "web-1", "pod_uid": "uid-9",
                 "container": "nginx", "labels": {"app": "web"}})
         );
+        // A source that keeps no label: the object is left out.
+        let glob = |g: &str| {
+            let mut set = globset::GlobSetBuilder::new();
+            set.add(globset::Glob::new(g).unwrap());
+            Some(set.build().unwrap())
+        };
+        let mut quiet = (*source).clone();
+        quiet.pod_keys.labels.exclude = glob("a*");
+        let ctx = crate::source::FileCtx {
+            source: std::sync::Arc::new(quiet),
+            ..file(Some(labelled), None)
+        };
+        let v = record(&ctx);
+        assert!(v["k8s"].get("labels").is_none(), "{v}");
+        assert_eq!(v["k8s"]["pod"], "web-1");
     }
 
     #[test]

@@ -324,11 +324,12 @@ pub fn resource_attributes(file: &FileCtx) -> Vec<(Cow<'_, str>, Attribute<'_>)>
         .as_ref()
         .and_then(|c| c.pod_labels.as_deref())
     {
-        for (prefix, map) in [
-            ("k8s.pod.label.", &pod.labels),
-            ("k8s.pod.annotation.", &pod.annotations),
+        let keys = &file.source.pod_keys;
+        for (prefix, map, filter) in [
+            ("k8s.pod.label.", &pod.labels, &keys.labels),
+            ("k8s.pod.annotation.", &pod.annotations, &keys.annotations),
         ] {
-            for (key, value) in map {
+            for (key, value) in map.iter().filter(|(k, _)| filter.admits(k)) {
                 out.push((
                     Cow::Owned(format!("{prefix}{key}")),
                     Attribute::Text(Cow::Borrowed(value)),

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::container::FileMeta;
-use crate::container::filter::ContainerFilter;
+use crate::container::filter::{ContainerFilter, PodKeys};
 use crate::cut::CutSettings;
 use crate::cut::decode::Format;
 use crate::file::{FileId, FileIdentity};
@@ -62,6 +62,8 @@ pub struct Source {
     pub origin: Option<Arc<Origin>>,
     /// Processors applied to each record, in order, after multiline.
     pub processors: Arc<[Processor]>,
+    /// Which of the pod's labels and annotations its records carry.
+    pub pod_keys: PodKeys,
 }
 
 impl Source {
@@ -80,6 +82,7 @@ impl Source {
             declared: false,
             origin: None,
             processors: Arc::from(Vec::new()),
+            pod_keys: PodKeys::default(),
         }
     }
 
