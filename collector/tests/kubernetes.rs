@@ -811,3 +811,88 @@ sinks:
     let (status, log) = collector.stop();
     assert!(status.success(), "{log}");
 }
+
+/// A pod declares a log file inside one of its containers with annotations (no access to the
+/// node's configuration): the file is read from that container only, its records go to the
+/// declared Kafka topic with the declared tags and the pod's labels; a malformed declaration
+/// is logged with its annotation and counted, and the rest still works.
+#[test]
+fn a_pod_declares_its_logs_with_annotations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let node = CriNode::start(&dir);
+    let broker = common::kafka::broker();
+    let pods = dir.join("var/log/pods");
+    std::fs::create_dir_all(&pods).unwrap();
+    let config = format!(
+        r#"data_dir: {dir}/data
+api:
+  listen: 127.0.0.1:{{port}}
+kubernetes:
+  runtime_dirs: ["{runtime}"]
+  cri_socket: {socket}
+sources:
+  - name: declared
+    declared: true
+sinks:
+  - name: kafka
+    type: kafka
+    brokers: {brokers}
+    topic: logs
+"#,
+        dir = dir.display(),
+        runtime = node.bundle_dir().parent().unwrap().display(),
+        socket = node.socket().display(),
+        brokers = broker.address,
+    );
+    let collector = Collector::start(&dir, &config);
+    let uid = "5a5a5a5a-5555-4c57-a5e4-0f3a1b2c3d4e";
+    let pod = node.run_pod_with(
+        "shop",
+        "web-0",
+        uid,
+        &pods.join(format!("shop_web-0_{uid}")),
+        &[("team", "payments")],
+        &[
+            ("ringtail.io/logs.access", "/data/*.log"),
+            ("ringtail.io/logs.access.target", "access-logs"),
+            ("ringtail.io/logs.access.tags", "kind=access"),
+            ("ringtail.io/logs.access.container", "declarer"),
+            ("ringtail.io/logs.bad", "relative/*.log"),
+        ],
+    );
+    let declarer = node.run_container(&pod, "declarer", &["/bin/sh", "-c", DECLARER], &[]);
+    let other = node.run_container(&pod, "other", &["/bin/sh", "-c", DECLARER], &[]);
+    assert_eq!(node.wait_exited(&declarer, WAIT), 0);
+    assert_eq!(node.wait_exited(&other, WAIT), 0);
+    collector.wait_until(WAIT, "500 records sent", || {
+        collector.metric("ringtail_kafka_delivered_total{sink=\"kafka\"}") >= 500.0
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let messages = common::kafka::consume(
+        &broker,
+        &["access-logs", "logs"],
+        500,
+        Duration::from_secs(3),
+    );
+    assert_eq!(messages.len(), 500, "{}", collector.stderr());
+    for (i, m) in messages.iter().enumerate() {
+        let r: serde_json::Value = serde_json::from_str(&m.value).unwrap();
+        assert_eq!(m.topic, "access-logs", "{r}");
+        assert_eq!(r["message"], format!("declared {}", i + 1), "{r}");
+        assert_eq!(r["k8s"]["container"], "declarer", "{r}");
+        assert_eq!(r["tags"], serde_json::json!({"kind": "access"}), "{r}");
+        assert_eq!(
+            r["k8s"]["labels"],
+            serde_json::json!({"team": "payments"}),
+            "{r}"
+        );
+    }
+    assert!(collector.metric("ringtail_declarations_refused_total") >= 1.0);
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("annotation ringtail.io/logs.bad"),
+        "the malformed declaration is named: {log}"
+    );
+}

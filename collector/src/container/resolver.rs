@@ -116,6 +116,11 @@ impl Resolver {
         &mut self.bundles
     }
 
+    /// The runtime's bundles, and its CRI client if it is asked.
+    pub fn bundles_and_runtime(&mut self) -> (&mut Bundles, Option<&mut Cri>) {
+        (&mut self.bundles, self.cri.as_mut())
+    }
+
     /// The node's name.
     pub fn node(&self) -> Option<&str> {
         self.node.as_deref()

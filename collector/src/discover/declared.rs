@@ -14,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use crate::container::FileMeta;
 use crate::container::bundles::{Bundle, Bundles};
+use crate::container::cri::{Cri, PodLabels};
 use crate::metrics::Metrics;
 use crate::source::Source;
 use crate::source::declare::{self, Target};
@@ -75,7 +76,12 @@ impl Declarations {
 
     /// Brings the declared sources up to date with the containers whose bundles are present
     /// (the bundles listed again first). `None`: nothing changed.
-    pub fn sync(&mut self, bundles: &mut Bundles, node: Option<&str>) -> Option<Changed> {
+    pub fn sync(
+        &mut self,
+        bundles: &mut Bundles,
+        node: Option<&str>,
+        mut cri: Option<&mut Cri>,
+    ) -> Option<Changed> {
         bundles.scan();
         let present: Vec<Arc<Bundle>> = bundles.present().cloned().collect();
         let mut present_ids = HashSet::new();
@@ -88,7 +94,13 @@ impl Declarations {
             if self.declared.contains_key(&id) {
                 continue;
             }
-            match self.declare(&bundle, node) {
+            let pod = bundle
+                .container
+                .pod_uid
+                .as_deref()
+                .zip(cri.as_deref_mut())
+                .and_then(|(uid, cri)| cri.pod(uid));
+            match self.declare(&bundle, node, pod) {
                 Some(sources) => {
                     added.extend(sources.iter().cloned());
                     self.declared.insert(id, sources);
@@ -114,19 +126,39 @@ impl Declarations {
         Some(Changed { sources, added })
     }
 
-    /// The sources the container in `bundle` declares (empty when no declaring source admits
-    /// it); `None` when it must be looked at again once its process runs.
-    fn declare(&self, bundle: &Bundle, node: Option<&str>) -> Option<Vec<Arc<Source>>> {
-        let container = &bundle.container;
+    /// The sources the container in `bundle` declares, itself or through its `pod`'s
+    /// annotations (empty when no declaring source admits it, or the pod opted out); `None`
+    /// when it must be looked at again once its process runs.
+    fn declare(
+        &self,
+        bundle: &Bundle,
+        node: Option<&str>,
+        pod: Option<Arc<PodLabels>>,
+    ) -> Option<Vec<Arc<Source>>> {
+        let mut container = bundle.container.clone();
+        container.pod_labels = pod;
+        let container = &container;
         let id = container.id.as_deref().unwrap_or_default();
-        if !self
-            .declaring
-            .iter()
-            .any(|base| base.containers.admits(Some(container)))
+        if crate::container::opted_out(Some(container))
+            || !self
+                .declaring
+                .iter()
+                .any(|base| base.containers.admits(Some(container)))
         {
             return Some(Vec::new());
         }
-        let (declarations, mut problems) = declare::parse(&container.env);
+        // The container's own variables, and its pod's declaring annotations where the
+        // container does not set the same variable.
+        let mut env = container.env.clone();
+        let (from_pod, origins, mut problems) = match container.pod_labels.as_deref() {
+            Some(pod) => declare::from_annotations(&pod.annotations, container.name.as_deref()),
+            None => Default::default(),
+        };
+        for (var, value) in from_pod {
+            env.entry(var).or_insert(value);
+        }
+        let (declarations, refused) = declare::parse(&env);
+        problems.extend(refused.into_iter().map(|e| e.named(&origins)));
         let pid = bundle.pid();
         if pid.is_none()
             && declarations

@@ -606,10 +606,8 @@ impl Discovery {
         }
         self.watches.watch_runtime(self.resolver.bundles().dirs());
         let node = self.resolver.node().map(str::to_string);
-        let Some(changed) = self
-            .declarations
-            .sync(self.resolver.bundles(), node.as_deref())
-        else {
+        let (bundles, cri) = self.resolver.bundles_and_runtime();
+        let Some(changed) = self.declarations.sync(bundles, node.as_deref(), cri) else {
             return Ok(());
         };
         self.opener.set_sources(&changed.sources);

@@ -16,6 +16,12 @@
 //! records). Declarations are honoured by a source with `declared: true`; its settings
 //! (multiline, line limit, tags, container filter, sinks) apply to every declared file.
 //!
+//! A pod declares the same with annotations (the Log-pilot model, with no access to the
+//! node's configuration), for every application container of the pod or, with `.container`,
+//! one: `ringtail.io/logs.<name>: stdout | <glob>`, `ringtail.io/logs.<name>.format`,
+//! `.tags`, `.target` (the Kafka topic) and `.container` ([`from_annotations`]). A container's
+//! own variable wins over its pod's annotation of the same name.
+//!
 //! Owns reading declarations; it may not watch containers (discovery does) or open files.
 
 use std::collections::BTreeMap;
@@ -80,6 +86,14 @@ pub enum DeclareError {
         var: String,
         /// Its value.
         value: String,
+    },
+    /// A `ringtail.io/logs.*` annotation that is not a declaration or one of its options.
+    #[error("annotation {key}: {reason}")]
+    Annotation {
+        /// The annotation.
+        key: String,
+        /// Why.
+        reason: String,
     },
     /// The container's files or log directory cannot be located.
     #[error("{name}: {reason}")]
@@ -225,6 +239,108 @@ pub fn parse(env: &BTreeMap<String, String>) -> (Vec<Declaration>, Vec<DeclareEr
         }
     }
     (declarations.into_values().collect(), problems)
+}
+
+/// The prefix of the pod annotations that declare logs.
+pub const ANNOTATION_PREFIX: &str = "ringtail.io/logs.";
+
+/// The declarations a pod's `annotations` make for its container named `container`, as the
+/// variables [`parse`] reads (`ringtail.io/logs.access` → `RINGTAIL_LOGS_ACCESS`, `.format`
+/// → `_FORMAT`, `.tags` → `_TAGS`, `.target` → `_TOPIC`), with the annotation each variable
+/// came from (for [`DeclareError::named`]); and the annotations that are not declarations.
+/// A declaration whose `.container` names another container is left out.
+pub fn from_annotations(
+    annotations: &BTreeMap<String, String>,
+    container: Option<&str>,
+) -> (
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+    Vec<DeclareError>,
+) {
+    let mut vars = BTreeMap::new();
+    let mut origins = BTreeMap::new();
+    let mut problems = Vec::new();
+    let declared = |name: &str| annotations.contains_key(&format!("{ANNOTATION_PREFIX}{name}"));
+    for (key, value) in annotations {
+        let Some(rest) = key.strip_prefix(ANNOTATION_PREFIX) else {
+            continue;
+        };
+        let (name, option) = match rest.rsplit_once('.') {
+            Some((name, option))
+                if ["format", "tags", "target", "container"].contains(&option)
+                    && declared(name) =>
+            {
+                (name, Some(option))
+            }
+            _ => (rest, None),
+        };
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            problems.push(DeclareError::Annotation {
+                key: key.clone(),
+                reason: "expected ringtail.io/logs.<name> (letters, digits, - and _) or one of its options .format, .tags, .target, .container".to_string(),
+            });
+            continue;
+        }
+        let wanted = annotations
+            .get(&format!("{ANNOTATION_PREFIX}{name}.container"))
+            .is_none_or(|c| Some(c.trim()) == container);
+        if !wanted {
+            continue;
+        }
+        let var = format!(
+            "{PREFIX}{}{}",
+            name.to_ascii_uppercase().replace('-', "_"),
+            match option {
+                None => "",
+                Some("format") => "_FORMAT",
+                Some("tags") => "_TAGS",
+                Some("target") => "_TOPIC",
+                _ => continue,
+            }
+        );
+        origins.insert(var.clone(), key.clone());
+        vars.insert(var, value.clone());
+    }
+    (vars, origins, problems)
+}
+
+impl DeclareError {
+    /// The error with the variable named as where it came from (`origins`: variable →
+    /// annotation).
+    pub fn named(self, origins: &BTreeMap<String, String>) -> Self {
+        let rename = |var: String| match origins.get(&var) {
+            Some(key) => format!("annotation {key}"),
+            None => var,
+        };
+        match self {
+            DeclareError::Format { var, value } => DeclareError::Format {
+                var: rename(var),
+                value,
+            },
+            DeclareError::Tags { var, value } => DeclareError::Tags {
+                var: rename(var),
+                value,
+            },
+            DeclareError::Target { var, value, reason } => DeclareError::Target {
+                var: rename(var),
+                value,
+                reason,
+            },
+            DeclareError::Orphan { var, name } => DeclareError::Orphan {
+                var: rename(var),
+                name,
+            },
+            DeclareError::Topic { var, value } => DeclareError::Topic {
+                var: rename(var),
+                value,
+            },
+            other => other,
+        }
+    }
 }
 
 fn parse_tags(value: &str) -> Option<BTreeMap<String, String>> {
@@ -404,6 +520,7 @@ mod tests {
                 DeclareError::Orphan { .. } => "orphan",
                 DeclareError::Topic { .. } => "topic",
                 DeclareError::Unlocated { .. } => "unlocated",
+                DeclareError::Annotation { .. } => "annotation",
             })
             .collect();
         assert_eq!(
@@ -411,6 +528,51 @@ mod tests {
             vec!["target", "orphan", "target", "format", "tags", "topic"],
             "{problems:#?}"
         );
+    }
+
+    #[test]
+    fn pod_annotations_declare_like_variables_for_the_containers_they_name() {
+        let annotations = env(&[
+            ("ringtail.io/logs.access", "/var/log/app/*.log"),
+            ("ringtail.io/logs.access.format", "raw"),
+            ("ringtail.io/logs.access.tags", "kind=access"),
+            ("ringtail.io/logs.access.target", "access-logs"),
+            ("ringtail.io/logs.access.container", "app"),
+            ("ringtail.io/logs.console", "stdout"),
+            ("ringtail.io/logs.console.format", "xml"),
+            ("ringtail.io/logs.bad name", "stdout"),
+            ("ringtail.io/logs.orphan.tags", "a=b"),
+            ("example.com/other", "x"),
+        ]);
+        let (vars, origins, problems) = from_annotations(&annotations, Some("app"));
+        assert_eq!(
+            vars.keys().collect::<Vec<_>>(),
+            [
+                "RINGTAIL_LOGS_ACCESS",
+                "RINGTAIL_LOGS_ACCESS_FORMAT",
+                "RINGTAIL_LOGS_ACCESS_TAGS",
+                "RINGTAIL_LOGS_ACCESS_TOPIC",
+                "RINGTAIL_LOGS_CONSOLE",
+                "RINGTAIL_LOGS_CONSOLE_FORMAT",
+            ]
+        );
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        let (declared, refused) = parse(&vars);
+        assert_eq!(declared.len(), 2);
+        assert_eq!(declared[0].topic.as_deref(), Some("access-logs"));
+        assert_eq!(declared[0].format, Some(Format::Raw));
+        let named: Vec<String> = refused
+            .into_iter()
+            .map(|e| e.named(&origins).to_string())
+            .collect();
+        assert_eq!(named.len(), 1);
+        assert!(
+            named[0].starts_with("annotation ringtail.io/logs.console.format"),
+            "{named:?}"
+        );
+        // Another container of the pod: `access` is not its declaration.
+        let (vars, _, _) = from_annotations(&annotations, Some("sidecar"));
+        assert!(vars.keys().all(|k| !k.starts_with("RINGTAIL_LOGS_ACCESS")));
     }
 
     #[test]
