@@ -6,6 +6,8 @@
 //!
 //! Owns the registry and the label sets; it may not count anything itself.
 
+pub mod process;
+
 use crossbeam::channel::Sender;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -236,7 +238,19 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("ringtail");
+        // ringtail's own series under `ringtail_`; the process's under the names every client
+        // library uses (`process_*`, no prefix).
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("ringtail");
+        registry.register(
+            "build",
+            "The build, by version",
+            prometheus_client::metrics::info::Info::new(vec![(
+                "version",
+                env!("CARGO_PKG_VERSION"),
+            )]),
+        );
         let m = Self {
             registry: Registry::default(),
             read_bytes: Family::default(),
@@ -590,7 +604,10 @@ impl Metrics {
             "Batches acknowledged by all their sinks",
             m.acked_batches.clone(),
         );
-        Self { registry, ..m }
+        Self {
+            registry: root,
+            ..m
+        }
     }
 
     /// Renders every metric in the OpenMetrics text format.

@@ -241,3 +241,39 @@ fn hostile_clients_hold_neither_health_nor_delivery_nor_shutdown() {
     assert!(opened >= SLOW / 2, "the slow clients connected ({opened})");
     assert_eq!(count_lines(&out), total, "every line delivered once");
 }
+
+/// What the collector costs the node, on `/metrics` under the names every client library
+/// uses, and the build it runs.
+#[test]
+fn metrics_show_the_process_cost_and_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let collector = Collector::start(dir.path(), &config(dir.path(), "cost"));
+    let body = collector.get("/metrics").unwrap();
+    let value = |name: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{name} missing:\n{body}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    assert!(value("process_resident_memory_bytes") > f64::from(1 << 20));
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", collector.child.id()))
+        .unwrap()
+        .count() as f64;
+    let open = value("process_open_fds");
+    assert!(open > 3.0 && (open - fds).abs() < 10.0, "{open} vs {fds}");
+    assert!(value("process_max_fds") >= open);
+    assert!(value("process_start_time_seconds") > 1.7e9);
+    assert!(
+        body.contains(&format!(
+            "ringtail_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{body}"
+    );
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+}
