@@ -8,6 +8,11 @@
 
 pub mod process;
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
 use crossbeam::channel::Sender;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -186,6 +191,10 @@ pub struct Metrics {
     pub sink_dead_lettered: Family<SinkLabel, Counter>,
     /// Bytes read from the log files of each container (files whose path names one).
     pub container_read_bytes: Family<ContainerLabel, Counter>,
+    /// Open files per container, for dropping the series of containers long gone.
+    container_uses: ContainerUses,
+    /// [`MetricsSettings::container_ttl`], in milliseconds.
+    container_ttl_ms: AtomicU64,
     /// Bytes written to the log files of each container, counted by the eBPF write hook:
     /// written minus read is what a container's logs are behind, or lost.
     pub container_written_bytes: Family<ContainerLabel, Counter>,
@@ -226,6 +235,63 @@ impl std::fmt::Debug for Metrics {
     // The registry's contents are what `render` is for.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// A container's series are dropped once no file of it has been open for this long.
+pub const DEFAULT_CONTAINER_TTL: Duration = Duration::from_secs(3600);
+
+/// The `metrics` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// How long the series of a container whose files are all closed are kept.
+    pub container_ttl: Duration,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            container_ttl: DEFAULT_CONTAINER_TTL,
+        }
+    }
+}
+
+/// How many files of a container are open, and since when none is.
+#[derive(Debug, Default)]
+struct ContainerUse {
+    open: usize,
+    idle_since: Option<Instant>,
+}
+
+type ContainerUses = Arc<Mutex<HashMap<String, ContainerUse>>>;
+
+fn lock_uses(uses: &ContainerUses) -> MutexGuard<'_, HashMap<String, ContainerUse>> {
+    // Every update leaves the map consistent; a panic elsewhere does not spoil it.
+    uses.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An open file's share of its container's series (`ringtail_container_*_bytes_total`): the
+/// counters, and a lease that, when the last file of the container closes, starts the clock
+/// after which the series are dropped ([`MetricsSettings::container_ttl`]).
+#[derive(Debug)]
+pub struct ContainerCounters {
+    /// Bytes read from the container's log files.
+    pub read: Counter,
+    /// Bytes the kernel counted written to them.
+    pub written: Counter,
+    label: String,
+    uses: ContainerUses,
+}
+
+impl Drop for ContainerCounters {
+    fn drop(&mut self) {
+        let mut uses = lock_uses(&self.uses);
+        if let Some(u) = uses.get_mut(&self.label) {
+            u.open = u.open.saturating_sub(1);
+            if u.open == 0 {
+                u.idle_since = Some(Instant::now());
+            }
+        }
     }
 }
 
@@ -302,6 +368,8 @@ impl Metrics {
             sink_refused: Family::default(),
             sink_dead_lettered: Family::default(),
             container_read_bytes: Family::default(),
+            container_uses: ContainerUses::default(),
+            container_ttl_ms: AtomicU64::new(DEFAULT_CONTAINER_TTL.as_millis() as u64),
             container_written_bytes: Family::default(),
             kernel_written_bytes: Family::default(),
             checkpoint_writes: Counter::default(),
@@ -610,8 +678,51 @@ impl Metrics {
         }
     }
 
+    /// The series of the container `label` for a file of it being opened.
+    pub fn container_counters(&self, label: &str) -> ContainerCounters {
+        let key = ContainerLabel {
+            container: label.to_string(),
+        };
+        // Held while the series are looked up, so that a sweep cannot drop them meanwhile.
+        let mut uses = lock_uses(&self.container_uses);
+        let u = uses.entry(label.to_string()).or_default();
+        u.open += 1;
+        u.idle_since = None;
+        ContainerCounters {
+            read: self.container_read_bytes.get_or_create_owned(&key),
+            written: self.container_written_bytes.get_or_create_owned(&key),
+            label: label.to_string(),
+            uses: Arc::clone(&self.container_uses),
+        }
+    }
+
+    /// Applies the `metrics` settings.
+    pub fn configure(&self, settings: &MetricsSettings) {
+        self.container_ttl_ms
+            .store(settings.container_ttl.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Drops the series of containers none of whose files has been open for the TTL, so a
+    /// node running 100,000 short jobs a day keeps a bounded registry.
+    fn forget_gone_containers(&self) {
+        let ttl = Duration::from_millis(self.container_ttl_ms.load(Ordering::Relaxed));
+        let mut uses = lock_uses(&self.container_uses);
+        uses.retain(|label, u| {
+            let keep = u.open > 0 || u.idle_since.is_none_or(|t| t.elapsed() < ttl);
+            if !keep {
+                let key = ContainerLabel {
+                    container: label.clone(),
+                };
+                self.container_read_bytes.remove(&key);
+                self.container_written_bytes.remove(&key);
+            }
+            keep
+        });
+    }
+
     /// Renders every metric in the OpenMetrics text format.
     pub fn render(&self) -> String {
+        self.forget_gone_containers();
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -659,5 +770,42 @@ impl Metrics {
         SinkLabel {
             sink: name.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_series_of_a_container_gone_for_the_ttl_are_dropped() {
+        let metrics = Metrics::new();
+        metrics.configure(&MetricsSettings {
+            container_ttl: Duration::from_millis(50),
+        });
+        let first = metrics.container_counters("shop/web-1/nginx");
+        let second = metrics.container_counters("shop/web-1/nginx");
+        first.read.inc_by(10);
+        let other = metrics.container_counters("shop/job-7/main");
+        drop(other);
+        drop(first);
+        std::thread::sleep(Duration::from_millis(80));
+        let text = metrics.render();
+        assert!(
+            text.contains("container=\"shop/web-1/nginx\"") && !text.contains("job-7"),
+            "{text}"
+        );
+        drop(second);
+        assert!(metrics.render().contains("web-1"), "within the TTL");
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(!metrics.render().contains("web-1"));
+        // Opened again: counted again.
+        let again = metrics.container_counters("shop/web-1/nginx");
+        again.read.inc_by(5);
+        assert!(
+            metrics
+                .render()
+                .contains("ringtail_container_read_bytes_total{container=\"shop/web-1/nginx\"} 5")
+        );
     }
 }

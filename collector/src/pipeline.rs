@@ -168,6 +168,7 @@ pub fn start_with_metrics(
     config: &Config,
     metrics: Arc<Metrics>,
 ) -> Result<Running, PipelineError> {
+    metrics.configure(&config.metrics);
     std::fs::create_dir_all(&config.data_dir).map_err(|source| PipelineError::DataDir {
         path: config.data_dir.clone(),
         source,

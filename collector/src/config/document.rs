@@ -17,8 +17,8 @@ use crate::config::limits::{self, LimitsConfig};
 use crate::config::pipeline::{self, PipelineSettings};
 use crate::config::problem::{Problem, yaml_syntax_problem};
 use crate::config::raw::{
-    RawApi, RawCheckpoints, RawKubernetes, RawLimits, RawPipeline, RawReader, RawSink, RawSource,
-    deserialize_collecting,
+    RawApi, RawCheckpoints, RawKubernetes, RawLimits, RawMetrics, RawPipeline, RawReader, RawSink,
+    RawSource, deserialize_collecting,
 };
 use crate::config::scalar::{choice, count, duration, list, quoted, read_from, size};
 use crate::config::{secrets, sink, source};
@@ -28,6 +28,7 @@ use crate::deliver::checkpoint::{
 };
 use crate::discover::kernel::DiscoveryMode;
 use crate::liveness::DEFAULT_STALL_TIMEOUT;
+use crate::metrics::{DEFAULT_CONTAINER_TTL, MetricsSettings};
 use crate::read::backend::BackendKind;
 use crate::read::{
     DEFAULT_BUFFER_MEMORY, DEFAULT_CHUNK_BYTES, DEFAULT_CLOSE_IDLE, DEFAULT_MAX_DELETED_BYTES,
@@ -62,6 +63,8 @@ pub struct Config {
     pub kubernetes: KubernetesSettings,
     /// Resource ceilings.
     pub limits: LimitsConfig,
+    /// What `/metrics` keeps.
+    pub metrics: MetricsSettings,
 }
 
 /// Parses and validates configuration text without touching the filesystem. `settings_only`:
@@ -100,6 +103,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "sinks",
     "kubernetes",
     "limits",
+    "metrics",
 ];
 
 /// What validation knows across sections.
@@ -129,6 +133,7 @@ impl Validator {
         let mut checkpoints = RawCheckpoints::default();
         let mut kubernetes = RawKubernetes::default();
         let mut limits = RawLimits::default();
+        let mut metrics = RawMetrics::default();
         let mut raw_sources: Option<Vec<Option<RawSource>>> = None;
         let mut raw_sinks: Option<Vec<Option<RawSink>>> = None;
         let mut sources_node = None;
@@ -159,6 +164,10 @@ impl Validator {
                 }
                 "limits" => {
                     limits = deserialize_collecting(value, "limits", problems).unwrap_or_default();
+                }
+                "metrics" => {
+                    metrics =
+                        deserialize_collecting(value, "metrics", problems).unwrap_or_default();
                 }
                 "kubernetes" => {
                     kubernetes =
@@ -207,6 +216,14 @@ impl Validator {
             problems,
         );
         let api = self.api(api, problems);
+        let metrics = MetricsSettings {
+            container_ttl: duration(
+                metrics.container_ttl.as_ref(),
+                "metrics.container_ttl",
+                DEFAULT_CONTAINER_TTL,
+                problems,
+            ),
+        };
         let wake_node = reader.wake.clone();
         let explicit = limits::Explicit {
             threads: reader.threads.is_some(),
@@ -326,6 +343,7 @@ impl Validator {
         Some(Config {
             kubernetes,
             limits,
+            metrics,
             data_dir,
             discovery,
             api: api?,

@@ -26,6 +26,14 @@ pub struct RawApi {
     pub stall_timeout: Option<Spanned<String>>,
 }
 
+/// The `metrics` section: what `/metrics` keeps.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// How long the series of a container whose files are all closed are kept, e.g. `1h`.
+    pub container_ttl: Option<Spanned<String>>,
+}
+
 /// The `reader` section: how files are read.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

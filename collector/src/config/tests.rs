@@ -677,6 +677,26 @@ fn a_source_chooses_the_pod_labels_and_annotations_its_records_carry() {
 }
 
 #[test]
+fn the_metrics_section_sets_how_long_a_gone_container_keeps_its_series() {
+    let text = |ttl: &str| {
+        format!(
+            "metrics:\n  container_ttl: {ttl}\nsources:\n  - name: s\n    paths: [\"/logs/*.log\"]\nsinks:\n  - {{name: out, type: stdout}}\n"
+        )
+    };
+    let (config, problems) = parse(&text("10m"));
+    assert_eq!(problems, vec![]);
+    assert_eq!(
+        config.unwrap().metrics.container_ttl,
+        std::time::Duration::from_secs(600)
+    );
+    let problems = problems_of(&text("soon"));
+    assert!(
+        has(&problems, 2, "metrics.container_ttl", "not a duration"),
+        "{problems:#?}"
+    );
+}
+
+#[test]
 fn the_cri_socket_is_a_path_or_none() {
     let config = |socket: &str| {
         format!(

@@ -13,7 +13,7 @@ use prometheus_client::metrics::family::Family;
 
 use crate::compressed::Decoder;
 use crate::ebpf::DirtyFlags;
-use crate::metrics::{ContainerLabel, LostLabel, Metrics};
+use crate::metrics::{ContainerCounters, LostLabel, Metrics};
 use crate::source::FileCtx;
 
 /// A file a reader has open.
@@ -62,7 +62,7 @@ pub struct OpenFile {
     kernel_written_seen: u64,
     /// Read and kernel-written bytes of the container the file belongs to, if its path
     /// names one.
-    pub container: Option<(Counter, Counter)>,
+    pub container: Option<ContainerCounters>,
     /// Read errors logged so far (at most ten are).
     pub errors_logged: u32,
 }
@@ -89,15 +89,11 @@ impl OpenFile {
             after_hole: false,
             kernel_written: metrics.kernel_written_bytes.get_or_create_owned(&label),
             kernel_written_seen: 0,
-            container: ctx.meta.container.as_ref().map(|container| {
-                let label = ContainerLabel {
-                    container: container.label(),
-                };
-                (
-                    metrics.container_read_bytes.get_or_create_owned(&label),
-                    metrics.container_written_bytes.get_or_create_owned(&label),
-                )
-            }),
+            container: ctx
+                .meta
+                .container
+                .as_ref()
+                .map(|container| metrics.container_counters(&container.label())),
             ctx,
             offset,
             worker,
@@ -126,8 +122,8 @@ impl OpenFile {
             && total > self.kernel_written_seen
         {
             self.kernel_written.inc_by(total - self.kernel_written_seen);
-            if let Some((_, written)) = &self.container {
-                written.inc_by(total - self.kernel_written_seen);
+            if let Some(container) = &self.container {
+                container.written.inc_by(total - self.kernel_written_seen);
             }
             self.kernel_written_seen = total;
         }

@@ -714,8 +714,8 @@ impl Reader {
         };
         file.after_hole = false;
         file.read_bytes.inc_by(n as u64);
-        if let Some((read, _)) = &file.container {
-            read.inc_by(n as u64);
+        if let Some(container) = &file.container {
+            container.read.inc_by(n as u64);
         }
         let offset = file.offset;
         file.offset += n as u64;
