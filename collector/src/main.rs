@@ -281,6 +281,13 @@ fn run(origin: Origin) -> anyhow::Result<ExitCode> {
         let why = match event {
             Some(Event::Reload(why)) => why,
             Some(Event::Stop(signal)) => {
+                if let Some(sidecar) = &config.sidecar {
+                    tracing::info!(
+                        signal,
+                        "sidecar: reading until every file is delivered and quiet before stopping"
+                    );
+                    running.drain(sidecar);
+                }
                 tracing::info!(
                     signal,
                     "stopping: finishing pending records and waiting for acknowledgements"

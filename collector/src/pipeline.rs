@@ -32,6 +32,7 @@ use crate::api::Health;
 use crate::config::Config;
 use crate::deliver::checkpoint::CheckpointError;
 use crate::deliver::checkpointer::{self, Checkpointer, CheckpointerError};
+use crate::deliver::drain::{self, SidecarSettings};
 use crate::discover::kernel::{self as kernel_link, KernelFeed};
 use crate::discover::{Discovery, DiscoveryError};
 use crate::ebpf::{Containers, EbpfError};
@@ -380,6 +381,12 @@ impl Running {
             .failure
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+    }
+
+    /// Sidecar mode, after a SIGTERM: keeps everything running until what the app wrote is
+    /// delivered (see [`drain::drain`]). Returns whether it drained.
+    pub fn drain(&self, settings: &SidecarSettings) -> bool {
+        drain::drain(&self.tracker, settings)
     }
 
     /// Stops the pipeline in order and waits (bounded by the configured timeout) for every

@@ -643,3 +643,50 @@ fn the_daemonset_probes_lifecycle_and_resources_match_the_configuration() {
         );
     }
 }
+
+/// `deploy/sidecar`: the example validates against the schemas; ringtail runs as a native
+/// sidecar (an init container with `restartPolicy: Always`, stopped after the app), without
+/// privileges or host paths, reading the shared emptyDir the app writes to, in sidecar mode,
+/// within the pod's grace period; `ringtail validate` accepts its configuration.
+#[test]
+fn the_sidecar_example_is_a_native_sidecar_in_sidecar_mode() {
+    let docs = render_and_validate("sidecar");
+    let deployment = one(&docs, "Deployment");
+    let spec = &deployment["spec"]["template"]["spec"];
+    let sidecar = &spec["initContainers"][0];
+    assert_eq!(sidecar["name"], "ringtail");
+    assert_eq!(sidecar["restartPolicy"], "Always");
+    assert_eq!(sidecar["securityContext"]["privileged"], Value::Null);
+    assert_eq!(
+        sidecar["securityContext"]["capabilities"]["drop"],
+        serde_json::json!(["ALL"])
+    );
+    let volumes = spec["volumes"].as_array().unwrap();
+    assert!(volumes.iter().all(|v| v.get("hostPath").is_none()));
+    let logs = sidecar["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "logs")
+        .expect("the shared log volume");
+    let app_mount = spec["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "logs")
+        .expect("the app writes to the shared volume");
+    assert_eq!(logs["mountPath"], app_mount["mountPath"]);
+    let map = one(&docs, "ConfigMap");
+    let text = str_of(&map["data"]["config.yaml"], "config.yaml");
+    let (config, problems) = ringtail::config::parse(text);
+    assert_eq!(problems, vec![], "{text}");
+    let config = config.unwrap();
+    let sidecar_mode = config.sidecar.expect("sidecar mode");
+    let grace = spec["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(sidecar_mode.drain_max.as_secs() < grace);
+    let mount = logs["mountPath"].as_str().unwrap();
+    assert!(
+        config.sources[0].matches(&Path::new(mount).join("access.log")),
+        "the source reads the shared volume"
+    );
+}

@@ -17,8 +17,8 @@ use crate::config::limits::{self, LimitsConfig};
 use crate::config::pipeline::{self, PipelineSettings};
 use crate::config::problem::{Problem, yaml_syntax_problem};
 use crate::config::raw::{
-    RawApi, RawCheckpoints, RawKubernetes, RawLimits, RawMetrics, RawPipeline, RawReader, RawSink,
-    RawSource, deserialize_collecting,
+    RawApi, RawCheckpoints, RawKubernetes, RawLimits, RawMetrics, RawPipeline, RawReader,
+    RawSidecar, RawSink, RawSource, deserialize_collecting,
 };
 use crate::config::scalar::{choice, count, duration, list, quoted, read_from, size};
 use crate::config::{secrets, sink, source};
@@ -26,6 +26,7 @@ use crate::container::resolver::{CriSocket, KubernetesSettings};
 use crate::deliver::checkpoint::{
     CheckpointSettings, DEFAULT_CHECKPOINT_FORGET_AFTER, DEFAULT_CHECKPOINT_INTERVAL,
 };
+use crate::deliver::drain::{DEFAULT_DRAIN_MAX, DEFAULT_DRAIN_QUIET, SidecarSettings};
 use crate::discover::kernel::DiscoveryMode;
 use crate::liveness::DEFAULT_STALL_TIMEOUT;
 use crate::metrics::{DEFAULT_CONTAINER_TTL, MetricsSettings};
@@ -65,6 +66,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// What `/metrics` keeps.
     pub metrics: MetricsSettings,
+    /// Sidecar mode: how a SIGTERM is met (`None`: as a DaemonSet).
+    pub sidecar: Option<SidecarSettings>,
 }
 
 /// Parses and validates configuration text without touching the filesystem. `settings_only`:
@@ -104,6 +107,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "kubernetes",
     "limits",
     "metrics",
+    "sidecar",
 ];
 
 /// What validation knows across sections.
@@ -134,6 +138,7 @@ impl Validator {
         let mut kubernetes = RawKubernetes::default();
         let mut limits = RawLimits::default();
         let mut metrics = RawMetrics::default();
+        let mut sidecar: Option<RawSidecar> = None;
         let mut raw_sources: Option<Vec<Option<RawSource>>> = None;
         let mut raw_sinks: Option<Vec<Option<RawSink>>> = None;
         let mut sources_node = None;
@@ -168,6 +173,11 @@ impl Validator {
                 "metrics" => {
                     metrics =
                         deserialize_collecting(value, "metrics", problems).unwrap_or_default();
+                }
+                "sidecar" => {
+                    sidecar = Some(
+                        deserialize_collecting(value, "sidecar", problems).unwrap_or_default(),
+                    );
                 }
                 "kubernetes" => {
                     kubernetes =
@@ -224,6 +234,20 @@ impl Validator {
                 problems,
             ),
         };
+        let sidecar = sidecar.map(|raw| SidecarSettings {
+            drain_quiet: duration(
+                raw.drain_quiet.as_ref(),
+                "sidecar.drain_quiet",
+                DEFAULT_DRAIN_QUIET,
+                problems,
+            ),
+            drain_max: duration(
+                raw.drain_max.as_ref(),
+                "sidecar.drain_max",
+                DEFAULT_DRAIN_MAX,
+                problems,
+            ),
+        });
         let wake_node = reader.wake.clone();
         let explicit = limits::Explicit {
             threads: reader.threads.is_some(),
@@ -344,6 +368,7 @@ impl Validator {
             kubernetes,
             limits,
             metrics,
+            sidecar,
             data_dir,
             discovery,
             api: api?,

@@ -26,6 +26,16 @@ pub struct RawApi {
     pub stall_timeout: Option<Spanned<String>>,
 }
 
+/// The `sidecar` section: ringtail runs in the app's pod (see `pipeline::SidecarSettings`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSidecar {
+    /// After SIGTERM, stop once everything is delivered and no file grew for this long.
+    pub drain_quiet: Option<Spanned<String>>,
+    /// After SIGTERM, stop after this long at most.
+    pub drain_max: Option<Spanned<String>>,
+}
+
 /// The `metrics` section: what `/metrics` keeps.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

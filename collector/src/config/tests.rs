@@ -697,6 +697,25 @@ fn the_metrics_section_sets_how_long_a_gone_container_keeps_its_series() {
 }
 
 #[test]
+fn the_sidecar_section_turns_sidecar_mode_on() {
+    let base = "sources:\n  - name: s\n    paths: [\"/logs/*.log\"]\nsinks:\n  - {name: out, type: stdout}\n";
+    let (config, _) = parse(base);
+    assert_eq!(config.unwrap().sidecar, None);
+    let (config, problems) = parse(&format!("sidecar: {{}}\n{base}"));
+    assert_eq!(problems, vec![]);
+    let sidecar = config.unwrap().sidecar.unwrap();
+    assert_eq!(sidecar.drain_quiet, std::time::Duration::from_secs(2));
+    assert_eq!(sidecar.drain_max, std::time::Duration::from_secs(25));
+    let problems = problems_of(&format!("sidecar:\n  drain_quiet: 0s\n  drain: 1s\n{base}"));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("unknown field `drain`")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
 fn the_cri_socket_is_a_path_or_none() {
     let config = |socket: &str| {
         format!(

@@ -611,6 +611,15 @@ impl AckTracker {
         self.lock().files.get(&id).map(|t| t.offset)
     }
 
+    /// Every file in the table: the path it was last seen at and its acknowledged offset.
+    pub fn tracked(&self) -> Vec<(PathBuf, u64)> {
+        self.lock()
+            .files
+            .values()
+            .map(|t| (t.path.clone(), t.offset))
+            .collect()
+    }
+
     /// Number of files in the table (open, or closed with batches still unacknowledged).
     pub fn files(&self) -> usize {
         self.lock().files.len()

@@ -6,6 +6,7 @@
 //!   acknowledged offset, applied in order whatever order acknowledgements come in.
 //! - [`checkpoint`]: the checkpoint file under `data_dir` and its settings.
 //! - [`checkpointer`]: loading checkpoints at start-up and the thread that writes them.
+//! - [`drain`]: a sidecar's wait, after SIGTERM, until what the app wrote is delivered.
 //!
 //! Owns the acknowledgement contract; it may not touch how records are made or written.
 
@@ -13,3 +14,4 @@ pub mod ack;
 pub mod batch;
 pub mod checkpoint;
 pub mod checkpointer;
+pub mod drain;
