@@ -30,9 +30,9 @@ use k8s_cri::v1::{
     ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
     CreateContainerRequest, ImageSpec, ImageStatusRequest, KeyValue, LinuxContainerConfig,
     LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
-    ListPodSandboxRequest, NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata,
-    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
-    VersionRequest,
+    ListPodSandboxRequest, Mount, NamespaceMode, NamespaceOption, PodSandboxConfig,
+    PodSandboxMetadata, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
+    StopContainerRequest, StopPodSandboxRequest, VersionRequest,
 };
 use sha2::{Digest, Sha256};
 use tokio::net::UnixStream;
@@ -312,6 +312,32 @@ impl CriNode {
         command: &[&str],
         env: &[(&str, &str)],
     ) -> Container {
+        self.create_and_start(pod, name, attempt, command, env, &[])
+    }
+
+    /// [`run_container`](Self::run_container) with host directories or files mounted into
+    /// the container: `(host path, container path, read-only)`, as the kubelet mounts volumes
+    /// (an emptyDir is a host directory).
+    pub fn run_container_with_mounts(
+        &self,
+        pod: &Pod,
+        name: &str,
+        command: &[&str],
+        env: &[(&str, &str)],
+        mounts: &[(&Path, &str, bool)],
+    ) -> Container {
+        self.create_and_start(pod, name, 0, command, env, mounts)
+    }
+
+    fn create_and_start(
+        &self,
+        pod: &Pod,
+        name: &str,
+        attempt: u32,
+        command: &[&str],
+        env: &[(&str, &str)],
+        mounts: &[(&Path, &str, bool)],
+    ) -> Container {
         let labels = map(&[
             ("io.kubernetes.container.name", name),
             ("io.kubernetes.pod.name", &pod.name),
@@ -350,6 +376,15 @@ impl CriNode {
                 .collect(),
             labels,
             annotations,
+            mounts: mounts
+                .iter()
+                .map(|(host, container, readonly)| Mount {
+                    host_path: host.to_str().expect("a UTF-8 host path").to_owned(),
+                    container_path: (*container).to_owned(),
+                    readonly: *readonly,
+                    ..Default::default()
+                })
+                .collect(),
             log_path: log_path.clone(),
             linux: Some(LinuxContainerConfig {
                 security_context: Some(LinuxContainerSecurityContext {
@@ -423,6 +458,17 @@ impl CriNode {
             verbose,
         };
         self.call("ContainerStatus", client.container_status(request))
+    }
+
+    /// Stops `container` as the kubelet does when a pod is deleted: SIGTERM, then SIGKILL
+    /// after `grace` (the pod's termination grace period). Returns once it has exited.
+    pub fn stop_container(&self, container: &Container, grace: Duration) {
+        let mut client = self.client.clone();
+        let request = StopContainerRequest {
+            container_id: container.id.clone(),
+            timeout: grace.as_secs() as i64,
+        };
+        self.call("StopContainer", client.stop_container(request));
     }
 
     /// Stops the pod's sandbox: its containers are killed (SIGKILL, as with a zero grace
