@@ -6,16 +6,20 @@
 //! a collector on every node can know what platform teams route by (`app`, `team`, …) without
 //! thousands of watches on the API server.
 //!
-//! The map is listed once at start-up and again only when a pod is asked for that it does not
-//! hold — no timer polls. A pod's log files are written only once its sandbox runs, so a
-//! listing made after a file was found holds its pod: a miss lists again (listings at least
-//! [`LIST_SPACING`] apart, so a burst of new pods shares them), and a pod that listing does not
-//! have either (another runtime's, or removed already) is not asked for again for
-//! [`UNKNOWN_FOR`]. Pods that leave the list are kept (the last
-//! [`GONE_KEPT`]), so files read after their pod was removed keep its labels. Each call has a
-//! deadline ([`CALL_TIMEOUT`]); a socket that does not answer is logged once (and again when it
-//! answers), and files opened meanwhile carry no labels. Kubelet's own keys (`io.kubernetes.*`)
-//! are left out: they repeat what the record says already.
+//! The map is listed once at start-up, then when discovery sees a pod appear (its log
+//! directory, its runtime bundle, its cgroup: [`Cri::hint`]), and once when a pod is asked for
+//! that it does not hold — no timer polls. A pod's log files are written only once its sandbox
+//! runs, so a listing begun after a file was found holds its pod: a miss waits for one
+//! (listings at least [`LIST_SPACING`] apart, so a burst of new pods shares them), and a pod
+//! that listing does not have either (another runtime's, or removed already) is not asked for
+//! again for [`UNKNOWN_FOR`]. Pods that leave the list are kept (the last [`GONE_KEPT`]), so
+//! files read after their pod was removed keep its labels.
+//!
+//! Listings run on their own thread. Each call has a deadline ([`CALL_TIMEOUT`]); a socket
+//! that does not answer is logged once (and again when it answers), asked again at most every
+//! [`FAILING_PAUSE`] in the background, and files opened meanwhile carry no labels without
+//! waiting for it. Kubelet's own keys (`io.kubernetes.*`) are left out: they repeat what the
+//! record says already.
 //!
 //! The messages are the few fields of CRI `runtime.v1` this needs, declared with prost's
 //! derive (protobuf skips the rest), sent with tonic's gRPC client over the unix socket.
@@ -26,7 +30,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use tonic::transport::{Channel, Endpoint};
@@ -120,24 +124,47 @@ struct PodSandboxMetadata {
     uid: String,
 }
 
-/// The runtime's pods, by pod UID.
+/// The runtime's pods, by pod UID: a handle on the thread that lists them.
+///
+/// Listings run on their own thread (with its own small tokio runtime for the gRPC calls), so
+/// a runtime that hangs costs discovery at most one wait of [`CALL_TIMEOUT`] — the first miss
+/// after it stopped answering — and no wait at all while it keeps failing.
 #[derive(Debug)]
 pub struct Cri {
     socket: PathBuf,
-    runtime: tokio::runtime::Runtime,
-    channel: Channel,
+    shared: Arc<Shared>,
+    /// UIDs a listing made after they were asked for did not have, until when.
+    unknown: HashMap<String, Instant>,
+}
+
+/// What the handle and the listing thread share.
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// Notified when a listing is wanted, when one is done, and on stop.
+    changed: Condvar,
+}
+
+/// The map of pods and the listings' progress.
+#[derive(Debug, Default)]
+struct State {
     pods: HashMap<String, Arc<PodLabels>>,
     /// UIDs no longer listed, oldest first.
     gone: VecDeque<String>,
-    /// UIDs a listing made after they were asked for did not have, until when.
-    unknown: HashMap<String, Instant>,
-    last_list: Option<Instant>,
+    /// A listing is asked for and has not begun.
+    wanted: bool,
+    /// Listings begun, and listings done (answered or failed).
+    begun: u64,
+    done: u64,
     /// The last listing failed (logged once until one succeeds).
     failing: bool,
+    /// The handle is gone: the thread ends.
+    stop: bool,
 }
 
 impl Cri {
-    /// A client of the runtime at `socket`; nothing is asked yet.
+    /// A client of the runtime at `socket`: its listing thread is started; nothing is asked
+    /// yet.
     pub fn new(socket: &Path) -> Result<Self, CriError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -157,15 +184,21 @@ impl Cri {
                     }
                 }))
         };
-        Ok(Self {
+        let shared = Arc::new(Shared::default());
+        let lister = Lister {
             socket: socket.to_path_buf(),
             runtime,
             channel,
-            pods: HashMap::new(),
-            gone: VecDeque::new(),
+            shared: Arc::clone(&shared),
+        };
+        std::thread::Builder::new()
+            .name("cri".to_string())
+            .spawn(move || lister.run())
+            .map_err(|source| CriError::Start { source })?;
+        Ok(Self {
+            socket: socket.to_path_buf(),
+            shared,
             unknown: HashMap::new(),
-            last_list: None,
-            failing: false,
         })
     }
 
@@ -176,34 +209,23 @@ impl Cri {
 
     /// Number of pods known (listed now or kept after they left).
     pub fn pods(&self) -> usize {
-        self.pods.len()
+        self.shared.lock().pods.len()
     }
 
-    /// The labels of pod `uid`. A pod not known lists the runtime's pods again (waiting for
-    /// [`LIST_SPACING`] after the last listing if need be), unless a listing since it was
-    /// first asked for did not have it.
+    /// The labels of pod `uid`. A pod not known waits for a listing that begins after this
+    /// call (listings are at least [`LIST_SPACING`] apart), unless one since it was first
+    /// asked for did not have it, or the runtime is failing (then it is asked again in the
+    /// background and the answer is `None` at once).
     pub fn pod(&mut self, uid: &str) -> Option<Arc<PodLabels>> {
-        if let Some(pod) = self.pods.get(uid) {
+        if let Some(pod) = self.shared.lock().pods.get(uid) {
             return Some(Arc::clone(pod));
         }
         let now = Instant::now();
         if self.unknown.get(uid).is_some_and(|until| now < *until) {
             return None;
         }
-        if let Some(last) = self.last_list {
-            let since = last.elapsed();
-            if self.failing && since < FAILING_PAUSE {
-                return None;
-            }
-            if since < LIST_SPACING {
-                std::thread::sleep(LIST_SPACING - since);
-            }
-        }
-        self.refresh();
-        if let Some(pod) = self.pods.get(uid) {
-            return Some(Arc::clone(pod));
-        }
-        if !self.failing {
+        let (pod, failing) = self.list_and_wait(|state| state.pods.get(uid).cloned());
+        if pod.is_none() && !failing {
             if self.unknown.len() >= UNKNOWN_KEPT {
                 self.unknown.retain(|_, until| now < *until);
             }
@@ -211,28 +233,133 @@ impl Cri {
                 self.unknown.insert(uid.to_string(), now + UNKNOWN_FOR);
             }
         }
-        None
+        pod
     }
 
-    /// Lists the runtime's pods now; a failure is logged (once until a listing succeeds).
+    /// Lists the runtime's pods now and waits for the answer (at most [`LIST_SPACING`] and
+    /// [`CALL_TIMEOUT`]); a failure is logged (once until a listing succeeds).
     pub fn refresh(&mut self) {
-        self.last_list = Some(Instant::now());
-        match self.list() {
-            Ok(items) => {
-                if std::mem::take(&mut self.failing) {
-                    tracing::info!(socket = %self.socket.display(), "the CRI socket answers again: records carry pod labels and annotations");
-                }
-                self.merge(items);
-            }
-            Err(error) => {
-                if !std::mem::replace(&mut self.failing, true) {
-                    tracing::warn!(%error, "pod labels and annotations are not known while the runtime does not answer; files opened meanwhile carry none");
-                }
-            }
+        self.list_and_wait(|_| ());
+    }
+
+    /// Asks for a listing without waiting for it: discovery saw a pod appear (its log
+    /// directory, its runtime bundle, its cgroup), so that its labels are there by the time
+    /// its files are opened. Listings asked for together are one.
+    pub fn hint(&self) {
+        let mut state = self.shared.lock();
+        if !state.wanted {
+            state.wanted = true;
+            self.shared.changed.notify_all();
         }
     }
 
-    fn list(&mut self) -> Result<Vec<PodSandbox>, CriError> {
+    /// Asks for a listing and waits until one begun after now is done (unless the runtime
+    /// is failing); then `read` looks at the map. Returns what it read and whether the
+    /// runtime is failing.
+    fn list_and_wait<T>(&mut self, read: impl FnOnce(&State) -> T) -> (T, bool) {
+        let mut state = self.shared.lock();
+        state.wanted = true;
+        self.shared.changed.notify_all();
+        if !state.failing {
+            // The next listing to begin is one begun after now.
+            let target = state.begun + 1;
+            let deadline = Instant::now() + LIST_SPACING + CALL_TIMEOUT + CALL_TIMEOUT / 4;
+            while state.done < target && !state.failing {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                state = match self.shared.changed.wait_timeout(state, left) {
+                    Ok((state, _)) => state,
+                    Err(poisoned) => poisoned.into_inner().0,
+                };
+            }
+        }
+        (read(&state), state.failing)
+    }
+}
+
+impl Drop for Cri {
+    fn drop(&mut self) {
+        // The thread ends after a call in progress (at most CALL_TIMEOUT); not waited for.
+        self.shared.lock().stop = true;
+        self.shared.changed.notify_all();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic elsewhere while holding it leaves a map that is still consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The listing thread: owns the connection to the runtime.
+struct Lister {
+    socket: PathBuf,
+    runtime: tokio::runtime::Runtime,
+    channel: Channel,
+    shared: Arc<Shared>,
+}
+
+impl Lister {
+    /// Lists whenever a listing is wanted: at least [`LIST_SPACING`] after the last one, or
+    /// [`FAILING_PAUSE`] while the runtime fails.
+    fn run(self) {
+        let mut last: Option<Instant> = None;
+        loop {
+            {
+                let mut state = self.shared.lock();
+                loop {
+                    if state.stop {
+                        return;
+                    }
+                    let pause = if state.failing {
+                        FAILING_PAUSE
+                    } else {
+                        LIST_SPACING
+                    };
+                    let wait = last.map_or(Duration::ZERO, |l| pause.saturating_sub(l.elapsed()));
+                    if state.wanted && wait.is_zero() {
+                        break;
+                    }
+                    state = if state.wanted {
+                        match self.shared.changed.wait_timeout(state, wait) {
+                            Ok((state, _)) => state,
+                            Err(poisoned) => poisoned.into_inner().0,
+                        }
+                    } else {
+                        match self.shared.changed.wait(state) {
+                            Ok(state) => state,
+                            Err(poisoned) => poisoned.into_inner(),
+                        }
+                    };
+                }
+                state.wanted = false;
+                state.begun += 1;
+            }
+            last = Some(Instant::now());
+            let listed = self.list();
+            let mut state = self.shared.lock();
+            match listed {
+                Ok(items) => {
+                    if std::mem::take(&mut state.failing) {
+                        tracing::info!(socket = %self.socket.display(), "the CRI socket answers again: records carry pod labels and annotations");
+                    }
+                    state.merge(items);
+                }
+                Err(error) => {
+                    if !std::mem::replace(&mut state.failing, true) {
+                        tracing::warn!(%error, "pod labels and annotations are not known while the runtime does not answer; files opened meanwhile carry none");
+                    }
+                }
+            }
+            state.done += 1;
+            self.shared.changed.notify_all();
+        }
+    }
+
+    fn list(&self) -> Result<Vec<PodSandbox>, CriError> {
         let socket = self.socket.clone();
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
         let call = async move {
@@ -259,7 +386,9 @@ impl Cri {
                 timeout: CALL_TIMEOUT,
             })?
     }
+}
 
+impl State {
     /// Takes in a listing: every pod listed is (again) current; those that left are kept,
     /// the oldest forgotten past [`GONE_KEPT`].
     fn merge(&mut self, items: Vec<PodSandbox>) {
@@ -328,22 +457,22 @@ mod tests {
 
     #[test]
     fn pods_that_leave_the_list_are_kept_and_kubelet_keys_left_out() {
-        let mut cri = Cri::new(Path::new("/nonexistent/cri.sock")).unwrap();
-        cri.merge(vec![
+        let mut state = State::default();
+        state.merge(vec![
             sandbox("a", &[("app", "web"), ("io.kubernetes.pod.name", "web-0")]),
             sandbox("b", &[("app", "db")]),
         ]);
-        cri.merge(vec![sandbox("b", &[("app", "db2")])]);
-        let a = cri.pods.get("a").unwrap();
+        state.merge(vec![sandbox("b", &[("app", "db2")])]);
+        let a = state.pods.get("a").unwrap();
         assert_eq!(
             a.labels,
             BTreeMap::from([("app".to_string(), "web".to_string())])
         );
-        assert_eq!(cri.pods.get("b").unwrap().labels["app"], "db2");
-        assert_eq!(cri.gone, VecDeque::from(["a".to_string()]));
+        assert_eq!(state.pods.get("b").unwrap().labels["app"], "db2");
+        assert_eq!(state.gone, VecDeque::from(["a".to_string()]));
         // Listed again: current again.
-        cri.merge(vec![sandbox("a", &[("app", "web")])]);
-        assert!(cri.gone.iter().all(|u| u != "a"));
+        state.merge(vec![sandbox("a", &[("app", "web")])]);
+        assert!(state.gone.iter().all(|u| u != "a"));
     }
 
     #[test]
@@ -351,12 +480,51 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cri = Cri::new(&dir.path().join("cri.sock")).unwrap();
         assert!(cri.pod("a").is_none());
-        assert!(cri.failing);
-        let asked = cri.last_list;
+        let state = cri.shared.lock();
+        assert!(state.failing);
+        assert_eq!(state.done, 1);
+        drop(state);
         assert!(cri.pod("b").is_none());
-        assert_eq!(
-            cri.last_list, asked,
-            "within FAILING_PAUSE: not asked again"
+        cri.hint();
+        std::thread::sleep(LIST_SPACING * 3);
+        let state = cri.shared.lock();
+        assert_eq!(state.begun, 1, "within FAILING_PAUSE: not asked again");
+        assert!(state.wanted, "asked again once the pause is over");
+    }
+
+    /// A runtime that accepts connections and never answers costs one wait of the call's
+    /// deadline; while it keeps failing, lookups do not wait.
+    #[test]
+    fn a_hanging_socket_costs_one_deadline_then_no_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("cri.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let _held = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                held.push(stream);
+            }
+        });
+        let mut cri = Cri::new(&socket).unwrap();
+        // Discovery's hint begins a listing without anyone waiting for it.
+        cri.hint();
+        std::thread::sleep(LIST_SPACING / 2);
+        let state = cri.shared.lock();
+        assert_eq!((state.begun, state.done), (1, 0));
+        drop(state);
+        let started = Instant::now();
+        assert!(cri.pod("a").is_none());
+        let first = started.elapsed();
+        assert!(first >= CALL_TIMEOUT - LIST_SPACING, "{first:?}");
+        assert!(first < CALL_TIMEOUT * 2, "{first:?}");
+        let started = Instant::now();
+        for uid in ["b", "c", "d"] {
+            assert!(cri.pod(uid).is_none());
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            started.elapsed()
         );
     }
 }

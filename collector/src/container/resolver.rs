@@ -96,6 +96,29 @@ impl Resolver {
         of_path(path).is_some_and(|mut c| self.bundles.complete(&mut c))
     }
 
+    /// Discovery saw something a new pod brings (a runtime bundle, a cgroup): the runtime's
+    /// pods are listed in the background, so that its labels are known when its files open.
+    pub fn pod_may_have_appeared(&self) {
+        if let Some(cri) = &self.cri {
+            cri.hint();
+        }
+    }
+
+    /// A directory was created: if it is a pod's log directory (`…/var/log/pods/<pod>`, made
+    /// by the kubelet just before the sandbox) or one of its containers'
+    /// (`…/<pod>/<container>`, made once the sandbox runs, just before the container), the
+    /// runtime's pods are listed in the background.
+    pub fn directory_created(&self, dir: &Path) {
+        if dir
+            .ancestors()
+            .skip(1)
+            .take(2)
+            .any(|a| a.ends_with("var/log/pods"))
+        {
+            self.pod_may_have_appeared();
+        }
+    }
+
     /// Whether pods' labels and annotations are asked of the runtime.
     pub fn asks_runtime(&self) -> bool {
         self.cri.is_some()

@@ -166,12 +166,20 @@ impl KernelFeed {
     /// Routes one event from the eBPF thread.
     pub fn route(&self, event: KernelEvent) {
         match event {
-            KernelEvent::Container(ContainerEvent::Started {
-                cgroup_id,
-                container_id,
-                path,
-            }) => {
-                tracing::info!(container = %container_id, cgroup_id, cgroup = %path, "container started");
+            event @ KernelEvent::Container(ContainerEvent::Started { .. }) => {
+                if let KernelEvent::Container(ContainerEvent::Started {
+                    cgroup_id,
+                    container_id,
+                    path,
+                }) = &event
+                {
+                    tracing::info!(container = %container_id, cgroup_id, cgroup = %path, "container started");
+                }
+                // Discovery asks the runtime for a new pod's labels before its files open; a
+                // full pipe only costs that head start (a miss asks anyway).
+                if self.opened.try_send(event).is_ok() {
+                    let _ = rustix::io::write(&self.wake, &[1]);
+                }
             }
             KernelEvent::Container(ContainerEvent::Stopped {
                 cgroup_id,

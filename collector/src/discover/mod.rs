@@ -70,7 +70,7 @@ use prometheus_client::metrics::family::Family;
 
 use crate::container::resolver::{KubernetesSettings, Resolver};
 use crate::deliver::ack::AckTracker;
-use crate::ebpf::{FileOpened, KernelEvent};
+use crate::ebpf::{ContainerEvent, FileOpened, KernelEvent};
 use crate::file::{FileIdentity, OwnFiles};
 use crate::metrics::{KindLabel, Metrics, SourceLabel};
 use crate::read::budget::Slot;
@@ -367,6 +367,10 @@ impl Discovery {
                         self.registry.mark_dirty(id);
                     }
                 }
+                // A new cgroup may be a new pod's: its labels are asked for now.
+                KernelEvent::Container(ContainerEvent::Started { .. }) => {
+                    self.resolver.pod_may_have_appeared();
+                }
                 KernelEvent::Container(_) | KernelEvent::Lost { .. } => {}
             }
         }
@@ -430,6 +434,8 @@ impl Discovery {
         }
         self.unopened_moves.clear();
         if std::mem::take(&mut self.runtime_changed) {
+            // A new bundle may be a new pod's: its labels are asked for now.
+            self.resolver.pod_may_have_appeared();
             self.sync_declarations(false)?;
         }
         self.registry.settle_moves()?;
@@ -479,6 +485,7 @@ impl Discovery {
         if mask.contains(EventMask::ISDIR) {
             if mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
                 self.counters.create.inc();
+                self.resolver.directory_created(&path);
                 self.scan_dir(&path, false)?;
             } else if mask.contains(EventMask::MOVED_FROM) {
                 self.counters.moved.inc();
