@@ -16,6 +16,7 @@
 //! short_lived = { bytes = "64KiB", delete_after = "50ms" }
 //! sinks = ["blackhole", "file"]
 //! requires = "kafka"        # a ringtail feature the case needs; skipped while missing
+//! pod_labels = true         # kubelet layout, ringtail also run with pod labels from a CRI socket
 //! timeout = "10m"
 //! ```
 
@@ -133,6 +134,8 @@ struct RawCase {
     timeout: Option<String>,
     #[serde(default)]
     seed: Option<u64>,
+    #[serde(default)]
+    pod_labels: bool,
 }
 
 fn default_line() -> [usize; 2] {
@@ -160,6 +163,10 @@ pub struct Case {
     pub requires: Option<String>,
     /// Longest wait for a collector to deliver everything.
     pub timeout: Duration,
+    /// The files are one pod's, in the kubelet's layout (`var/log/pods/<ns>_<pod>_<uid>/<container>/`),
+    /// and the `ringtail-labels` collector runs beside ringtail: the same ringtail given the
+    /// pod's labels and annotations by a CRI socket ([`crate::cri`]).
+    pub pod_labels: bool,
 }
 
 impl Case {
@@ -271,6 +278,7 @@ impl Case {
                 Some(t) => duration("timeout", t)?,
                 None => Duration::from_secs(600),
             },
+            pod_labels: raw.pod_labels,
         })
     }
 

@@ -26,14 +26,19 @@ pub struct RunDirs {
 }
 
 impl RunDirs {
-    /// Creates fresh directories under `root` (removing what was there).
-    pub fn create(root: &Path) -> std::io::Result<RunDirs> {
+    /// Creates fresh directories under `root` (removing what was there); with `pod`, the
+    /// logs are one container's in the kubelet's layout ([`crate::cri::POD_DIR`]).
+    pub fn create(root: &Path, pod: bool) -> std::io::Result<RunDirs> {
         if root.exists() {
             std::fs::remove_dir_all(root)?;
         }
         let dirs = RunDirs {
             root: root.to_path_buf(),
-            logs: root.join("logs"),
+            logs: if pod {
+                root.join(crate::cri::POD_DIR)
+            } else {
+                root.join("logs")
+            },
             out: root.join("out"),
             state: root.join("state"),
         };
@@ -67,6 +72,8 @@ pub struct Launched {
     pub broker: Option<crate::kafka::Broker>,
     /// The receiver of an OTLP or Elasticsearch case.
     pub receiver: Option<crate::receiver::Receiver>,
+    /// The CRI socket's server of `ringtail-labels` (stopped with the run).
+    pub runtime: Option<crate::cri::FakeRuntime>,
 }
 
 /// A collector the harness can measure.
@@ -85,6 +92,12 @@ pub trait Collector {
 
     /// Starts it for `case`, reading `dirs.glob()` and writing into `dirs.out`.
     fn launch(&self, case: &Case, sink: SinkKind, dirs: &RunDirs) -> std::io::Result<Launched>;
+
+    /// Whether it is ringtail (in some configuration): measured with every sink of a case;
+    /// peers write files only.
+    fn is_ringtail(&self) -> bool {
+        false
+    }
 }
 
 /// ringtail itself.
@@ -92,6 +105,9 @@ pub trait Collector {
 pub struct Ringtail {
     /// The binary.
     pub binary: PathBuf,
+    /// `ringtail-labels`: the Python (with grpcio) that serves the pod's labels on a CRI
+    /// socket, in cases with `pod_labels`.
+    pub labels: Option<PathBuf>,
 }
 
 impl Ringtail {
@@ -153,8 +169,18 @@ impl Ringtail {
                 None => format!("discovery: {mode}\n"),
             })
             .unwrap_or_default();
+        // In a kubelet-layout case both read the same paths; only `ringtail-labels` is given
+        // the runtime's socket.
+        let kubernetes = match (&self.labels, case.pod_labels) {
+            (Some(_), _) => format!(
+                "kubernetes:\n  cri_socket: {}\n",
+                crate::cri::socket(dirs).display()
+            ),
+            (None, true) => "kubernetes:\n  cri_socket: none\n".to_string(),
+            (None, false) => String::new(),
+        };
         format!(
-            "{discovery}data_dir: {state}/data\napi:\n  listen: 127.0.0.1:{port}\nsources:\n  - name: bench\n    paths: [\"{glob}\"]\n    format: {format}\n{multiline}sinks:\n  - name: out\n{sink}",
+            "{discovery}{kubernetes}data_dir: {state}/data\napi:\n  listen: 127.0.0.1:{port}\nsources:\n  - name: bench\n    paths: [\"{glob}\"]\n    format: {format}\n{multiline}sinks:\n  - name: out\n{sink}",
             state = dirs.state.display(),
             glob = dirs.glob(),
         )
@@ -163,7 +189,10 @@ impl Ringtail {
 
 impl Collector for Ringtail {
     fn name(&self) -> String {
-        "ringtail".to_string()
+        match self.labels {
+            Some(_) => "ringtail-labels".to_string(),
+            None => "ringtail".to_string(),
+        }
     }
 
     fn unavailable(&self) -> Option<String> {
@@ -175,7 +204,14 @@ impl Collector for Ringtail {
         })
     }
 
-    fn unsupported(&self, _case: &Case, sink: SinkKind) -> Option<String> {
+    fn is_ringtail(&self) -> bool {
+        true
+    }
+
+    fn unsupported(&self, case: &Case, sink: SinkKind) -> Option<String> {
+        if self.labels.is_some() && !case.pod_labels {
+            return Some("pod labels are measured in cases with `pod_labels`".to_string());
+        }
         (sink == SinkKind::Kafka && crate::kafka::tansu().is_none()).then(|| {
             "no Kafka broker: Tansu is not installed (cargo xtask setup installs it)".to_string()
         })
@@ -201,6 +237,11 @@ impl Collector for Ringtail {
             .receiver()
             .map(crate::receiver::Receiver::start)
             .transpose()?;
+        let runtime = self
+            .labels
+            .as_deref()
+            .map(|python| crate::cri::FakeRuntime::start(python, &crate::cri::socket(dirs)))
+            .transpose()?;
         let config = dirs.state.join("ringtail.yaml");
         std::fs::write(
             &config,
@@ -222,6 +263,7 @@ impl Collector for Ringtail {
             api_port: Some(port),
             broker,
             receiver,
+            runtime,
         })
     }
 }

@@ -172,7 +172,7 @@ pub fn run_case(
     let mut rows = Vec::new();
     for collector in collectors {
         let name = collector.name();
-        let is_ringtail = name == "ringtail";
+        let is_ringtail = collector.is_ringtail();
         // Peers write files; a case without a file sink (e.g. Kafka) is ringtail's alone.
         let sinks: Vec<SinkKind> = if is_ringtail {
             case.sinks.clone()
@@ -328,7 +328,8 @@ fn measure_once(
     label: &str,
     opts: &Options,
 ) -> Result<Measurement, String> {
-    let dirs = RunDirs::create(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let dirs = RunDirs::create(dir, case.pod_labels)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let launched = collector
         .launch(case, sink, &dirs)
         .map_err(|e| format!("cannot start {}: {e}", collector.name()))?;

@@ -10,11 +10,13 @@
 //! - [`collectors`]: how ringtail is started for a case; [`peers`]: the other collectors.
 //! - [`measure`]: CPU, memory, and following an output as it grows (completion, latency).
 //! - [`harness`]: running cases: warm-up, runs, timing, verification.
+//! - [`cri`]: the CRI socket that gives pod labels in the `pod_labels` cases.
 //! - [`kafka`]: a broker for the Kafka cases and a consumer that reads back what arrived.
 //! - [`report`]: Markdown, JSON and a PNG chart in `bench/results/`.
 
 pub mod case;
 pub mod collectors;
+pub mod cri;
 pub mod harness;
 pub mod kafka;
 pub mod measure;

@@ -153,6 +153,7 @@ impl Collector for Peer {
             api_port: None,
             broker: None,
             receiver: None,
+            runtime: None,
         })
     }
 }

@@ -29,6 +29,7 @@ fn a_tiny_case_runs_end_to_end_and_is_reported() {
     let collectors: Vec<Box<dyn Collector>> = vec![
         Box::new(Ringtail {
             binary: PathBuf::from(env!("CARGO_BIN_EXE_ringtail")),
+            labels: None,
         }),
         bench::peers::by_name("rsyslog", &work.path().join("no-peers-here"), None).unwrap(),
     ];
@@ -100,4 +101,71 @@ fn a_tiny_case_runs_end_to_end_and_is_reported() {
         "{text}"
     );
     assert!(reports.join("latest.json").is_file());
+}
+
+/// The pod-labels case: the same kubelet-layout files read by ringtail without the runtime's
+/// socket and by `ringtail-labels` with the harness's CRI server (grpcio); every record is
+/// verified for both, and only the latter's carry the pod's labels and annotations.
+#[test]
+fn the_pod_labels_case_gives_ringtail_labels_from_a_cri_socket() {
+    let work = tempfile::tempdir().unwrap();
+    let case = Case::parse(
+        "labels",
+        "description = \"one pod's 3 CRI files\"\nfiles = 3\ntotal = \"2MiB\"\nformat = \"cri\"\n\
+         line = [100, 300]\npod_labels = true\nsinks = [\"blackhole\", \"file-json\"]\n\
+         timeout = \"60s\"\n",
+    )
+    .unwrap();
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_ringtail"));
+    let collectors: Vec<Box<dyn Collector>> = vec![
+        Box::new(Ringtail {
+            binary: binary.clone(),
+            labels: None,
+        }),
+        Box::new(Ringtail {
+            binary,
+            labels: Some(bench::cri::python(&workspace).unwrap()),
+        }),
+    ];
+    let opts = Options {
+        runs: 1,
+        no_warmup: true,
+        work_dir: work.path().join("runs"),
+        keep: true,
+        progress: false,
+    };
+    let result = harness::run_case(&case, &collectors, &opts, &[]);
+    assert_eq!(result.rows.len(), 4);
+    for row in &result.rows {
+        let Outcome::Measured(runs) = &row.outcome else {
+            panic!("{} → {}: {:?}", row.collector, row.sink.name(), row.outcome)
+        };
+        assert!(runs[0].complete && runs[0].lost() == 0, "{:?}", runs[0]);
+        if row.sink == SinkKind::FileJson {
+            assert!(runs[0].check.unwrap().is_exact());
+        }
+    }
+    for (collector, labelled) in [("ringtail", false), ("ringtail-labels", true)] {
+        let output = work
+            .path()
+            .join(format!("runs/labels/{collector}-file-json-0/out/ringtail.ndjson"));
+        let text = std::fs::read_to_string(&output).unwrap();
+        let mut records = 0;
+        for line in text.lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            let k8s = &record["k8s"];
+            assert_eq!(k8s["pod"], "bench-0", "{line}");
+            assert_eq!(k8s["pod_uid"], bench::cri::POD_UID, "{line}");
+            if labelled {
+                assert_eq!(k8s["labels"]["team"], "payments", "{line}");
+                assert_eq!(k8s["annotations"]["prometheus.io/port"], "9100", "{line}");
+                assert!(k8s["labels"].get("io.kubernetes.pod.name").is_none());
+            } else {
+                assert!(k8s.get("labels").is_none(), "{line}");
+            }
+            records += 1;
+        }
+        assert!(records as u64 > result.records, "{collector}: {records}");
+    }
 }

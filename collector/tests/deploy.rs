@@ -159,8 +159,18 @@ fn privileged() -> &'static [Value] {
     DOCS.get_or_init(|| render_and_validate("overlays/privileged"))
 }
 
-fn variants() -> [(&'static str, &'static [Value]); 2] {
-    [("base", base()), ("overlays/privileged", privileged())]
+/// The pod-labels overlay's rendered documents (the base with the CRI-socket component).
+fn pod_labels() -> &'static [Value] {
+    static DOCS: OnceLock<Vec<Value>> = OnceLock::new();
+    DOCS.get_or_init(|| render_and_validate("overlays/pod-labels"))
+}
+
+fn variants() -> [(&'static str, &'static [Value]); 3] {
+    [
+        ("base", base()),
+        ("overlays/privileged", privileged()),
+        ("overlays/pod-labels", pod_labels()),
+    ]
 }
 
 /// The one document of `kind`.
@@ -648,6 +658,44 @@ fn the_daemonset_probes_lifecycle_and_resources_match_the_configuration() {
 /// sidecar (an init container with `restartPolicy: Always`, stopped after the app), without
 /// privileges or host paths, reading the shared emptyDir the app writes to, in sidecar mode,
 /// within the pod's grace period; `ringtail validate` accepts its configuration.
+/// The base mounts no runtime socket; the pod-labels component mounts containerd's, read-only,
+/// where the configuration's `kubernetes.cri_socket` looks for it, and changes nothing else.
+#[test]
+fn only_the_pod_labels_component_mounts_the_cri_socket_where_ringtail_looks() {
+    let socket = ringtail::container::cri::DEFAULT_SOCKETS[0];
+    for (dir, docs) in [("base", base()), ("overlays/privileged", privileged())] {
+        assert!(
+            host_paths(docs)
+                .values()
+                .all(|(path, _)| !path.ends_with(".sock")),
+            "deploy/{dir} mounts no runtime socket"
+        );
+    }
+    let docs = pod_labels();
+    let volumes = host_paths(docs);
+    assert_eq!(
+        volumes.get("cri-socket"),
+        Some(&(socket.to_string(), "Socket".to_string()))
+    );
+    assert_eq!(
+        mounts(docs).get("cri-socket"),
+        Some(&(socket.to_string(), true))
+    );
+    let config = config(docs);
+    match &config.kubernetes.cri_socket {
+        ringtail::container::resolver::CriSocket::Auto => {}
+        ringtail::container::resolver::CriSocket::At(path) => assert_eq!(path, Path::new(socket)),
+        other => panic!("the configuration does not ask the runtime: {other:?}"),
+    }
+    // Otherwise the base: the same volumes but the socket.
+    let mut base_volumes = host_paths(base());
+    base_volumes.insert(
+        "cri-socket".to_string(),
+        (socket.to_string(), "Socket".to_string()),
+    );
+    assert_eq!(volumes, base_volumes);
+}
+
 #[test]
 fn the_sidecar_example_is_a_native_sidecar_in_sidecar_mode() {
     let docs = render_and_validate("sidecar");

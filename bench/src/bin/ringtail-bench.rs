@@ -39,7 +39,8 @@ enum Cmd {
         /// No warm-up run.
         #[arg(long)]
         no_warmup: bool,
-        /// Collectors to run: ringtail and any of the peers (rsyslog, syslog-ng, filebeat).
+        /// Collectors to run: ringtail, ringtail-labels (ringtail given pod labels by a CRI
+        /// socket, in `pod_labels` cases) and any of the peers (rsyslog, syslog-ng, filebeat).
         #[arg(
             long,
             value_delimiter = ',',
@@ -152,6 +153,14 @@ fn main() -> anyhow::Result<()> {
                 if name == "ringtail" {
                     list.push(Box::new(Ringtail {
                         binary: ringtail.clone(),
+                        labels: None,
+                    }));
+                } else if name == "ringtail-labels" {
+                    let python = bench::cri::python(&root)
+                        .context("ringtail-labels needs grpcio for its CRI socket")?;
+                    list.push(Box::new(Ringtail {
+                        binary: ringtail.clone(),
+                        labels: Some(python),
                     }));
                 } else {
                     list.push(peers::by_name(name, &root.join("target/peers"), None)?);
