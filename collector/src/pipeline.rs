@@ -303,7 +303,7 @@ pub fn start_with_metrics(
 
     // Discovery: its start-up scan hands existing files to the readers.
     let (stop_read, stop_discovery) = pipe()?;
-    let discovery = Discovery::new(
+    let mut discovery = Discovery::new(
         config.sources.clone(),
         handles,
         stop_read,
@@ -314,6 +314,7 @@ pub fn start_with_metrics(
         own_files,
         Arc::clone(&health.readiness),
     )?;
+    discovery.set_linger(config.reader.linger);
     if let (Some(kernel), Some(feed)) = (&mut kernel, &feed) {
         feed.startup_files(kernel);
     }
@@ -335,8 +336,13 @@ pub fn start_with_metrics(
         (Some(kernel), Some(feed)) => {
             let (stop_read, stop_write) = pipe()?;
             let (containers, metrics) = (Arc::clone(&containers), Arc::clone(&metrics));
+            // Write-hook misses slow the readers' wake-ups when the hook is what wakes them:
+            // published every second then. Otherwise the thread has no timer.
+            let counters_every = hook_wakes.then_some(Duration::from_secs(1));
             let thread = spawn("ebpf".to_string(), &failures_tx, move || {
-                kernel.run(stop_read, containers, metrics, |event| feed.route(event))
+                kernel.run(stop_read, containers, metrics, counters_every, |event| {
+                    feed.route(event)
+                })
             })?;
             (Some(stop_write), Some(thread))
         }

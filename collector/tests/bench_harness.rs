@@ -147,9 +147,9 @@ fn the_pod_labels_case_gives_ringtail_labels_from_a_cri_socket() {
         }
     }
     for (collector, labelled) in [("ringtail", false), ("ringtail-labels", true)] {
-        let output = work
-            .path()
-            .join(format!("runs/labels/{collector}-file-json-0/out/ringtail.ndjson"));
+        let output = work.path().join(format!(
+            "runs/labels/{collector}-file-json-0/out/ringtail.ndjson"
+        ));
         let text = std::fs::read_to_string(&output).unwrap();
         let mut records = 0;
         for line in text.lines() {

@@ -42,7 +42,9 @@ impl<T: Send + 'static> Events<T> {
         let thread = {
             let (containers, metrics) = (Arc::clone(&containers), Arc::clone(&metrics));
             std::thread::spawn(move || {
-                kernel.run(stop_read, containers, metrics, move |event| {
+                // Counters every second, as with the write hook: the tests read them.
+                let every = Some(std::time::Duration::from_secs(1));
+                kernel.run(stop_read, containers, metrics, every, move |event| {
                     if let Some(event) = pick(event) {
                         let _ = tx.send(event);
                     }

@@ -20,7 +20,9 @@ use crate::config::raw::{
     RawApi, RawCheckpoints, RawKubernetes, RawLimits, RawMetrics, RawPipeline, RawReader,
     RawSidecar, RawSink, RawSource, deserialize_collecting,
 };
-use crate::config::scalar::{choice, count, duration, list, quoted, read_from, size};
+use crate::config::scalar::{
+    choice, count, duration, duration_within, list, quoted, read_from, size,
+};
 use crate::config::{secrets, sink, source};
 use crate::container::resolver::{CriSocket, KubernetesSettings};
 use crate::deliver::checkpoint::{
@@ -32,8 +34,8 @@ use crate::liveness::DEFAULT_STALL_TIMEOUT;
 use crate::metrics::{DEFAULT_CONTAINER_TTL, MetricsSettings};
 use crate::read::backend::BackendKind;
 use crate::read::{
-    DEFAULT_BUFFER_MEMORY, DEFAULT_CHUNK_BYTES, DEFAULT_CLOSE_IDLE, DEFAULT_MAX_DELETED_BYTES,
-    DEFAULT_MAX_OPEN_DELETED, ReaderSettings, WakeSource,
+    DEFAULT_BUFFER_MEMORY, DEFAULT_CHUNK_BYTES, DEFAULT_CLOSE_IDLE, DEFAULT_LINGER,
+    DEFAULT_MAX_DELETED_BYTES, DEFAULT_MAX_OPEN_DELETED, MAX_LINGER, ReaderSettings, WakeSource,
 };
 use crate::sink::SinkSettings;
 use crate::source::{ReadFrom, Source};
@@ -489,6 +491,13 @@ impl Validator {
             DEFAULT_CLOSE_IDLE,
             problems,
         );
+        let linger = duration_within(
+            raw.linger.as_ref(),
+            "reader.linger",
+            DEFAULT_LINGER,
+            std::time::Duration::ZERO..=MAX_LINGER,
+            problems,
+        );
         ReaderSettings {
             backend,
             threads,
@@ -500,6 +509,7 @@ impl Validator {
             max_open_files,
             close_idle,
             wake,
+            linger,
         }
     }
 }

@@ -72,6 +72,9 @@ pub struct RawReader {
     /// A file read to its end and idle this long is closed, e.g. `5m`; its next write opens
     /// it again.
     pub close_idle: Option<Spanned<String>>,
+    /// How long discovery gathers write events before it wakes the readers, e.g. `10ms`;
+    /// `0` wakes them at each event.
+    pub linger: Option<Spanned<String>>,
 }
 
 /// The `checkpoints` section: how acknowledged offsets are saved under `data_dir`.

@@ -167,6 +167,47 @@ pub(super) fn duration(
     }
 }
 
+/// A duration within `range` (zero allowed when the range starts at zero).
+pub(super) fn duration_within(
+    value: Option<&Spanned<String>>,
+    path: &str,
+    default: Duration,
+    range: std::ops::RangeInclusive<Duration>,
+    problems: &mut Vec<Problem>,
+) -> Duration {
+    let Some(value) = value else { return default };
+    let text = value.trim();
+    // humantime wants a unit; a bare 0 is clear enough.
+    let parsed = if text == "0" {
+        Ok(Duration::ZERO)
+    } else {
+        humantime::parse_duration(text)
+    };
+    match parsed {
+        Ok(d) if range.contains(&d) => d,
+        Ok(_) => {
+            problems.push(Problem::spanned(
+                value,
+                path,
+                format!(
+                    "must be from {} to {}",
+                    humantime::format_duration(*range.start()),
+                    humantime::format_duration(*range.end())
+                ),
+            ));
+            default
+        }
+        Err(e) => {
+            problems.push(Problem::spanned(
+                value,
+                path,
+                format!("`{}` is not a duration (e.g. 5ms, 500ms, 2s): {e}", **value),
+            ));
+            default
+        }
+    }
+}
+
 /// `` `a`, `b` `` for a message.
 pub(super) fn quoted(names: &[&str]) -> String {
     names

@@ -492,6 +492,32 @@ fn durability_and_discovery_settings_have_defaults_and_are_checked() {
     );
     let problems = problems_of(&hook.replace("write_hook", "fanotify"));
     assert!(has(&problems, 3, "reader.wake", "fanotify"), "{problems:?}");
+
+    // How long write events are gathered: 25 ms by default, 0 (at each event) up to 1 s.
+    let (config, _) = parse(MINIMAL);
+    assert_eq!(config.unwrap().reader.linger, crate::read::DEFAULT_LINGER);
+    let linger = |value: &str| {
+        format!(
+            "reader:\n  linger: {value}\n{}",
+            MINIMAL.split_once('\n').unwrap().1
+        )
+    };
+    for (value, expected) in [
+        ("0", Duration::ZERO),
+        ("0ms", Duration::ZERO),
+        ("40ms", Duration::from_millis(40)),
+    ] {
+        let (config, problems) = parse(&linger(value));
+        assert_eq!(problems, vec![], "{value}");
+        assert_eq!(config.unwrap().reader.linger, expected, "{value}");
+    }
+    for (value, fragment) in [("2s", "must be from 0s to 1s"), ("soon", "not a duration")] {
+        let problems = problems_of(&linger(value));
+        assert!(
+            has(&problems, 2, "reader.linger", fragment),
+            "{value}: {problems:?}"
+        );
+    }
 }
 
 #[test]

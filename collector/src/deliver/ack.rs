@@ -280,8 +280,32 @@ impl AckTracker {
 
     /// Discovery has found every file created before `at` (ns since the epoch): each is
     /// registered here, or was filtered out on purpose. Saved with the next checkpoints.
+    ///
+    /// Not signalled to the checkpointer: discovery moves it at every round, and it is saved
+    /// with the changes that come with the files. One moved alone after the last save waits
+    /// for the next change (or the final save): an older watermark only makes the next run
+    /// read more rotated files from their start, never fewer.
     pub fn discovered_until(&self, at: u64) {
         self.discovered_until.fetch_max(at, Ordering::Release);
+    }
+
+    /// Tells the checkpointer something it saves changed (coalesced).
+    fn changed(&self) {
+        let _ = self.acked.0.try_send(());
+    }
+
+    /// How long until the earliest checkpoint of a file no longer seen is older than
+    /// `forget_after` (and so dropped at the next save); `None` when there is none.
+    pub fn next_forgetting(&self, forget_after: Duration) -> Option<Duration> {
+        let now = unix_now();
+        self.lock()
+            .carried
+            .values()
+            .filter_map(|e| e.gone_since)
+            .map(|since| {
+                Duration::from_secs((since + forget_after.as_secs() + 1).saturating_sub(now))
+            })
+            .min()
     }
 
     /// Receives a signal (coalesced) whenever files were opened since the last one.
@@ -289,8 +313,10 @@ impl AckTracker {
         self.opened.1.clone()
     }
 
-    /// Receives a signal (coalesced) whenever an acknowledgement moved an offset since the
-    /// last one.
+    /// Receives a signal (coalesced) whenever an acknowledgement moved an offset or a file was
+    /// renamed or fingerprinted again since the last one: with [`opened_signal`]
+    /// (Self::opened_signal), every change to what is saved but the discovery watermark, so
+    /// that the checkpointer need not poll.
     pub fn acked_signal(&self) -> Receiver<()> {
         self.acked.1.clone()
     }
@@ -563,6 +589,7 @@ impl AckTracker {
         if let Some(t) = self.lock().files.get_mut(&id) {
             t.fingerprint = fingerprint;
         }
+        self.changed();
     }
 
     /// The file has a new path.
@@ -570,6 +597,7 @@ impl AckTracker {
         if let Some(t) = self.lock().files.get_mut(&id) {
             t.path = path.to_path_buf();
         }
+        self.changed();
     }
 
     /// A batch was acknowledged by every sink it went to.
@@ -602,7 +630,7 @@ impl AckTracker {
         }
         drop(state);
         if moved {
-            let _ = self.acked.0.try_send(());
+            self.changed();
         }
     }
 

@@ -5,7 +5,9 @@
 //! moved an offset (coalesced: under load, about ten writes a second), so a crash re-sends
 //! little more than what was in flight; [`NEW_FILES_PAUSE`] after files are opened, so a new
 //! identity is on disk before the file can be renamed away; and every
-//! `checkpoints.interval` for the rest (checkpoints forgotten). Writes are spaced by at least
+//! `checkpoints.interval` for the rest (checkpoints forgotten) — until a tick finds nothing
+//! changed: then only a change (every one is signalled) or the next checkpoint due to be
+//! forgotten wakes the thread, so an idle collector has no timer here. Writes are spaced by at least
 //! [`COST_FACTOR`] times the last write's duration, so a large checkpoint file (100,000
 //! files) is saved less often instead of taking the thread's whole time. A failed write is
 //! logged once per failure streak, counted and retried at the next tick. The final write
@@ -99,17 +101,18 @@ struct Writer {
 }
 
 impl Writer {
-    fn write(&mut self) -> Result<(), CheckpointError> {
+    /// Saves the snapshot if it changed; returns whether it did.
+    fn write(&mut self) -> Result<bool, CheckpointError> {
         self.save(false)
     }
 
     /// Saves the tracker's snapshot if it changed since the last save, or even if it did not
     /// when `always` (the final write: the file's time then says when this run ended, which
     /// the next run compares rotated files against).
-    fn save(&mut self, always: bool) -> Result<(), CheckpointError> {
+    fn save(&mut self, always: bool) -> Result<bool, CheckpointError> {
         let entries = self.tracker.saved(self.forget_after);
         if !always && self.last.as_ref() == Some(&entries) {
-            return Ok(());
+            return Ok(false);
         }
         match self.store.save(&entries) {
             Ok(()) => {
@@ -120,7 +123,7 @@ impl Writer {
                     tracing::info!(path = %self.store.path().display(), "checkpoints are written again");
                 }
                 self.last = Some(entries);
-                Ok(())
+                Ok(true)
             }
             Err(e) => {
                 self.metrics.checkpoint_errors.inc();
@@ -193,13 +196,26 @@ impl Checkpointer {
                     // that never returns (a hung disk) is what `/livez` looks for.
                     heart.work();
                     let started = Instant::now();
-                    let _ = writer.write();
+                    let wrote = writer.write();
                     spaced = spaced.max(Instant::now() + started.elapsed() * COST_FACTOR);
                     heart.wait();
                     let now = Instant::now();
                     if next <= now {
                         next = now + interval;
                     }
+                    // Every change is signalled; the interval catches up once after writes
+                    // and keeps retrying a failing one. Once a tick finds nothing changed,
+                    // only a signal or the next checkpoint to forget wakes the thread: an
+                    // idle collector has no timer here.
+                    let tick = match wrote {
+                        Ok(false) => writer
+                            .tracker
+                            .next_forgetting(writer.forget_after)
+                            .map_or_else(crossbeam::channel::never, |d| {
+                                crossbeam::channel::at(now + d.max(interval))
+                            }),
+                        Ok(true) | Err(_) => crossbeam::channel::at(next),
+                    };
                     // New files are written soon (after a short pause that gathers a burst of
                     // them), other changes at the interval.
                     select! {
@@ -215,7 +231,7 @@ impl Checkpointer {
                                 return WriterState(writer);
                             }
                         }
-                        recv(crossbeam::channel::at(next)) -> _ => {}
+                        recv(tick) -> _ => {}
                     }
                 }
             })
@@ -229,7 +245,7 @@ impl Checkpointer {
         drop(self.stop);
         match self.thread.join() {
             Ok(WriterState(mut writer)) => match writer.save(true) {
-                Ok(()) => {
+                Ok(_) => {
                     tracing::info!(path = %writer.store.path().display(), files = writer.last.as_ref().map_or(0, |s| s.entries.len()), "final checkpoint written");
                     Ok(())
                 }

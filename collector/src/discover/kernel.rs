@@ -14,7 +14,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam::channel::{Receiver, Sender, bounded};
+use crossbeam::channel::{Receiver, Sender, unbounded};
 
 use crate::ebpf::{ContainerEvent, EbpfError, Kernel, KernelEvent, WatchedDirs};
 
@@ -116,7 +116,10 @@ pub fn link(
     kernel: &mut Kernel,
     hook_wakes: bool,
 ) -> std::io::Result<(Option<KernelLink>, KernelFeed)> {
-    let (opened_tx, opened_rx) = bounded(KERNEL_QUEUE);
+    // Unbounded, held to KERNEL_QUEUE by `KernelFeed::queue`: a bounded crossbeam channel
+    // allocates and touches every slot up front (several MiB resident for a queue that is
+    // nearly always empty); this one's memory follows what it holds.
+    let (opened_tx, opened_rx) = unbounded();
     let (wake_read, wake_write) = rustix::pipe::pipe_with(
         rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC,
     )?;
@@ -150,7 +153,7 @@ impl KernelFeed {
                     "files open for writing in watched directories at start-up (iter/task_file); their writers are followed by the write hook"
                 );
                 for file in files {
-                    if self.opened.try_send(KernelEvent::FileOpened(file)).is_err() {
+                    if !self.queue(KernelEvent::FileOpened(file)) {
                         self.reconcile.store(true, Ordering::Release);
                     }
                 }
@@ -161,6 +164,12 @@ impl KernelFeed {
                 "cannot list the files open at start-up; their writers' new data is seen through inotify only"
             ),
         }
+    }
+
+    /// Queues `event` for discovery; `false` when [`KERNEL_QUEUE`] events wait already (or
+    /// discovery is gone). This thread is the queue's only sender, so the check holds.
+    fn queue(&self, event: KernelEvent) -> bool {
+        self.opened.len() < KERNEL_QUEUE && self.opened.send(event).is_ok()
     }
 
     /// Routes one event from the eBPF thread.
@@ -177,7 +186,7 @@ impl KernelFeed {
                 }
                 // Discovery asks the runtime for a new pod's labels before its files open; a
                 // full pipe only costs that head start (a miss asks anyway).
-                if self.opened.try_send(event).is_ok() {
+                if self.queue(event) {
                     let _ = rustix::io::write(&self.wake, &[1]);
                 }
             }
@@ -188,7 +197,7 @@ impl KernelFeed {
                 tracing::info!(container = %container_id, cgroup_id, "container stopped");
             }
             event @ (KernelEvent::FileOpened(_) | KernelEvent::FileDirty { .. }) => {
-                if self.opened.try_send(event).is_err() {
+                if !self.queue(event) {
                     // Discovery is behind: what it misses, a rescan finds.
                     self.reconcile.store(true, Ordering::Release);
                 }

@@ -184,6 +184,9 @@ pub struct Discovery {
 
 /// Bytes of inotify events read at once.
 const EVENT_BUFFER: usize = 64 * 1024;
+/// How long discovery waits after an event for the rest of its burst before handling them,
+/// when readers' wake-ups linger (`reader.linger` above zero).
+const GATHER: Duration = Duration::from_millis(2);
 
 impl std::fmt::Debug for Discovery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -309,6 +312,14 @@ impl Discovery {
                     fds.get(2).is_some_and(|f| !f.revents().is_empty()),
                 )
             };
+            // A burst of writes to many files is one batch of events: a short pause gathers
+            // it (new files wait for it too, so it stays far below how long a short-lived
+            // file lives); the readers' wake-up waits for the linger (`flush_dirty`).
+            let stop = if !stop && self.registry.lingers() && (events_ready || kernel_ready) {
+                self.wait_for_stop(GATHER)?
+            } else {
+                stop
+            };
             // Kernel events are taken first and handled after inotify's queue is drained:
             // inotify queues its events in the syscall that causes them, so every inotify
             // event about what happened before a kernel event was sent is queued by then.
@@ -330,14 +341,47 @@ impl Discovery {
             }
             self.retry_waiting()?;
             self.rescan_unwatched()?;
+            // New data of known files reaches the readers once the linger is over.
+            self.registry.flush_dirty();
             if stop {
                 // Events already queued still count: a file created and renamed away just
                 // before shutdown must reach the tracker (and so the final checkpoint), or
                 // the next run would not find it under its new name.
                 self.drain_events(&mut buffer)?;
+                self.registry.flush_dirty_now();
                 return Ok(());
             }
         }
+    }
+
+    /// Sleeps for `wait` unless stopped first; returns whether it was stopped.
+    fn wait_for_stop(&self, wait: Duration) -> Result<bool, DiscoveryError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            let mut fds = [rustix::event::PollFd::new(
+                &self.stop,
+                rustix::event::PollFlags::IN,
+            )];
+            let timeout = rustix::time::Timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            match rustix::event::poll(&mut fds, Some(&timeout)) {
+                Ok(_) if !fds[0].revents().is_empty() => return Ok(true),
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(DiscoveryError::Events { source: e.into() }),
+            }
+        }
+    }
+
+    /// Sets how long write events are gathered before the readers are woken
+    /// ([`ReaderSettings::linger`](crate::read::ReaderSettings::linger)).
+    pub fn set_linger(&mut self, linger: Duration) {
+        self.registry.set_linger(linger);
     }
 
     /// Rescans every root and marks every known file dirty: after lost events, files are

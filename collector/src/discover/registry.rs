@@ -81,6 +81,10 @@ pub struct Registry {
     identities: HashMap<FileIdentity, FileId>,
     maybe_gone: Vec<FileId>,
     dirty: Vec<Vec<FileId>>,
+    /// How long marks are held back after the first of a round.
+    linger: Duration,
+    /// When the marks held back are sent.
+    due: Option<Instant>,
     next_id: u64,
     /// Files read and closed recently, with when discovery had opened them (monotonic ns),
     /// kept only when the kernel reports openings (see [`Registry::read_before`]). Pruned
@@ -103,6 +107,8 @@ impl Registry {
     pub fn new(readers: Vec<ReaderHandle>, tracker: Arc<AckTracker>, kernel_reports: bool) -> Self {
         Self {
             dirty: readers.iter().map(|_| Vec::new()).collect(),
+            linger: Duration::ZERO,
+            due: None,
             readers,
             tracker,
             by_path: HashMap::new(),
@@ -376,11 +382,52 @@ impl Registry {
     }
 
     /// Sends the dirty marks to the readers: one wake-up per reader.
+    ///
+    /// With a linger, the first marks of a round start it and are sent once it is over
+    /// (discovery polls until [`flush_due`](Self::flush_due)): writes to many files arrive at
+    /// the readers as one round. New files, renames and deletions are not delayed — they go
+    /// on the control queue at once (a short-lived file must be opened before it is gone).
     pub fn flush_dirty(&mut self) {
+        if self.dirty.iter().all(Vec::is_empty) {
+            return;
+        }
+        if !self.linger.is_zero() {
+            let now = Instant::now();
+            match self.due {
+                None => {
+                    self.due = Some(now + self.linger);
+                    return;
+                }
+                Some(due) if now < due => return,
+                Some(_) => {}
+            }
+        }
+        self.flush_dirty_now();
+    }
+
+    /// Sends the marks now, whatever the linger.
+    pub fn flush_dirty_now(&mut self) {
+        self.due = None;
         for (reader, ids) in self.dirty.iter_mut().enumerate() {
             if !ids.is_empty() {
                 self.readers[reader].mark_dirty(ids.drain(..));
             }
         }
+    }
+
+    /// Whether marks are held back for a linger.
+    pub fn lingers(&self) -> bool {
+        !self.linger.is_zero()
+    }
+
+    /// When marks held back by the linger are due, if any are.
+    pub fn flush_due(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// How long marks are held back after the first of a round
+    /// ([`ReaderSettings::linger`](crate::read::ReaderSettings::linger)).
+    pub fn set_linger(&mut self, linger: Duration) {
+        self.linger = linger;
     }
 }

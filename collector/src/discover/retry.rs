@@ -82,7 +82,12 @@ impl Discovery {
     /// next retry of what waits for descriptors.
     pub(super) fn next_retry(&self) -> Option<Instant> {
         let deferred = self.deferred.values().min().copied();
-        [deferred, self.waiting.next_retry(), self.rescans.next()]
+        [
+            deferred,
+            self.waiting.next_retry(),
+            self.rescans.next(),
+            self.registry.flush_due(),
+        ]
             .into_iter()
             .flatten()
             .min()

@@ -237,7 +237,16 @@ impl Kernel {
                 });
             }
         }
+        // Parsed BTF takes tens of MiB: ours goes before aya parses the kernel's, and that
+        // one parse serves the loader's relocations and the iterator (the loader would
+        // otherwise parse its own copy), so the start-up peak holds one at a time.
+        drop(btf);
+        let kernel_btf = aya::Btf::from_sys_fs().map_err(|e| EbpfError::Map {
+            map: "BTF",
+            reason: format!("cannot read the kernel's BTF: {e}"),
+        })?;
         let mut loader = aya::EbpfLoader::new();
+        loader.btf(Some(&kernel_btf));
         // One bit per possible process id.
         loader.map_max_entries(PROCS_MAP, pid_max().div_ceil(64));
         loader
@@ -303,10 +312,6 @@ impl Kernel {
                 program: ITER_PROGRAM,
                 source: Box::new(source),
             };
-            let kernel_btf = aya::Btf::from_sys_fs().map_err(|e| EbpfError::Map {
-                map: "BTF",
-                reason: format!("cannot read the kernel's BTF for the iterator: {e}"),
-            })?;
             let iter: &mut aya::programs::Iter = program_mut(&mut ebpf, ITER_PROGRAM)?
                 .try_into()
                 .map_err(|e| program_error("load", e))?;
@@ -394,12 +399,16 @@ impl Kernel {
     }
 
     /// Handles events until `stop` becomes readable (its write end is closed), updating
-    /// `containers` and the metrics, and passing each container event to `on_event`.
+    /// `containers` and the metrics, and passing each container event to `on_event`. The
+    /// kernel's counters (ring-buffer drops, write-hook misses) are published after each
+    /// batch of events, and also every `counters_every` when given — without it an idle
+    /// collector's thread sleeps until the next event (a miss is then counted with it).
     pub fn run(
         mut self,
         stop: OwnedFd,
         containers: Arc<Containers>,
         metrics: Arc<Metrics>,
+        counters_every: Option<std::time::Duration>,
         mut on_event: impl FnMut(KernelEvent),
     ) -> Result<(), EbpfError> {
         let kind = |kind| metrics.ebpf_events.get_or_create_owned(&KindLabel { kind });
@@ -492,12 +501,11 @@ impl Kernel {
                 rustix::event::PollFd::new(&self.events, rustix::event::PollFlags::IN),
                 rustix::event::PollFd::new(&stop, rustix::event::PollFlags::IN),
             ];
-            // The timeout publishes the kernel's counters when no event comes.
-            let second = rustix::time::Timespec {
-                tv_sec: 1,
-                tv_nsec: 0,
-            };
-            match rustix::event::poll(&mut fds, Some(&second)) {
+            let timeout = counters_every.map(|every| rustix::time::Timespec {
+                tv_sec: every.as_secs() as i64,
+                tv_nsec: i64::from(every.subsec_nanos()),
+            });
+            match rustix::event::poll(&mut fds, timeout.as_ref()) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(EbpfError::Poll { source: e.into() }),

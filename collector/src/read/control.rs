@@ -132,7 +132,10 @@ pub fn channel() -> (ReaderHandle, ReaderInbox) {
 
 /// A connected handle and inbox sharing `budget` with the other readers.
 pub fn channel_sharing(budget: &Arc<FileBudget>) -> (ReaderHandle, ReaderInbox) {
-    let (control_tx, control_rx) = crossbeam::channel::bounded(CONTROL_QUEUE);
+    // Unbounded, held to CONTROL_QUEUE by `ReaderHandle::send`: a bounded crossbeam channel
+    // allocates and touches every slot up front (4.5 MiB resident per reader for a queue
+    // that is nearly always empty); this one's memory follows what it holds.
+    let (control_tx, control_rx) = crossbeam::channel::unbounded();
     let (wake_tx, wake_rx) = crossbeam::channel::bounded(1);
     let dirty = Arc::new(DirtySet::default());
     (
@@ -157,8 +160,17 @@ impl ReaderHandle {
         &self.budget
     }
 
-    /// Sends a control message; returns `false` when the reader has stopped.
+    /// Sends a control message, waiting while [`CONTROL_QUEUE`] messages wait already;
+    /// returns `false` when the reader has stopped.
     pub fn send(&self, control: Control) -> bool {
+        while self.control.len() >= CONTROL_QUEUE {
+            // Rare (tens of thousands of files at once): wake the reader and look again
+            // shortly. The wake channel is the reader's too, so it tells when it is gone.
+            if let Err(TrySendError::Disconnected(())) = self.wake.try_send(()) {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         self.control.send(control).is_ok()
     }
 
