@@ -88,9 +88,9 @@ impl Discovery {
             self.rescans.next(),
             self.registry.flush_due(),
         ]
-            .into_iter()
-            .flatten()
-            .min()
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Opens what waited for descriptors, when a retry is due.
