@@ -5,14 +5,14 @@
 # env: PEER_BIN (the fluent-bit binary, required)
 #      MULTILINE_START_REGEX (Onigmo, e.g. '^seq=') -> a regex multiline parser: a record starts
 #      at a matching line and takes every following line that does not match
-#      MAX_MSG_SIZE (bytes, default 128k): buffer_max_size, the longest line read whole
+#      MAX_MSG_SIZE (bytes, default 1M): buffer_max_size, the longest line read whole (Fluent
+#      Bit refuses one smaller than buffer_chunk_size, 512k here)
 # Runs fluent-bit in the foreground (exec, so this PID is fluent-bit's); stop it with SIGTERM.
 #
 # Settings, per the Fluent Bit docs' advice for throughput and no loss: a tail database for
 # offsets, read_from_head (files are created after start), 1 s discovery, large read chunks,
 # no memory limit that would pause the input (no mem_buf_limit), skip_long_lines off.
-# No Fluent Bit binary can be obtained from this project's package registries, so this script
-# has not been run here; the other peers' scripts have.
+# Run here with Fluent Bit 5.1.1 built from source (../shared/peers/fluent-bit).
 set -euo pipefail
 [ $# -eq 3 ] || { echo "usage: $0 '<glob>' <output-file> <work-dir>" >&2; exit 2; }
 GLOB=$1; OUT=$2; WORK=$3
@@ -48,7 +48,7 @@ cat > "$CONF" <<CONF
     read_from_head     true
     refresh_interval   1
     buffer_chunk_size  512k
-    buffer_max_size    ${MAX_MSG_SIZE:-128k}
+    buffer_max_size    ${MAX_MSG_SIZE:-1M}
     skip_long_lines    off
     rotate_wait        5
 $ML

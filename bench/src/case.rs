@@ -11,6 +11,7 @@
 //! multiline = 0.2           # fraction of records that are stack traces
 //! trace = "java"            # java | python
 //! rate = "max"              # or a total rate such as "100MB"
+//! step = "10ms"             # with a rate: each file gets its share of a step per write
 //! rotate = "1MiB"           # rotate each file every so many bytes (kubelet-style rename)
 //! keep_rotated = 5
 //! short_lived = { bytes = "64KiB", delete_after = "50ms" }
@@ -136,6 +137,8 @@ struct RawCase {
     seed: Option<u64>,
     #[serde(default)]
     pod_labels: bool,
+    #[serde(default)]
+    step: Option<String>,
 }
 
 fn default_line() -> [usize; 2] {
@@ -223,6 +226,11 @@ impl Case {
             None | Some("max") => None,
             Some(r) => Some(size("rate", r.trim_end_matches("/s"))?),
         };
+        let step = match raw.step.as_deref() {
+            None => None,
+            Some(_) if rate.is_none() => return Err("step needs a rate".to_string()),
+            Some(s) => Some(duration("step", s)?),
+        };
         let churn = match (&raw.rotate, &raw.short_lived) {
             (Some(_), Some(_)) => {
                 return Err("rotate and short_lived exclude each other".to_string());
@@ -267,6 +275,7 @@ impl Case {
                     long_fraction: raw.long_lines,
                 },
                 rate,
+                step,
                 churn,
                 sample_every: 997,
                 seed: raw.seed.unwrap_or(1),

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::case::{Case, SinkKind};
 use crate::collectors::{Collector, Launched, RunDirs, ringtail_metric};
-use crate::measure::{Tailer, cpu_seconds, peak_rss, percentile};
+use crate::measure::{Tailer, cpu_seconds, peak_rss, percentile, rss};
 use crate::verify::{SeqCheck, SeqReport};
 use crate::workload::{self, Format, Plan};
 
@@ -85,6 +85,9 @@ pub struct Measurement {
     pub cpu_seconds: f64,
     /// Peak resident memory of the collector.
     pub peak_rss: u64,
+    /// Resident memory of the collector when the last record arrived (its steady state in
+    /// a rate-limited case).
+    pub rss: u64,
     /// Median write → output latency of marked records.
     pub p50: Option<Duration>,
     /// 99th percentile of the same.
@@ -103,6 +106,12 @@ impl Measurement {
     /// Input megabytes (10^6) per second.
     pub fn mb_per_s(&self) -> f64 {
         self.bytes as f64 / 1e6 / self.seconds.max(1e-9)
+    }
+
+    /// Share of one core the collector used over the run, in percent (the node cost of a
+    /// rate-limited case).
+    pub fn cpu_percent(&self) -> f64 {
+        self.cpu_seconds / self.seconds.max(1e-9) * 100.0
     }
 
     /// CPU seconds per gigabyte (10^9) of input.
@@ -438,7 +447,8 @@ fn measure_once(
         Err(_) => return Err("the workload writer panicked".to_string()),
     };
     let cpu_after = cpu_seconds(pid).unwrap_or(cpu_before);
-    let rss = peak_rss(pid).unwrap_or(0);
+    let peak = peak_rss(pid).unwrap_or(0);
+    let resident = rss(pid).unwrap_or(0);
     let delivered_now = delivered();
     running.stop(Duration::from_secs(60));
 
@@ -486,7 +496,8 @@ fn measure_once(
             .saturating_duration_since(played.started)
             .as_secs_f64(),
         cpu_seconds: cpu_after - cpu_before,
-        peak_rss: rss,
+        peak_rss: peak,
+        rss: resident,
         p50: percentile(&latencies, 50),
         p99: percentile(&latencies, 99),
         check,

@@ -29,10 +29,20 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 
 /// Peak resident memory of `pid` in bytes (`VmHWM`).
 pub fn peak_rss(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmHWM:")
+}
+
+/// Resident memory of `pid` now, in bytes (`VmRSS`).
+pub fn rss(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// A `kB` field of `/proc/<pid>/status`, in bytes.
+fn status_bytes(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()
@@ -241,6 +251,7 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).is_some());
         assert!(peak_rss(pid).unwrap() > 1 << 20);
+        assert!(rss(pid).unwrap() > 1 << 20);
     }
 
     #[test]

@@ -253,16 +253,16 @@ Lost/duplicated come from checking every sequence number in the output; the blac
         );
         let _ = writeln!(
             out,
-            "| collector | sink | MB/s [min–max] | lines/s | CPU s/GB | peak RSS MiB | latency p50 / p99 ms | lost | duplicated | ringtail file ÷ this |"
+            "| collector | sink | MB/s [min–max] | lines/s | CPU s/GB | CPU % of a core | RSS at end / peak MiB | latency p50 / p99 ms | lost | duplicated | ringtail file ÷ this |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
         let baseline = ringtail_file_mbs(result);
         for row in &result.rows {
             match &row.outcome {
                 Outcome::Skipped(reason) => {
                     let _ = writeln!(
                         out,
-                        "| {} | {} | skipped: {reason} | | | | | | | |",
+                        "| {} | {} | skipped: {reason} | | | | | | | | |",
                         row.collector,
                         row.sink.name()
                     );
@@ -270,7 +270,7 @@ Lost/duplicated come from checking every sequence number in the output; the blac
                 Outcome::Failed(reason) => {
                     let _ = writeln!(
                         out,
-                        "| {} | {} | **failed**: {reason} | | | | | | | |",
+                        "| {} | {} | **failed**: {reason} | | | | | | | | |",
                         row.collector,
                         row.sink.name()
                     );
@@ -288,8 +288,12 @@ Lost/duplicated come from checking every sequence number in the output; the blac
                     };
                     let lines_per_s = median(&|m| result.lines as f64 / m.seconds.max(1e-9));
                     let cpu = median(&Measurement::cpu_per_gb);
-                    let rss = Spread::of(runs.iter().map(|m| m.peak_rss as f64 / (1 << 20) as f64))
-                        .map_or(0.0, |s| s.median);
+                    let mib = |f: &dyn Fn(&Measurement) -> u64| {
+                        Spread::of(runs.iter().map(|m| f(m) as f64 / (1 << 20) as f64))
+                            .map_or(0.0, |s| s.median)
+                    };
+                    let (rss, peak) = (mib(&|m| m.rss), mib(&|m| m.peak_rss));
+                    let cpu_percent = median(&Measurement::cpu_percent);
                     let lost: u64 = runs.iter().map(Measurement::lost).sum();
                     let dup = runs
                         .iter()
@@ -303,7 +307,7 @@ Lost/duplicated come from checking every sequence number in the output; the blac
                     };
                     let _ = writeln!(
                         out,
-                        "| {} | {} | {mbs}{} | {} | {} | {rss:.0} | {} / {} | {lost} | {} | {ratio} |",
+                        "| {} | {} | {mbs}{} | {} | {} | {} | {rss:.0} / {peak:.0} | {} / {} | {lost} | {} | {ratio} |",
                         row.collector,
                         row.sink.name(),
                         if incomplete > 0 {
@@ -313,6 +317,7 @@ Lost/duplicated come from checking every sequence number in the output; the blac
                         },
                         lines_per_s.map_or("–".to_string(), fmt_count),
                         cpu.map_or("–".to_string(), |c| format!("{c:.2}")),
+                        cpu_percent.map_or("–".to_string(), |c| format!("{c:.1}")),
                         fmt_ms(median_duration(complete.iter().map(|m| m.p50))),
                         fmt_ms(median_duration(complete.iter().map(|m| m.p99))),
                         dup.map_or("– (count only)".to_string(), |d| d.to_string()),
@@ -344,6 +349,8 @@ pub fn json(results: &[CaseResult], machine: &Machine) -> serde_json::Value {
                             "mb_per_s": m.mb_per_s(),
                             "cpu_seconds": m.cpu_seconds,
                             "peak_rss": m.peak_rss,
+                            "rss": m.rss,
+                            "cpu_percent": m.cpu_percent(),
                             "p50_ms": m.p50.map(|d| d.as_secs_f64() * 1000.0),
                             "p99_ms": m.p99.map(|d| d.as_secs_f64() * 1000.0),
                             "expected": m.expected,

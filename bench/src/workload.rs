@@ -352,6 +352,9 @@ pub struct Spec {
     pub shape: Shape,
     /// Total write rate in bytes per second; `None` writes as fast as possible.
     pub rate: Option<u64>,
+    /// With a rate: each file gets its share of a step's bytes per write (e.g. 10 ms: a
+    /// hundred writes a second to each file, as pods write), instead of 64 KiB chunks.
+    pub step: Option<Duration>,
     /// Rotation or short-lived files.
     pub churn: Churn,
     /// Every `sample_every`-th record carries the latency marker.
@@ -557,6 +560,10 @@ pub fn play(plan: &Plan, dir: &Path, progress: &AtomicU64) -> io::Result<Played>
         Churn::None => u64::MAX,
         Churn::Rotate { bytes, .. } | Churn::ShortLived { bytes, .. } => bytes.max(1),
     };
+    // Bytes per write when the case writes in steps: each file's share of a step.
+    let step_bytes = spec.step.zip(spec.rate).map(|(step, rate)| {
+        ((rate as f64 * step.as_secs_f64() / plan.streams.len().max(1) as f64) as usize).max(1)
+    });
     let mut first = true;
     let mut active = plan.streams.len();
     while active > 0 {
@@ -577,7 +584,7 @@ pub fn play(plan: &Plan, dir: &Path, progress: &AtomicU64) -> io::Result<Played>
             }
             // End the chunk at a record boundary, within CHUNK bytes and the segment, but
             // always write at least one record.
-            let room = (segment_bytes - w.in_file).min(CHUNK as u64) as usize;
+            let room = (segment_bytes - w.in_file).min(step_bytes.unwrap_or(CHUNK) as u64) as usize;
             let limit = w.pos + room;
             // Record starts at or before `pos`, and at or before `limit`.
             let before = stream.records.partition_point(|&r| (r as usize) <= w.pos);
@@ -739,6 +746,7 @@ mod tests {
                 ..Shape::default()
             },
             rate: None,
+            step: None,
             churn,
             sample_every: 50,
             seed: 9,

@@ -169,3 +169,56 @@ fn the_pod_labels_case_gives_ringtail_labels_from_a_cri_socket() {
         assert!(records as u64 > result.records, "{collector}: {records}");
     }
 }
+
+/// A steady, rate-limited run in steps (the node-cost cases' shape) reports the share of a
+/// core the collector used and its resident memory at the end and at its peak.
+#[test]
+fn a_steady_run_in_steps_reports_cpu_share_and_memory() {
+    let work = tempfile::tempdir().unwrap();
+    let case = Case::parse(
+        "steady",
+        "description = \"3 CRI files in 10 ms steps\"\nfiles = 3\ntotal = \"600KB\"\n\
+         format = \"cri\"\nline = [150, 250]\nrate = \"200KB\"\nstep = \"10ms\"\n\
+         sinks = [\"file-json\"]\ntimeout = \"60s\"\n",
+    )
+    .unwrap();
+    assert_eq!(case.spec.step, Some(std::time::Duration::from_millis(10)));
+    assert!(
+        Case::parse(
+            "bad",
+            "description = \"x\"\nfiles = 1\ntotal = \"1MB\"\nformat = \"raw\"\nstep = \"10ms\"\n"
+        )
+        .is_err_and(|e| e.contains("step needs a rate"))
+    );
+    let collectors: Vec<Box<dyn Collector>> = vec![Box::new(Ringtail {
+        binary: PathBuf::from(env!("CARGO_BIN_EXE_ringtail")),
+        labels: None,
+    })];
+    let opts = Options {
+        runs: 1,
+        no_warmup: true,
+        work_dir: work.path().join("runs"),
+        keep: false,
+        progress: false,
+    };
+    let result = harness::run_case(&case, &collectors, &opts, &[]);
+    let Outcome::Measured(runs) = &result.rows[0].outcome else {
+        panic!("{:?}", result.rows[0].outcome)
+    };
+    let m = &runs[0];
+    assert!(m.complete && m.check.unwrap().is_exact(), "{m:?}");
+    // About three seconds of writing at the rate: a measured share, not a peak rate.
+    assert!(m.write_seconds > 2.0, "{m:?}");
+    assert!(
+        m.cpu_percent() >= 0.0 && m.cpu_percent().is_finite(),
+        "{m:?}"
+    );
+    assert!(m.rss > 0 && m.peak_rss >= m.rss, "{m:?}");
+    let reports = work.path().join("results");
+    let md = report::write_all(&[result], &Machine::this(), 1, "test", &reports, "test").unwrap();
+    let text = std::fs::read_to_string(md).unwrap();
+    assert!(
+        text.contains("CPU % of a core") && text.contains("RSS at end / peak MiB"),
+        "{text}"
+    );
+}
