@@ -35,9 +35,19 @@ pub struct SourceLabel {
 pub struct LostLabel {
     /// Source name from the configuration.
     pub source: String,
-    /// [`Metrics::LOST_DELETED_LIMIT`], [`Metrics::LOST_UNREADABLE`] or
-    /// [`Metrics::LOST_DAMAGED_ARCHIVE`].
+    /// [`Metrics::LOST_DELETED_LIMIT`], [`Metrics::LOST_UNREADABLE`],
+    /// [`Metrics::LOST_DAMAGED_ARCHIVE`] or [`Metrics::LOST_PARKED`].
     pub reason: &'static str,
+}
+
+/// Label of `multiline: {mode: auto}` streams: the source, and the record-start shape learnt
+/// (`none` when the first lines had none).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShapeLabel {
+    /// Source name from the configuration.
+    pub source: String,
+    /// The shape's name.
+    pub shape: &'static str,
 }
 
 /// Label of per-sink metrics.
@@ -109,6 +119,10 @@ pub struct Metrics {
     pub invalid_utf8: Family<SourceLabel, Counter>,
     /// Records made of more than one line by multiline rules.
     pub multiline_records: Family<SourceLabel, Counter>,
+    /// `mode: auto`: file streams by the record-start shape learnt.
+    pub multiline_auto_streams: Family<ShapeLabel, Counter>,
+    /// `mode: auto`: lines passed alone, their stream having no shape (yet).
+    pub multiline_unjoined_lines: Family<SourceLabel, Counter>,
     /// Unfinished lines (or partials without their end) emitted after `partial_timeout`.
     pub partial_lines_flushed: Family<SourceLabel, Counter>,
     /// Records a processor could not parse (kept, with `error`).
@@ -122,6 +136,9 @@ pub struct Metrics {
     /// Files the last run was reading that were gone at start-up: deleted (or moved out of
     /// the watched directories) while ringtail was not running.
     pub files_gone_while_down: Family<SourceLabel, Counter>,
+    /// Parked files (descriptor closed while idle) deleted or moved away after a write that
+    /// could not be read: no descriptor reached them any more.
+    pub files_gone_while_parked: Family<SourceLabel, Counter>,
     /// Symlinks matching a glob but leading outside the log directories, refused.
     pub symlinks_refused: Family<SourceLabel, Counter>,
     /// Files a glob matched that are ringtail's own outputs (by identity), never read.
@@ -326,11 +343,14 @@ impl Metrics {
             malformed_lines: Family::default(),
             invalid_utf8: Family::default(),
             multiline_records: Family::default(),
+            multiline_auto_streams: Family::default(),
+            multiline_unjoined_lines: Family::default(),
             partial_lines_flushed: Family::default(),
             processing_failed: Family::default(),
             records_dropped: Family::default(),
             truncations: Family::default(),
             lost_bytes: Family::default(),
+            files_gone_while_parked: Family::default(),
             files_gone_while_down: Family::default(),
             symlinks_refused: Family::default(),
             own_files_refused: Family::default(),
@@ -416,6 +436,16 @@ impl Metrics {
             m.multiline_records.clone(),
         );
         registry.register(
+            "multiline_auto_streams",
+            "Streams of files whose record-start shape multiline mode auto learnt, by shape (none: no shape in their first 100 lines; their lines pass alone)",
+            m.multiline_auto_streams.clone(),
+        );
+        registry.register(
+            "multiline_unjoined_lines",
+            "Lines multiline mode auto passed alone because their stream had no record-start shape (yet)",
+            m.multiline_unjoined_lines.clone(),
+        );
+        registry.register(
             "partial_lines_flushed",
             "Unfinished lines emitted as they were after waiting partial_timeout",
             m.partial_lines_flushed.clone(),
@@ -437,8 +467,13 @@ impl Metrics {
         );
         registry.register(
             "lost_bytes",
-            "Bytes that could not be read: deleted files closed by reader.max_open_deleted or reader.max_deleted_bytes (reason deleted_limit), deleted files that failed to read (unreadable), compressed rotations that did not decode (damaged_archive, in compressed bytes)",
+            "Bytes that could not be read: deleted files closed by reader.max_open_deleted or reader.max_deleted_bytes (reason deleted_limit), deleted files that failed to read (unreadable), compressed rotations that did not decode (damaged_archive, in compressed bytes), parked files deleted after a write they were not opened again for (parked, where the eBPF write hook counted the bytes)",
             m.lost_bytes.clone(),
+        );
+        registry.register(
+            "files_gone_while_parked",
+            "Files closed while idle (reader.close_idle) that were deleted or moved out of the watched directories after a write, before they could be opened again: what was written since they were closed is lost",
+            m.files_gone_while_parked.clone(),
         );
         registry.register(
             "files_gone_while_down",
@@ -736,6 +771,8 @@ impl Metrics {
     pub const LOST_UNREADABLE: &'static str = "unreadable";
     /// Lost bytes: compressed bytes of a rotation that did not decode (damaged or cut short).
     pub const LOST_DAMAGED_ARCHIVE: &'static str = "damaged_archive";
+    /// Lost bytes: written to a parked file that was deleted before it was opened again.
+    pub const LOST_PARKED: &'static str = "parked";
 
     /// The lost-bytes label of source `name` for `reason`.
     pub fn lost(name: &str, reason: &'static str) -> LostLabel {

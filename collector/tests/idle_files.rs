@@ -1,7 +1,8 @@
 //! A file read to its end and idle for `reader.close_idle` is closed — its descriptor given
 //! back — and its next write opens it again at its offset, whether inotify or the eBPF write
 //! hook reports the write. A parked file that is rotated (renamed, a new file in its place)
-//! or deleted loses nothing that was written before its last read. Real binary, real files.
+//! or deleted loses nothing that was written before its last read, nor a write made just
+//! before its deletion. Real binary, real files.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on broken invariants")]
 
 mod common;
@@ -65,6 +66,24 @@ fn idle_files_are_closed_and_opened_again(wake: &str) {
         total,
         "{}",
         collector.stderr()
+    );
+
+    // A parked file (02, parked since above) written and deleted right after: the write is
+    // not held for the reader's linger (25 ms by default), so the file is opened again
+    // before it is gone.
+    append_lines(&log(dir, 2), "f2", 20..25, 0);
+    std::thread::sleep(Duration::from_millis(10));
+    std::fs::remove_file(log(dir, 2)).unwrap();
+    total += 5;
+    assert_eq!(
+        wait_for_lines(&out, total, Duration::from_secs(10)),
+        total,
+        "{}",
+        collector.stderr()
+    );
+    assert_eq!(
+        collector.metric_sum("ringtail_files_gone_while_parked_total", "source=\"app\""),
+        0.0
     );
     std::thread::sleep(Duration::from_millis(300));
     let (status, log) = collector.stop();

@@ -85,6 +85,8 @@ pub struct Registry {
     linger: Duration,
     /// When the marks held back are sent.
     due: Option<Instant>,
+    /// A mark waiting is for a parked file: send the marks without lingering.
+    urgent: bool,
     next_id: u64,
     /// Files read and closed recently, with when discovery had opened them (monotonic ns),
     /// kept only when the kernel reports openings (see [`Registry::read_before`]). Pruned
@@ -109,6 +111,7 @@ impl Registry {
             dirty: readers.iter().map(|_| Vec::new()).collect(),
             linger: Duration::ZERO,
             due: None,
+            urgent: false,
             readers,
             tracker,
             by_path: HashMap::new(),
@@ -361,6 +364,11 @@ impl Registry {
             gone.retain(|_, (at, _)| now.duration_since(*at) < RECENTLY_GONE);
             gone.insert(tracked.identity, (now, tracked.opened_ns));
         }
+        // A write marked before the deletion reaches the reader first: a parked file must
+        // be opened again for it, or its loss counted.
+        if self.dirty[tracked.reader].contains(&id) {
+            self.flush_dirty_now();
+        }
         if !self.readers[tracked.reader].send(Control::Gone { id }) {
             return Err(RegistryError::ReadersGone);
         }
@@ -371,6 +379,9 @@ impl Registry {
     pub fn mark_dirty(&mut self, id: FileId) {
         if let Some(t) = self.tracked.get(&id) {
             self.dirty[t.reader].push(id);
+            // A parked file has no descriptor: if it is deleted before its reader opens it
+            // again, what was written since it was parked cannot be read.
+            self.urgent |= self.readers[t.reader].is_parked(id);
         }
     }
 
@@ -386,12 +397,13 @@ impl Registry {
     /// With a linger, the first marks of a round start it and are sent once it is over
     /// (discovery polls until [`flush_due`](Self::flush_due)): writes to many files arrive at
     /// the readers as one round. New files, renames and deletions are not delayed — they go
-    /// on the control queue at once (a short-lived file must be opened before it is gone).
+    /// on the control queue at once (a short-lived file must be opened before it is gone) —
+    /// and neither is a write to a parked file, which has to be opened again.
     pub fn flush_dirty(&mut self) {
         if self.dirty.iter().all(Vec::is_empty) {
             return;
         }
-        if !self.linger.is_zero() {
+        if !self.linger.is_zero() && !self.urgent {
             let now = Instant::now();
             match self.due {
                 None => {
@@ -408,6 +420,7 @@ impl Registry {
     /// Sends the marks now, whatever the linger.
     pub fn flush_dirty_now(&mut self) {
         self.due = None;
+        self.urgent = false;
         for (reader, ids) in self.dirty.iter_mut().enumerate() {
             if !ids.is_empty() {
                 self.readers[reader].mark_dirty(ids.drain(..));

@@ -4,12 +4,15 @@
 //!
 //! Discovery holds a [`ReaderHandle`], the reader its [`ReaderInbox`]. A burst of writes to
 //! many files is one wake-up: the marks go into a set, and a one-slot channel says "look".
+//! The reader also shares which files it has parked, so that discovery wakes it at once for
+//! a write to one.
 //!
 //! Owns the link; it may not decide what a reader does with a message.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam::channel::{Receiver, Sender, TrySendError};
@@ -67,11 +70,22 @@ struct DirtySet {
     inner: Mutex<(Vec<FileId>, HashSet<FileId>)>,
 }
 
+/// The reader's parked files (descriptor closed while idle), which discovery asks about:
+/// a write to one is sent at once, not held for the linger, because the file must be opened
+/// again before it is deleted.
+#[derive(Debug, Default)]
+struct ParkedSet {
+    ids: Mutex<HashSet<FileId>>,
+    /// `ids.len()`, read without the lock: most of the time no file is parked.
+    len: AtomicUsize,
+}
+
 /// The discovery side of a reader: send it files, mark them dirty.
 #[derive(Debug, Clone)]
 pub struct ReaderHandle {
     control: Sender<Control>,
     dirty: Arc<DirtySet>,
+    parked: Arc<ParkedSet>,
     wake: Sender<()>,
     budget: Arc<FileBudget>,
 }
@@ -81,6 +95,7 @@ pub struct ReaderHandle {
 pub struct ReaderInbox {
     control: Receiver<Control>,
     dirty: Arc<DirtySet>,
+    parked: Arc<ParkedSet>,
     wake: Receiver<()>,
     budget: Arc<FileBudget>,
 }
@@ -108,6 +123,25 @@ impl ReaderInbox {
         let (order, set) = &mut *guard;
         set.clear();
         std::mem::take(order)
+    }
+
+    /// Whether file `id` is marked dirty and not yet taken.
+    pub fn is_dirty(&self, id: FileId) -> bool {
+        let guard = self.dirty.inner.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1.contains(&id)
+    }
+
+    /// Records whether file `id` is parked (for [`ReaderHandle::is_parked`]).
+    pub fn set_parked(&self, id: FileId, parked: bool) {
+        let mut ids = self.parked.ids.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = if parked {
+            ids.insert(id)
+        } else {
+            ids.remove(&id)
+        };
+        if changed {
+            self.parked.len.store(ids.len(), Ordering::Release);
+        }
     }
 }
 
@@ -138,16 +172,19 @@ pub fn channel_sharing(budget: &Arc<FileBudget>) -> (ReaderHandle, ReaderInbox) 
     let (control_tx, control_rx) = crossbeam::channel::unbounded();
     let (wake_tx, wake_rx) = crossbeam::channel::bounded(1);
     let dirty = Arc::new(DirtySet::default());
+    let parked = Arc::new(ParkedSet::default());
     (
         ReaderHandle {
             control: control_tx,
             dirty: Arc::clone(&dirty),
+            parked: Arc::clone(&parked),
             wake: wake_tx,
             budget: Arc::clone(budget),
         },
         ReaderInbox {
             control: control_rx,
             dirty,
+            parked,
             wake: wake_rx,
             budget: Arc::clone(budget),
         },
@@ -172,6 +209,15 @@ impl ReaderHandle {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         self.control.send(control).is_ok()
+    }
+
+    /// Whether the reader has parked file `id` (closed its descriptor while it was idle).
+    pub fn is_parked(&self, id: FileId) -> bool {
+        if self.parked.len.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let ids = self.parked.ids.lock().unwrap_or_else(|e| e.into_inner());
+        ids.contains(&id)
     }
 
     /// Marks files as having new data and wakes the reader.

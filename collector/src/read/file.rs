@@ -31,6 +31,9 @@ pub struct OpenFile {
     /// Whether its descriptor is closed while it is idle (see [`crate::read::budget`]): its
     /// next write opens it again.
     pub parked: bool,
+    /// A write woke the reader while it was parked, and its path named it no more: if it was
+    /// deleted rather than renamed, that write is lost.
+    pub reopen_missed: bool,
     /// When a read last found its end, while no read is queued.
     pub idle_since: Option<Instant>,
     /// Whether it is in the reader's queue of idle files.
@@ -100,6 +103,7 @@ impl OpenFile {
             queued: false,
             gone: false,
             parked: false,
+            reopen_missed: false,
             idle_since: None,
             in_idle: false,
             linger_until: None,
@@ -113,6 +117,14 @@ impl OpenFile {
         self.lost_bytes
             .get_or_create(&Metrics::lost(&self.ctx.source.name, reason))
             .inc_by(bytes);
+    }
+
+    /// Bytes the kernel counted written to the file since they were last published.
+    pub fn unpublished_written(&self, flags: &DirtyFlags) -> u64 {
+        let identity = self.ctx.identity;
+        flags
+            .bytes_written(identity.dev, identity.ino)
+            .map_or(0, |total| total.saturating_sub(self.kernel_written_seen))
     }
 
     /// Adds what the kernel counted written to the file since the last look to its metrics.

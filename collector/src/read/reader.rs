@@ -473,6 +473,7 @@ impl Reader {
                 if self.files.get(&id).is_some_and(|f| f.parked) {
                     // Read to its end when it was parked; what was written to it since cannot
                     // be reached any more.
+                    self.gone_while_parked(id);
                     self.close(id);
                     return;
                 }
@@ -847,6 +848,7 @@ impl Reader {
             }
             if file.parked {
                 self.metrics.files_parked.dec();
+                self.inbox.set_parked(id, false);
             } else {
                 self.backend.unregister(id);
                 self.budget.release();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::{BLOCKED_RETRY, Reader};
 use crate::file::{FileId, FileIdentity};
+use crate::metrics::Metrics;
 use crate::read::budget::{is_exhausted, reopen};
 
 /// Files are parked to make room only once idle this long: a file its writer is still busy
@@ -138,7 +139,9 @@ impl Reader {
             file.publish_written(flags);
         }
         file.parked = true;
+        file.reopen_missed = false;
         file.in_idle = false;
+        self.inbox.set_parked(id, true);
         self.backend.unregister(id);
         self.budget.release();
         self.metrics.files_open.dec();
@@ -166,6 +169,7 @@ impl Reader {
         let reopened = match reopen(&file.ctx.path, file.ctx.identity) {
             Ok(Some(handle)) => self.backend.register(id, handle).map_err(|e| e.to_string()),
             Ok(None) => {
+                file.reopen_missed = true;
                 tracing::debug!(file = %file.ctx.path.display(), "a parked file is no longer at its path; its rename or deletion is on its way");
                 self.budget.release();
                 return false;
@@ -180,6 +184,8 @@ impl Reader {
         match reopened {
             Ok(()) => {
                 file.parked = false;
+                file.reopen_missed = false;
+                self.inbox.set_parked(id, false);
                 self.metrics.files_open.inc();
                 self.metrics.files_parked.dec();
                 true
@@ -191,6 +197,37 @@ impl Reader {
                 false
             }
         }
+    }
+
+    /// Parked file `id` is gone. A write since it was parked that was not read — the reader
+    /// could not open it again in time, or has not yet been told of the write — is lost: no
+    /// descriptor reaches the file any more. Counted (with its bytes where the write hook
+    /// counted them) and logged.
+    pub(super) fn gone_while_parked(&mut self, id: FileId) {
+        let pending = self.inbox.is_dirty(id);
+        let Some(file) = self.files.get(&id) else {
+            return;
+        };
+        let bytes = self
+            .dirty_flags
+            .as_ref()
+            .map_or(0, |flags| file.unpublished_written(flags));
+        if !(file.reopen_missed || pending || bytes > 0) {
+            return;
+        }
+        self.metrics
+            .files_gone_while_parked
+            .get_or_create(&Metrics::source(&file.ctx.source.name))
+            .inc();
+        if bytes > 0 {
+            file.lost(Metrics::LOST_PARKED, bytes);
+        }
+        tracing::warn!(
+            file = %file.ctx.path.display(),
+            offset = file.offset,
+            bytes_written = bytes,
+            "a file closed while idle was written and then deleted before it could be opened again; what was written since it was closed is lost (raise reader.close_idle to keep idle files open longer)"
+        );
     }
 
     /// Whether parked file `id` is still its size at its offset: a wake-up for nothing (a

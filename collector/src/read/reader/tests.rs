@@ -398,6 +398,7 @@ fn an_idle_file_is_parked_and_opened_again_on_its_next_write() {
     assert_eq!(budget.open(), 0, "its slot is given back");
     assert_eq!(rig.reader.metrics.files_parked.get(), 1);
     assert_eq!(rig.reader.metrics.files_open.get(), 0);
+    assert!(rig.handle.is_parked(FileId(1)), "discovery sees it parked");
 
     // Its next write opens it again, at its offset.
     let mut file = std::fs::OpenOptions::new()
@@ -409,6 +410,7 @@ fn an_idle_file_is_parked_and_opened_again_on_its_next_write() {
     let (data, _) = round(&mut rig);
     assert_eq!(data, vec![(1, 2, 3)]);
     assert!(!rig.reader.files[&FileId(1)].parked);
+    assert!(!rig.handle.is_parked(FileId(1)));
     assert_eq!(budget.open(), 1);
 
     // Parked again, then renamed away before its next write: it stays parked (the rename's
@@ -442,6 +444,54 @@ fn an_idle_file_is_parked_and_opened_again_on_its_next_write() {
     assert_eq!(other, vec!["close 1"]);
     assert_eq!(rig.reader.metrics.files_parked.get(), 0);
     assert_eq!(budget.open(), 0);
+    assert!(!rig.handle.is_parked(FileId(1)));
+    assert_eq!(
+        gone_while_parked(&rig),
+        0,
+        "nothing was written since it was parked"
+    );
+}
+
+fn gone_while_parked(rig: &Rig) -> u64 {
+    rig.reader
+        .metrics
+        .files_gone_while_parked
+        .get_or_create(&Metrics::source("test"))
+        .get()
+}
+
+/// A parked file written and deleted before its reader could open it again: the write is
+/// lost, and counted — whether the reader tried to open it, or the write's mark still waited
+/// when the deletion came.
+#[test]
+fn a_write_to_a_parked_file_deleted_before_it_is_opened_again_is_counted() {
+    for taken in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, "a\n").unwrap();
+        let budget = Arc::new(FileBudget::new(8));
+        let mut rig = rig_parking(4096, 16, Duration::from_millis(20), &budget);
+        open_real(&rig, 1, &path);
+        round(&mut rig);
+        while !rig.reader.files[&FileId(1)].parked {
+            wake_round(&mut rig);
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"lost\n").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        rig.handle.mark_dirty([FileId(1)]);
+        if taken {
+            let (data, _) = round(&mut rig);
+            assert!(data.is_empty(), "nothing reaches it any more");
+        }
+        assert!(rig.handle.send(Control::Gone { id: FileId(1) }));
+        let (_, other) = wake_round(&mut rig);
+        assert_eq!(other, vec!["close 1"], "taken: {taken}");
+        assert_eq!(gone_while_parked(&rig), 1, "taken: {taken}");
+    }
 }
 
 #[test]
