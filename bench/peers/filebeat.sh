@@ -2,7 +2,7 @@
 # filebeat peer: tail files matching glob $1 (filestream input) -> output.file in directory $2
 # (file name filebeat-<datetime>.ndjson; one line per event = the original line, no JSON).
 # usage: run.sh '<glob>' <output-dir> <work-dir>
-# optional env: MULTILINE_START_REGEX (Go RE2, e.g. '^seq=') -> parsers: multiline pattern/negate/match
+# optional env: MULTILINE_START_REGEX (Go RE2, e.g. '^[0-9]{4}-') -> parsers: multiline pattern/negate/match
 #               MAX_MSG_SIZE (bytes, default 10485760)  PEERS_ROOT (default: <workspace>/target/peers)
 # Runs filebeat in the foreground (exec, so this PID is filebeat's); stop it with SIGTERM.
 set -euo pipefail

@@ -3,7 +3,7 @@
 # tail files matching glob $1 (tail input) -> one output file $2 (file output, the line only).
 # usage: fluent-bit.sh '<glob>' <output-file> <work-dir>
 # env: PEER_BIN (the fluent-bit binary, required)
-#      MULTILINE_START_REGEX (Onigmo, e.g. '^seq=') -> a regex multiline parser: a record starts
+#      MULTILINE_START_REGEX (Onigmo, e.g. '^[0-9]{4}-') -> a regex multiline parser: a record starts
 #      at a matching line and takes every following line that does not match
 #      MAX_MSG_SIZE (bytes, default 1M): buffer_max_size, the longest line read whole (Fluent
 #      Bit refuses one smaller than buffer_chunk_size, 512k here)

@@ -1,7 +1,7 @@
 #!/bin/bash
 # rsyslog peer: tail files matching glob $1 (imfile, inotify) -> one output file $2 (omfile).
 # usage: run.sh '<glob>' <output-file> <work-dir>
-# optional env: MULTILINE_START_REGEX (POSIX ERE, e.g. '^seq=') -> imfile startmsg.regex
+# optional env: MULTILINE_START_REGEX (POSIX ERE, e.g. '^[0-9]{4}-') -> imfile startmsg.regex
 #               MAX_MSG_SIZE (default 64k)  PEERS_ROOT (default: <workspace>/target/peers)
 # Runs rsyslogd in the foreground (exec, so this PID is rsyslogd's); stop it with SIGTERM.
 set -euo pipefail

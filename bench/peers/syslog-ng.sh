@@ -3,7 +3,7 @@
 # usage: run.sh '<glob>' <output-file> <work-dir>
 #   The glob may only have wildcards in its last path component (wildcard-file base-dir + filename-pattern).
 # optional env: MAX_FILES (files followed at once, default 1000; the harness passes the case's count)
-#               MULTILINE_START_REGEX (PCRE, e.g. '^seq=') -> multi-line-mode(regexp) multi-line-prefix()
+#               MULTILINE_START_REGEX (PCRE, e.g. '^[0-9]{4}-') -> multi-line-mode(regexp) multi-line-prefix()
 #               MAX_MSG_SIZE (bytes, default 65536)   PEERS_ROOT (default: <workspace>/target/peers)
 # Runs syslog-ng in the foreground (exec, so this PID is syslog-ng's); stop it with SIGTERM.
 set -euo pipefail

@@ -108,6 +108,29 @@ pub struct Ringtail {
     /// `ringtail-labels`: the Python (with grpcio) that serves the pod's labels on a CRI
     /// socket, in cases with `pod_labels`.
     pub labels: Option<PathBuf>,
+    /// A variant's own multiline rules in cases with traces (`ringtail-auto`,
+    /// `ringtail-regex`), in place of the trace's preset.
+    pub multiline: Option<MultilineVariant>,
+}
+
+/// Multiline rules ringtail is measured with beside its preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MultilineVariant {
+    /// `mode: auto`.
+    Auto,
+    /// A `start:` regex on the records' first lines.
+    Regex,
+}
+
+impl MultilineVariant {
+    /// The collector's name and its variant, for the names it goes by.
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "ringtail-auto" => Some(Self::Auto),
+            "ringtail-regex" => Some(Self::Regex),
+            _ => None,
+        }
+    }
 }
 
 impl Ringtail {
@@ -134,10 +157,21 @@ impl Ringtail {
             Format::Cri => "cri",
             Format::Docker => "docker",
         };
-        let multiline = match case.multiline {
-            Some(Trace::Java) => "    multiline: {preset: java, timeout: 200ms}\n",
-            Some(Trace::Python) => "    multiline: {preset: python, timeout: 200ms}\n",
-            None => "",
+        let multiline = match (case.multiline, self.multiline) {
+            (None, _) => String::new(),
+            (Some(_), Some(MultilineVariant::Auto)) => {
+                "    multiline: {mode: auto, timeout: 200ms}\n".to_string()
+            }
+            (Some(_), Some(MultilineVariant::Regex)) => format!(
+                "    multiline: {{start: '{}', timeout: 200ms}}\n",
+                crate::workload::RECORD_START
+            ),
+            (Some(Trace::Java), None) => {
+                "    multiline: {preset: java, timeout: 200ms}\n".to_string()
+            }
+            (Some(Trace::Python), None) => {
+                "    multiline: {preset: python, timeout: 200ms}\n".to_string()
+            }
         };
         let sink = match sink {
             SinkKind::File => format!(
@@ -189,9 +223,11 @@ impl Ringtail {
 
 impl Collector for Ringtail {
     fn name(&self) -> String {
-        match self.labels {
-            Some(_) => "ringtail-labels".to_string(),
-            None => "ringtail".to_string(),
+        match (&self.labels, self.multiline) {
+            (Some(_), _) => "ringtail-labels".to_string(),
+            (None, Some(MultilineVariant::Auto)) => "ringtail-auto".to_string(),
+            (None, Some(MultilineVariant::Regex)) => "ringtail-regex".to_string(),
+            (None, None) => "ringtail".to_string(),
         }
     }
 
@@ -211,6 +247,9 @@ impl Collector for Ringtail {
     fn unsupported(&self, case: &Case, sink: SinkKind) -> Option<String> {
         if self.labels.is_some() && !case.pod_labels {
             return Some("pod labels are measured in cases with `pod_labels`".to_string());
+        }
+        if self.multiline.is_some() && case.multiline.is_none() {
+            return Some("multiline variants are measured in cases with stack traces".to_string());
         }
         (sink == SinkKind::Kafka && crate::kafka::tansu().is_none()).then(|| {
             "no Kafka broker: Tansu is not installed (cargo xtask setup installs it)".to_string()

@@ -142,7 +142,7 @@ impl Collector for Peer {
             .stdout(log.try_clone()?)
             .stderr(log);
         if case.multiline.is_some() {
-            command.env("MULTILINE_START_REGEX", "^seq=");
+            command.env("MULTILINE_START_REGEX", crate::workload::RECORD_START);
         }
         // Peers that cap the files they follow must be able to follow them all (plus the
         // readiness file and short-lived files that overlap).

@@ -134,9 +134,12 @@ pub fn record_lines(
         let span = shape.line_max.saturating_sub(shape.line_min) as u64;
         shape.line_min + rng.below(span + 1) as usize
     };
-    let head_len = head.len();
-    let mut line = head;
-    line.push_str("2024-01-01 12:00:00.000 INFO [worker] c.e.Api - ");
+    // The timestamp first, as loggers print it, so that multiline rules (and `mode: auto`)
+    // see records begin the way real ones do; the sequence token follows it.
+    let mut line = String::from(TIMESTAMP);
+    line.push_str(&head);
+    let head_len = line.len();
+    line.push_str("INFO [worker] c.e.Api - ");
     const WORDS: [&str; 8] = [
         "user",
         "login",
@@ -156,10 +159,17 @@ pub fn record_lines(
     vec![line]
 }
 
+/// How every record's first line begins.
+const TIMESTAMP: &str = "2024-01-01 12:00:00.000 ";
+
+/// The start regex of a record (what peers' multiline rules are given).
+/// POSIX ERE, so that every peer's regex dialect takes it.
+pub const RECORD_START: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:";
+
 fn java_trace(rng: &mut Rng, head: &str) -> Vec<String> {
     let frames = 3 + rng.below(12) as usize;
     let mut lines = vec![
-        format!("{head}2024-01-01 12:00:00.000 ERROR [main] c.e.Service - request failed"),
+        format!("{TIMESTAMP}{head}ERROR [main] c.e.Service - request failed"),
         "java.lang.IllegalStateException: connection reset".to_string(),
     ];
     for f in 0..frames {
@@ -179,7 +189,7 @@ fn java_trace(rng: &mut Rng, head: &str) -> Vec<String> {
 fn python_trace(rng: &mut Rng, head: &str) -> Vec<String> {
     let frames = 2 + rng.below(8) as usize;
     let mut lines = vec![
-        format!("{head}ERROR:app.handlers:request failed"),
+        format!("{TIMESTAMP}{head}ERROR app.handlers: request failed"),
         "Traceback (most recent call last):".to_string(),
     ];
     for f in 0..frames {
@@ -701,14 +711,31 @@ mod tests {
             a.iter().any(|r| r.len() > 1),
             "some records are stack traces"
         );
-        assert!(a.iter().all(|r| r[0].starts_with("seq=f1:")));
+        assert!(
+            a.iter()
+                .all(|r| r[0].starts_with(TIMESTAMP)
+                    && r[0][TIMESTAMP.len()..].starts_with("seq=f1:"))
+        );
+        // Only a record's first line begins like RECORD_START (a date and an hour).
+        let starts = |l: &str| {
+            let b = l.as_bytes();
+            b.len() > 13
+                && b[..4].iter().all(u8::is_ascii_digit)
+                && b[4] == b'-'
+                && b[10] == b' '
+                && b[11..13].iter().all(u8::is_ascii_digit)
+        };
+        assert!(
+            a.iter()
+                .all(|r| starts(&r[0]) && r[1..].iter().all(|l| !starts(l)))
+        );
         let python = Shape {
             multiline_fraction: 1.0,
             trace: Trace::Python,
             ..Shape::default()
         };
         let trace = record_lines(&mut Rng::new(1), "p", 0, &python, true);
-        assert!(trace[0].starts_with("seq=p:0 lat! "));
+        assert!(trace[0].starts_with(&format!("{TIMESTAMP}seq=p:0 lat! ")));
         assert_eq!(trace[1], "Traceback (most recent call last):");
     }
 
@@ -798,7 +825,10 @@ mod tests {
         // Every file starts with a record head.
         for n in &names {
             let text = std::fs::read_to_string(dir.path().join(n)).unwrap();
-            assert!(text.starts_with("seq=s0:"), "{n} starts mid-record");
+            assert!(
+                text.starts_with(&format!("{TIMESTAMP}seq=s0:")),
+                "{n} starts mid-record"
+            );
         }
     }
 

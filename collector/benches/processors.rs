@@ -158,6 +158,7 @@ fn processors(c: &mut Criterion) {
                             &Entry { error, ..entry },
                             &file,
                             Some(&fields),
+                            b"",
                             &mut enc,
                         );
                     }

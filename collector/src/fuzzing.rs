@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use crate::cut::decode::{Decoder, Entry, Format};
 use crate::cut::framing::Framer;
-use crate::cut::multiline::{self, Multiline, MultilineRules};
+use crate::cut::multiline::{self, Multiline, MultilineMode, MultilineRules};
 use crate::cut::{CutStats, Records};
 use crate::encode::{EncodeStats, FileFields, encode_with};
 use crate::process::{self, Fields, Outcome, ProcessStats, Processor};
 
 /// Framing → decoding (→ multiline) on `data`: its first byte picks the chunk size, its second
-/// the line limit; the rest is the file, fed in chunks and then finished.
+/// the line limit and the multiline mode (a preset or `auto`); the rest is the file, fed in
+/// chunks and then finished.
 pub fn records(format: Format, with_multiline: bool, data: &[u8]) {
     let [chunk, limit, input @ ..] = data else {
         return;
@@ -27,12 +28,17 @@ pub fn records(format: Format, with_multiline: bool, data: &[u8]) {
     let chunk = 1 + usize::from(*chunk) % 97;
     let max_line = 16 + usize::from(*limit) * 4;
     let max_bytes = 4 * max_line;
-    let Some(java) = multiline::preset("java") else {
-        return;
+    // The line-limit byte also picks the multiline mode: each preset, or `mode: auto`.
+    let mode = match multiline::PRESETS.get(usize::from(*limit) % (multiline::PRESETS.len() + 1)) {
+        Some(name) => match multiline::preset(name) {
+            Some(mode) => mode,
+            None => return,
+        },
+        None => MultilineMode::Auto,
     };
     let multiline = with_multiline.then(|| {
         Multiline::new(Arc::new(MultilineRules {
-            mode: java,
+            mode,
             end: None,
             max_lines: 50,
             max_bytes,
@@ -66,7 +72,7 @@ pub fn records(format: Format, with_multiline: bool, data: &[u8]) {
             entry.message.len()
         );
         out.clear();
-        encode_with(&mut out, &entry, &file, None, &mut enc);
+        encode_with(&mut out, &entry, &file, None, b"", &mut enc);
         valid_json(&out);
     };
     let now = Instant::now();
@@ -120,6 +126,7 @@ pub fn processors(data: &[u8]) {
         &Entry { error, ..entry },
         &file,
         Some(&fields),
+        b"2026-12-06T10:00:00.000000000Z",
         &mut EncodeStats::default(),
     );
     let value = valid_json(&out);

@@ -77,6 +77,22 @@ pub fn now_nanos() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
+/// Nanoseconds since the Unix epoch of a date, a second of that day and nanoseconds within
+/// it, written `offset` seconds east of UTC; `None` past the range of an `i64`.
+pub fn nanos_from_civil(
+    year: i64,
+    month: i64,
+    day: i64,
+    second_of_day: i64,
+    nanos: i64,
+    offset: i64,
+) -> Option<i64> {
+    let seconds = days_from_civil(year, month, day)
+        .checked_mul(86_400)?
+        .checked_add(second_of_day - offset)?;
+    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
@@ -166,6 +182,20 @@ impl Civil {
         put(14, 2, u64::from(self.minute));
         put(17, 2, u64::from(self.second));
         put(20, 3, u64::from(self.nanos / 1_000_000));
+        out
+    }
+
+    /// RFC 3339 in UTC with nanoseconds, `2024-01-02T03:04:05.123456789Z`: 30 bytes (years
+    /// 0 to 9999).
+    pub fn rfc3339_nanos_bytes(&self) -> [u8; 30] {
+        let mut out = [0u8; 30];
+        out[..24].copy_from_slice(&self.rfc3339_millis_bytes());
+        let mut sub = self.nanos;
+        for i in (20..29).rev() {
+            out[i] = b'0' + (sub % 10) as u8;
+            sub /= 10;
+        }
+        out[29] = b'Z';
         out
     }
 

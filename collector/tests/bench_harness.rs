@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use bench::case::{Case, SinkKind};
-use bench::collectors::{Collector, Ringtail};
+use bench::collectors::{Collector, MultilineVariant, Ringtail};
 use bench::harness::{self, Options, Outcome};
 use bench::report::{self, Machine};
 
@@ -30,6 +30,7 @@ fn a_tiny_case_runs_end_to_end_and_is_reported() {
         Box::new(Ringtail {
             binary: PathBuf::from(env!("CARGO_BIN_EXE_ringtail")),
             labels: None,
+            multiline: None,
         }),
         bench::peers::by_name("rsyslog", &work.path().join("no-peers-here"), None).unwrap(),
     ];
@@ -122,10 +123,12 @@ fn the_pod_labels_case_gives_ringtail_labels_from_a_cri_socket() {
         Box::new(Ringtail {
             binary: binary.clone(),
             labels: None,
+            multiline: None,
         }),
         Box::new(Ringtail {
             binary,
             labels: Some(bench::cri::python(&workspace).unwrap()),
+            multiline: None,
         }),
     ];
     let opts = Options {
@@ -193,6 +196,7 @@ fn a_steady_run_in_steps_reports_cpu_share_and_memory() {
     let collectors: Vec<Box<dyn Collector>> = vec![Box::new(Ringtail {
         binary: PathBuf::from(env!("CARGO_BIN_EXE_ringtail")),
         labels: None,
+        multiline: None,
     })];
     let opts = Options {
         runs: 1,
@@ -221,4 +225,47 @@ fn a_steady_run_in_steps_reports_cpu_share_and_memory() {
         text.contains("CPU % of a core") && text.contains("RSS at end / peak MiB"),
         "{text}"
     );
+}
+
+/// `ringtail-auto` and `ringtail-regex` (multiline `mode: auto` and a `start:` regex in place
+/// of the preset) run the cases with traces; every record arrives whole (one NDJSON line per
+/// record, every sequence token once). Elsewhere they are skipped.
+#[test]
+fn multiline_variants_join_every_trace_whole() {
+    let work = tempfile::tempdir().unwrap();
+    let tiny = TINY.replace(
+        r#"sinks = ["blackhole", "file", "file-json", "otlp", "elasticsearch"]"#,
+        r#"sinks = ["file-json"]"#,
+    );
+    let case = Case::parse("tiny-multiline", &tiny).unwrap();
+    let variant = |name| -> Box<dyn Collector> {
+        Box::new(Ringtail {
+            binary: PathBuf::from(env!("CARGO_BIN_EXE_ringtail")),
+            labels: None,
+            multiline: MultilineVariant::named(name),
+        })
+    };
+    let collectors = vec![variant("ringtail-auto"), variant("ringtail-regex")];
+    let opts = Options {
+        runs: 1,
+        no_warmup: true,
+        work_dir: work.path().join("runs"),
+        keep: false,
+        progress: false,
+    };
+    let result = harness::run_case(&case, &collectors, &opts, &[]);
+    assert_eq!(result.rows.len(), 2);
+    for row in &result.rows {
+        let Outcome::Measured(runs) = &row.outcome else {
+            panic!("{} → {}: {:?}", row.collector, row.sink.name(), row.outcome)
+        };
+        let check = runs[0].check.unwrap();
+        assert!(check.is_exact(), "{}: {check:?}", row.collector);
+        assert_eq!(check.expected, result.records);
+    }
+    let plain = Case::parse("no-traces", &tiny.replace("multiline = 0.1\n", "")).unwrap();
+    let skipped = harness::run_case(&plain, &collectors, &opts, &[]);
+    assert!(skipped.rows.iter().all(
+        |r| matches!(&r.outcome, Outcome::Skipped(reason) if reason.contains("stack traces"))
+    ));
 }

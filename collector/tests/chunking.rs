@@ -15,7 +15,9 @@ use proptest::prelude::*;
 use regex::bytes::Regex;
 use ringtail::cut::decode::{Decoder, Entry, Format, Stream};
 use ringtail::cut::framing::Framer;
-use ringtail::cut::multiline::{self, Multiline, MultilineMode, MultilineRules};
+use ringtail::cut::multiline::{
+    self, Classifier, Multiline, MultilineMode, MultilineRules, MultilineStats,
+};
 use ringtail::cut::{CutStats, Records};
 
 /// What the tests compare: everything a record carries.
@@ -259,9 +261,13 @@ fn naive_docker(data: &[u8], max: usize) -> Vec<Rec> {
     out
 }
 
+/// The joiner's model: whole entries, one at a time, each stream classified by its own
+/// [`Classifier`] (the grammar under test elsewhere; here, only where chunks fall).
 fn naive_multiline(entries: Vec<Rec>, rules: &MultilineRules) -> Vec<Rec> {
     let mut out = Vec::new();
     let mut pending: HashMap<usize, (Rec, usize)> = HashMap::new();
+    let mut classifiers: HashMap<usize, Classifier> = HashMap::new();
+    let mut stats = MultilineStats::default();
     for e in entries {
         let key = e.stream as usize;
         if e.error {
@@ -271,18 +277,24 @@ fn naive_multiline(entries: Vec<Rec>, rules: &MultilineRules) -> Vec<Rec> {
             out.push(e);
             continue;
         }
+        let classifier = classifiers.entry(key).or_default();
+        let classified = classifier.joins(
+            &rules.mode,
+            pending.contains_key(&key),
+            &e.message,
+            &mut stats,
+        );
         let joins = match pending.get(&key) {
             None => false,
             Some((p, lines)) => {
-                let classified = match &rules.mode {
-                    MultilineMode::Start(re) => !re.is_match(&e.message),
-                    MultilineMode::Continue(re) => re.is_match(&e.message),
-                };
                 classified
                     && *lines < rules.max_lines
                     && p.message.len() + 1 + e.message.len() <= rules.max_bytes
             }
         };
+        if !joins {
+            classifier.begin(&rules.mode, &e.message);
+        }
         if joins {
             let (p, lines) = pending.get_mut(&key).unwrap();
             p.message.push(b'\n');
@@ -384,15 +396,40 @@ fn docker_file() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
-fn java_lines() -> impl Strategy<Value = Vec<String>> {
+/// Lines from the shapes of every preset's runtime and of log records, mixed.
+fn trace_lines() -> impl Strategy<Value = Vec<String>> {
+    const FIXED: [&str; 27] = [
+        "2024-01-01 ERROR request failed",
+        "2024-01-01 INFO all good",
+        "\tat com.example.Service.call(Service.java:42)",
+        "java.lang.IllegalStateException: bad state",
+        "Caused by: java.io.IOException: gone",
+        "\t... 12 more",
+        "Exception in thread \"main\" Outer$Inner: x",
+        "ERROR:root:failed",
+        "Traceback (most recent call last):",
+        "  File \"x.py\", line 3, in <module>",
+        "ValueError: bad",
+        "During handling of the above exception, another exception occurred:",
+        "  + Exception Group Traceback (most recent call last):",
+        "Error: boom",
+        "    at f (/app/a.js:1:2) {",
+        "  [cause]: TypeError: inner",
+        "}",
+        "/app/a.js:10",
+        "Node.js v20.20.2",
+        "panic: boom",
+        "goroutine 1 [running]:",
+        "main.main()",
+        "\t/app/main.go:5 +0x1d",
+        "2024/01/01 10:00:00 served",
+        "I0101 10:00:00.000000 1 x.go:1] klog",
+        "{\"level\":\"info\"}",
+        "",
+    ];
     prop::collection::vec(
         prop_oneof![
-            3 => Just("2024-01-01 ERROR request failed".to_string()),
-            2 => Just("\tat com.example.Service.call(Service.java:42)".to_string()),
-            1 => Just("java.lang.IllegalStateException: bad state".to_string()),
-            1 => Just("Caused by: java.io.IOException: gone".to_string()),
-            1 => Just("\t... 12 more".to_string()),
-            2 => Just("2024-01-01 INFO all good".to_string()),
+            6 => prop::sample::select(&FIXED[..]).prop_map(str::to_string),
             1 => "[a-z ]{0,10}",
         ],
         0..60,
@@ -435,16 +472,17 @@ proptest! {
 
     #[test]
     fn multiline_records_do_not_depend_on_chunking(
-        lines in java_lines(),
+        lines in trace_lines(),
         cuts in cuts(),
         max_lines in prop_oneof![1usize..5, Just(1000)],
         max_bytes in prop_oneof![20usize..200, Just(1 << 20)],
-        mode in 0..3u8,
+        mode in 0..7u8,
     ) {
         let data = lines.join("\n").into_bytes();
         let r = match mode {
-            0 => rules(multiline::preset("java").unwrap(), None, max_lines, max_bytes),
-            1 => rules(MultilineMode::Start(Regex::new(r"^\d{4}-").unwrap()), Some("more$"), max_lines, max_bytes),
+            0..4 => rules(multiline::preset(multiline::PRESETS[usize::from(mode)]).unwrap(), None, max_lines, max_bytes),
+            4 => rules(MultilineMode::Auto, None, max_lines, max_bytes),
+            5 => rules(MultilineMode::Start(Regex::new(r"^\d{4}-").unwrap()), Some("more$"), max_lines, max_bytes),
             _ => rules(MultilineMode::Continue(Regex::new(r"^\s").unwrap()), None, max_lines, max_bytes),
         };
         let entries: Vec<Rec> = naive_lines(&data, 4096).into_iter().map(|l| raw_rec(l, false)).collect();
@@ -453,8 +491,13 @@ proptest! {
     }
 
     #[test]
-    fn cri_with_multiline_does_not_depend_on_chunking(data in cri_file(), cuts in cuts()) {
-        let r = rules(MultilineMode::Continue(Regex::new(r"^[ a-z]").unwrap()), None, 1000, 1 << 20);
+    fn cri_with_multiline_does_not_depend_on_chunking(data in cri_file(), cuts in cuts(), mode in 0..6u8) {
+        let mode = match mode {
+            0..4 => multiline::preset(multiline::PRESETS[usize::from(mode)]).unwrap(),
+            4 => MultilineMode::Auto,
+            _ => MultilineMode::Continue(Regex::new(r"^[ a-z]").unwrap()),
+        };
+        let r = rules(mode, None, 1000, 1 << 20);
         let expect = naive_multiline(naive_cri(&data, 4096), &r);
         prop_assert_eq!(run_chain(&data, &cuts, Format::Cri, 4096, Some(r)), expect);
     }

@@ -163,3 +163,81 @@ fn processors_extract_fields_and_malformed_records_keep_their_message() {
     let (status, log) = collector.stop();
     assert!(status.success(), "{log}");
 }
+
+/// A `timestamp` processor after multiline joining: a record's own time and level come from
+/// its leading timestamp; the runtime's time, or a plain file's read time, becomes its
+/// `observed_time`; a record without a timestamp keeps its message and gets an `error`.
+#[test]
+fn a_records_own_time_and_level_come_from_its_leading_timestamp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(
+        logs.join("app.log"),
+        "2026-12-06 20:13:15.898 SEVERE request failed\njava.lang.IllegalStateException: x\n\tat A.b(A.java:1)\n2026-12-06 20:13:16,001 INFO next\n",
+    )
+    .unwrap();
+    std::fs::write(
+        logs.join("pod.log"),
+        "2026-12-06T20:13:17.000000000Z stdout F 2026-12-06T20:13:16.5+01:00 [WARN] proxied\n2026-12-06T20:13:18.000000000Z stdout F no timestamp here\n",
+    )
+    .unwrap();
+    let out = dir.join("out.ndjson");
+    let config = format!(
+        "data_dir: {dir}/data\napi:\n  listen: 127.0.0.1:{{port}}\nsources:\n  - name: app\n    paths: [\"{logs}/app.log\"]\n    multiline: {{preset: java}}\n    processors: [{{type: timestamp}}]\n  - name: pod\n    paths: [\"{logs}/pod.log\"]\n    format: cri\n    processors: [{{type: timestamp}}]\nsinks:\n  - name: out\n    type: file\n    path: {out}\n    sync_interval: 100ms\n",
+        dir = dir.display(),
+        logs = logs.display(),
+        out = out.display(),
+    );
+    let collector = Collector::start(dir, &config);
+    collector.wait_until(Duration::from_secs(20), "every record", || {
+        records(&out).len() >= 4
+    });
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    let mut got = records(&out);
+    got.sort_by_key(|r| {
+        (
+            r["source"].as_str().unwrap_or("").to_string(),
+            r["offset"].as_u64(),
+        )
+    });
+    assert_eq!(got.len(), 4, "{got:#?}");
+    let fields = |r: &serde_json::Value| (r["time"].clone(), r["fields"]["level"].clone());
+    assert_eq!(
+        fields(&got[0]),
+        ("2026-12-06T20:13:15.898000000Z".into(), "SEVERE".into())
+    );
+    assert!(
+        got[0]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("\tat A.b(A.java:1)")
+    );
+    assert_eq!(
+        fields(&got[1]),
+        ("2026-12-06T20:13:16.001000000Z".into(), "INFO".into())
+    );
+    for record in &got[..2] {
+        // A plain file's records: when they were read.
+        let observed = record["observed_time"].as_str().unwrap();
+        assert!(
+            observed.starts_with("20") && observed.ends_with('Z'),
+            "{record}"
+        );
+    }
+    assert_eq!(
+        fields(&got[2]),
+        ("2026-12-06T19:13:16.500000000Z".into(), "WARN".into())
+    );
+    assert_eq!(got[2]["observed_time"], "2026-12-06T20:13:17.000000000Z");
+    // No timestamp: the message is kept, with an error, and the runtime's time.
+    assert_eq!(got[3]["message"], "no timestamp here");
+    assert_eq!(
+        got[3]["error"],
+        "timestamp: the message does not begin with a timestamp"
+    );
+    assert_eq!(got[3]["time"], "2026-12-06T20:13:18.000000000Z");
+    assert!(got[3].get("observed_time").is_none());
+}

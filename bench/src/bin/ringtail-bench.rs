@@ -14,7 +14,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 use bench::case::{self, Case};
-use bench::collectors::{Collector, Ringtail};
+use bench::collectors::{Collector, MultilineVariant, Ringtail};
 use bench::harness::{self, Options};
 use bench::peers;
 use bench::report::{self, Machine};
@@ -40,11 +40,13 @@ enum Cmd {
         #[arg(long)]
         no_warmup: bool,
         /// Collectors to run: ringtail, ringtail-labels (ringtail given pod labels by a CRI
-        /// socket, in `pod_labels` cases) and any of the peers (rsyslog, syslog-ng, filebeat).
+        /// socket, in `pod_labels` cases), ringtail-auto and ringtail-regex (multiline
+        /// `mode: auto` and a `start:` regex in place of the preset, in cases with stack
+        /// traces) and any of the peers (rsyslog, syslog-ng, filebeat).
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "ringtail,rsyslog,syslog-ng,filebeat"
+            default_value = "ringtail,ringtail-auto,ringtail-regex,rsyslog,syslog-ng,filebeat"
         )]
         collectors: Vec<String>,
         /// A peer binary to run too, as NAME=PATH (fluent-bit, rsyslog, syslog-ng, filebeat).
@@ -154,6 +156,7 @@ fn main() -> anyhow::Result<()> {
                     list.push(Box::new(Ringtail {
                         binary: ringtail.clone(),
                         labels: None,
+                        multiline: None,
                     }));
                 } else if name == "ringtail-labels" {
                     let python = bench::cri::python(&root)
@@ -161,6 +164,13 @@ fn main() -> anyhow::Result<()> {
                     list.push(Box::new(Ringtail {
                         binary: ringtail.clone(),
                         labels: Some(python),
+                        multiline: None,
+                    }));
+                } else if let Some(variant) = MultilineVariant::named(name) {
+                    list.push(Box::new(Ringtail {
+                        binary: ringtail.clone(),
+                        labels: None,
+                        multiline: Some(variant),
                     }));
                 } else {
                     list.push(peers::by_name(name, &root.join("target/peers"), None)?);

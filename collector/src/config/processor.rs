@@ -9,6 +9,7 @@ use crate::config::problem::Problem;
 use crate::config::raw::RawProcessor;
 use crate::config::scalar::one_line;
 use crate::process::Processor;
+use crate::process::time::{self, TimeFrom, TimeRule};
 
 /// One processor, every field checked against its type.
 pub(super) fn processor(
@@ -21,12 +22,16 @@ pub(super) fn processor(
         problems.push(Problem::node(
             node,
             format!("{path}.type"),
-            "missing field `type` (json, regex, nginx, apache, csv, add_fields, drop, keep)",
+            "missing field `type` (json, regex, nginx, apache, csv, timestamp, add_fields, drop, keep)",
         ));
         return None;
     };
     let before = problems.len();
-    let given: [(&str, bool); 9] = [
+    let given: [(&str, bool); 13] = [
+        ("from", raw.from.is_some()),
+        ("format", raw.format.is_some()),
+        ("utc_offset", raw.utc_offset.is_some()),
+        ("level", raw.level.is_some()),
         ("depth", raw.depth.is_some()),
         ("keep_source", raw.keep_source.is_some()),
         ("pattern", raw.pattern.is_some()),
@@ -44,11 +49,12 @@ pub(super) fn processor(
         "csv" => &["columns", "delimiter"],
         "add_fields" => &["fields"],
         "drop" | "keep" => &["field", "pattern"],
+        "timestamp" => &["from", "format", "utc_offset", "level"],
         other => {
             problems.push(Problem::spanned(
                 kind,
                 format!("{path}.type"),
-                format!("unknown processor `{other}`, expected one of json, regex, nginx, apache, csv, add_fields, drop, keep"),
+                format!("unknown processor `{other}`, expected one of json, regex, nginx, apache, csv, timestamp, add_fields, drop, keep"),
             ));
             return None;
         }
@@ -162,6 +168,7 @@ pub(super) fn processor(
             };
             Processor::Csv { columns, delimiter }
         }
+        "timestamp" => Processor::Timestamp(time_rule(&raw, kind, path, problems)),
         "add_fields" => {
             let fields: Vec<(String, String)> = raw
                 .fields
@@ -192,4 +199,70 @@ pub(super) fn processor(
         }
     };
     (problems.len() == before).then_some(processor)
+}
+
+/// A `timestamp` processor's settings (problems pushed; defaults stand in for bad values).
+fn time_rule(
+    raw: &RawProcessor,
+    kind: &Spanned<String>,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> TimeRule {
+    let from = match raw.from.as_ref().map(|f| (f, f.as_str())) {
+        None | Some((_, "leading")) => TimeFrom::Leading,
+        Some((_, f)) if f.strip_prefix("field:").is_some_and(|n| !n.is_empty()) => {
+            TimeFrom::Field(f["field:".len()..].to_string())
+        }
+        Some((f, other)) => {
+            problems.push(Problem::spanned(
+                f,
+                format!("{path}.from"),
+                format!("expected `leading` or `field:<name>`, got `{other}`"),
+            ));
+            TimeFrom::Leading
+        }
+    };
+    let format = match raw.format.as_ref() {
+        None => None,
+        Some(f) if f.as_str() == "auto" => None,
+        Some(f) => {
+            if let Some(unknown) = time::unknown_directive(f) {
+                problems.push(Problem::spanned(
+                    f,
+                    format!("{path}.format"),
+                    format!("unknown directive `{unknown}`: the format takes %Y %m %d %e %b %H %M %S %f %z %%"),
+                ));
+            }
+            Some(f.to_string())
+        }
+    };
+    let utc_offset = match raw.utc_offset.as_ref() {
+        None => 0,
+        Some(o) => time::parse_offset(o).unwrap_or_else(|| {
+            problems.push(Problem::spanned(
+                o,
+                format!("{path}.utc_offset"),
+                format!("expected `Z` or `+hh:mm` / `-hh:mm`, got `{}`", o.as_str()),
+            ));
+            0
+        }),
+    };
+    let level = match raw.level.as_ref().map(|l| l.as_str()) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            problems.push(Problem::spanned(
+                raw.level.as_ref().unwrap_or(kind),
+                format!("{path}.level"),
+                format!("expected `true` or `false`, got `{other}`"),
+            ));
+            true
+        }
+    };
+    TimeRule {
+        from,
+        format,
+        utc_offset,
+        level,
+    }
 }

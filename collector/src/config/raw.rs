@@ -223,7 +223,8 @@ pub struct RawSource {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProcessor {
-    /// `json`, `regex`, `nginx`, `apache`, `csv`, `add_fields`, `drop` or `keep`.
+    /// `json`, `regex`, `nginx`, `apache`, `csv`, `timestamp`, `add_fields`, `drop` or
+    /// `keep`.
     #[serde(rename = "type")]
     pub kind: Option<Spanned<String>>,
     /// `json`: levels of nested objects flattened into `a.b` keys (default 1).
@@ -242,14 +243,25 @@ pub struct RawProcessor {
     pub fields: Option<BTreeMap<String, Spanned<String>>>,
     /// `drop`, `keep`: the field to match (`message` or an extracted field).
     pub field: Option<Spanned<String>>,
+    /// `timestamp`: `leading` (default) or `field:<name>`.
+    pub from: Option<Spanned<String>>,
+    /// `timestamp`: `auto` (default) or a layout with `%Y %m %d %e %b %H %M %S %f %z`.
+    pub format: Option<Spanned<String>>,
+    /// `timestamp`: the zone of times written without one, `+hh:mm` or `Z` (default).
+    pub utc_offset: Option<Spanned<String>>,
+    /// `timestamp`: take the level word after a leading timestamp as `level` (default
+    /// `true`).
+    pub level: Option<Spanned<String>>,
 }
 
 /// The `multiline` block of a source.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMultiline {
-    /// A built-in rule set: `java`, `python` or `go` stack traces.
+    /// A built-in rule set: `java`, `python`, `node` or `go` stack traces.
     pub preset: Option<Spanned<String>>,
+    /// `auto`: learn each stream's record-start shape from its first lines.
+    pub mode: Option<Spanned<String>>,
     /// Regex: a line that matches begins a new record; other lines join the current one.
     pub start: Option<Spanned<String>>,
     /// Regex: a line that matches joins the current record; other lines begin a new one.

@@ -305,6 +305,7 @@ fn multiline_rules(
     let end = regex(&raw.end, "end", problems);
     let given = [
         raw.preset.is_some(),
+        raw.mode.is_some(),
         raw.start.is_some(),
         raw.continue_.is_some(),
     ]
@@ -316,10 +317,11 @@ fn multiline_rules(
             problems.push(Problem::node(
                 node,
                 path,
-                "give exactly one of `preset`, `start` or `continue`",
+                "give exactly one of `preset`, `mode`, `start` or `continue`",
             ));
             None
         }
+        _ if raw.mode.is_some() => auto_mode(&raw, path, problems),
         (Some(preset), _, _) => {
             if raw.end.is_some() {
                 problems.push(Problem::spanned(
@@ -350,7 +352,7 @@ fn multiline_rules(
             problems.push(Problem::node(
                 node,
                 path,
-                "give one of `preset`, `start` or `continue`",
+                "give one of `preset`, `mode`, `start` or `continue`",
             ));
             None
         }
@@ -386,4 +388,25 @@ fn multiline_rules(
         max_bytes,
         timeout,
     })
+}
+
+/// `mode: auto` (the only mode named by `mode`; `end` does not go with it).
+fn auto_mode(raw: &RawMultiline, path: &str, problems: &mut Vec<Problem>) -> Option<MultilineMode> {
+    let mode = raw.mode.as_ref()?;
+    if **mode != "auto" {
+        problems.push(Problem::spanned(
+            mode,
+            format!("{path}.mode"),
+            format!("unknown mode `{}`, expected `auto`", **mode),
+        ));
+        return None;
+    }
+    if raw.end.is_some() {
+        problems.push(Problem::spanned(
+            mode,
+            format!("{path}.end"),
+            "`end` cannot be combined with `mode: auto`",
+        ));
+    }
+    Some(MultilineMode::Auto)
 }

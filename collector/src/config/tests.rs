@@ -54,7 +54,7 @@ fn the_minimal_configuration_works_as_written() {
     assert_eq!(source.cut.max_line_bytes, DEFAULT_MAX_LINE_BYTES);
     let ml = source.cut.multiline.as_ref().unwrap();
     assert_eq!(ml.timeout, Duration::from_millis(500));
-    assert!(matches!(ml.mode, MultilineMode::Continue(_)));
+    assert!(matches!(ml.mode, MultilineMode::Preset(_)));
     assert!(source.matches(Path::new("/var/log/pods/ns_p_u/c/0.log")));
     assert_eq!(config.sinks[0].inputs, vec![0]);
     match &config.sinks[0].kind {
@@ -282,6 +282,36 @@ fn multiline_needs_exactly_one_rule() {
     assert_eq!(problems, vec![]);
     let ml = config.unwrap().sources[0].cut.multiline.clone().unwrap();
     assert!(matches!(ml.mode, MultilineMode::Start(_)) && ml.end.is_some() && ml.max_lines == 50);
+}
+
+#[test]
+fn multiline_auto_mode_and_the_node_preset() {
+    let base = "sinks: [{name: o, type: stdout}]\nsources:\n  - name: a\n    paths: [\"/x/*.log\"]\n    multiline:\n";
+    let (config, problems) = parse(&format!("{base}      mode: auto\n      max_lines: 20\n"));
+    assert_eq!(problems, vec![]);
+    let ml = config.unwrap().sources[0].cut.multiline.clone().unwrap();
+    assert!(matches!(ml.mode, MultilineMode::Auto) && ml.max_lines == 20);
+    let (config, problems) = parse(&format!("{base}      preset: node\n"));
+    assert_eq!(problems, vec![]);
+    let ml = config.unwrap().sources[0].cut.multiline.clone().unwrap();
+    assert!(matches!(ml.mode, MultilineMode::Preset(_)));
+    for (extra, message) in [
+        (
+            "      mode: guess\n",
+            "unknown mode `guess`, expected `auto`",
+        ),
+        ("      mode: auto\n      preset: java\n", "exactly one"),
+        (
+            "      mode: auto\n      end: 'x'\n",
+            "`end` cannot be combined with `mode: auto`",
+        ),
+    ] {
+        let problems = problems_of(&format!("{base}{extra}"));
+        assert!(
+            problems.iter().any(|p| p.message.contains(message)),
+            "{extra}: {problems:#?}"
+        );
+    }
 }
 
 #[test]
@@ -862,6 +892,62 @@ sinks:
             .any(|p| p.message.contains("unknown field `colour`")),
         "{problems:#?}"
     );
+}
+
+#[test]
+fn timestamp_processors_are_checked() {
+    let base = "sinks: [{name: o, type: stdout}]\nsources:\n  - name: a\n    paths: [\"/x/*.log\"]\n    processors:\n";
+    let (config, problems) = parse(&format!(
+        "{base}      - {{type: timestamp}}\n      - {{type: timestamp, from: 'field:ts', format: '%d/%b/%Y:%H:%M:%S %z', utc_offset: '+08:00', level: false}}\n"
+    ));
+    assert_eq!(problems, vec![]);
+    let processors = config.unwrap().sources[0].processors.clone();
+    let rules: Vec<&crate::process::time::TimeRule> = processors
+        .iter()
+        .filter_map(|p| match p {
+            crate::process::Processor::Timestamp(rule) => Some(rule),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rules.len(), 2);
+    assert!(rules[0].format.is_none() && rules[0].level && rules[0].utc_offset == 0);
+    assert_eq!(
+        rules[1].from,
+        crate::process::time::TimeFrom::Field("ts".into())
+    );
+    assert!(!rules[1].level && rules[1].utc_offset == 8 * 3600);
+    for (extra, path, fragment) in [
+        (
+            "{type: timestamp, from: trailing}",
+            "from",
+            "`leading` or `field:<name>`",
+        ),
+        (
+            "{type: timestamp, format: '%Y %Q'}",
+            "format",
+            "unknown directive `%Q`",
+        ),
+        (
+            "{type: timestamp, utc_offset: CET}",
+            "utc_offset",
+            "`+hh:mm`",
+        ),
+        (
+            "{type: timestamp, level: maybe}",
+            "level",
+            "`true` or `false`",
+        ),
+        ("{type: timestamp, pattern: x}", "pattern", "does not apply"),
+    ] {
+        let problems = problems_of(&format!("{base}      - {extra}\n"));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path == format!("sources[0].processors[0].{path}")
+                    && p.message.contains(fragment)),
+            "{extra}: {problems:#?}"
+        );
+    }
 }
 
 #[test]

@@ -4,6 +4,11 @@
 //! - `start: RE` — a line that matches begins a new record; any other line joins the pending
 //!   record (or begins one if none is pending);
 //! - `continue: RE` — a line that matches joins the pending record; any other line begins one;
+//! - `preset: java|python|node|go` — the runtime's stack-trace grammar ([`preset`]);
+//! - `mode: auto` — the record-start shape ([`shape`]) is learnt per stream from the first
+//!   lines that have one; then a line that begins with it begins a record and any other line
+//!   joins. Lines before a shape is found pass alone; with none in the first
+//!   [`AUTO_LEARN_LINES`], the stream's lines all pass alone (counted);
 //! - `end: RE` (optional) — a line that matches ends the record it is part of;
 //! - `max_lines`, `max_bytes` — a line that would push the pending record past either limit
 //!   begins a new record instead: records are split, never cut, so nothing is lost;
@@ -15,11 +20,16 @@
 //!
 //! Owns joining by rules and timeouts; it may not parse a line format.
 
+pub mod preset;
+pub mod shape;
+
 use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
 
 use crate::cut::decode::{Entry, Stream};
+pub use preset::{PRESETS, Preset, PresetState};
+use shape::Shape;
 
 /// How a line is classified.
 #[derive(Debug, Clone)]
@@ -28,6 +38,10 @@ pub enum MultilineMode {
     Start(Regex),
     /// Lines matching the regex continue records.
     Continue(Regex),
+    /// A runtime's stack-trace grammar.
+    Preset(Preset),
+    /// The record-start shape learnt from each stream's first lines.
+    Auto,
 }
 
 /// Most lines in one multi-line record (a deep Java trace is a few hundred lines).
@@ -36,6 +50,8 @@ pub const DEFAULT_MULTILINE_MAX_LINES: usize = 1000;
 pub const DEFAULT_MULTILINE_MAX_BYTES: usize = 1024 * 1024;
 /// A pending multi-line record is emitted after this long without a new line.
 pub const DEFAULT_MULTILINE_TIMEOUT: Duration = Duration::from_secs(1);
+/// `mode: auto` looks this many lines of a stream for a record-start shape.
+pub const AUTO_LEARN_LINES: u32 = 100;
 
 /// Validated multiline rules of a source.
 #[derive(Debug, Clone)]
@@ -52,34 +68,86 @@ pub struct MultilineRules {
     pub timeout: Duration,
 }
 
-/// Names of the built-in presets.
-pub const PRESETS: &[&str] = &["java", "python", "go"];
-
-/// Java: indented lines (`\tat …`, `\t... 5 more`), `Caused by:`, `Suppressed:` and
-/// package-qualified exception headers (`java.lang.IllegalStateException: …`) continue the
-/// record of the log line before them. An unqualified header (`MyError: x`) is not recognised.
-const JAVA: &str = r"^(?:[\t ]|Caused by:|Suppressed:|(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable)\b)";
-
-/// Python: the `Traceback (most recent call last):` header, indented frame lines, the chained
-/// exception banners, blank lines between chained tracebacks, and the final `SomeError: …` line
-/// continue the record of the log line before them.
-const PYTHON: &str = r"^(?:[\t ]|$|Traceback \(most recent call last\):|During handling of the above exception|The above exception was the direct cause|(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Warning|Exit|Interrupt|Iteration)\b)";
-
-/// Go: after `panic: …` or `fatal error: …`, blank lines, `goroutine N [state]:`, function
-/// lines `pkg.fn(…)`, tab-indented file lines, `created by …`, `[signal …` and `exit status N`.
-const GO: &str =
-    r"^(?:[\t ]|$|goroutine \d+ \[|created by |\[signal |exit status \d+|[^\s(]+\(.*\)$)";
-
 /// The rules of a preset, if `name` is one.
 pub fn preset(name: &str) -> Option<MultilineMode> {
-    let pattern = match name {
-        "java" => JAVA,
-        "python" => PYTHON,
-        "go" => GO,
-        _ => return None,
-    };
-    // The presets are constants covered by tests; `ok()` keeps a broken one from panicking.
-    Regex::new(pattern).ok().map(MultilineMode::Continue)
+    Preset::named(name).map(MultilineMode::Preset)
+}
+
+/// What `mode: auto` knows of one stream's record-start shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Learnt {
+    /// No shape yet, after this many lines.
+    Learning(u32),
+    /// Records begin with this shape.
+    Shape(Shape),
+    /// No shape in the first [`AUTO_LEARN_LINES`]: lines pass alone.
+    Unshaped,
+}
+
+impl Default for Learnt {
+    fn default() -> Self {
+        Learnt::Learning(0)
+    }
+}
+
+/// How one stream's lines are classified under a mode: the state a preset keeps for the
+/// pending record, and the shape `mode: auto` learnt. The joiner keeps one per stream; the
+/// property tests drive one directly as their model of classification.
+#[derive(Debug, Clone, Default)]
+pub struct Classifier {
+    preset: PresetState,
+    learnt: Learnt,
+}
+
+impl Classifier {
+    /// Whether `line` joins the pending record (`pending`: one is pending), by the mode's
+    /// rules alone (limits are the caller's). When it does not, the caller calls
+    /// [`begin`](Self::begin) for it.
+    pub fn joins(
+        &mut self,
+        mode: &MultilineMode,
+        pending: bool,
+        line: &[u8],
+        stats: &mut MultilineStats,
+    ) -> bool {
+        match mode {
+            MultilineMode::Start(re) => pending && !re.is_match(line),
+            MultilineMode::Continue(re) => pending && re.is_match(line),
+            MultilineMode::Preset(preset) => pending && preset.joins(&mut self.preset, line),
+            MultilineMode::Auto => match self.learnt {
+                Learnt::Shape(shape) => pending && !shape.matches(line),
+                Learnt::Learning(seen) => {
+                    match shape::shape_of(line) {
+                        Some(shape) => {
+                            self.learnt = Learnt::Shape(shape);
+                            stats.shapes[shape.index()] += 1;
+                        }
+                        None if seen + 1 >= AUTO_LEARN_LINES => {
+                            self.learnt = Learnt::Unshaped;
+                            stats.unshaped += 1;
+                            stats.unjoined += 1;
+                        }
+                        None => {
+                            self.learnt = Learnt::Learning(seen + 1);
+                            stats.unjoined += 1;
+                        }
+                    }
+                    false
+                }
+                Learnt::Unshaped => {
+                    stats.unjoined += 1;
+                    false
+                }
+            },
+        }
+    }
+
+    /// `line` begins a record.
+    pub fn begin(&mut self, mode: &MultilineMode, line: &[u8]) {
+        if let MultilineMode::Preset(preset) = mode {
+            self.preset = preset.begin(line);
+        }
+    }
 }
 
 /// Counters of a joiner, added to by each call; the caller publishes and resets them.
@@ -87,6 +155,12 @@ pub fn preset(name: &str) -> Option<MultilineMode> {
 pub struct MultilineStats {
     /// Records emitted that were joined from two or more lines.
     pub joined: u64,
+    /// `mode: auto`: streams that took each shape (indexed by [`Shape::index`]).
+    pub shapes: [u64; Shape::ALL.len()],
+    /// `mode: auto`: streams with no shape in their first lines.
+    pub unshaped: u64,
+    /// `mode: auto`: lines passed alone because their stream had no shape (yet).
+    pub unjoined: u64,
 }
 
 /// The pending records of one file, one per stream.
@@ -98,6 +172,7 @@ pub struct Multiline {
 
 #[derive(Debug, Default)]
 struct Pending {
+    classifier: Classifier,
     active: bool,
     offset: u64,
     time: Vec<u8>,
@@ -175,11 +250,9 @@ impl Multiline {
             emit(entry);
             return;
         }
-        let joins = pending.active
-            && match &rules.mode {
-                MultilineMode::Start(re) => !re.is_match(entry.message),
-                MultilineMode::Continue(re) => re.is_match(entry.message),
-            }
+        let joins = pending
+            .classifier
+            .joins(&rules.mode, pending.active, entry.message, stats)
             && pending.lines < rules.max_lines
             && pending.buf.len() + 1 + entry.message.len() <= rules.max_bytes;
         if joins {
@@ -190,6 +263,7 @@ impl Multiline {
             pending.last = Some(now);
         } else {
             pending.emit(stream, stats, emit);
+            pending.classifier.begin(&rules.mode, entry.message);
             pending.begin(&entry, now);
         }
         if rules

@@ -6,7 +6,10 @@
 //!  "k8s":{"namespace":"shop","pod":"web-1","pod_uid":"…","container":"nginx","restart":0},
 //!  "container_id":"…","image":"nginx:1.27","node":"node-1"}
 //! ```
-//! `stream`, `time`, `truncated` and `error` appear only when known or set. The per-file tail
+//! `stream`, `time`, `truncated` and `error` appear only when known or set. `time` is the
+//! runtime's (CRI, docker), or the record's own when a `timestamp` processor found it — then
+//! the runtime's is `observed_time`; a record from a plain file without its own time carries
+//! the time it was read as `observed_time`. The per-file tail
 //! (`file`, `source`, `tags`, and the container metadata and node when known) is encoded once
 //! per file ([`FileFields`]) and copied per record.
 //!
@@ -35,6 +38,7 @@ use crate::cut::decode::Entry;
 use crate::escape::{base64_extend, bytes_as_text, write_escaped};
 use crate::process::{Fields, Value};
 use crate::source::FileCtx;
+use crate::timestamp::Civil;
 
 /// How a sink's records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -209,7 +213,7 @@ fn write_meta(out: &mut Vec<u8>, meta: &FileMeta, keys: &PodKeys) {
 
 /// Appends one record as a line of NDJSON to `out`.
 pub fn encode(out: &mut Vec<u8>, entry: &Entry<'_>, file: &FileFields, stats: &mut EncodeStats) {
-    encode_with(out, entry, file, None, stats);
+    encode_with(out, entry, file, None, b"", stats);
 }
 
 /// Appends a record as text (the `text` encoding): its message byte for byte and a newline.
@@ -229,6 +233,7 @@ pub fn encode_with(
     entry: &Entry<'_>,
     file: &FileFields,
     fields: Option<&Fields<'_>>,
+    observed: &[u8],
     stats: &mut EncodeStats,
 ) {
     out.reserve(entry.message.len() + entry.time.len() + file.tail.len() + 96);
@@ -247,10 +252,35 @@ pub fn encode_with(
         out.extend_from_slice(stream.as_bytes());
         out.push(b'"');
     }
-    if !entry.time.is_empty() {
+    // The record's own time, when a processor found it; the runtime's time (or, from a
+    // plain file, the read time) is then when it was observed.
+    let (time, observed): (Option<&[u8]>, &[u8]) =
+        match (fields.and_then(|f| f.time), entry.time.is_empty()) {
+            (Some(own), runtime_unknown) => {
+                out.extend_from_slice(b",\"time\":\"");
+                out.extend_from_slice(&Civil::from_nanos(own).rfc3339_nanos_bytes());
+                out.push(b'"');
+                (
+                    None,
+                    if runtime_unknown {
+                        observed
+                    } else {
+                        entry.time
+                    },
+                )
+            }
+            (None, false) => (Some(entry.time), b""),
+            (None, true) => (None, observed),
+        };
+    if let Some(time) = time {
         out.extend_from_slice(b",\"time\":\"");
         // Runtime timestamps are plain ASCII: a short scan, then a copy.
-        write_escaped(out, entry.time);
+        write_escaped(out, time);
+        out.push(b'"');
+    }
+    if !observed.is_empty() {
+        out.extend_from_slice(b",\"observed_time\":\"");
+        write_escaped(out, observed);
         out.push(b'"');
     }
     if entry.truncated {
@@ -386,6 +416,65 @@ mod tests {
     }
 
     #[test]
+    fn own_time_runtime_time_and_read_time() {
+        let file = FileFields::new(Path::new("/f"), "s", &BTreeMap::new());
+        let read = b"2026-12-06T10:00:00.000000000Z";
+        let encoded = |entry: &Entry<'_>, own: Option<i64>| {
+            let extracted = Fields {
+                time: own,
+                ..Fields::default()
+            };
+            let mut out = Vec::new();
+            encode_with(
+                &mut out,
+                entry,
+                &file,
+                Some(&extracted),
+                read,
+                &mut EncodeStats::default(),
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            (
+                v.get("time").cloned(),
+                v.get("observed_time").cloned(),
+                json_time(&out).map(<[u8]>::to_vec),
+            )
+        };
+        let own = crate::timestamp::parse_rfc3339(b"2026-12-06T09:59:58.5Z");
+        // From the runtime: its time; with an own time, the runtime's is the observed one.
+        let runtime = entry(b"x");
+        assert_eq!(
+            encoded(&runtime, None),
+            (
+                Some("2024-01-02T03:04:05Z".into()),
+                None,
+                Some(b"2024-01-02T03:04:05Z".to_vec())
+            )
+        );
+        assert_eq!(
+            encoded(&runtime, own),
+            (
+                Some("2026-12-06T09:59:58.500000000Z".into()),
+                Some("2024-01-02T03:04:05Z".into()),
+                Some(b"2026-12-06T09:59:58.500000000Z".to_vec())
+            )
+        );
+        // From a plain file: the read time is the observed one.
+        let plain = Entry {
+            time: b"",
+            ..entry(b"x")
+        };
+        assert_eq!(
+            encoded(&plain, None),
+            (None, Some("2026-12-06T10:00:00.000000000Z".into()), None)
+        );
+        assert_eq!(
+            encoded(&plain, own).1,
+            Some("2026-12-06T10:00:00.000000000Z".into())
+        );
+    }
+
+    #[test]
     fn the_time_is_found_in_an_encoded_record_whatever_the_message_holds() {
         let mut extracted = Fields::default();
         extracted.push("time", Value::Str("not this".into()));
@@ -395,6 +484,7 @@ mod tests {
             &entry(b"x \",\"time\":\"1999 trick"),
             &FileFields::new(Path::new("/f"), "s", &BTreeMap::new()),
             Some(&extracted),
+            b"",
             &mut EncodeStats::default(),
         );
         assert_eq!(json_time(&out), Some(&b"2024-01-02T03:04:05Z"[..]));

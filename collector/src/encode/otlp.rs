@@ -11,7 +11,8 @@
 //! - `body`: the message as a string; a message that is not valid UTF-8 (a protobuf string
 //!   must be) is sent as `bytes_value`, exactly. A `json` processor that consumed the message
 //!   leaves an empty body; the fields carry it.
-//! - `time_unix_nano`: the record's time from the runtime when it parses (RFC 3339), else 0
+//! - `time_unix_nano`: the record's own time when a `timestamp` processor found it, else the
+//!   runtime's when it parses (RFC 3339), else 0
 //!   ("unknown", as the data model says); `observed_time_unix_nano`: when the worker
 //!   encoded it, always.
 //! - `severity_text` / `severity_number`: from a processor's `level`, `severity`, `lvl` or
@@ -197,7 +198,10 @@ pub fn encode_otlp(
 ) {
     let record = scratch;
     record.clear();
-    if let Some(time) = parse_rfc3339(entry.time) {
+    if let Some(time) = fields
+        .and_then(|f| f.time)
+        .or_else(|| parse_rfc3339(entry.time))
+    {
         wire::fixed64(record, TIME, time as u64);
     }
     wire::fixed64(record, OBSERVED_TIME, observed as u64);

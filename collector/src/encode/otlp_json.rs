@@ -59,7 +59,10 @@ pub fn encode_otlp_json(
 ) {
     out.reserve(entry.message.len() + 192);
     out.extend_from_slice(b"{\"timeUnixNano\":\"");
-    let time = parse_rfc3339(entry.time).unwrap_or(0);
+    let time = fields
+        .and_then(|f| f.time)
+        .or_else(|| parse_rfc3339(entry.time))
+        .unwrap_or(0);
     out.extend_from_slice(itoa::Buffer::new().format(time).as_bytes());
     out.extend_from_slice(b"\",\"observedTimeUnixNano\":\"");
     out.extend_from_slice(itoa::Buffer::new().format(observed).as_bytes());

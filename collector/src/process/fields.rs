@@ -30,6 +30,9 @@ pub struct Fields<'a> {
     /// The message is not to be encoded (a `json` processor with `keep_source: false`
     /// parsed it whole).
     pub drop_message: bool,
+    /// The record's own time (ns since the epoch) a `timestamp` processor found: it becomes
+    /// the record's `time`, the runtime's becoming its `observed_time`.
+    pub time: Option<i64>,
 }
 
 impl<'a> Fields<'a> {

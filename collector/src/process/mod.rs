@@ -2,7 +2,8 @@
 //!
 //! Owns what happens to a record between multiline and encoding, per source, in the order
 //! configured: `json`, `regex`, `nginx`, `apache`, `csv` extract fields from the message;
-//! `add_fields` adds static ones; `drop` / `keep` filter on a field's value. Extracted values
+//! `timestamp` takes the record's own time (and level) from it; `add_fields` adds static
+//! ones; `drop` / `keep` filter on a field's value. Extracted values
 //! borrow from the message wherever they can ([`Value::Str`], [`Value::Json`]): the only copy
 //! of a value is the one the encoder writes into the batch (escaped JSON), except for the
 //! rare value that needs unescaping (a quoted CSV field with `""`, a JSON string key with
@@ -19,6 +20,7 @@ pub mod access;
 pub mod csv;
 pub mod fields;
 pub mod json;
+pub mod time;
 
 use std::borrow::Cow;
 
@@ -73,6 +75,8 @@ pub enum Processor {
         /// The pattern.
         pattern: regex::bytes::Regex,
     },
+    /// The record's own time (and level) from its leading timestamp or a field.
+    Timestamp(time::TimeRule),
 }
 
 impl Processor {
@@ -87,6 +91,7 @@ impl Processor {
             Processor::AddFields { .. } => "add_fields",
             Processor::Drop { .. } => "drop",
             Processor::Keep { .. } => "keep",
+            Processor::Timestamp(_) => "timestamp",
         }
     }
 }
@@ -140,6 +145,7 @@ pub fn run<'a>(
                 None => Err("regex: the message does not match"),
             },
             Processor::Nginx => access::nginx(message, fields),
+            Processor::Timestamp(rule) => time::stamp(rule, message, fields),
             Processor::Apache => access::apache(message, fields),
             Processor::Csv { columns, delimiter } => {
                 csv::parse(message, *delimiter, columns, fields)

@@ -33,15 +33,17 @@ use std::time::Instant;
 
 use crossbeam::channel::{Receiver, RecvTimeoutError};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::cut::Records;
+use crate::cut::multiline::shape::Shape;
 use crate::deliver::ack::{AckHandle, AckTracker};
 use crate::deliver::batch::Batch;
 use crate::encode::FileFields;
 use crate::file::FileId;
 use crate::liveness::Heart;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ShapeLabel};
 use crate::source::FileCtx;
 use item::WorkItem;
 use output::{Cut, Output, Stats};
@@ -112,6 +114,10 @@ struct SourceCounters {
     malformed: Counter,
     invalid_utf8: Counter,
     multiline: Counter,
+    /// `mode: auto` streams by shape, made on first use (most sources never learn one).
+    auto_streams: Family<ShapeLabel, Counter>,
+    unjoined: Counter,
+    source: String,
     partial_flushed: Counter,
     processing_failed: Counter,
     dropped: Counter,
@@ -127,6 +133,9 @@ impl SourceCounters {
             malformed: metrics.malformed_lines.get_or_create_owned(&label),
             invalid_utf8: metrics.invalid_utf8.get_or_create_owned(&label),
             multiline: metrics.multiline_records.get_or_create_owned(&label),
+            auto_streams: metrics.multiline_auto_streams.clone(),
+            unjoined: metrics.multiline_unjoined_lines.get_or_create_owned(&label),
+            source: source.to_string(),
             partial_flushed: metrics.partial_lines_flushed.get_or_create_owned(&label),
             processing_failed: metrics.processing_failed.get_or_create_owned(&label),
             dropped: metrics.records_dropped.get_or_create_owned(&label),
@@ -152,6 +161,19 @@ impl SourceCounters {
         add(&self.malformed, cut.decode.malformed);
         add(&self.invalid_utf8, s.encode.invalid_utf8);
         add(&self.multiline, cut.multiline.joined);
+        add(&self.unjoined, cut.multiline.unjoined);
+        let learnt = Shape::ALL
+            .into_iter()
+            .map(|shape| (shape.name(), cut.multiline.shapes[shape.index()]))
+            .chain([("none", cut.multiline.unshaped)]);
+        for (shape, n) in learnt.filter(|(_, n)| *n > 0) {
+            self.auto_streams
+                .get_or_create(&ShapeLabel {
+                    source: self.source.clone(),
+                    shape,
+                })
+                .inc_by(n);
+        }
         add(&self.partial_flushed, cut.partial_flushed);
         add(&self.processing_failed, s.process.failed);
         add(&self.dropped, s.process.dropped);
@@ -178,6 +200,16 @@ impl FileState {
     fn cut(&mut self, out: &mut Output, cut: Cut<'_>) {
         let mut stats = Stats::default();
         out.cut(&mut self.records, cut, &self.ctx, &self.fields, &mut stats);
+        let learnt = &stats.cut.multiline;
+        if learnt.unshaped > 0 || learnt.shapes.iter().any(|&n| n > 0) {
+            let shapes: Vec<&str> = Shape::ALL
+                .into_iter()
+                .filter(|shape| learnt.shapes[shape.index()] > 0)
+                .map(Shape::name)
+                .chain((learnt.unshaped > 0).then_some("none"))
+                .collect();
+            tracing::debug!(file = %self.ctx.path.display(), ?shapes, "multiline mode auto: record-start shape learnt");
+        }
         self.counters.publish(&stats);
     }
 

@@ -226,6 +226,13 @@ impl Output {
         } else {
             0
         };
+        // A plain file's records carry when they were read (`observed_time`): once per call.
+        let read_time = if self.parts.iter().any(|p| p.encoding == Encoding::Json) {
+            crate::timestamp::Civil::from_nanos(crate::timestamp::now_nanos()).rfc3339_nanos_bytes()
+        } else {
+            [0; 30]
+        };
+        let read_time: &[u8] = if read_time[0] == 0 { b"" } else { &read_time };
         let parts = &mut self.parts;
         let emit = &mut |record: Entry<'_>| {
             let mut extracted = Fields::default();
@@ -255,7 +262,7 @@ impl Output {
                 };
                 match part.encoding {
                     Encoding::Json => {
-                        encode_with(&mut part.buf, &record, fields, extracted, counts)
+                        encode_with(&mut part.buf, &record, fields, extracted, read_time, counts)
                     }
                     Encoding::Text => encode_text(&mut part.buf, &record, counts),
                     Encoding::Otlp => encode_otlp(
