@@ -210,12 +210,12 @@ pub fn run_case(
                 None => run_pair(case, &plan, collector.as_ref(), sink, opts),
             };
             if opts.progress {
-                eprintln!(
-                    "\r\x1b[K{}: {name} → {}: {}",
+                progress_done(&format!(
+                    "{}: {name} → {}: {}",
                     case.name,
                     sink.name(),
                     summary(&outcome)
-                );
+                ));
             }
             rows.push(Row {
                 collector: name.clone(),
@@ -555,10 +555,10 @@ fn wait_for_delivery(
         {
             return (last.1, false);
         }
-        if opts.progress && now.duration_since(last_progress) > Duration::from_millis(500) {
+        if opts.progress && now.duration_since(last_progress) > progress_every() {
             last_progress = now;
-            eprint!(
-                "\r\x1b[K{}: {} → {} {label}: written {} / {} MiB, delivered {} / {} lines, {:.1} s",
+            progress_running(&format!(
+                "{}: {} → {} {label}: written {} / {} MiB, delivered {} / {} lines, {:.1} s",
                 case.name,
                 collector.name(),
                 sink.name(),
@@ -567,7 +567,7 @@ fn wait_for_delivery(
                 got,
                 expected_lines,
                 now.duration_since(start).as_secs_f64()
-            );
+            ));
         }
         std::thread::sleep(poll);
     }
@@ -597,6 +597,40 @@ fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().rev().take(5).collect();
     lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
+
+/// Whether progress goes to a terminal: then one line is rewritten in place; otherwise (a CI
+/// log, a file) each progress line is a plain line, fewer of them.
+fn progress_on_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
+
+/// How often a running pair's progress is shown.
+fn progress_every() -> Duration {
+    if progress_on_terminal() {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(10)
+    }
+}
+
+/// A running pair's progress: rewritten in place on a terminal, a line of its own elsewhere.
+fn progress_running(line: &str) {
+    if progress_on_terminal() {
+        eprint!("\r\x1b[K{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
+/// A finished pair's summary, replacing the progress line on a terminal.
+fn progress_done(line: &str) {
+    if progress_on_terminal() {
+        eprintln!("\r\x1b[K{line}");
+    } else {
+        eprintln!("{line}");
+    }
 }
 
 #[cfg(test)]

@@ -413,7 +413,39 @@ fn register_font() -> Result<(), ChartError> {
     Err(ChartError::NoFont)
 }
 
-/// Draws throughput (log scale) and CPU per GB, per case and collector, into a PNG.
+/// How a bar's runs went, when not cleanly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// Every run delivered everything.
+    Clean,
+    /// A run lost records.
+    Lossy,
+    /// A run did not deliver everything before its timeout (its figures are left out).
+    Incomplete,
+}
+
+impl Mark {
+    fn of(runs: &[Measurement]) -> Self {
+        if runs.iter().any(|m| m.lost() > 0) {
+            Mark::Lossy
+        } else if runs.iter().any(|m| !m.complete) {
+            Mark::Incomplete
+        } else {
+            Mark::Clean
+        }
+    }
+
+    fn label(self) -> Option<&'static str> {
+        match self {
+            Mark::Clean => None,
+            Mark::Lossy => Some("lossy"),
+            Mark::Incomplete => Some("incomplete"),
+        }
+    }
+}
+
+/// Draws throughput and CPU per GB (both on log scales), per case and collector, into a
+/// PNG. Bars of runs that lost records or did not finish are drawn pale and labelled.
 pub fn chart(results: &[CaseResult], machine: &Machine, path: &Path) -> Result<(), ChartError> {
     register_font()?;
     let series = series(results);
@@ -421,12 +453,12 @@ pub fn chart(results: &[CaseResult], machine: &Machine, path: &Path) -> Result<(
     let value = |r: &CaseResult,
                  (c, s): &(String, SinkKind),
                  f: &dyn Fn(&[Measurement]) -> f64|
-     -> Option<f64> {
+     -> Option<(f64, Mark)> {
         r.rows
             .iter()
             .find(|row| &row.collector == c && row.sink == *s)
             .and_then(|row| match &row.outcome {
-                Outcome::Measured(runs) if !runs.is_empty() => Some(f(runs)),
+                Outcome::Measured(runs) if !runs.is_empty() => Some((f(runs), Mark::of(runs))),
                 _ => None,
             })
     };
@@ -447,16 +479,18 @@ pub fn chart(results: &[CaseResult], machine: &Machine, path: &Path) -> Result<(
     let groups = measured.len().max(1) as f64;
     let per_group = series.len().max(1) as f64 + 1.0;
     let colors = [&BLUE, &RED, &GREEN, &MAGENTA, &CYAN, &BLACK, &YELLOW];
-    for (area, title, log, f) in [
+    for (area, title, floor, legend, f) in [
         (
             &top,
             format!("Throughput, MB/s (log scale) — {}", machine.describe()),
+            1.0,
             true,
             &mbs as &dyn Fn(&[Measurement]) -> f64,
         ),
         (
             &bottom,
-            "CPU seconds per GB of input".to_string(),
+            "CPU seconds per GB of input (log scale)".to_string(),
+            0.1,
             false,
             &cpu as &dyn Fn(&[Measurement]) -> f64,
         ),
@@ -464,7 +498,8 @@ pub fn chart(results: &[CaseResult], machine: &Machine, path: &Path) -> Result<(
         let max = measured
             .iter()
             .flat_map(|r| series.iter().filter_map(|s| value(r, s, f)))
-            .fold(1.0f64, f64::max);
+            .map(|(v, _)| v)
+            .fold(floor * 10.0, f64::max);
         let mut builder = ChartBuilder::on(area);
         builder
             .caption(title, ("sans-serif", 20))
@@ -480,46 +515,67 @@ pub fn chart(results: &[CaseResult], machine: &Machine, path: &Path) -> Result<(
             .into_font()
             .color(&BLACK)
             .pos(Pos::new(HPos::Center, VPos::Top));
-        let bars = |chart_series: &mut dyn FnMut(usize, f64, f64, f64)| {
-            for (g, r) in measured.iter().enumerate() {
-                for (i, s) in series.iter().enumerate() {
-                    if let Some(v) = value(r, s, f) {
-                        let x0 = g as f64 * per_group + 0.5 + i as f64;
-                        chart_series(i, x0, x0 + 0.9, v);
-                    }
+        let mark_style = ("sans-serif", 12)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Bottom));
+        let mut chart = builder
+            // A decade of headroom above the tallest bar holds the legend.
+            .build_cartesian_2d(x_range, (floor..max * 20.0).log_scale())
+            .map_err(|e| draw(&e))?;
+        chart
+            .configure_mesh()
+            .x_labels(0)
+            .disable_x_mesh()
+            .draw()
+            .map_err(|e| draw(&e))?;
+        for (label, &x) in labels.iter().zip(&centres) {
+            let (px, py) = chart.backend_coord(&(x, floor));
+            root.draw(&Text::new(label.clone(), (px, py + 8), label_style.clone()))
+                .map_err(|e| draw(&e))?;
+        }
+        let mut rects = Vec::new();
+        for (g, r) in measured.iter().enumerate() {
+            for (i, s) in series.iter().enumerate() {
+                if let Some((v, mark)) = value(r, s, f) {
+                    let x0 = g as f64 * per_group + 0.5 + i as f64;
+                    rects.push((i, x0, x0 + 0.9, v.max(floor), mark));
                 }
             }
-        };
-        if log {
-            let mut chart = builder
-                // A decade of headroom above the tallest bar holds the legend.
-                .build_cartesian_2d(x_range, (1.0..max * 20.0).log_scale())
+        }
+        for (i, (name, sink)) in series.iter().enumerate() {
+            let color = colors[i % colors.len()];
+            let drawn = chart
+                .draw_series(
+                    rects
+                        .iter()
+                        .filter(|r| r.0 == i)
+                        .map(|&(_, x0, x1, v, mark)| {
+                            let style = if mark == Mark::Clean {
+                                color.filled()
+                            } else {
+                                color.mix(0.3).filled()
+                            };
+                            Rectangle::new([(x0, floor), (x1, v)], style)
+                        }),
+                )
                 .map_err(|e| draw(&e))?;
-            chart
-                .configure_mesh()
-                .x_labels(0)
-                .disable_x_mesh()
-                .draw()
-                .map_err(|e| draw(&e))?;
-            for (label, &x) in labels.iter().zip(&centres) {
-                let (px, py) = chart.backend_coord(&(x, 1.0));
-                root.draw(&Text::new(label.clone(), (px, py + 8), label_style.clone()))
-                    .map_err(|e| draw(&e))?;
-            }
-            let mut rects = Vec::new();
-            bars(&mut |i, x0, x1, v| rects.push((i, x0, x1, v.max(1.0))));
-            for (i, (name, sink)) in series.iter().enumerate() {
-                let color = colors[i % colors.len()];
-                chart
-                    .draw_series(rects.iter().filter(|r| r.0 == i).map(|&(_, x0, x1, v)| {
-                        Rectangle::new([(x0, 1.0), (x1, v)], color.filled())
-                    }))
-                    .map_err(|e| draw(&e))?
+            if legend {
+                drawn
                     .label(format!("{name} → {}", sink.name()))
                     .legend(move |(x, y)| {
                         Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
                     });
             }
+        }
+        for &(_, x0, x1, v, mark) in &rects {
+            if let Some(label) = mark.label() {
+                let (px, py) = chart.backend_coord(&((x0 + x1) / 2.0, v));
+                root.draw(&Text::new(label, (px, py - 2), mark_style.clone()))
+                    .map_err(|e| draw(&e))?;
+            }
+        }
+        if legend {
             chart
                 .configure_series_labels()
                 .position(SeriesLabelPosition::UpperLeft)
@@ -527,31 +583,6 @@ pub fn chart(results: &[CaseResult], machine: &Machine, path: &Path) -> Result<(
                 .border_style(BLACK)
                 .draw()
                 .map_err(|e| draw(&e))?;
-        } else {
-            let mut chart = builder
-                .build_cartesian_2d(x_range, 0.0..max * 1.2)
-                .map_err(|e| draw(&e))?;
-            chart
-                .configure_mesh()
-                .x_labels(0)
-                .disable_x_mesh()
-                .draw()
-                .map_err(|e| draw(&e))?;
-            for (label, &x) in labels.iter().zip(&centres) {
-                let (px, py) = chart.backend_coord(&(x, 0.0));
-                root.draw(&Text::new(label.clone(), (px, py + 8), label_style.clone()))
-                    .map_err(|e| draw(&e))?;
-            }
-            let mut rects = Vec::new();
-            bars(&mut |i, x0, x1, v| rects.push((i, x0, x1, v)));
-            for i in 0..series.len() {
-                let color = colors[i % colors.len()];
-                chart
-                    .draw_series(rects.iter().filter(|r| r.0 == i).map(|&(_, x0, x1, v)| {
-                        Rectangle::new([(x0, 0.0), (x1, v)], color.filled())
-                    }))
-                    .map_err(|e| draw(&e))?;
-            }
         }
     }
     root.present().map_err(|e| draw(&e))?;

@@ -222,10 +222,6 @@ fn main() -> anyhow::Result<()> {
                 .ok()
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
                 .unwrap_or_default();
-            let mut results = Vec::new();
-            for case in &selected {
-                results.push(harness::run_case(case, &list, &opts, &ringtail_features()));
-            }
             let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
                 .to_string()
                 .replace(':', "");
@@ -243,7 +239,14 @@ fn main() -> anyhow::Result<()> {
                 }
             );
             let dir = results_dir.unwrap_or_else(|| root.join("bench/results"));
-            let md = report::write_all(&results, &machine, opts.runs, &note, &dir, &stamp)?;
+            // The report is written again as each case ends: an interrupted run keeps what
+            // it measured.
+            let mut results = Vec::new();
+            let mut md = dir.join(format!("{stamp}.md"));
+            for case in &selected {
+                results.push(harness::run_case(case, &list, &opts, &ringtail_features()));
+                md = report::write_all(&results, &machine, opts.runs, &note, &dir, &stamp)?;
+            }
             println!("{}", std::fs::read_to_string(&md)?);
             eprintln!("ringtail-bench: report in {}", md.display());
             Ok(())
