@@ -1,7 +1,7 @@
 //! End to end: the real binary tails 50 files written concurrently — 25 CRI (with long lines
-//! split into P/F partials) and 25 raw, both with Java stack traces — and the file sink must
-//! hold every record exactly once, in order per file and stream, with the right offsets and
-//! joined multi-line messages.
+//! split into P/F partials, joined by the `java` preset) and 25 raw (joined by `mode: auto`),
+//! both with Java stack traces — and the file sink must hold every record exactly once, in
+//! order per file and stream, with the right offsets and joined multi-line messages.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on broken invariants")]
 
 mod common;
@@ -36,7 +36,7 @@ sources:
     paths: ["{dir}/logs/raw/*.log"]
     format: raw
     multiline:
-      preset: java
+      mode: auto
       timeout: 300ms
 sinks:
   - name: out
@@ -149,6 +149,13 @@ fn many_files(files_per_format: usize, backend: &str) {
         1.0
     );
     assert!(collector.metric("ringtail_multiline_records_total{source=\"cri\"}") > 0.0);
+    // The raw files' records begin with an ISO 8601 timestamp: `mode: auto` learns it once
+    // per file (one stream each).
+    assert_eq!(
+        collector.metric("ringtail_multiline_auto_streams_total{source=\"raw\",shape=\"iso8601\"}"),
+        files_per_format as f64
+    );
+    assert!(collector.metric("ringtail_multiline_records_total{source=\"raw\"}") > 0.0);
     let (status, stderr) = collector.stop();
     assert!(status.success(), "exit status {status}\n{stderr}");
 
