@@ -15,6 +15,7 @@
 //! - [`report`]: Markdown, JSON and a PNG chart in `bench/results/`.
 
 pub mod case;
+pub mod ceiling;
 pub mod collectors;
 pub mod cri;
 pub mod harness;

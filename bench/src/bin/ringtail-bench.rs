@@ -75,6 +75,16 @@ enum Cmd {
     },
     /// List the cases.
     List,
+    /// The Kafka broker's ceiling: a plain rdkafka producer with the Kafka sink's settings
+    /// sends pre-built messages as fast as it can to a Tansu broker.
+    KafkaCeiling {
+        /// Bytes to send, e.g. `1GiB`.
+        #[arg(long, default_value = "1GiB")]
+        total: bytesize::ByteSize,
+        /// Bytes per message.
+        #[arg(long, default_value_t = 200)]
+        size: usize,
+    },
     /// Install the peer collectors into target/peers (needs root and the package registries).
     SetupPeers,
 }
@@ -93,6 +103,18 @@ fn main() -> anyhow::Result<()> {
             for case in case::load_all(&case::default_dir())? {
                 println!("{:<22} {}", case.name, case.description);
             }
+            Ok(())
+        }
+        Cmd::KafkaCeiling { total, size } => {
+            let broker = bench::kafka::Broker::start().context("starting the Tansu broker")?;
+            let ceiling = bench::ceiling::measure(&broker, total.as_u64(), size)?;
+            println!(
+                "Kafka ceiling ({} messages of {size} B, zstd, acks=all, idempotent, linger 5 ms, batch 1 MiB; Tansu on loopback, memory storage): {:.0} MB/s, {:.0} messages/s, producer CPU {:.2} s/GB",
+                ceiling.messages,
+                ceiling.mb_per_s(),
+                ceiling.messages_per_s(),
+                ceiling.cpu_seconds / (ceiling.bytes as f64 / 1e9),
+            );
             Ok(())
         }
         Cmd::SetupPeers => peers::setup(&root.join("target/peers")).context("installing the peers"),
