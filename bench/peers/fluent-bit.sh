@@ -5,6 +5,8 @@
 # env: PEER_BIN (the fluent-bit binary, required)
 #      MULTILINE_START_REGEX (Onigmo, e.g. '^[0-9]{4}-') -> a regex multiline parser: a record starts
 #      at a matching line and takes every following line that does not match
+#      CRI_PARSER=1 -> multiline.parser cri (CRI lines decoded, P/F partials joined; the message
+#      written alone), as the Fluent Bit docs configure Kubernetes containers' logs
 #      MAX_MSG_SIZE (bytes, default 1M): buffer_max_size, the longest line read whole (Fluent
 #      Bit refuses one smaller than buffer_chunk_size, 512k here)
 # Runs fluent-bit in the foreground (exec, so this PID is fluent-bit's); stop it with SIGTERM.
@@ -33,6 +35,9 @@ if [ -n "${MULTILINE_START_REGEX:-}" ]; then
     rule          "cont"         "/^(?!${MULTILINE_START_REGEX#^})/"  "cont"
 PARSERS
   ML="    multiline.parser  bench_start"
+fi
+if [ -n "${CRI_PARSER:-}" ]; then
+  ML="    multiline.parser  cri"
 fi
 CONF=$WORK/fluent-bit.conf
 cat > "$CONF" <<CONF

@@ -30,9 +30,6 @@ pub enum PeerError {
         /// The name given.
         name: String,
     },
-    /// Fluent Bit has no package here; its binary must be given.
-    #[error("fluent-bit needs its binary: --peer fluent-bit=/path/to/fluent-bit")]
-    NeedsBinary,
     /// The install script failed.
     #[error("setting up the peers failed: {reason}")]
     Setup {
@@ -54,16 +51,20 @@ pub struct Peer {
     peers_root: PathBuf,
     /// The output is a directory of files rather than one file.
     output_is_dir: bool,
+    /// `fluent-bit-cri`: Fluent Bit parsing CRI lines (`multiline.parser cri`), so that it
+    /// writes decoded messages, partial lines joined, as ringtail's text output does.
+    cri_parser: bool,
 }
 
 /// The peer called `name`. rsyslog, syslog-ng and Filebeat run from what `setup-peers`
-/// installed under `peers_root`; Fluent Bit (no package here) from the `binary` given.
+/// installed under `peers_root`; Fluent Bit (no package here) from the `binary` given, else
+/// from `../shared/peers/fluent-bit` beside the workspace when the machine has it.
 pub fn by_name(
     name: &str,
     peers_root: &Path,
     binary: Option<PathBuf>,
 ) -> Result<Box<dyn Collector>, PeerError> {
-    if binary.is_some() && name != "fluent-bit" {
+    if binary.is_some() && !name.starts_with("fluent-bit") {
         return Err(PeerError::Installed {
             name: name.to_string(),
         });
@@ -75,7 +76,11 @@ pub fn by_name(
             peers_root.join("filebeat-py/filebeat/filebeat-8.1.3-linux-x86_64/filebeat"),
             true,
         ),
-        "fluent-bit" => (binary.clone().ok_or(PeerError::NeedsBinary)?, false),
+        // The binary given, else the one the machine provides beside the workspace
+        // (`../shared/peers/fluent-bit`, Fluent Bit 5.1.1 built from source).
+        "fluent-bit" | "fluent-bit-cri" => {
+            (binary.clone().unwrap_or_else(shared_fluent_bit), false)
+        }
         other => {
             return Err(PeerError::Unknown {
                 name: other.to_string(),
@@ -87,7 +92,21 @@ pub fn by_name(
         binary: binary.unwrap_or(default),
         peers_root: peers_root.to_path_buf(),
         output_is_dir,
+        cri_parser: name == "fluent-bit-cri",
     }))
+}
+
+impl Peer {
+    /// The peer's start script (`fluent-bit-cri` is Fluent Bit's, with the CRI parser on).
+    fn script(&self) -> PathBuf {
+        let name = self.name.strip_suffix("-cri").unwrap_or(&self.name);
+        scripts_dir().join(format!("{name}.sh"))
+    }
+}
+
+/// Where the machine keeps a Fluent Bit binary beside the workspace (it may not).
+fn shared_fluent_bit() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/fluent-bit")
 }
 
 impl Collector for Peer {
@@ -102,7 +121,7 @@ impl Collector for Peer {
                 self.binary.display()
             ));
         }
-        let script = scripts_dir().join(format!("{}.sh", self.name));
+        let script = self.script();
         (!script.is_file()).then(|| format!("no start script {}", script.display()))
     }
 
@@ -110,11 +129,18 @@ impl Collector for Peer {
         if sink != SinkKind::File {
             return Some("peers are measured file → file".to_string());
         }
+        if self.cri_parser && case.spec.format != Format::Cri {
+            return Some("the CRI parser is measured on CRI files".to_string());
+        }
         (case.multiline.is_some() && case.spec.format != Format::Raw)
             .then(|| "stack traces inside CRI/docker lines need a CRI parser in the peer's pipeline; not configured".to_string())
     }
 
     fn expected_lines(&self, _case: &Case, _sink: SinkKind, plan: &Plan) -> u64 {
+        if self.cri_parser {
+            // Decoded messages, P/F pieces joined: what ringtail's text output holds.
+            return plan.message_lines();
+        }
         // Peers write each record's raw lines; joined records keep their inner newlines, and
         // CRI/docker lines (including P/F pieces) pass through undecoded.
         plan.lines()
@@ -132,7 +158,7 @@ impl Collector for Peer {
         let log = std::fs::File::create(dirs.log_file())?;
         let mut command = Command::new("bash");
         command
-            .arg(scripts_dir().join(format!("{}.sh", self.name)))
+            .arg(self.script())
             .arg(dirs.glob())
             .arg(&output)
             .arg(&dirs.state)
@@ -143,6 +169,9 @@ impl Collector for Peer {
             .stderr(log);
         if case.multiline.is_some() {
             command.env("MULTILINE_START_REGEX", crate::workload::RECORD_START);
+        }
+        if self.cri_parser {
+            command.env("CRI_PARSER", "1");
         }
         // Peers that cap the files they follow must be able to follow them all (plus the
         // readiness file and short-lived files that overlap).

@@ -42,11 +42,12 @@ enum Cmd {
         /// Collectors to run: ringtail, ringtail-labels (ringtail given pod labels by a CRI
         /// socket, in `pod_labels` cases), ringtail-auto and ringtail-regex (multiline
         /// `mode: auto` and a `start:` regex in place of the preset, in cases with stack
-        /// traces) and any of the peers (rsyslog, syslog-ng, filebeat).
+        /// traces) and any of the peers (rsyslog, syslog-ng, filebeat, fluent-bit, and
+        /// fluent-bit-cri: Fluent Bit with its CRI parser).
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "ringtail,ringtail-auto,ringtail-regex,rsyslog,syslog-ng,filebeat"
+            default_value = "ringtail,ringtail-auto,ringtail-regex,rsyslog,syslog-ng,filebeat,fluent-bit,fluent-bit-cri"
         )]
         collectors: Vec<String>,
         /// A peer binary to run too, as NAME=PATH (fluent-bit, rsyslog, syslog-ng, filebeat).
