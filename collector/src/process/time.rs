@@ -136,21 +136,30 @@ fn clock(text: &[u8], at: usize) -> Option<(i64, i64, usize)> {
     }
     let mut used = 8;
     let mut nanos = 0;
-    if is(text, at + used, b".,") && text.get(at + used + 1).is_some_and(u8::is_ascii_digit) {
-        used += 1;
-        let mut digits = 0;
-        while let Some(&d) = text.get(at + used).filter(|b| b.is_ascii_digit()) {
-            if digits < 9 {
-                nanos = nanos * 10 + i64::from(d - b'0');
-                digits += 1;
-            }
-            used += 1;
-        }
-        for _ in digits..9 {
-            nanos *= 10;
-        }
+    if is(text, at + used, b".,")
+        && let Some((fraction, digits)) = fraction(text, at + used + 1)
+    {
+        nanos = fraction;
+        used += 1 + digits;
     }
     Some((h * 3600 + m * 60 + s, nanos, used))
+}
+
+/// The digits of a fraction of a second at `at` (at least one; past nine, ignored):
+/// (nanoseconds, digits used).
+fn fraction(text: &[u8], at: usize) -> Option<(i64, usize)> {
+    let digits = text
+        .get(at..)?
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if digits == 0 {
+        return None;
+    }
+    let kept = &text[at..at + digits.min(9)];
+    let nanos = kept.iter().fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'))
+        * 10i64.pow(9 - kept.len() as u32);
+    Some((nanos, digits))
 }
 
 /// A zone at `at`: `Z`, `±HH:MM` or `±HHMM` → (seconds east, bytes used).
@@ -316,20 +325,9 @@ fn with_format(text: &[u8], format: &str, offset: i64) -> Option<(i64, usize)> {
                 at += 2;
             }
             b'f' => {
-                let mut digits = 0;
-                while let Some(&d) = text.get(at).filter(|b| b.is_ascii_digit()) {
-                    if digits < 9 {
-                        nanos = nanos * 10 + i64::from(d - b'0');
-                        digits += 1;
-                    }
-                    at += 1;
-                }
-                if digits == 0 {
-                    return None;
-                }
-                for _ in digits..9 {
-                    nanos *= 10;
-                }
+                let (fraction, digits) = fraction(text, at)?;
+                nanos = fraction;
+                at += digits;
             }
             b'z' => {
                 let (zone_east, used) = zone(text, at)?;
