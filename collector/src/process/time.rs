@@ -88,11 +88,15 @@ pub fn stamp<'a>(
 /// A field's text must be the message's own bytes to be borrowed for as long as the record;
 /// an unescaped copy (rare) cannot be, and is not parsed.
 fn field_text<'a>(value: &[u8], message: &'a [u8]) -> Result<&'a [u8], ParseError> {
-    let start = (value.as_ptr() as usize).wrapping_sub(message.as_ptr() as usize);
+    let outside = "timestamp: the field's value is not in the message";
+    let start = (value.as_ptr() as usize)
+        .checked_sub(message.as_ptr() as usize)
+        .ok_or(outside)?;
+    let end = start.checked_add(value.len()).ok_or(outside)?;
     message
-        .get(start..start + value.len())
+        .get(start..end)
         .filter(|inside| inside.as_ptr() == value.as_ptr())
-        .ok_or("timestamp: the field's value is not in the message")
+        .ok_or(outside)
 }
 
 /// The level word after a leading timestamp (spaces, a `]` closing the timestamp's bracket,
@@ -492,6 +496,18 @@ mod tests {
         let mut fields = Fields::default();
         fields.push("ts", Value::Bytes(b"2026-12-06T20:13:59.5Z and more"));
         assert!(stamp(&field, b"", &mut fields).is_err());
+        // An unescaped copy (not the message's bytes) is refused, wherever it lies.
+        for message in [&b""[..], b"{\"ts\":\"x\"}"] {
+            let mut fields = Fields::default();
+            fields.push(
+                "ts",
+                Value::Str(String::from("2026-12-06T20:13:59Z").into()),
+            );
+            assert_eq!(
+                stamp(&field, message, &mut fields),
+                Err("timestamp: the field's value is not in the message")
+            );
+        }
         assert_eq!(unknown_directive("%Y-%m-%dT%H:%M:%S%z"), None);
         assert_eq!(unknown_directive("%Y %Q").as_deref(), Some("%Q"));
         assert_eq!(parse_offset("-05:30"), Some(-19_800));
