@@ -11,6 +11,17 @@ use bench::collectors::{Collector, MultilineVariant, Ringtail};
 use bench::harness::{self, Options, Outcome};
 use bench::report::{self, Machine};
 
+/// One run, no warm-up, no progress lines, run directories under `work`.
+fn options(work: &std::path::Path, keep: bool) -> Options {
+    Options {
+        runs: 1,
+        no_warmup: true,
+        work_dir: work.join("runs"),
+        keep,
+        progress: false,
+    }
+}
+
 const TINY: &str = r#"description = "tiny: 3 CRI files with Java traces and long lines"
 files = 3
 total = "3MiB"
@@ -34,13 +45,7 @@ fn a_tiny_case_runs_end_to_end_and_is_reported() {
         }),
         bench::peers::by_name("rsyslog", &work.path().join("no-peers-here"), None).unwrap(),
     ];
-    let opts = Options {
-        runs: 1,
-        no_warmup: true,
-        work_dir: work.path().join("runs"),
-        keep: false,
-        progress: false,
-    };
+    let opts = options(work.path(), false);
     let result = harness::run_case(&case, &collectors, &opts, &[]);
     assert!(result.records > 1000 && result.lines > result.records);
     assert_eq!(result.rows.len(), 6);
@@ -131,13 +136,7 @@ fn the_pod_labels_case_gives_ringtail_labels_from_a_cri_socket() {
             multiline: None,
         }),
     ];
-    let opts = Options {
-        runs: 1,
-        no_warmup: true,
-        work_dir: work.path().join("runs"),
-        keep: true,
-        progress: false,
-    };
+    let opts = options(work.path(), true);
     let result = harness::run_case(&case, &collectors, &opts, &[]);
     assert_eq!(result.rows.len(), 4);
     for row in &result.rows {
@@ -198,13 +197,7 @@ fn a_steady_run_in_steps_reports_cpu_share_and_memory() {
         labels: None,
         multiline: None,
     })];
-    let opts = Options {
-        runs: 1,
-        no_warmup: true,
-        work_dir: work.path().join("runs"),
-        keep: false,
-        progress: false,
-    };
+    let opts = options(work.path(), false);
     let result = harness::run_case(&case, &collectors, &opts, &[]);
     let Outcome::Measured(runs) = &result.rows[0].outcome else {
         panic!("{:?}", result.rows[0].outcome)
@@ -246,13 +239,7 @@ fn multiline_variants_join_every_trace_whole() {
         })
     };
     let collectors = vec![variant("ringtail-auto"), variant("ringtail-regex")];
-    let opts = Options {
-        runs: 1,
-        no_warmup: true,
-        work_dir: work.path().join("runs"),
-        keep: false,
-        progress: false,
-    };
+    let opts = options(work.path(), false);
     let result = harness::run_case(&case, &collectors, &opts, &[]);
     assert_eq!(result.rows.len(), 2);
     for row in &result.rows {

@@ -108,18 +108,11 @@ pub(super) fn processor(
                 },
                 None => 1,
             };
-            let keep_source = match raw.keep_source.as_ref().map(|k| k.as_str()) {
-                None | Some("true") => true,
-                Some("false") => false,
-                Some(other) => {
-                    problems.push(Problem::spanned(
-                        raw.keep_source.as_ref().unwrap_or(kind),
-                        format!("{path}.keep_source"),
-                        format!("expected `true` or `false`, got `{other}`"),
-                    ));
-                    true
-                }
-            };
+            let keep_source = flag(
+                raw.keep_source.as_ref(),
+                &format!("{path}.keep_source"),
+                problems,
+            );
             Processor::Json { depth, keep_source }
         }
         "regex" => {
@@ -168,7 +161,7 @@ pub(super) fn processor(
             };
             Processor::Csv { columns, delimiter }
         }
-        "timestamp" => Processor::Timestamp(time_rule(&raw, kind, path, problems)),
+        "timestamp" => Processor::Timestamp(time_rule(&raw, path, problems)),
         "add_fields" => {
             let fields: Vec<(String, String)> = raw
                 .fields
@@ -202,12 +195,7 @@ pub(super) fn processor(
 }
 
 /// A `timestamp` processor's settings (problems pushed; defaults stand in for bad values).
-fn time_rule(
-    raw: &RawProcessor,
-    kind: &Spanned<String>,
-    path: &str,
-    problems: &mut Vec<Problem>,
-) -> TimeRule {
+fn time_rule(raw: &RawProcessor, path: &str, problems: &mut Vec<Problem>) -> TimeRule {
     let from = match raw.from.as_ref().map(|f| (f, f.as_str())) {
         None | Some((_, "leading")) => TimeFrom::Leading,
         Some((_, f)) if f.strip_prefix("field:").is_some_and(|n| !n.is_empty()) => {
@@ -247,22 +235,28 @@ fn time_rule(
             0
         }),
     };
-    let level = match raw.level.as_ref().map(|l| l.as_str()) {
-        None | Some("true") => true,
-        Some("false") => false,
-        Some(other) => {
-            problems.push(Problem::spanned(
-                raw.level.as_ref().unwrap_or(kind),
-                format!("{path}.level"),
-                format!("expected `true` or `false`, got `{other}`"),
-            ));
-            true
-        }
-    };
+    let level = flag(raw.level.as_ref(), &format!("{path}.level"), problems);
     TimeRule {
         from,
         format,
         utc_offset,
         level,
+    }
+}
+
+/// A `true`/`false` setting, `true` when unset (a problem pushed, `true` kept, otherwise).
+fn flag(value: Option<&Spanned<String>>, path: &str, problems: &mut Vec<Problem>) -> bool {
+    match value {
+        None => true,
+        Some(v) if v.as_str() == "true" => true,
+        Some(v) if v.as_str() == "false" => false,
+        Some(v) => {
+            problems.push(Problem::spanned(
+                v,
+                path.to_string(),
+                format!("expected `true` or `false`, got `{}`", v.as_str()),
+            ));
+            true
+        }
     }
 }
