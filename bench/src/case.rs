@@ -61,8 +61,11 @@ pub enum SinkKind {
     /// ringtail's NDJSON records with their metadata (file, source, stream, time, offset):
     /// 1.5–1.7 times the input for 200-byte lines. ringtail only.
     FileJson,
-    /// Kafka (zstd, acks=all).
+    /// Kafka (zstd, acks=all): ringtail's JSON records with their metadata. ringtail only.
     Kafka,
+    /// Kafka with `encoding: text`: each message alone, as the broker's ceiling
+    /// ([`crate::ceiling`]) sends it. ringtail only.
+    KafkaText,
     /// OTLP/HTTP to the harness's receiver (protobuf, uncompressed). ringtail only.
     Otlp,
     /// Elasticsearch `_bulk` to the harness's receiver (uncompressed). ringtail only.
@@ -77,6 +80,7 @@ impl SinkKind {
             SinkKind::File => "file",
             SinkKind::FileJson => "file-json",
             SinkKind::Kafka => "kafka",
+            SinkKind::KafkaText => "kafka-text",
             SinkKind::Otlp => "otlp",
             SinkKind::Elasticsearch => "elasticsearch",
         }
@@ -89,6 +93,11 @@ impl SinkKind {
             SinkKind::Elasticsearch => Some(crate::receiver::Protocol::Bulk),
             _ => None,
         }
+    }
+
+    /// Whether it is a Kafka topic (a broker per run, read back to check).
+    pub fn is_kafka(self) -> bool {
+        matches!(self, SinkKind::Kafka | SinkKind::KafkaText)
     }
 
     /// Whether the output is a file the harness follows.
@@ -253,10 +262,11 @@ impl Case {
                 "file" => Ok(SinkKind::File),
                 "file-json" => Ok(SinkKind::FileJson),
                 "kafka" => Ok(SinkKind::Kafka),
+                "kafka-text" => Ok(SinkKind::KafkaText),
                 "otlp" => Ok(SinkKind::Otlp),
                 "elasticsearch" => Ok(SinkKind::Elasticsearch),
                 other => Err(format!(
-                    "sinks: unknown `{other}` (blackhole, file, file-json, kafka, otlp, elasticsearch)"
+                    "sinks: unknown `{other}` (blackhole, file, file-json, kafka, kafka-text, otlp, elasticsearch)"
                 )),
             })
             .collect::<Result<Vec<_>, _>>()?;

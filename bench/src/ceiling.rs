@@ -26,6 +26,8 @@ pub struct Ceiling {
     pub seconds: f64,
     /// This process's CPU time (the producer's threads) over that interval.
     pub cpu_seconds: f64,
+    /// The topic's partitions (the broker creates it on first use).
+    pub partitions: usize,
 }
 
 impl Ceiling {
@@ -67,9 +69,20 @@ pub enum CeilingError {
     },
 }
 
+/// How many bytes of distinct lines the ceiling cycles through.
+const DISTINCT_BYTES: u64 = 64 << 20;
+
 /// Sends `bytes` of `size`-byte messages (log lines of the workload's shape, so that zstd
-/// sees text like ringtail's) to `broker`, and waits for every delivery report.
-pub fn measure(broker: &Broker, bytes: u64, size: usize) -> Result<Ceiling, CeilingError> {
+/// sees text like ringtail's) to `broker`, and waits for every delivery report. With `keys`
+/// above 0 the messages carry one of that many keys shaped like the Kafka sink's default
+/// (a file's `device:inode`), in runs of 64 KiB as the workload writes its files: what
+/// ringtail sends for that many files. With 0, no key.
+pub fn measure(
+    broker: &Broker,
+    bytes: u64,
+    size: usize,
+    keys: usize,
+) -> Result<Ceiling, CeilingError> {
     // The Kafka sink's settings (collector/src/sink/kafka.rs): its defaults, `acks: all`.
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", &broker.address)
@@ -89,27 +102,37 @@ pub fn measure(broker: &Broker, bytes: u64, size: usize) -> Result<Ceiling, Ceil
             broker: broker.address.clone(),
             source,
         })?;
-    // Pre-built: a thousand distinct lines, sent in turn.
+    // Pre-built and distinct over 64 MiB, sent in turn: a batch (1 MiB) never holds the same
+    // line twice, so zstd works on text as varied as the workload's, not on repeats it
+    // would compress for free.
     let shape = Shape {
         line_min: size,
         line_max: size,
         ..Shape::default()
     };
     let mut rng = Rng::new(7);
-    let lines: Vec<Vec<u8>> = (0..1000)
+    let distinct = (DISTINCT_BYTES / size.max(1) as u64).min(bytes / size.max(1) as u64 + 1);
+    let lines: Vec<Vec<u8>> = (0..distinct)
         .map(|n| {
             let mut line = record_lines(&mut rng, "s0", n, &shape, false).concat();
             line.truncate(size);
             line.into_bytes()
         })
         .collect();
+    let keys: Vec<Vec<u8>> = (0..keys)
+        .map(|n| format!("2049:{}", 1_048_576 + n * 7919).into_bytes())
+        .collect();
+    let run = ((64 << 10) / size.max(1) as u64).max(1);
     let count = (bytes / size as u64).max(1);
     let cpu_before = cpu_seconds(std::process::id()).unwrap_or(0.0);
     let started = Instant::now();
     let mut sent_bytes = 0;
     for n in 0..count {
         let payload = &lines[(n % lines.len() as u64) as usize];
-        let mut record = BaseRecord::<(), [u8]>::to(TOPIC).payload(payload.as_slice());
+        let mut record = BaseRecord::<[u8], [u8]>::to(TOPIC).payload(payload.as_slice());
+        if !keys.is_empty() {
+            record = record.key(keys[((n / run) % keys.len() as u64) as usize].as_slice());
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -134,7 +157,14 @@ pub fn measure(broker: &Broker, bytes: u64, size: usize) -> Result<Ceiling, Ceil
             timeout,
         });
     }
+    let partitions = producer
+        .client()
+        .fetch_metadata(Some(TOPIC), Duration::from_secs(10))
+        .ok()
+        .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+        .unwrap_or(0);
     Ok(Ceiling {
+        partitions,
         messages: count,
         bytes: sent_bytes,
         seconds: started.elapsed().as_secs_f64(),

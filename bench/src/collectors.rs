@@ -93,8 +93,13 @@ pub trait Collector {
     /// Starts it for `case`, reading `dirs.glob()` and writing into `dirs.out`.
     fn launch(&self, case: &Case, sink: SinkKind, dirs: &RunDirs) -> std::io::Result<Launched>;
 
+    /// The one output a peer is measured with (a file, unless it cannot write one).
+    fn peer_sink(&self) -> SinkKind {
+        SinkKind::File
+    }
+
     /// Whether it is ringtail (in some configuration): measured with every sink of a case;
-    /// peers write files only.
+    /// peers with their [`peer_sink`](Self::peer_sink) only.
     fn is_ringtail(&self) -> bool {
         false
     }
@@ -182,10 +187,15 @@ impl Ringtail {
                 "    type: file\n    path: {}\n",
                 Self::output(sink, dirs).display()
             ),
-            SinkKind::Kafka => format!(
-                "    type: kafka\n    brokers: {}\n    topic: {}\n    compression: zstd\n    acks: all\n",
+            SinkKind::Kafka | SinkKind::KafkaText => format!(
+                "    type: kafka\n    brokers: {}\n    topic: {}\n    compression: zstd\n    acks: all\n{}",
                 broker.map_or("127.0.0.1:9092", |b| b.address.as_str()),
-                crate::kafka::TOPIC
+                crate::kafka::TOPIC,
+                if sink == SinkKind::KafkaText {
+                    "    encoding: text\n"
+                } else {
+                    ""
+                }
             ),
             SinkKind::Otlp => format!(
                 "    type: otlp\n    endpoint: http://127.0.0.1:{receiver_port}\n    compression: none\n"
@@ -251,7 +261,7 @@ impl Collector for Ringtail {
         if self.multiline.is_some() && case.multiline.is_none() {
             return Some("multiline variants are measured in cases with stack traces".to_string());
         }
-        (sink == SinkKind::Kafka && crate::kafka::tansu().is_none()).then(|| {
+        (sink.is_kafka() && crate::kafka::tansu().is_none()).then(|| {
             "no Kafka broker: Tansu is not installed (cargo xtask setup installs it)".to_string()
         })
     }
@@ -268,10 +278,10 @@ impl Collector for Ringtail {
 
     fn launch(&self, case: &Case, sink: SinkKind, dirs: &RunDirs) -> std::io::Result<Launched> {
         let port = free_port()?;
-        let broker = match sink {
-            SinkKind::Kafka => Some(crate::kafka::Broker::start()?),
-            _ => None,
-        };
+        let broker = sink
+            .is_kafka()
+            .then(crate::kafka::Broker::start)
+            .transpose()?;
         let receiver = sink
             .receiver()
             .map(crate::receiver::Receiver::start)

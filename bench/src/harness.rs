@@ -182,11 +182,12 @@ pub fn run_case(
     for collector in collectors {
         let name = collector.name();
         let is_ringtail = collector.is_ringtail();
-        // Peers write files; a case without a file sink (e.g. Kafka) is ringtail's alone.
+        // Peers write files (the OpenTelemetry Collector sends OTLP); a case without a file
+        // sink (e.g. Kafka) is ringtail's alone.
         let sinks: Vec<SinkKind> = if is_ringtail {
             case.sinks.clone()
         } else {
-            vec![SinkKind::File]
+            vec![collector.peer_sink()]
         };
         for sink in sinks {
             let peer_without_case = !is_ringtail && !case.sinks.contains(&SinkKind::File);
@@ -366,7 +367,7 @@ fn measure_once(
         match (&tailer, port) {
             (Some(t), _) => t.lines(),
             // Kafka: what the broker acknowledged, not what was queued.
-            (None, Some(port)) if sink == SinkKind::Kafka => {
+            (None, Some(port)) if sink.is_kafka() => {
                 ringtail_metric(port, "ringtail_kafka_delivered_total{sink=\"out\"}").unwrap_or(0.0)
                     as u64
             }

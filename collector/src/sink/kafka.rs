@@ -203,12 +203,18 @@ struct Delivery {
     remaining: AtomicU64,
     ack: AckHandle,
     sent: Instant,
+    /// Where the batch's delivery time is observed, once, when its last record is done.
+    latency: Histogram,
 }
 
 impl Delivery {
-    /// One record (or the sending itself) is done; the last one acknowledges the batch.
+    /// One record (or the sending itself) is done; the last one acknowledges the batch and
+    /// observes how long the whole batch took (once per batch: a clock read and a histogram
+    /// update per record cost librdkafka's callback thread a tenth of its time at 1 M
+    /// records/s).
     fn done(&self) {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.latency.observe(self.sent.elapsed().as_secs_f64());
             self.ack.ack();
         }
     }
@@ -291,13 +297,14 @@ impl ProducerContext for Context {
     fn delivery(&self, result: &DeliveryResult<'_>, delivery: Arc<Delivery>) {
         match result {
             Ok(_) => {
-                if self.shared.brokers_down.swap(false, Ordering::AcqRel) {
+                // Read first: a write per record would bounce the flag's cache line between
+                // this thread and the sink's.
+                if self.shared.brokers_down.load(Ordering::Acquire)
+                    && self.shared.brokers_down.swap(false, Ordering::AcqRel)
+                {
                     tracing::info!(sink = %self.shared.name, "Kafka brokers reachable again");
                 }
                 self.shared.delivered.inc();
-                self.shared
-                    .latency
-                    .observe(delivery.sent.elapsed().as_secs_f64());
                 delivery.done();
             }
             Err((error, message)) => {
@@ -487,12 +494,15 @@ impl KafkaSink {
         if let Some(key) = key {
             record = record.key(key);
         }
-        let waiting_since = Instant::now();
+        // Read the clock only once the queue is full, not for every record.
+        let mut waiting_since = None;
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    if waiting_since.elapsed() > QUEUE_FULL_PATIENCE {
+                    if waiting_since.get_or_insert_with(Instant::now).elapsed()
+                        > QUEUE_FULL_PATIENCE
+                    {
                         // `back` is dropped with its opaque: the record was not sent, and the
                         // caller sends it again.
                         drop(back);
@@ -635,8 +645,14 @@ impl KafkaSink {
     }
 }
 
+/// A (file, stream) of a batch: the file's context address and the stream.
+type Origin = (usize, Stream);
+
+/// The topic and key of one (file, stream).
+type Target = (String, Option<Vec<u8>>);
+
 /// Topic and key of each (file, stream) seen in one batch.
-type Rendered = HashMap<(usize, Stream), (String, Option<Vec<u8>>)>;
+type Rendered = HashMap<Origin, Target>;
 
 impl Sink for KafkaSink {
     fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
@@ -658,16 +674,30 @@ impl Sink for KafkaSink {
                     remaining: AtomicU64::new(index.records.len() as u64 + 1),
                     ack: batch.ack.clone(),
                     sent: Instant::now(),
+                    latency: self.shared.latency.clone(),
                 });
                 (0, delivery)
             }
         };
         let mut rendered: Rendered = HashMap::new();
+        // Records of one file come in runs: the last (file, stream) is kept at hand so that
+        // most records skip the map.
+        let mut last: Option<(Origin, Target)> = None;
         for (i, (record, file, stream)) in index.iter(&batch.data).enumerate().skip(start) {
-            let file_key = Arc::as_ptr(file) as usize;
-            let (topic, key) = rendered
-                .entry((file_key, stream))
-                .or_insert_with(|| render(&self.config, file, stream));
+            let at = (Arc::as_ptr(file) as usize, stream);
+            let current = match last.take() {
+                Some((seen, target)) if seen == at => (seen, target),
+                other => {
+                    if let Some((seen, target)) = other {
+                        rendered.insert(seen, target);
+                    }
+                    let target = rendered
+                        .remove(&at)
+                        .unwrap_or_else(|| render(&self.config, file, stream));
+                    (at, target)
+                }
+            };
+            let (_, (topic, key)) = last.insert(current);
             if let Err(e) = self.produce(topic, key.as_deref(), record, &delivery) {
                 self.sending = Some((address, i, delivery));
                 return Err(e);
