@@ -207,12 +207,25 @@ impl Ringtail {
         };
         // Which discovery ringtail runs with (`auto` when unset), to compare the modes;
         // `ebpf+write_hook` also lets the eBPF write hook wake the readers.
-        let discovery = std::env::var("RINGTAIL_BENCH_DISCOVERY")
-            .map(|mode| match mode.split_once('+') {
-                Some((mode, wake)) => format!("discovery: {mode}\nreader:\n  wake: {wake}\n"),
-                None => format!("discovery: {mode}\n"),
-            })
-            .unwrap_or_default();
+        // `RINGTAIL_BENCH_LINGER` sets `reader.linger`, to measure it against node cost.
+        let (mode, wake) = match std::env::var("RINGTAIL_BENCH_DISCOVERY") {
+            Ok(mode) => match mode.split_once('+') {
+                Some((mode, wake)) => (Some(mode.to_string()), Some(wake.to_string())),
+                None => (Some(mode), None),
+            },
+            Err(_) => (None, None),
+        };
+        let linger = std::env::var("RINGTAIL_BENCH_LINGER").ok();
+        let mut discovery = mode.map_or_else(String::new, |m| format!("discovery: {m}\n"));
+        if wake.is_some() || linger.is_some() {
+            discovery.push_str("reader:\n");
+        }
+        if let Some(wake) = wake {
+            discovery.push_str(&format!("  wake: {wake}\n"));
+        }
+        if let Some(linger) = linger {
+            discovery.push_str(&format!("  linger: {linger}\n"));
+        }
         // In a kubelet-layout case both read the same paths; only `ringtail-labels` is given
         // the runtime's socket.
         let kubernetes = match (&self.labels, case.pod_labels) {

@@ -36,7 +36,8 @@
 //!   job), [`liveness`] (whether its threads make progress), [`queue`] (bounded queues with
 //!   their depth), [`file`](mod@file) (what a file is), [`compressed`] (gzip and zstd
 //!   rotations read as the bytes they were compressed from), [`escape`] (JSON strings),
-//!   [`timestamp`] (RFC 3339 and calendar dates).
+//!   [`timestamp`] (RFC 3339 and calendar dates), [`memory`] (the heap's settings, and
+//!   giving freed memory back).
 
 pub mod api;
 pub mod compressed;
@@ -51,6 +52,7 @@ pub mod escape;
 pub mod file;
 pub mod fuzzing;
 pub mod liveness;
+pub mod memory;
 pub mod metrics;
 pub mod pipeline;
 pub mod process;

@@ -43,6 +43,7 @@ const LAYERS: &[&str] = &[
     "compressed",
     "timestamp",
     "escape",
+    "memory",
 ];
 
 /// Imports from a lower layer up to a higher one that the layout allows, at most.

@@ -54,6 +54,7 @@ pub mod open;
 pub mod registry;
 mod retry;
 mod rotated;
+mod wait;
 pub mod waiting;
 pub mod watches;
 
@@ -280,38 +281,11 @@ impl Discovery {
     pub fn run(mut self) -> Result<(), DiscoveryError> {
         let mut buffer = vec![0u8; EVENT_BUFFER];
         loop {
-            let (events_ready, stop, kernel_ready) = {
-                let mut fds = vec![
-                    rustix::event::PollFd::new(
-                        self.watches.inotify(),
-                        rustix::event::PollFlags::IN,
-                    ),
-                    rustix::event::PollFd::new(&self.stop, rustix::event::PollFlags::IN),
-                ];
-                if let Some(k) = &self.kernel {
-                    fds.push(rustix::event::PollFd::new(
-                        k.wake(),
-                        rustix::event::PollFlags::IN,
-                    ));
-                }
-                let timeout = self.next_retry().map(|at| {
-                    let wait = at.saturating_duration_since(Instant::now());
-                    rustix::time::Timespec {
-                        tv_sec: wait.as_secs() as i64,
-                        tv_nsec: i64::from(wait.subsec_nanos()),
-                    }
-                });
-                match rustix::event::poll(&mut fds, timeout.as_ref()) {
-                    Ok(_) => {}
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(e) => return Err(DiscoveryError::Events { source: e.into() }),
-                }
-                (
-                    !fds[0].revents().is_empty(),
-                    !fds[1].revents().is_empty(),
-                    fds.get(2).is_some_and(|f| !f.revents().is_empty()),
-                )
+            let hold_inotify = self.holds_inotify();
+            let Some(ready) = self.wait(hold_inotify)? else {
+                continue;
             };
+            let (events_ready, stop, kernel_ready) = (ready.events, ready.stop, ready.kernel);
             // A burst of writes to many files is one batch of events: a short pause gathers
             // it (new files wait for it too, so it stays far below how long a short-lived
             // file lives); the readers' wake-up waits for the linger (`flush_dirty`).
@@ -330,7 +304,8 @@ impl Discovery {
             } else {
                 None
             };
-            if events_ready || kernel.is_some() {
+            // Held events are read before the held marks go out, so they go with them.
+            if events_ready || kernel.is_some() || hold_inotify {
                 self.drain_events(&mut buffer)?;
             }
             if let Some((events, reconcile)) = kernel {
@@ -350,30 +325,6 @@ impl Discovery {
                 self.drain_events(&mut buffer)?;
                 self.registry.flush_dirty_now();
                 return Ok(());
-            }
-        }
-    }
-
-    /// Sleeps for `wait` unless stopped first; returns whether it was stopped.
-    fn wait_for_stop(&self, wait: Duration) -> Result<bool, DiscoveryError> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            let mut fds = [rustix::event::PollFd::new(
-                &self.stop,
-                rustix::event::PollFlags::IN,
-            )];
-            let timeout = rustix::time::Timespec {
-                tv_sec: left.as_secs() as i64,
-                tv_nsec: i64::from(left.subsec_nanos()),
-            };
-            match rustix::event::poll(&mut fds, Some(&timeout)) {
-                Ok(_) if !fds[0].revents().is_empty() => return Ok(true),
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(DiscoveryError::Events { source: e.into() }),
             }
         }
     }

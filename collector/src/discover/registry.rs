@@ -438,6 +438,13 @@ impl Registry {
         self.due
     }
 
+    /// Whether writes to known files need not be heard of before the marks held for the
+    /// linger are sent: some are held, and no file is parked (a write to a parked file must
+    /// reach its reader at once).
+    pub fn holding_writes(&self) -> bool {
+        self.due.is_some() && !self.urgent && !self.readers.iter().any(ReaderHandle::any_parked)
+    }
+
     /// How long marks are held back after the first of a round
     /// ([`ReaderSettings::linger`](crate::read::ReaderSettings::linger)).
     pub fn set_linger(&mut self, linger: Duration) {

@@ -7,12 +7,18 @@
 //! between readers and workers are bounded: a reader that finds the pool empty waits, and that
 //! wait is backpressure.
 //!
+//! Buffers are mapped from the kernel, not taken from the heap: a page becomes resident only
+//! when a read writes it, and a buffer dropped is unmapped at once. The pool hands out the
+//! buffer returned last (its pages are the ones already resident), and an idle reader trims
+//! it ([`BufferPool::trim`]): a burst of a thousand new files needs the whole pool for a
+//! moment, and an idle node should not keep it resident.
+//!
 //! Owns the buffers' memory; it may not know what is in them.
 
-use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::alloc::Layout;
 use std::ptr::NonNull;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use crossbeam::channel::{Receiver, Sender, bounded};
@@ -39,7 +45,7 @@ pub enum BufferError {
     },
 }
 
-/// A zero-initialised, page-aligned byte buffer with a fill level.
+/// A zero-initialised, page-aligned byte buffer with a fill level, mapped from the kernel.
 pub struct AlignedBuf {
     ptr: NonNull<u8>,
     capacity: usize,
@@ -61,14 +67,29 @@ impl std::fmt::Debug for AlignedBuf {
 }
 
 impl AlignedBuf {
-    /// Allocates `capacity` bytes (rounded up to a whole page), zeroed, aligned to [`PAGE`].
+    /// Maps `capacity` bytes (rounded up to a whole page), zeroed, aligned to [`PAGE`]. No page
+    /// is resident until it is written.
     pub fn new(capacity: usize) -> Result<Self, BufferError> {
         let capacity = capacity.max(1).div_ceil(PAGE) * PAGE;
-        let layout = Layout::from_size_align(capacity, PAGE)
+        Layout::from_size_align(capacity, PAGE)
             .map_err(|_| BufferError::Layout { size: capacity })?;
-        // SAFETY: `layout` has a non-zero size (capacity >= PAGE).
-        let raw = unsafe { alloc_zeroed(layout) };
-        let ptr = NonNull::new(raw).ok_or(BufferError::OutOfMemory { size: capacity })?;
+        // SAFETY: an anonymous private mapping of `capacity` (> 0) bytes at an address the
+        // kernel chooses; it aliases nothing, and its pages read as zero until written.
+        let raw = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                capacity,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if raw == libc::MAP_FAILED {
+            return Err(BufferError::OutOfMemory { size: capacity });
+        }
+        let ptr =
+            NonNull::new(raw.cast::<u8>()).ok_or(BufferError::OutOfMemory { size: capacity })?;
         Ok(Self {
             ptr,
             capacity,
@@ -93,8 +114,8 @@ impl AlignedBuf {
 
     /// The filled bytes.
     pub fn filled(&self) -> &[u8] {
-        // SAFETY: `ptr` is valid for `capacity` initialised bytes (zeroed at allocation, then
-        // only written through `&mut self`), and `len <= capacity`.
+        // SAFETY: `ptr` is valid for `capacity` initialised bytes (zero-filled by the mapping,
+        // then only written through `&mut self`), and `len <= capacity`.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
@@ -112,12 +133,9 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
-        // The layout was valid when the buffer was allocated with it.
-        if let Ok(layout) = Layout::from_size_align(self.capacity, PAGE) {
-            // SAFETY: `ptr` was returned by `alloc_zeroed` with this same layout and is freed
-            // exactly once, here.
-            unsafe { dealloc(self.ptr.as_ptr(), layout) };
-        }
+        // SAFETY: `ptr` and `capacity` are the mapping `new` made, unmapped exactly once, here;
+        // nothing points into it any more (`Bytes` over it hold the buffer itself).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.capacity) };
     }
 }
 
@@ -156,8 +174,11 @@ pub struct BufferPool {
     buffer_size: usize,
     max_buffers: usize,
     allocated: AtomicUsize,
-    free_tx: Sender<AlignedBuf>,
-    free_rx: Receiver<AlignedBuf>,
+    /// Free buffers, the one returned last on top.
+    free: Mutex<Vec<AlignedBuf>>,
+    /// One token per buffer returned, for readers waiting on [`returned`](Self::returned).
+    returned_tx: Sender<()>,
+    returned_rx: Receiver<()>,
     metrics: Arc<Metrics>,
 }
 
@@ -166,13 +187,14 @@ impl BufferPool {
     pub fn new(buffer_size: usize, max_bytes: usize, metrics: Arc<Metrics>) -> Arc<Self> {
         let buffer_size = buffer_size.max(1).div_ceil(PAGE) * PAGE;
         let max_buffers = (max_bytes / buffer_size).max(2);
-        let (free_tx, free_rx) = bounded(max_buffers);
+        let (returned_tx, returned_rx) = bounded(max_buffers);
         Arc::new(Self {
             buffer_size,
             max_buffers,
             allocated: AtomicUsize::new(0),
-            free_tx,
-            free_rx,
+            free: Mutex::new(Vec::new()),
+            returned_tx,
+            returned_rx,
             metrics,
         })
     }
@@ -182,9 +204,15 @@ impl BufferPool {
         self.buffer_size
     }
 
-    /// A free buffer, allocating one while under the limit; `None` when all are in use.
+    fn free(&self) -> std::sync::MutexGuard<'_, Vec<AlignedBuf>> {
+        // A panic while the list was held cannot leave it inconsistent: it is a plain stack.
+        self.free.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A free buffer (the one returned last), else a new one while under the limit; `None`
+    /// when all are in use.
     pub fn try_get(&self) -> Result<Option<AlignedBuf>, BufferError> {
-        if let Ok(mut buf) = self.free_rx.try_recv() {
+        if let Some(mut buf) = self.free().pop() {
             buf.set_len(0);
             return Ok(Some(buf));
         }
@@ -209,21 +237,38 @@ impl BufferPool {
         }
     }
 
-    /// The channel free buffers come back on; wait on it (with `select!`) when
-    /// [`try_get`](Self::try_get) returns `None`.
-    pub fn returned(&self) -> &Receiver<AlignedBuf> {
-        &self.free_rx
+    /// A token for each buffer returned: when [`try_get`](Self::try_get) returns `None`, empty
+    /// this of old tokens, try again, then wait on it (with `select!`) and try again.
+    pub fn returned(&self) -> &Receiver<()> {
+        &self.returned_rx
     }
 
-    /// Puts a buffer back (used when a buffer taken from [`returned`](Self::returned) or
-    /// [`try_get`](Self::try_get) is not needed after all).
+    /// Puts a buffer back (also one taken from [`try_get`](Self::try_get) and not needed
+    /// after all).
     pub fn put(&self, buf: AlignedBuf) {
-        if self.free_tx.try_send(buf).is_err() {
-            // Cannot happen: the channel holds as many buffers as the pool allocates. If it
-            // did, dropping the buffer frees its memory, which is the right thing.
-            self.allocated.fetch_sub(1, Ordering::AcqRel);
-            self.metrics.buffer_bytes.dec_by(self.buffer_size as i64);
+        self.free().push(buf);
+        // Full means as many tokens wait as buffers exist: every waiter is woken anyway.
+        let _ = self.returned_tx.try_send(());
+    }
+
+    /// Unmaps free buffers beyond the `keep` returned last, and returns how many went: what a
+    /// reader calls once it has been idle for a while, so that the memory a burst needed is
+    /// not kept resident. The pool makes buffers again as reads need them.
+    pub fn trim(&self, keep: usize) -> usize {
+        let dropped: Vec<AlignedBuf> = {
+            let mut free = self.free();
+            // The oldest returned are at the bottom.
+            let trimmed = free.len().saturating_sub(keep);
+            free.drain(..trimmed).collect()
+        };
+        let n = dropped.len();
+        if n > 0 {
+            self.allocated.fetch_sub(n, Ordering::AcqRel);
+            self.metrics
+                .buffer_bytes
+                .dec_by((n * self.buffer_size) as i64);
         }
+        n
     }
 
     /// Freezes a filled buffer into [`Bytes`] without copying; the buffer returns to this pool
@@ -296,5 +341,48 @@ mod tests {
         let again = pool.try_get().unwrap().unwrap();
         assert!(again.is_empty(), "a returned buffer starts empty");
         drop(b);
+    }
+
+    #[test]
+    fn the_buffer_returned_last_comes_first_and_idle_ones_are_trimmed() {
+        let metrics = Arc::new(Metrics::new());
+        let pool = BufferPool::new(4096, 4 * 4096, Arc::clone(&metrics));
+        let bufs: Vec<AlignedBuf> = (0..4).map(|_| pool.try_get().unwrap().unwrap()).collect();
+        assert_eq!(metrics.buffer_bytes.get(), 4 * 4096);
+        let addresses: Vec<usize> = bufs.iter().map(|b| b.filled().as_ptr() as usize).collect();
+        for buf in bufs {
+            pool.put(buf);
+        }
+        assert_eq!(
+            pool.returned().try_iter().count(),
+            4,
+            "a token per buffer returned"
+        );
+        let top = pool.try_get().unwrap().unwrap();
+        assert_eq!(
+            top.filled().as_ptr() as usize,
+            addresses[3],
+            "last in, first out"
+        );
+        pool.put(top);
+
+        assert_eq!(pool.trim(1), 3);
+        assert_eq!(metrics.buffer_bytes.get(), 4096);
+        let kept = pool.try_get().unwrap().unwrap();
+        assert_eq!(
+            kept.filled().as_ptr() as usize,
+            addresses[3],
+            "the hottest is kept"
+        );
+        // Room again for the three trimmed, and no more.
+        let more: Vec<AlignedBuf> = (0..3).map(|_| pool.try_get().unwrap().unwrap()).collect();
+        assert!(pool.try_get().unwrap().is_none());
+        assert_eq!(metrics.buffer_bytes.get(), 4 * 4096);
+        pool.put(kept);
+        for buf in more {
+            pool.put(buf);
+        }
+        assert_eq!(pool.trim(0), 4);
+        assert_eq!(metrics.buffer_bytes.get(), 0);
     }
 }

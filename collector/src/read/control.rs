@@ -211,6 +211,11 @@ impl ReaderHandle {
         self.control.send(control).is_ok()
     }
 
+    /// Whether any of this reader's files is parked.
+    pub fn any_parked(&self) -> bool {
+        self.parked.len.load(Ordering::Acquire) > 0
+    }
+
     /// Whether the reader has parked file `id` (closed its descriptor while it was idle).
     pub fn is_parked(&self, id: FileId) -> bool {
         if self.parked.len.load(Ordering::Acquire) == 0 {

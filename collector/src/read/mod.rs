@@ -48,10 +48,14 @@ pub const DEFAULT_MAX_DELETED_BYTES: u64 = 2 << 30;
 /// A file idle this long is closed: long enough that a file written every few minutes keeps
 /// its descriptor, short enough that a node's many finished logs do not hold theirs.
 pub const DEFAULT_CLOSE_IDLE: Duration = Duration::from_secs(300);
-/// Default [`ReaderSettings::linger`]: at most forty rounds of reads a second however many
-/// files are written, for at most 25 ms more latency (measured on 20 files written every
-/// 10 ms: 4.4 % of a core at 1 MB/s without it, 1.5 % with it).
-pub const DEFAULT_LINGER: Duration = Duration::from_millis(25);
+/// Default [`ReaderSettings::linger`]: at most four rounds of reads a second however many
+/// files are written, for at most 250 ms more latency — less than the peers' (Fluent Bit
+/// flushes every second, the OpenTelemetry Collector polls every 200 ms and batches for 200
+/// more). Each round wakes discovery, the reader, the workers, the sinks and their syncs, so
+/// at everyday rates the round count is the node's cost: measured by the bench's `node-cost`
+/// cases (20 CRI files written every 10 ms, text to a file), 3.3 % of a core at 1 MB/s with
+/// 25 ms, 1.2 % with 100 ms, 0.8 % with 250 ms; 4.9, 2.6 and 2.2 % at 10 MB/s.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(250);
 /// The longest [`ReaderSettings::linger`] accepted.
 pub const MAX_LINGER: Duration = Duration::from_secs(1);
 

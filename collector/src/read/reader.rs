@@ -209,6 +209,11 @@ pub struct Reader {
     gone_linger: Duration,
     /// Gone files found at their end, with when they are read once more.
     lingering: VecDeque<(Instant, FileId)>,
+    /// When the pool's free buffers are trimmed if the reader stays idle until then (see
+    /// [`memory`]).
+    trim_at: Option<Instant>,
+    /// Whether it read since it last trimmed.
+    read_since_trim: bool,
     /// Files found at their end, least recently first, with when (an entry is checked
     /// against the file's `idle_since` when it comes up).
     idle: VecDeque<(Instant, FileId)>,
@@ -312,6 +317,8 @@ impl Reader {
             close_idle,
             gone_linger,
             lingering: VecDeque::new(),
+            trim_at: None,
+            read_since_trim: false,
             heart,
             stall_for_test,
             idle: VecDeque::new(),
@@ -357,6 +364,7 @@ impl Reader {
         self.expire_lingering(now);
         if self.ready.is_empty() && self.ready_gone.is_empty() {
             self.send_out()?;
+            self.trim_when_idle(now);
             let timer = match self.next_timer(now) {
                 Some(wait) => crossbeam::channel::after(wait),
                 None => crossbeam::channel::never(),
@@ -376,6 +384,8 @@ impl Reader {
             return Ok(());
         }
         self.heart.work();
+        self.trim_at = None;
+        self.read_since_trim = true;
         let mut ops = self.prepare()?;
         let decoded = self.read_decoded(&mut ops);
         let submitted: Vec<FileId> = ops.iter().map(|op| op.id).collect();
@@ -597,13 +607,7 @@ impl Reader {
                 Ok(None) if ops.is_empty() => {
                     // Every buffer is downstream; the workers give them back as they finish.
                     self.heart.wait();
-                    let buf = select! {
-                        recv(self.pool.returned()) -> buf => match buf {
-                            Ok(mut buf) => { buf.set_len(0); buf }
-                            Err(_) => return Err(Stop::Shutdown),
-                        },
-                        recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
-                    };
+                    let buf = self.wait_for_buffer()?;
                     self.heart.work();
                     buf
                 }
@@ -885,5 +889,6 @@ impl Reader {
 
 mod decoded;
 mod idle;
+mod memory;
 #[cfg(test)]
 mod tests;

@@ -19,7 +19,7 @@ const MIN_IDLE: Duration = Duration::from_secs(1);
 
 impl Reader {
     /// When the reader must look again without being woken: the next idle file's deadline,
-    /// or soon while parked files wait for a slot.
+    /// soon while parked files wait for a slot, or when its free buffers are to be trimmed.
     pub(super) fn next_timer(&self, now: Instant) -> Option<Duration> {
         let idle = self
             .idle
@@ -30,7 +30,8 @@ impl Reader {
             .lingering
             .front()
             .map(|&(at, _)| at.saturating_duration_since(now));
-        [idle, blocked, lingering].into_iter().flatten().min()
+        let trim = self.trim_at.map(|at| at.saturating_duration_since(now));
+        [idle, blocked, lingering, trim].into_iter().flatten().min()
     }
 
     /// Whether gone file `id`, at its end, stays open to linger (see [`GONE_LINGER`](super::GONE_LINGER)): the

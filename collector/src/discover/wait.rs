@@ -1,0 +1,93 @@
+//! How discovery waits: the descriptors it polls (its stop pipe, the kernel's events, inotify)
+//! and until when, which of them woke it, and the short pause that gathers a burst.
+//!
+//! Owns the waiting; what the events mean stays with the rest of discovery.
+
+use std::time::{Duration, Instant};
+
+use super::{Discovery, DiscoveryError};
+
+/// What woke discovery.
+pub(super) struct Ready {
+    /// inotify has events.
+    pub events: bool,
+    /// Stop was asked.
+    pub stop: bool,
+    /// The kernel's eBPF events are waiting.
+    pub kernel: bool,
+}
+
+impl Discovery {
+    /// Whether inotify's queue is left unread for now: while marks are held for the linger,
+    /// the kernel reports new, renamed and deleted files, and no file is parked, it holds
+    /// only news of writes to known files. It is read when the marks are due (or with the
+    /// kernel's next event), so a node writing thousands of times a second wakes discovery
+    /// a few times a second, not thousands; inotify folds repeated writes to one file into
+    /// one event meanwhile.
+    pub(super) fn holds_inotify(&self) -> bool {
+        self.kernel.is_some() && self.registry.holding_writes()
+    }
+
+    /// Waits for an event, stop, or the next retry or flush; `None` when interrupted by a
+    /// signal. With `hold_inotify`, inotify's descriptor is not polled.
+    pub(super) fn wait(&self, hold_inotify: bool) -> Result<Option<Ready>, DiscoveryError> {
+        let mut fds = vec![rustix::event::PollFd::new(
+            &self.stop,
+            rustix::event::PollFlags::IN,
+        )];
+        if let Some(k) = &self.kernel {
+            fds.push(rustix::event::PollFd::new(
+                k.wake(),
+                rustix::event::PollFlags::IN,
+            ));
+        }
+        // Left out, not polled for no events: a descriptor in the set wakes the thread
+        // (inside the kernel) at every event queued on it.
+        if !hold_inotify {
+            fds.push(rustix::event::PollFd::new(
+                self.watches.inotify(),
+                rustix::event::PollFlags::IN,
+            ));
+        }
+        let timeout = self
+            .next_retry()
+            .map(|at| timespec(at.saturating_duration_since(Instant::now())));
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => return Ok(None),
+            Err(e) => return Err(DiscoveryError::Events { source: e.into() }),
+        }
+        Ok(Some(Ready {
+            events: !hold_inotify && fds.last().is_some_and(|f| !f.revents().is_empty()),
+            stop: !fds[0].revents().is_empty(),
+            kernel: self.kernel.is_some() && !fds[1].revents().is_empty(),
+        }))
+    }
+
+    /// Sleeps for `wait` unless stopped first; returns whether it was stopped.
+    pub(super) fn wait_for_stop(&self, wait: Duration) -> Result<bool, DiscoveryError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            let mut fds = [rustix::event::PollFd::new(
+                &self.stop,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut fds, Some(&timespec(left))) {
+                Ok(_) if !fds[0].revents().is_empty() => return Ok(true),
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(DiscoveryError::Events { source: e.into() }),
+            }
+        }
+    }
+}
+
+fn timespec(wait: Duration) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: wait.as_secs() as i64,
+        tv_nsec: i64::from(wait.subsec_nanos()),
+    }
+}

@@ -1,0 +1,71 @@
+//! A reader's hold on the buffer pool: waiting for a buffer while every one is downstream,
+//! and, once the reader has been idle for [`TRIM_AFTER`], giving back the free buffers a
+//! burst needed and what its own thread freed — a single timer per idle spell, none while
+//! nothing was read since.
+//!
+//! Owns when to trim; the pool ([`crate::read::buffer`]) owns how.
+
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::select;
+
+use super::{Reader, ReaderError, Stop};
+use crate::read::buffer::AlignedBuf;
+
+/// How long a reader stays idle before it trims: longer than the gaps between reads at any
+/// steady rate (the linger is tens of milliseconds), so a busy reader never maps the same
+/// buffers again and again.
+const TRIM_AFTER: Duration = Duration::from_secs(1);
+
+/// Free buffers kept through a trim: the ones returned last, whose pages are resident anyway.
+const KEEP: usize = 2;
+
+impl Reader {
+    /// Waits until a worker returns a buffer (or shutdown).
+    pub(super) fn wait_for_buffer(&mut self) -> Result<AlignedBuf, Stop> {
+        loop {
+            // Old tokens first: a buffer returned before this call is found by `try_get`.
+            while self.pool.returned().try_recv().is_ok() {}
+            match self.pool.try_get() {
+                Ok(Some(buf)) => return Ok(buf),
+                Ok(None) => {}
+                Err(source) => {
+                    return Err(Stop::Failed(ReaderError::Buffer {
+                        reader: self.index,
+                        source,
+                    }));
+                }
+            }
+            select! {
+                recv(self.pool.returned()) -> token => if token.is_err() {
+                    return Err(Stop::Shutdown);
+                },
+                recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
+            }
+            if let Ok(Some(buf)) = self.pool.try_get() {
+                return Ok(buf);
+            }
+        }
+    }
+
+    /// Called as the reader goes idle at `now`: trims once its idle spell reached
+    /// [`TRIM_AFTER`], and otherwise (having read since the last trim) sets when to.
+    pub(super) fn trim_when_idle(&mut self, now: Instant) {
+        match self.trim_at {
+            Some(at) if at <= now => {
+                self.trim_at = None;
+                self.read_since_trim = false;
+                let trimmed = self.pool.trim(KEEP);
+                crate::memory::give_back_freed();
+                tracing::debug!(
+                    reader = self.index,
+                    trimmed,
+                    "idle: free read buffers unmapped"
+                );
+            }
+            Some(_) => {}
+            None if self.read_since_trim => self.trim_at = Some(now + TRIM_AFTER),
+            None => {}
+        }
+    }
+}
