@@ -200,7 +200,7 @@ pub fn markdown(
     let _ = writeln!(out, "- {title_note}");
     let _ = writeln!(
         out,
-        "- Each (collector, sink) gets a warm-up run, then {runs} measured run(s); figures are medians, throughput with [min–max]. \
+        "- Each (collector, sink) gets a warm-up run (unless the command says otherwise), then {runs} measured run(s); figures are medians, throughput with [min–max]. \
 Throughput is input bytes from the first byte written to the last record at the sink; CPU is the collector's user+system time over that interval. \
 Latency (file sinks) is from `write()` of a marked record to its appearance in the output, sampled every 997 records. \
 Lost/duplicated come from checking every sequence number in the output; the blackhole can only be counted.\n"

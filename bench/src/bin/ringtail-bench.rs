@@ -48,7 +48,7 @@ enum Cmd {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "ringtail,ringtail-auto,ringtail-regex,rsyslog,syslog-ng,filebeat,fluent-bit,fluent-bit-cri,otel-collector"
+            default_value = DEFAULT_COLLECTORS
         )]
         collectors: Vec<String>,
         /// A peer binary to run too, as NAME=PATH (fluent-bit, rsyslog, syslog-ng, filebeat).
@@ -95,6 +95,9 @@ enum Cmd {
     /// Install the peer collectors into target/peers (needs root and the package registries).
     SetupPeers,
 }
+
+/// The collectors a run measures unless `--collectors` names others.
+const DEFAULT_COLLECTORS: &str = "ringtail,ringtail-auto,ringtail-regex,rsyslog,syslog-ng,filebeat,fluent-bit,fluent-bit-cri,otel-collector";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -256,18 +259,27 @@ fn main() -> anyhow::Result<()> {
                 .to_string()
                 .replace(':', "");
             let note = format!(
-                "ringtail {revision}; command: `cargo run --release -p bench -- run{}{}` (scale {scale}); input and output files on {work_fs}",
+                "ringtail {revision}; command: `cargo run --release -p bench -- run{}{}{}` (scale {scale}); input and output files on {work_fs}",
                 if cases.is_empty() {
                     String::new()
                 } else {
                     format!(" {}", cases.join(" "))
                 },
+                if collectors.join(",") != DEFAULT_COLLECTORS {
+                    format!(" --collectors {}", collectors.join(","))
+                } else {
+                    String::new()
+                },
                 if runs == 3 {
                     String::new()
                 } else {
                     format!(" --runs {runs}")
-                }
-            );
+                },
+            ) + if no_warmup {
+                "; no warm-up runs (`--no-warmup`)"
+            } else {
+                ""
+            };
             let dir = results_dir.unwrap_or_else(|| root.join("bench/results"));
             // The report is written again as each case ends: an interrupted run keeps what
             // it measured.
