@@ -162,6 +162,8 @@ pub struct Discovery {
     files_filtered: Family<SourceLabel, Counter>,
     /// Source of each `MOVED_FROM` path that matched one, by cookie, until its `MOVED_TO`.
     unopened_moves: HashMap<u32, Arc<Source>>,
+    /// inotify events the last drain read (see [`wait`]).
+    drained: usize,
     /// A bundle directory changed: containers may have started or gone.
     runtime_changed: bool,
     /// Compressed rotations the start-up scan found, considered after every other file
@@ -238,6 +240,7 @@ impl Discovery {
             filtered: HashSet::new(),
             files_filtered: metrics.files_filtered.clone(),
             unopened_moves: HashMap::new(),
+            drained: 0,
             runtime_changed: false,
             deferred: HashMap::new(),
             compressed_later: Some(Vec::new()),
@@ -417,12 +420,14 @@ impl Discovery {
         // inotify queues an event in the system call that causes it: when a read finds the
         // queue empty, every file created before that read has been handled.
         let mut emptied_at = unix_nanos();
+        self.drained = 0;
         while let Some(events) = self
             .watches
             .read_events(buffer)
             .map_err(|source| DiscoveryError::Events { source })?
         {
             for event in events {
+                self.drained += 1;
                 self.event(event.wd, event.mask, event.cookie, event.name.as_deref())?;
             }
             emptied_at = unix_nanos();

@@ -17,15 +17,22 @@ pub(super) struct Ready {
     pub kernel: bool,
 }
 
+/// inotify events one drain may have read for the next wait to leave the queue unread: a
+/// quarter of the kernel's default queue (`max_queued_events`, 16,384), so that writes
+/// arriving faster than that per linger are read as they come instead of overflowing it
+/// (an overflow costs a rescan of every watched directory).
+const HOLD_BELOW: usize = 4096;
+
 impl Discovery {
     /// Whether inotify's queue is left unread for now: while marks are held for the linger,
     /// the kernel reports new, renamed and deleted files, and no file is parked, it holds
     /// only news of writes to known files. It is read when the marks are due (or with the
     /// kernel's next event), so a node writing thousands of times a second wakes discovery
-    /// a few times a second, not thousands; inotify folds repeated writes to one file into
-    /// one event meanwhile.
+    /// a few times a second, not thousands. inotify folds a write into the last event queued
+    /// only when that event is the same file's, so the queue grows with the writes meanwhile:
+    /// after a drain of [`HOLD_BELOW`] events or more, the next wait reads them as they come.
     pub(super) fn holds_inotify(&self) -> bool {
-        self.kernel.is_some() && self.registry.holding_writes()
+        self.kernel.is_some() && self.drained < HOLD_BELOW && self.registry.holding_writes()
     }
 
     /// Waits for an event, stop, or the next retry or flush; `None` when interrupted by a

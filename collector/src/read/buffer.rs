@@ -237,8 +237,8 @@ impl BufferPool {
         }
     }
 
-    /// A token for each buffer returned: when [`try_get`](Self::try_get) returns `None`, empty
-    /// this of old tokens, try again, then wait on it (with `select!`) and try again.
+    /// A token for each buffer returned (and after a trim): when [`try_get`](Self::try_get)
+    /// returns `None`, wait on it (with `select!`) and try again; a token may be stale.
     pub fn returned(&self) -> &Receiver<()> {
         &self.returned_rx
     }
@@ -267,6 +267,8 @@ impl BufferPool {
             self.metrics
                 .buffer_bytes
                 .dec_by((n * self.buffer_size) as i64);
+            // Room to map buffers again: a reader that found the pool full may go on.
+            let _ = self.returned_tx.try_send(());
         }
         n
     }

@@ -12,20 +12,20 @@ use crossbeam::channel::select;
 use super::{Reader, ReaderError, Stop};
 use crate::read::buffer::AlignedBuf;
 
-/// How long a reader stays idle before it trims: longer than the gaps between reads at any
-/// steady rate (the linger is tens of milliseconds), so a busy reader never maps the same
-/// buffers again and again.
-const TRIM_AFTER: Duration = Duration::from_secs(1);
+/// How long a reader stays idle before it trims: well beyond the gaps between rounds at any
+/// steady rate (the linger is at most a second, 250 ms by default), so a reader with work
+/// never unmaps and maps the same buffers again and again.
+const TRIM_AFTER: Duration = Duration::from_secs(5);
 
 /// Free buffers kept through a trim: the ones returned last, whose pages are resident anyway.
 const KEEP: usize = 2;
 
 impl Reader {
-    /// Waits until a worker returns a buffer (or shutdown).
+    /// Waits until a worker returns a buffer (or shutdown). Tokens are taken one at a time,
+    /// never drained: readers sharing the pool each need the token of the buffer they take
+    /// (a stale token costs one more look).
     pub(super) fn wait_for_buffer(&mut self) -> Result<AlignedBuf, Stop> {
         loop {
-            // Old tokens first: a buffer returned before this call is found by `try_get`.
-            while self.pool.returned().try_recv().is_ok() {}
             match self.pool.try_get() {
                 Ok(Some(buf)) => return Ok(buf),
                 Ok(None) => {}
@@ -41,9 +41,6 @@ impl Reader {
                     return Err(Stop::Shutdown);
                 },
                 recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
-            }
-            if let Ok(Some(buf)) = self.pool.try_get() {
-                return Ok(buf);
             }
         }
     }

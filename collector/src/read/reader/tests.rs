@@ -633,3 +633,48 @@ fn a_gone_file_lingers_at_its_end_and_is_read_once_more_before_it_is_closed() {
         "then closed: {other:?}"
     );
 }
+
+/// A burst of new files takes a buffer each; once the reader has been idle for
+/// `TRIM_AFTER`, the free ones beyond two are unmapped, with a single timer for the idle spell
+/// and none after it until something is read again.
+#[test]
+fn an_idle_reader_gives_back_the_buffers_a_burst_took() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rig = rig(4096);
+    for id in 1..=10 {
+        let path = dir.path().join(format!("{id}.log"));
+        std::fs::write(&path, b"one line\n").unwrap();
+        open(&rig, id, &path);
+    }
+    let (data, _) = round(&mut rig);
+    assert_eq!(data.len(), 10, "{data:?}");
+    // The work items are gone: every buffer is back in the pool, still mapped.
+    assert_eq!(rig.reader.metrics.buffer_bytes.get(), 10 * 4096);
+
+    let now = Instant::now();
+    rig.reader.trim_when_idle(now);
+    let timer = rig
+        .reader
+        .next_timer(now)
+        .expect("one timer for the idle spell");
+    assert!(timer > Duration::from_secs(1), "{timer:?}");
+    assert_eq!(rig.reader.metrics.buffer_bytes.get(), 10 * 4096, "not yet");
+
+    rig.reader.trim_when_idle(now + timer);
+    assert_eq!(rig.reader.metrics.buffer_bytes.get(), 2 * 4096);
+    // What is left is the idle files' own deadline (`close_idle`, 300 s here), once.
+    assert!(rig.reader.trim_at.is_none());
+    let left = rig.reader.next_timer(now + timer).unwrap();
+    assert!(left > Duration::from_secs(200), "{left:?}");
+    rig.reader.trim_when_idle(now + 2 * timer);
+    assert!(
+        rig.reader.trim_at.is_none(),
+        "nothing read since: no new trim timer"
+    );
+
+    // Reading again maps what it needs.
+    std::fs::write(dir.path().join("1.log"), b"one line\ntwo\n").unwrap();
+    rig.handle.mark_dirty([FileId(1)]);
+    let (data, _) = round(&mut rig);
+    assert_eq!(data, vec![(1, 9, 4)]);
+}
