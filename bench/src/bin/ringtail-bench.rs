@@ -228,6 +228,9 @@ fn main() -> anyhow::Result<()> {
                 .saturating_mul(4);
             let (work_dir, work_fs) = match work_dir {
                 Some(dir) => {
+                    // Collectors run in their own directories and want absolute paths.
+                    let dir = std::path::absolute(&dir)
+                        .with_context(|| format!("--work-dir {}", dir.display()))?;
                     let kind = harness::filesystem_kind(&dir);
                     (dir, kind)
                 }

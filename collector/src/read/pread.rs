@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::FileExt;
 
 use crate::file::FileId;
-use crate::read::backend::{ReadBackend, ReadError, ReadOp, Region, seek_region};
+use crate::read::backend::{ReadBackend, ReadError, ReadOp, Region, pread_retrying, seek_region};
 
 /// Reads with `pread(2)`.
 #[derive(Debug, Default)]
@@ -36,7 +35,7 @@ impl ReadBackend for PreadBackend {
 
     fn read_head(&self, id: FileId, buf: &mut [u8]) -> io::Result<usize> {
         match self.files.get(&id) {
-            Some(file) => read_retrying(file, buf, 0),
+            Some(file) => pread_retrying(file.as_fd(), buf, 0),
             None => Err(not_registered(id)),
         }
     }
@@ -55,7 +54,7 @@ impl ReadBackend for PreadBackend {
     fn read_batch(&mut self, mut ops: Vec<ReadOp>) -> Vec<ReadOp> {
         for op in &mut ops {
             op.result = match self.files.get(&op.id) {
-                Some(file) => read_retrying(file, op.buf.as_mut_slice(), op.offset),
+                Some(file) => pread_retrying(file.as_fd(), op.buf.as_mut_slice(), op.offset),
                 None => Err(io::Error::new(
                     io::ErrorKind::NotFound,
                     format!("file {} is not registered", op.id),
@@ -72,14 +71,4 @@ fn not_registered(id: FileId) -> io::Error {
         io::ErrorKind::NotFound,
         format!("file {id} is not registered"),
     )
-}
-
-/// `pread`, retried when a signal interrupts it.
-fn read_retrying(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    loop {
-        match file.read_at(buf, offset) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
 }
