@@ -602,16 +602,16 @@ impl Reader {
             };
             file.queued = false;
             let offset = file.offset;
-            let buf = match self.pool.try_get() {
-                Ok(Some(buf)) => buf,
-                Ok(None) if ops.is_empty() => {
+            let buf = match self.try_buffer()? {
+                Some(buf) => buf,
+                None if ops.is_empty() => {
                     // Every buffer is downstream; the workers give them back as they finish.
                     self.heart.wait();
                     let buf = self.wait_for_buffer()?;
                     self.heart.work();
                     buf
                 }
-                Ok(None) => {
+                None => {
                     if let Some(f) = self.files.get_mut(&id) {
                         f.queued = true;
                         if f.gone {
@@ -621,12 +621,6 @@ impl Reader {
                         }
                     }
                     break;
-                }
-                Err(source) => {
-                    return Err(Stop::Failed(ReaderError::Buffer {
-                        reader: self.index,
-                        source,
-                    }));
                 }
             };
             ops.push(ReadOp::new(id, offset, buf));

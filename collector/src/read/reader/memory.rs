@@ -26,15 +26,8 @@ impl Reader {
     /// (a stale token costs one more look).
     pub(super) fn wait_for_buffer(&mut self) -> Result<AlignedBuf, Stop> {
         loop {
-            match self.pool.try_get() {
-                Ok(Some(buf)) => return Ok(buf),
-                Ok(None) => {}
-                Err(source) => {
-                    return Err(Stop::Failed(ReaderError::Buffer {
-                        reader: self.index,
-                        source,
-                    }));
-                }
+            if let Some(buf) = self.try_buffer()? {
+                return Ok(buf);
             }
             select! {
                 recv(self.pool.returned()) -> token => if token.is_err() {
@@ -43,6 +36,17 @@ impl Reader {
                 recv(self.shutdown) -> _ => return Err(Stop::Shutdown),
             }
         }
+    }
+
+    /// A free buffer, if the pool has one (mapping a new one while under its bound); a
+    /// buffer that cannot be mapped stops the reader.
+    pub(super) fn try_buffer(&mut self) -> Result<Option<AlignedBuf>, Stop> {
+        self.pool.try_get().map_err(|source| {
+            Stop::Failed(ReaderError::Buffer {
+                reader: self.index,
+                source,
+            })
+        })
     }
 
     /// Called as the reader goes idle at `now`: trims once its idle spell reached
