@@ -114,6 +114,97 @@ sinks:
     assert_eq!(reader.join().unwrap(), LINES);
 }
 
+/// `partial_timeout` counts once a file has nothing more to read: the rest of a line, written
+/// within the timeout but while the sink was stalled, waits on disk behind a backlog far
+/// longer than the timeout, and still joins its first half instead of being cut from it.
+#[test]
+fn a_line_whose_rest_waits_behind_a_stalled_sink_is_not_cut() {
+    const BUSY: usize = 200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("logs")).unwrap();
+    let config = format!(
+        r#"data_dir: {dir}/data
+api:
+  listen: 127.0.0.1:{{port}}
+reader:
+  chunk_size: 64KiB
+  buffer_memory: 1MiB
+pipeline:
+  queue_batches: 2
+  batch_size: 64KiB
+sources:
+  - name: raw
+    paths: ["{dir}/logs/*.log"]
+    partial_timeout: 1s
+sinks:
+  - name: out
+    type: stdout
+    encoding: text
+"#,
+        dir = root.display()
+    );
+    let mut collector = Collector::start_with_stdout(root, &config, Stdio::piped());
+    let half = root.join("logs/half.log");
+    std::fs::write(&half, "the first half of a line, ").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while collector.metric("ringtail_read_bytes_total{source=\"raw\"}") < 26.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            collector.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Nobody reads stdout: a busy file fills the pipe and the queues, and reading stops.
+    let mut busy =
+        std::io::BufWriter::new(std::fs::File::create(root.join("logs/busy.log")).unwrap());
+    for i in 0..BUSY {
+        writeln!(busy, "{i:08} {LINE}").unwrap();
+    }
+    busy.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&half)
+        .unwrap();
+    file.write_all(b"and its second half\n").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+
+    let stdout = collector.child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut halves = Vec::new();
+        let mut lines = 0usize;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if line.starts_with("the first") || line.starts_with("and its") {
+                halves.push(line);
+            }
+            lines += 1;
+        }
+        (halves, lines)
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while collector.metric("ringtail_sink_records_total{sink=\"out\"}") < (BUSY + 1) as f64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all records delivered\n{}",
+            collector.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let flushed = collector.metric("ringtail_partial_lines_flushed_total{source=\"raw\"}");
+    let (status, stderr) = collector.stop();
+    assert!(status.success(), "{stderr}");
+    let (halves, lines) = reader.join().unwrap();
+    assert_eq!(
+        halves,
+        vec!["the first half of a line, and its second half".to_string()]
+    );
+    assert_eq!(lines, BUSY + 1);
+    assert_eq!(flushed, 0.0);
+}
+
 /// `limits.memory`: 1,000 busy files and a sink that drains slowly keep the process under its
 /// ceiling — reading waits for the sink — and every record still arrives.
 #[test]
@@ -189,6 +280,13 @@ sinks:
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The writer's buffers cut lines in two; a file's rest waits behind the backlog, which
+    // is no reason to emit its first half on its own.
+    assert_eq!(
+        collector.metric("ringtail_partial_lines_flushed_total{source=\"busy\"}"),
+        0.0,
+        "lines were cut"
+    );
     let peak = collector.peak_rss();
     eprintln!(
         "peak RSS with {FILES} busy files and a slow sink: {} MiB (limits.memory {} MiB)",

@@ -26,9 +26,10 @@ use multiline::{Multiline, MultilineRules, MultilineStats};
 /// 16× the kubelet's 16 KiB CRI split, so big JSON log lines survive joining, while one
 /// stream's partial-line state stays bounded.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 256 * 1024;
-/// An unfinished line waits this long for more data: a container's last output without a
-/// newline (its runtime writes a CRI `P` record) appears seconds after it exits, not never;
-/// a line written in pieces slower than this is cut in two (counted).
+/// An unfinished line waits this long for more data once its file has nothing more to read:
+/// a container's last output without a newline (its runtime writes a CRI `P` record) appears
+/// seconds after it exits, not never; a line written in pieces slower than this is cut in two
+/// (counted). Time spent behind a backlog does not count: what is on disk is read first.
 pub const DEFAULT_PARTIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a source's files are cut into records.
@@ -39,7 +40,9 @@ pub struct CutSettings {
     /// Longest line (and joined partial line) kept; longer ones are cut and flagged.
     pub max_line_bytes: usize,
     /// How long an unfinished line (no newline yet, or a CRI/docker partial without its
-    /// end) may wait for more data before it is emitted as it is.
+    /// end) may wait for more data, once its file has nothing more to read, before it is
+    /// emitted as it is. The reader times it (it knows when nothing more is to be read) and
+    /// tells the worker ([`crate::work::item::WorkItem::Idle`]).
     pub partial_timeout: Duration,
     /// Multi-line joining, if configured.
     pub multiline: Option<Arc<MultilineRules>>,
@@ -60,7 +63,7 @@ impl CutSettings {
 /// Counters of the whole chain, added to by each call; the caller publishes and resets them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CutStats {
-    /// Unfinished lines emitted as they were after waiting `partial_timeout`.
+    /// Unfinished lines emitted as they were: their file had nothing more for `partial_timeout`.
     pub partial_flushed: u64,
     /// Framing counters.
     pub frame: FrameStats,
@@ -77,9 +80,6 @@ pub struct Records {
     decoder: Decoder,
     /// Boxed: most files have none, and a file's state is kept for as long as it is followed.
     multiline: Option<Box<Multiline>>,
-    partial_timeout: Duration,
-    /// When the unfinished line (or partial join) pending now is emitted if no data comes.
-    partial_deadline: Option<Instant>,
 }
 
 impl Records {
@@ -92,8 +92,6 @@ impl Records {
                 .multiline
                 .clone()
                 .map(|m| Box::new(Multiline::new(m))),
-            partial_timeout: settings.partial_timeout,
-            partial_deadline: None,
         }
     }
 
@@ -103,8 +101,6 @@ impl Records {
             framer,
             decoder,
             multiline: multiline.map(Box::new),
-            partial_timeout: Duration::from_secs(5),
-            partial_deadline: None,
         }
     }
 
@@ -135,9 +131,6 @@ impl Records {
             }),
             None => framer.push(chunk, frame, &mut |line| decoder.push(line, decode, emit)),
         }
-        let unfinished =
-            self.framer.pending_start().is_some() || self.decoder.pending_start().is_some();
-        self.partial_deadline = unfinished.then(|| now + self.partial_timeout);
     }
 
     /// The file will not continue where it was: emits everything pending — the unfinished last
@@ -149,7 +142,6 @@ impl Records {
         stats: &mut CutStats,
         emit: &mut impl FnMut(Entry<'_>),
     ) {
-        self.partial_deadline = None;
         let Self {
             framer,
             decoder,
@@ -179,42 +171,42 @@ impl Records {
         }
     }
 
-    /// Emits what has waited its timeout at `now`: an unfinished line or partial join idle
-    /// for `partial_timeout` (as it is; reading goes on after it), and pending multi-line
-    /// records.
+    /// The file had nothing more to read for `partial_timeout`: emits the unfinished line or
+    /// partial join pending now as it is (counted); cutting goes on where it was.
+    pub fn flush_unfinished(&mut self, stats: &mut CutStats, emit: &mut impl FnMut(Entry<'_>)) {
+        let Self {
+            framer,
+            decoder,
+            multiline,
+        } = self;
+        let CutStats {
+            decode,
+            multiline: ml,
+            partial_flushed,
+            ..
+        } = stats;
+        let now = Instant::now();
+        let mut emit_entry = |entry: Entry<'_>| {
+            *partial_flushed += 1;
+            match multiline {
+                Some(m) => m.push(entry, now, ml, emit),
+                None => emit(entry),
+            }
+        };
+        let next = framer.next_offset();
+        framer.restart(next, &mut |line| {
+            decoder.push(line, decode, &mut emit_entry)
+        });
+        decoder.finish(&mut emit_entry);
+    }
+
+    /// Emits the pending multi-line records whose timeout has passed by `now`.
     pub fn flush_expired(
         &mut self,
         now: Instant,
         stats: &mut CutStats,
         emit: &mut impl FnMut(Entry<'_>),
     ) {
-        if self.partial_deadline.is_some_and(|at| at <= now) {
-            self.partial_deadline = None;
-            let Self {
-                framer,
-                decoder,
-                multiline,
-                ..
-            } = self;
-            let CutStats {
-                decode,
-                multiline: ml,
-                partial_flushed,
-                ..
-            } = stats;
-            let mut emit_entry = |entry: Entry<'_>| {
-                *partial_flushed += 1;
-                match multiline {
-                    Some(m) => m.push(entry, now, ml, emit),
-                    None => emit(entry),
-                }
-            };
-            let next = framer.next_offset();
-            framer.restart(next, &mut |line| {
-                decoder.push(line, decode, &mut emit_entry)
-            });
-            decoder.finish(&mut emit_entry);
-        }
         if let Some(m) = &mut self.multiline {
             m.flush_expired(now, &mut stats.multiline, emit);
         }
@@ -228,15 +220,9 @@ impl Records {
         }
     }
 
-    /// When the earliest pending multi-line record or unfinished line times out.
+    /// When the earliest pending multi-line record times out.
     pub fn deadline(&self) -> Option<Instant> {
-        [
-            self.multiline.as_deref().and_then(Multiline::deadline),
-            self.partial_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.multiline.as_deref().and_then(Multiline::deadline)
     }
 
     /// File offset of the next byte expected.
@@ -264,9 +250,7 @@ mod tests {
     use super::*;
 
     fn records(format: Format) -> Records {
-        let mut r = Records::from_parts(Framer::new(1024, 0), Decoder::new(format, 1024), None);
-        r.partial_timeout = Duration::from_millis(100);
-        r
+        Records::from_parts(Framer::new(1024, 0), Decoder::new(format, 1024), None)
     }
 
     fn collect(out: &mut Vec<(u64, String)>) -> impl FnMut(Entry<'_>) + '_ {
@@ -274,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unfinished_line_is_emitted_after_the_partial_timeout_and_reading_goes_on() {
+    fn an_unfinished_line_is_emitted_when_its_file_is_idle_and_reading_goes_on() {
         let t0 = Instant::now();
         let mut stats = CutStats::default();
         let mut out = Vec::new();
@@ -283,21 +267,11 @@ mod tests {
         let p = b"2026-01-01T00:00:00Z stdout F one\n2026-01-01T00:00:01Z stdout P no end\n";
         cri.push(p, t0, &mut stats, &mut collect(&mut out));
         assert_eq!(out, vec![(0, "one".to_string())]);
-        assert_eq!(cri.deadline(), Some(t0 + Duration::from_millis(100)));
-        cri.flush_expired(
-            t0 + Duration::from_millis(50),
-            &mut stats,
-            &mut collect(&mut out),
-        );
-        assert_eq!(out.len(), 1, "not yet");
-        cri.flush_expired(
-            t0 + Duration::from_millis(100),
-            &mut stats,
-            &mut collect(&mut out),
-        );
+        assert_eq!(cri.deadline(), None, "the reader times unfinished lines");
+        assert_eq!(cri.complete_offset(), 34);
+        cri.flush_unfinished(&mut stats, &mut collect(&mut out));
         assert_eq!(out[1], (34, "no end".to_string()));
         assert_eq!(stats.partial_flushed, 1);
-        assert_eq!(cri.deadline(), None);
         assert_eq!(cri.complete_offset(), p.len() as u64);
         // Its late end is a record of its own; nothing is lost or repeated.
         let f = b"2026-01-01T00:00:09Z stdout F  after all\n";
@@ -308,11 +282,9 @@ mod tests {
         let mut out = Vec::new();
         let mut raw = records(Format::Raw);
         raw.push(b"whole\nhalf", t0, &mut stats, &mut collect(&mut out));
-        raw.flush_expired(
-            t0 + Duration::from_secs(1),
-            &mut stats,
-            &mut collect(&mut out),
-        );
+        raw.flush_unfinished(&mut stats, &mut collect(&mut out));
+        // Nothing unfinished: nothing emitted, nothing counted.
+        raw.flush_unfinished(&mut stats, &mut collect(&mut out));
         raw.push(b" more\n", t0, &mut stats, &mut collect(&mut out));
         assert_eq!(
             out,
@@ -322,6 +294,7 @@ mod tests {
                 (10, " more".to_string())
             ]
         );
+        assert_eq!(stats.partial_flushed, 2);
         assert_eq!(raw.complete_offset(), 16);
     }
 }

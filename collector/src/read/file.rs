@@ -40,6 +40,11 @@ pub struct OpenFile {
     pub in_idle: bool,
     /// A gone file found at its end: until when it stays open for its writer's last writes.
     pub linger_until: Option<Instant>,
+    /// When data of it was last handed to its worker.
+    pub last_data: Option<Instant>,
+    /// Whether it is in the reader's queue of idle notices (see
+    /// [`WorkItem::Idle`](crate::work::item::WorkItem::Idle)).
+    pub notice_due: bool,
     /// Bytes the file's fingerprint covers; grown up to
     /// [`FINGERPRINT_BYTES`](crate::file::FINGERPRINT_BYTES).
     pub fingerprint_len: u32,
@@ -107,9 +112,19 @@ impl OpenFile {
             idle_since: None,
             in_idle: false,
             linger_until: None,
+            last_data: None,
+            notice_due: false,
             fingerprint_len,
             errors_logged: 0,
         }
+    }
+
+    /// Notes that data of it went to its worker at `now`. Returns when to look at it for an
+    /// idle notice, if it is not in the reader's queue of them yet.
+    pub fn data_sent(&mut self, now: Instant) -> Option<Instant> {
+        self.last_data = Some(now);
+        (!std::mem::replace(&mut self.notice_due, true))
+            .then(|| now + self.ctx.source.cut.partial_timeout)
     }
 
     /// Counts `bytes` of this file lost for `reason` (one of the `Metrics::LOST_*`).

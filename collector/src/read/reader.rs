@@ -41,7 +41,8 @@
 //! Owns the order and size of reads; it may not touch what the bytes mean (workers cut them)
 //! or which files exist (discovery decides).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -209,6 +210,8 @@ pub struct Reader {
     gone_linger: Duration,
     /// Gone files found at their end, with when they are read once more.
     lingering: VecDeque<(Instant, FileId)>,
+    /// When files that had data are looked at for an idle notice (see [`idle`]).
+    notices: BinaryHeap<Reverse<(Instant, FileId)>>,
     /// When the pool's free buffers are trimmed if the reader stays idle until then (see
     /// [`memory`]).
     trim_at: Option<Instant>,
@@ -317,6 +320,7 @@ impl Reader {
             close_idle,
             gone_linger,
             lingering: VecDeque::new(),
+            notices: BinaryHeap::new(),
             trim_at: None,
             read_since_trim: false,
             heart,
@@ -362,6 +366,7 @@ impl Reader {
         let now = Instant::now();
         self.expire_idle(now);
         self.expire_lingering(now);
+        self.send_idle_notices(now);
         if self.ready.is_empty() && self.ready_gone.is_empty() {
             self.send_out()?;
             self.trim_when_idle(now);
@@ -718,6 +723,9 @@ impl Reader {
         }
         let offset = file.offset;
         file.offset += n as u64;
+        if let Some(due) = file.data_sent(Instant::now()) {
+            self.notices.push(Reverse((due, id)));
+        }
         let worker = file.worker;
         // A compressed rotation's fingerprint, taken by discovery, covers all it can.
         if (file.fingerprint_len as usize) < FINGERPRINT_BYTES

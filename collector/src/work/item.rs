@@ -1,7 +1,8 @@
 //! The reader → worker contract: what a reader tells the worker that owns a file.
 //!
 //! A file's items arrive in order on one worker: `Open` before its data, `Data` chunks
-//! contiguous, `Truncated` restarting at 0, `Close` after the last data of a drained file.
+//! contiguous, `Truncated` restarting at 0, `Idle` when it had nothing more for a while,
+//! `Close` after the last data of a drained file.
 //!
 //! Owns the contract's shape; it may not decide when items are sent.
 
@@ -44,6 +45,15 @@ pub enum WorkItem {
         id: FileId,
         /// Where the file's data goes on.
         to: u64,
+    },
+    /// The file has had nothing more to read at `at` for its source's `partial_timeout`: an
+    /// unfinished line ending there is complete as it is. Sent once per such pause, by the
+    /// reader, which alone knows whether more of the file waits to be read.
+    Idle {
+        /// The file.
+        id: FileId,
+        /// Its read offset: the notice holds only if no data after it was sent since.
+        at: u64,
     },
     /// The file has a new path.
     Renamed {

@@ -353,6 +353,15 @@ impl Worker {
                         file.report(out, None);
                     }
                 }
+                WorkItem::Idle { id, at } => {
+                    if let Some(file) = self.files.get_mut(&id)
+                        && file.records.next_offset() == at
+                    {
+                        let out = &mut self.outputs[file.route];
+                        file.cut(out, Cut::FlushUnfinished);
+                        file.report(out, None);
+                    }
+                }
                 WorkItem::Renamed { ctx } => {
                     if let Some(file) = self.files.get_mut(&ctx.id) {
                         file.fields = FileFields::of(&ctx);
@@ -607,6 +616,38 @@ mod tests {
         second.ack.ack();
         assert_eq!(rig.tracker.offset(FileId(7)), Some(10));
         assert!(rig.stop().is_empty());
+    }
+
+    #[test]
+    fn an_idle_notice_emits_the_unfinished_line_only_at_the_offset_it_names() {
+        let rig = rig(false);
+        rig.send(vec![
+            WorkItem::Open {
+                ctx: Arc::clone(&rig.ctx),
+                offset: 0,
+            },
+            data(0, b"x\nhal"),
+            // Sent before the reader read more: the worker has data past it, so it is stale.
+            WorkItem::Idle {
+                id: FileId(7),
+                at: 2,
+            },
+        ]);
+        let first = rig.batch();
+        assert_eq!(messages(&first), vec!["x"]);
+        assert_eq!(first.ack.progress()[0].offset, 2, "`hal` is pending");
+        rig.send(vec![
+            data(5, b"f"),
+            WorkItem::Idle {
+                id: FileId(7),
+                at: 6,
+            },
+        ]);
+        let second = rig.batch();
+        assert_eq!(messages(&second), vec!["half"]);
+        assert_eq!(second.ack.progress()[0].offset, 6);
+        assert!(!second.ack.progress()[0].closed);
+        rig.stop();
     }
 
     #[test]

@@ -187,8 +187,11 @@ pub enum Cut<'a> {
     /// The file does not continue where it was: emit everything pending; restart framing at
     /// the offset, or end the file.
     Finish(Option<u64>),
-    /// Emit what has waited its timeout at the given time.
+    /// Emit the multi-line records whose timeout has passed by the given time.
     FlushExpired(Instant),
+    /// The file had nothing more to read for its `partial_timeout`: emit the unfinished line
+    /// as it is.
+    FlushUnfinished,
     /// Emit every pending multi-line record (shutdown).
     FlushMultiline,
 }
@@ -290,6 +293,7 @@ impl Output {
             Cut::Push(chunk, now) => records.push(chunk, now, cut_stats, emit),
             Cut::Finish(restart_at) => records.finish(restart_at, cut_stats, emit),
             Cut::FlushExpired(now) => records.flush_expired(now, cut_stats, emit),
+            Cut::FlushUnfinished => records.flush_unfinished(cut_stats, emit),
             Cut::FlushMultiline => records.flush_multiline(cut_stats, emit),
         }
         self.records += stats.encode.records - before;

@@ -1,16 +1,28 @@
-//! Parking: a reader's idle files closed and opened again (see
+//! Idle files: parking — a reader's idle files closed and opened again (see
 //! [`crate::read::budget`]) — which files are idle, when their deadline comes, making room
-//! when the budget is spent, and opening a parked file when it has new data; and the linger
-//! of gone files at their end ([`GONE_LINGER`](super::GONE_LINGER)).
+//! when the budget is spent, and opening a parked file when it has new data; the linger of
+//! gone files at their end ([`GONE_LINGER`](super::GONE_LINGER)); and idle notices.
 //!
-//! Owns the idle queue, the parked state and the lingering files; reads stay with the round.
+//! An idle notice ([`WorkItem::Idle`]) tells a file's worker that the file had nothing more
+//! to read for its source's `partial_timeout`, so an unfinished line at its end is emitted as
+//! it is. The reader sends it because only the reader knows whether more of the file waits:
+//! a worker timing it would cut a line whose rest is on disk behind a backlog (a slow sink,
+//! many busy files). Notices are looked at in batches — a file due within a quarter of its
+//! timeout is taken with the one that woke the reader — so busy files cost a few wake-ups per
+//! timeout, not one each.
+//!
+//! Owns the idle queue, the parked state, the lingering files and the idle notices; reads
+//! stay with the round.
 
 use std::time::{Duration, Instant};
+
+use std::cmp::Reverse;
 
 use super::{BLOCKED_RETRY, Reader};
 use crate::file::{FileId, FileIdentity};
 use crate::metrics::Metrics;
 use crate::read::budget::{is_exhausted, reopen};
+use crate::work::item::WorkItem;
 
 /// Files are parked to make room only once idle this long: a file its writer is still busy
 /// with (and may delete or replace right after writing) keeps its descriptor — what is written
@@ -31,7 +43,50 @@ impl Reader {
             .front()
             .map(|&(at, _)| at.saturating_duration_since(now));
         let trim = self.trim_at.map(|at| at.saturating_duration_since(now));
-        [idle, blocked, lingering, trim].into_iter().flatten().min()
+        let notice = self
+            .notices
+            .peek()
+            .map(|Reverse((at, _))| at.saturating_duration_since(now));
+        [idle, blocked, lingering, trim, notice]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Sends the idle notices due by `now` (see the module documentation): a file whose last
+    /// data went out its `partial_timeout` ago, with no read queued or waiting for it, gets one
+    /// at its offset; one with data since, or a read on its way, is looked at again later.
+    pub(super) fn send_idle_notices(&mut self, now: Instant) {
+        while let Some(&Reverse((due, id))) = self.notices.peek() {
+            let Some(file) = self.files.get_mut(&id) else {
+                self.notices.pop();
+                continue;
+            };
+            let timeout = file.ctx.source.cut.partial_timeout;
+            let slack = timeout / 4;
+            if due > now + slack {
+                break;
+            }
+            self.notices.pop();
+            let quiet_at = file.last_data.map_or(now, |at| at + timeout);
+            let again = if quiet_at > now + slack {
+                Some(quiet_at)
+            } else if file.queued || self.blocked.contains(&id) || self.inbox.is_dirty(id) {
+                Some(now + timeout)
+            } else {
+                None
+            };
+            match again {
+                Some(at) => self.notices.push(Reverse((at, id))),
+                None => {
+                    file.notice_due = false;
+                    self.out[file.worker].push(WorkItem::Idle {
+                        id,
+                        at: file.offset,
+                    });
+                }
+            }
+        }
     }
 
     /// Whether gone file `id`, at its end, stays open to linger (see [`GONE_LINGER`](super::GONE_LINGER)): the

@@ -17,6 +17,10 @@ use crate::read::buffer::AlignedBuf;
 /// never unmaps and maps the same buffers again and again.
 const TRIM_AFTER: Duration = Duration::from_secs(5);
 
+/// A trim due this soon is done by the wake-up at hand (the idle notices of the files last
+/// read come due at about the same time), rather than by one more.
+const TRIM_SLACK: Duration = Duration::from_secs(1);
+
 /// Free buffers kept through a trim: the ones returned last, whose pages are resident anyway.
 const KEEP: usize = 2;
 
@@ -50,10 +54,10 @@ impl Reader {
     }
 
     /// Called as the reader goes idle at `now`: trims once its idle spell reached
-    /// [`TRIM_AFTER`], and otherwise (having read since the last trim) sets when to.
+    /// [`TRIM_AFTER`] (within [`TRIM_SLACK`]), and otherwise (having read since the last trim) sets when to.
     pub(super) fn trim_when_idle(&mut self, now: Instant) {
         match self.trim_at {
-            Some(at) if at <= now => {
+            Some(at) if at <= now + TRIM_SLACK => {
                 self.trim_at = None;
                 self.read_since_trim = false;
                 let trimmed = self.pool.trim(KEEP);

@@ -83,11 +83,16 @@ fn source() -> Arc<Source> {
 }
 
 fn open(rig: &Rig, id: u64, path: &Path) {
+    open_of(rig, id, path, source());
+}
+
+/// Like [`open`], for a file of `source`.
+fn open_of(rig: &Rig, id: u64, path: &Path, source: Arc<Source>) {
     let ctx = Arc::new(FileCtx {
         id: FileId(id),
         path: path.to_path_buf(),
         identity: FileIdentity { dev: 0, ino: id },
-        source: source(),
+        source,
         meta: Default::default(),
     });
     let file = File::open(path).unwrap();
@@ -157,6 +162,7 @@ fn round(rig: &mut Rig) -> (Vec<(u64, u64, usize)>, Vec<String>) {
                 WorkItem::Renamed { ctx } => other.push(format!("renamed {}", ctx.id.0)),
                 WorkItem::Close { id } => other.push(format!("close {}", id.0)),
                 WorkItem::Hole { id, to } => other.push(format!("hole {} to {to}", id.0)),
+                WorkItem::Idle { id, at } => other.push(format!("idle {} at {at}", id.0)),
             }
         }
     }
@@ -246,6 +252,50 @@ fn new_data_is_read_when_the_file_is_marked_dirty() {
     rig.handle.mark_dirty([FileId(1)]);
     let (data, _) = round(&mut rig);
     assert_eq!(data, vec![(1, 4, 4)]);
+}
+
+#[test]
+fn an_idle_notice_goes_out_once_a_file_had_nothing_more_to_read_for_its_partial_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.log");
+    std::fs::write(&path, b"whole\nhal").unwrap();
+    let mut rig = rig(4096);
+    let mut source = Source::new(0, "test", Format::Raw);
+    source.cut.partial_timeout = Duration::from_secs(1);
+    open_of(&rig, 1, &path, Arc::new(source));
+    let (data, _) = round(&mut rig);
+    assert_eq!(data, vec![(1, 0, 9)]);
+    let append = |bytes: &[u8]| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(bytes).unwrap();
+    };
+
+    // The rest of the line is written before the timeout, and read: the timeout starts again.
+    std::thread::sleep(Duration::from_millis(500));
+    append(b"f\nnext");
+    rig.handle.mark_dirty([FileId(1)]);
+    assert_eq!(round(&mut rig), (vec![(1, 9, 6)], vec![]));
+
+    // More is written once the timeout has passed, but the reader has not read it yet (a
+    // backlog): it is read, and no notice goes out before it.
+    std::thread::sleep(Duration::from_millis(1250));
+    append(b" line\nlast");
+    rig.handle.mark_dirty([FileId(1)]);
+    assert_eq!(round(&mut rig), (vec![(1, 15, 10)], vec![]));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(wake_round(&mut rig), (vec![], vec![]), "not yet");
+
+    // Nothing more for the timeout: one notice at the file's offset, and only one.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        wake_round(&mut rig),
+        (vec![], vec!["idle 1 at 25".to_string()])
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(wake_round(&mut rig), (vec![], vec![]));
 }
 
 #[test]
@@ -660,6 +710,9 @@ fn an_idle_reader_gives_back_the_buffers_a_burst_took() {
     assert!(timer > Duration::from_secs(1), "{timer:?}");
     assert_eq!(rig.reader.metrics.buffer_bytes.get(), 10 * 4096, "not yet");
 
+    // The files' idle notices (their `partial_timeout` is the same 5 s) go out in the same
+    // wake-up.
+    rig.reader.send_idle_notices(now + timer);
     rig.reader.trim_when_idle(now + timer);
     assert_eq!(rig.reader.metrics.buffer_bytes.get(), 2 * 4096);
     // What is left is the idle files' own deadline (`close_idle`, 300 s here), once.
