@@ -164,6 +164,8 @@ pub struct Discovery {
     unopened_moves: HashMap<u32, Arc<Source>>,
     /// inotify events the last drain read (see [`wait`]).
     drained: usize,
+    /// Times inotify woke discovery since the last hand-off of marks (see [`wait`]).
+    round_wakes: u32,
     /// A bundle directory changed: containers may have started or gone.
     runtime_changed: bool,
     /// Compressed rotations the start-up scan found, considered after every other file
@@ -241,6 +243,7 @@ impl Discovery {
             files_filtered: metrics.files_filtered.clone(),
             unopened_moves: HashMap::new(),
             drained: 0,
+            round_wakes: 0,
             runtime_changed: false,
             deferred: HashMap::new(),
             compressed_later: Some(Vec::new()),
@@ -260,7 +263,7 @@ impl Discovery {
         // so far has been found.
         discovery.drain_events(&mut vec![0u8; EVENT_BUFFER])?;
         discovery.tracker.report_gone_while_down();
-        discovery.registry.flush_dirty();
+        discovery.flush_dirty();
         tracing::info!(
             directories = discovery.watches.len(),
             files = discovery.registry.len(),
@@ -289,6 +292,7 @@ impl Discovery {
                 continue;
             };
             let (events_ready, stop, kernel_ready) = (ready.events, ready.stop, ready.kernel);
+            self.round_wakes += u32::from(events_ready);
             // A burst of writes to many files is one batch of events: a short pause gathers
             // it (new files wait for it too, so it stays far below how long a short-lived
             // file lives); the readers' wake-up waits for the linger (`flush_dirty`).
@@ -320,12 +324,13 @@ impl Discovery {
             self.retry_waiting()?;
             self.rescan_unwatched()?;
             // New data of known files reaches the readers once the linger is over.
-            self.registry.flush_dirty();
+            self.flush_dirty();
             if stop {
                 // Events already queued still count: a file created and renamed away just
                 // before shutdown must reach the tracker (and so the final checkpoint), or
                 // the next run would not find it under its new name.
                 self.drain_events(&mut buffer)?;
+                self.wake_quiet();
                 self.registry.flush_dirty_now();
                 return Ok(());
             }
@@ -377,7 +382,7 @@ impl Discovery {
             tracing::warn!("kernel events were lost; rescanning all watched directories");
             self.rescan()?;
         }
-        self.registry.flush_dirty();
+        self.flush_dirty();
         Ok(())
     }
 
@@ -439,7 +444,7 @@ impl Discovery {
             self.sync_declarations(false)?;
         }
         self.registry.settle_moves()?;
-        self.registry.flush_dirty();
+        self.flush_dirty();
         self.publish_watermark(emptied_at);
         Ok(())
     }
@@ -503,7 +508,12 @@ impl Discovery {
                 self.counters.close_write.inc();
             }
             match self.registry.at(&path) {
-                Some(id) => self.registry.mark_dirty(id),
+                Some(id) => {
+                    self.registry.mark_dirty(id);
+                    if mask.contains(EventMask::MODIFY) && self.registry.writes_may_wait() {
+                        self.watches.quiet(&wd);
+                    }
+                }
                 None => self.consider(&path, false)?,
             }
         } else if mask.contains(EventMask::CREATE) {

@@ -439,10 +439,37 @@ impl Registry {
     }
 
     /// Whether writes to known files need not be heard of before the marks held for the
-    /// linger are sent: some are held, and no file is parked (a write to a parked file must
-    /// reach its reader at once).
+    /// linger are sent: some are held, and [`writes_may_wait`](Self::writes_may_wait).
     pub fn holding_writes(&self) -> bool {
-        self.due.is_some() && !self.urgent && !self.readers.iter().any(ReaderHandle::any_parked)
+        self.due.is_some() && self.writes_may_wait()
+    }
+
+    /// Whether a write to a known file may wait for the next hand-off of marks: they
+    /// linger, none waiting is urgent, and no file is parked (a write to a parked file must
+    /// reach its reader at once).
+    pub fn writes_may_wait(&self) -> bool {
+        !self.linger.is_zero() && !self.urgent && !self.readers.iter().any(ReaderHandle::any_parked)
+    }
+
+    /// Whether the next [`flush_dirty`](Self::flush_dirty) sends the marks.
+    pub fn flush_is_due(&self) -> bool {
+        !self.dirty.iter().all(Vec::is_empty)
+            && (self.linger.is_zero()
+                || self.urgent
+                || self.due.is_some_and(|due| Instant::now() >= due))
+    }
+
+    /// Marks every known file whose directory is one of `dirs` dirty.
+    pub fn mark_dirty_in(&mut self, dirs: &HashSet<PathBuf>) {
+        let ids: Vec<FileId> = self
+            .by_path
+            .iter()
+            .filter(|(p, _)| p.parent().is_some_and(|d| dirs.contains(d)))
+            .map(|(_, id)| *id)
+            .collect();
+        for id in ids {
+            self.mark_dirty(id);
+        }
     }
 
     /// How long marks are held back after the first of a round

@@ -48,7 +48,7 @@ impl Discovery {
                 self.registry.mark_dirty(id);
             }
         }
-        self.registry.flush_dirty();
+        self.flush_dirty();
         self.rescans.done(
             self.registry.len() > before,
             !self.watches.unwatched().is_empty(),
@@ -123,7 +123,7 @@ impl Discovery {
             }
         }
         self.waiting.retried(self.waiting.len() < before);
-        self.registry.flush_dirty();
+        self.flush_dirty();
         Ok(())
     }
 
@@ -142,7 +142,7 @@ impl Discovery {
             }
             self.deferred.remove(&path);
         }
-        self.registry.flush_dirty();
+        self.flush_dirty();
         Ok(())
     }
 }

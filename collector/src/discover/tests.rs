@@ -34,15 +34,22 @@ struct Running {
 impl Running {
     /// Discovery for `source` (its start-up scan done), not yet running.
     fn create(source: Arc<Source>) -> (Discovery, ReaderInbox, OwnedFd) {
+        Self::create_with(source, &Arc::new(Metrics::new()))
+    }
+
+    /// As [`create`](Self::create), counting in `metrics`.
+    fn create_with(
+        source: Arc<Source>,
+        metrics: &Arc<Metrics>,
+    ) -> (Discovery, ReaderInbox, OwnedFd) {
         let (handle, inbox) = control::channel();
         let (stop_read, stop_write) = rustix::pipe::pipe().unwrap();
-        let metrics = Arc::new(Metrics::new());
-        let tracker = Arc::new(AckTracker::new(Arc::clone(&metrics)));
+        let tracker = Arc::new(AckTracker::new(Arc::clone(metrics)));
         let discovery = Discovery::new(
             vec![source],
             vec![handle],
             stop_read,
-            &metrics,
+            metrics,
             tracker,
             None,
             &KubernetesSettings::default(),
@@ -222,5 +229,68 @@ fn a_file_seen_through_a_symlink_is_read_once() {
     assert_eq!(files, 1);
     opened(d.next());
     assert!(d.quiet());
+    d.stop();
+}
+
+#[test]
+fn a_busy_directory_is_quiet_until_its_marks_go_out_and_then_heard_again() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.log"), b"x\n").unwrap();
+    std::fs::write(dir.path().join("b.log"), b"y\n").unwrap();
+    let glob = format!("{}/*.log", dir.path().display());
+    let metrics = Arc::new(Metrics::new());
+    let (mut discovery, inbox, stop) = Running::create_with(source(&[glob], &[]), &metrics);
+    discovery.set_linger(Duration::from_millis(300));
+    let d = Running::run(discovery, inbox, stop);
+    let mut ids = HashMap::new();
+    for _ in 0..2 {
+        let (id, path) = opened(d.next());
+        ids.insert(path.file_name().unwrap().to_string_lossy().into_owned(), id);
+    }
+    let (a, b) = (ids["a.log"], ids["b.log"]);
+    let modify = || {
+        metrics
+            .discovery_events
+            .get_or_create(&KindLabel { kind: "modify" })
+            .get()
+    };
+    let before = modify();
+    d.inbox.take_dirty();
+
+    // Writes to two files in turn: inotify cannot fold one into the last queued event, so
+    // unless the directory goes quiet each is an event.
+    let open = |name: &str| {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(name))
+            .unwrap()
+    };
+    let (mut fa, mut fb) = (open("a.log"), open("b.log"));
+    for _ in 0..200 {
+        fa.write_all(b"line\n").unwrap();
+        fb.write_all(b"line\n").unwrap();
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let wait_for = |id: FileId, what: &str| {
+        let deadline = std::time::Instant::now() + WAIT;
+        while !d.inbox.dirty_ids().contains(&id) {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for(a, "the writes to a.log mark it dirty");
+    wait_for(b, "the writes to b.log mark it dirty");
+    let events = modify() - before;
+    assert!(
+        events < 100,
+        "400 writes in a quiet directory made {events} modify events"
+    );
+
+    // The marks went out, and the directory reports writes again: one write to b.log
+    // marks it once more.
+    std::thread::sleep(Duration::from_millis(400));
+    d.inbox.take_dirty();
+    fb.write_all(b"later\n").unwrap();
+    wait_for(b, "a write after the marks went out marks the file again");
     d.stop();
 }

@@ -1,7 +1,8 @@
 //! How discovery waits: the descriptors it polls (its stop pipe, the kernel's events, inotify)
-//! and until when, which of them woke it, and the short pause that gathers a burst.
+//! and until when, which of them woke it, and the short pause that gathers a burst; and the
+//! rounds of the linger — when write events may go unheard and when the marks go out.
 //!
-//! Owns the waiting; what the events mean stays with the rest of discovery.
+//! Owns the waiting and the rounds; what the events mean stays with the rest of discovery.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,12 @@ pub(super) struct Ready {
 /// (an overflow costs a rescan of every watched directory).
 const HOLD_BELOW: usize = 4096;
 
+/// Times inotify may wake discovery in a round before the rest of the round's writes are
+/// held: each wake-up quiets the directories whose writes it read (see
+/// [`Watches::quiet`](super::watches::Watches::quiet)), so the busiest are quiet after the
+/// first few, and the slower ones wait in the queue.
+const QUIET_WAKES: u32 = 4;
+
 impl Discovery {
     /// Whether inotify's queue is left unread for now: while marks are held for the linger,
     /// the kernel reports new, renamed and deleted files, and no file is parked, it holds
@@ -31,8 +38,42 @@ impl Discovery {
     /// a few times a second, not thousands. inotify folds a write into the last event queued
     /// only when that event is the same file's, so the queue grows with the writes meanwhile:
     /// after a drain of [`HOLD_BELOW`] events or more, the next wait reads them as they come.
+    /// A round first lets inotify wake it [`QUIET_WAKES`] times, each quieting the
+    /// directories whose writes it read: their writes then queue nothing at all.
     pub(super) fn holds_inotify(&self) -> bool {
-        self.kernel.is_some() && self.drained < HOLD_BELOW && self.registry.holding_writes()
+        self.kernel.is_some()
+            && self.drained < HOLD_BELOW
+            && self.round_wakes >= QUIET_WAKES
+            && self.registry.holding_writes()
+    }
+
+    /// Sends the readers their marks if the linger is over (see
+    /// [`Registry::flush_dirty`](super::registry::Registry::flush_dirty)). Quiet directories
+    /// are asked for writes again first, and their files marked: what was written to them
+    /// while they were quiet is read after they can report writes again, so nothing falls
+    /// in between.
+    pub(super) fn flush_dirty(&mut self) {
+        if self.watches.any_quiet() && self.registry.flush_is_due() {
+            self.wake_quiet();
+        }
+        self.registry.flush_dirty();
+        if self.registry.flush_due().is_none() {
+            self.round_wakes = 0;
+            if self.watches.any_quiet() {
+                // The marks went out without waiting for the round (a parked file's): the
+                // quiet directories' files are read once more, after they are woken.
+                self.wake_quiet();
+                self.registry.flush_dirty_now();
+            }
+        }
+    }
+
+    /// Asks the quiet directories for writes again and marks their files dirty.
+    pub(super) fn wake_quiet(&mut self) {
+        if self.watches.any_quiet() {
+            let dirs = self.watches.wake_quiet();
+            self.registry.mark_dirty_in(&dirs);
+        }
     }
 
     /// Waits for an event, stop, or the next retry or flush; `None` when interrupted by a

@@ -85,6 +85,8 @@ pub struct Watches {
     errors_logged: u32,
     runtime: HashMap<WatchDescriptor, PathBuf>,
     runtime_watched: HashSet<PathBuf>,
+    /// Directories not asked for modify events until the next hand-off (see [`Watches::quiet`]).
+    quiet: HashSet<WatchDescriptor>,
     /// Directories of log files inotify refused, rescanned instead.
     unwatched: BTreeSet<PathBuf>,
     failures: Counter,
@@ -127,6 +129,7 @@ impl Watches {
             errors_logged: 0,
             runtime: HashMap::new(),
             runtime_watched: HashSet::new(),
+            quiet: HashSet::new(),
             unwatched: BTreeSet::new(),
             failures: metrics.watch_failures.clone(),
             unwatched_gauge: metrics.directories_unwatched.clone(),
@@ -183,6 +186,7 @@ impl Watches {
             return Watched::Runtime;
         }
         if ignored {
+            self.quiet.remove(wd);
             if let Some(dir) = self.dirs.remove(wd) {
                 self.watched.remove(&dir);
                 self.forget_key(&dir);
@@ -303,6 +307,7 @@ impl Watches {
         for path in below {
             if let Some(wd) = self.watched.remove(&path) {
                 self.dirs.remove(&wd);
+                self.quiet.remove(&wd);
                 // The kernel may have dropped the watch already (directory deleted).
                 let _ = self.inotify.watches().remove(wd);
             }
@@ -318,6 +323,80 @@ impl Watches {
                 if let Some(kernel) = &mut self.kernel {
                     kernel.remove(&key);
                 }
+            }
+        }
+    }
+
+    /// Stops asking for `wd`'s modify events until [`wake_quiet`](Self::wake_quiet): its
+    /// files were just marked dirty, so further writes to them until the marks are handed
+    /// to the readers say nothing new, yet inotify would queue an event for each (folding a
+    /// write only into the last event queued, when that is the same file's). A directory
+    /// written a thousand times a second then costs one event per linger, not a thousand
+    /// — in the writer's system calls too, which queue them. Returns whether it is quiet;
+    /// not when inotify is not asked for modify events at all (the write hook wakes
+    /// readers), or the directory's path no longer leads to the watched directory.
+    pub fn quiet(&mut self, wd: &WatchDescriptor) -> bool {
+        if !self.mask.contains(WatchMask::MODIFY) || self.quiet.contains(wd) {
+            return self.quiet.contains(wd);
+        }
+        let Some(dir) = self.dirs.get(wd).cloned() else {
+            return false;
+        };
+        if self.set_mask(wd, &dir, self.mask.difference(WatchMask::MODIFY)) {
+            self.quiet.insert(wd.clone());
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether some directory is quiet.
+    pub fn any_quiet(&self) -> bool {
+        !self.quiet.is_empty()
+    }
+
+    /// Asks every quiet directory for modify events again, and returns them: every file in
+    /// them may have been written since it went quiet, and is to be read after this (a
+    /// write after this call queues an event again, so a read after it misses nothing).
+    pub fn wake_quiet(&mut self) -> HashSet<PathBuf> {
+        let mut woken = HashSet::with_capacity(self.quiet.len());
+        for wd in std::mem::take(&mut self.quiet) {
+            if let Some(dir) = self.dirs.get(&wd).cloned() {
+                // A directory whose path leads elsewhere now cannot be asked again: it was
+                // moved or deleted, which inotify reports (MOVE_SELF, DELETE_SELF) and its
+                // files' reads follow; its files are read once more all the same.
+                self.set_mask(&wd, &dir, self.mask);
+                woken.insert(dir);
+            }
+        }
+        woken
+    }
+
+    /// Sets watch `wd` (of `dir`) to `mask`. inotify takes a path and changes the mask of
+    /// the watch on whatever the path leads to now: when that is not `wd`'s directory, the
+    /// change is undone (another watched directory's mask is restored; a watch just created
+    /// on an unwatched one is removed) and this returns false.
+    fn set_mask(&mut self, wd: &WatchDescriptor, dir: &Path, mask: WatchMask) -> bool {
+        match self.inotify.watches().add(dir, mask) {
+            Ok(got) if got == *wd => true,
+            Ok(got) => {
+                if let Some(other) = self.dirs.get(&got).cloned() {
+                    let restore = if self.quiet.contains(&got) {
+                        self.mask.difference(WatchMask::MODIFY)
+                    } else {
+                        self.mask
+                    };
+                    let _ = self.inotify.watches().add(&other, restore);
+                } else if let Some(runtime) = self.runtime.get(&got).cloned() {
+                    let _ = self.inotify.watches().add(&runtime, RUNTIME_MASK);
+                } else {
+                    let _ = self.inotify.watches().remove(got);
+                }
+                false
+            }
+            Err(e) => {
+                tracing::debug!(dir = %dir.display(), error = %e, "cannot change the directory's inotify mask");
+                false
             }
         }
     }
