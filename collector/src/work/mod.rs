@@ -25,6 +25,7 @@
 pub mod item;
 pub mod output;
 pub mod route;
+pub mod spare;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -78,6 +79,11 @@ pub struct Worker {
     outputs: Vec<Output>,
     /// Lower bounds of multiline deadlines, at most one entry per file (see `FileState::timed`).
     timers: BinaryHeap<Reverse<(Instant, FileId)>>,
+    /// When the spare output buffers are dropped if the worker stays idle until then (see
+    /// [`spare`]).
+    trim_at: Option<Instant>,
+    /// Whether it had work since it last trimmed (an idle worker sets no trim timer).
+    worked_since_trim: bool,
     queue_depth: Gauge,
     /// This worker's progress, for `/livez`.
     heart: Arc<Heart>,
@@ -240,7 +246,10 @@ impl Worker {
         metrics: Arc<Metrics>,
         batch_bytes: usize,
     ) -> Self {
-        let outputs = routes.iter().map(Output::new).collect();
+        let outputs = routes
+            .iter()
+            .map(|route| Output::new(route, batch_bytes))
+            .collect();
         let queue_depth = metrics.queue(&format!("worker:{index}"));
         Self {
             index,
@@ -253,6 +262,8 @@ impl Worker {
             files: HashMap::new(),
             outputs,
             timers: BinaryHeap::new(),
+            trim_at: None,
+            worked_since_trim: false,
             queue_depth,
             heart: Heart::detached(&format!("worker-{index}")),
         }
@@ -269,8 +280,9 @@ impl Worker {
     pub fn run(mut self) -> Result<(), WorkerError> {
         loop {
             self.heart.wait();
-            let received = match self.timers.peek() {
-                Some(&Reverse((deadline, _))) => self.input.recv_deadline(deadline),
+            let deadline = self.timers.peek().map(|&Reverse((at, _))| at);
+            let received = match deadline.into_iter().chain(self.trim_at).min() {
+                Some(deadline) => self.input.recv_deadline(deadline),
                 None => self
                     .input
                     .recv()
@@ -279,12 +291,23 @@ impl Worker {
             self.heart.work();
             self.queue_depth.set(self.input.len() as i64);
             match received {
-                Ok(items) => self.handle(items)?,
-                Err(RecvTimeoutError::Timeout) => self.expire(Instant::now()),
+                Ok(items) => {
+                    self.trim_at = None;
+                    self.worked_since_trim = true;
+                    self.handle(items)?;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = Instant::now();
+                    self.expire(now);
+                    self.trim_when_idle(now);
+                }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             if self.input.is_empty() {
                 self.flush_outputs()?;
+                if self.trim_at.is_none() && self.worked_since_trim {
+                    self.trim_at = Some(Instant::now() + spare::TRIM_AFTER);
+                }
             }
         }
         for file in self.files.values_mut() {
@@ -399,6 +422,22 @@ impl Worker {
                 self.timers.push(Reverse((next, id)));
             }
             file.report(out, None);
+        }
+    }
+
+    /// Idle since [`spare::TRIM_AFTER`] by `now`: drops the spare output buffers and gives
+    /// their memory back. One timer per idle spell.
+    fn trim_when_idle(&mut self, now: Instant) {
+        if self.trim_at.is_some_and(|at| at <= now) {
+            self.trim_at = None;
+            self.worked_since_trim = false;
+            let trimmed: usize = self.outputs.iter().map(Output::trim).sum();
+            crate::memory::give_back_freed();
+            tracing::debug!(
+                worker = self.index,
+                trimmed,
+                "idle: spare output buffers dropped"
+            );
         }
     }
 

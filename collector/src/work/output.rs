@@ -25,6 +25,7 @@ use crate::file::FileId;
 use crate::process::{self, Fields, Outcome, ProcessStats};
 use crate::source::FileCtx;
 use crate::work::route::Route;
+use crate::work::spare::Spares;
 
 /// The counters of one cut-and-encode call, published per file afterwards.
 #[derive(Default)]
@@ -63,11 +64,14 @@ struct Part {
     high_water: (usize, usize),
     /// Where an OTLP record is built before its length is known.
     scratch: Vec<u8>,
+    /// Buffers of sent batches, back from the sinks.
+    spares: Arc<Spares>,
 }
 
 impl Output {
-    /// An empty output for `route`: one buffer per encoding, indexed where a sink wants it.
-    pub fn new(route: &Route) -> Self {
+    /// An empty output for `route`: one buffer per encoding, indexed where a sink wants it;
+    /// batches close at `batch_bytes` (see [`Output::take`]).
+    pub fn new(route: &Route, batch_bytes: usize) -> Self {
         Self {
             parts: route
                 .encodings
@@ -80,6 +84,9 @@ impl Output {
                     current: None,
                     high_water: (0, 0),
                     scratch: Vec::new(),
+                    // A batch closes after the chunk that crossed `batch_bytes`: twice that
+                    // holds the usual ones.
+                    spares: Spares::new(2 * batch_bytes + 8192),
                 })
                 .collect(),
             records: 0,
@@ -119,10 +126,10 @@ impl Part {
             self.buf.len().max(self.high_water.0 / 2).min(cap),
             records_now.max(self.high_water.1 / 2).min(cap / 16),
         );
-        let data = Bytes::from(std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity((batch_bytes + 4096).max(self.high_water.0 + 4096)),
-        ));
+        let next = self
+            .spares
+            .take((batch_bytes + 4096).max(self.high_water.0 + 4096));
+        let data = self.spares.freeze(std::mem::replace(&mut self.buf, next));
         self.file_slots.clear();
         self.current = None;
         let index_capacity = self.high_water.1 + 64;
@@ -159,6 +166,11 @@ impl Output {
                 *next_seq += 1;
             }
         }
+    }
+
+    /// Drops the spare buffers of every part (the worker is idle); returns how many.
+    pub fn trim(&self) -> usize {
+        self.parts.iter().map(|p| p.spares.trim()).sum()
     }
 
     /// Whether there is nothing to send: no records and no progress.
