@@ -7,8 +7,8 @@
 //! chunk (the per-file budget) of each in a single backend batch, hands the chunks to the
 //! workers, and puts every file whose chunk came back full at the back of the queue — so one
 //! busy file cannot starve the others. A file whose read came back short has caught up; it waits
-//! for its next discovery event. There is no timer: an idle reader sleeps until discovery wakes
-//! it.
+//! for its next discovery event; once it had nothing more for its source's `partial_timeout`,
+//! its worker gets an idle notice (see [`idle`]), so an unfinished last line goes out.
 //!
 //! Backpressure: a round needs free buffers from the bounded pool and room in the workers'
 //! queues; when either is missing the reader waits, and files on disk are the buffer.
@@ -26,9 +26,10 @@
 //! a file read to its end and idle for `reader.close_idle` is *parked* — its descriptor
 //! closed, its identity, offset and partial state kept — and opened again when it is marked
 //! dirty; when discovery's new files wait for the open-file budget, the least recently active
-//! idle files are parked at once. The reader's only timer is the next idle file's deadline
-//! (and a short retry while a parked file waits for a slot); a reader with no idle files
-//! sleeps until discovery wakes it.
+//! idle files are parked at once. The reader's timers are the next idle file's deadline and
+//! idle notice, the trim of an idle spell, and a short retry while a parked file waits for a
+//! slot: each fires once per idle spell, and a reader with nothing read since sleeps until
+//! discovery wakes it.
 //!
 //! A compressed rotation (a `.gz` or `.zst` discovery hands over with its format) is read
 //! through a decoder instead of the backend, in uncompressed bytes, to its end, then closed
