@@ -38,7 +38,7 @@ sinks:
 "#,
         dir = root.display()
     );
-    let mut collector = Collector::start_with_stdout(root, &config, Stdio::piped());
+    let mut collector = Collector::start_with_stdout(root, &config, Stdio::piped);
     let idle = collector.rss();
     let mut file =
         std::io::BufWriter::new(std::fs::File::create(root.join("logs/big.log")).unwrap());
@@ -144,7 +144,7 @@ sinks:
 "#,
         dir = root.display()
     );
-    let mut collector = Collector::start_with_stdout(root, &config, Stdio::piped());
+    let mut collector = Collector::start_with_stdout(root, &config, Stdio::piped);
     let half = root.join("logs/half.log");
     std::fs::write(&half, "the first half of a line, ").unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -231,7 +231,7 @@ sinks:
 "#,
         dir = root.display()
     );
-    let mut collector = Collector::start_with_stdout(root, &config, Stdio::piped());
+    let mut collector = Collector::start_with_stdout(root, &config, Stdio::piped);
     // A slow reader of the sink's output: 64 KiB every 4 ms (~16 MB/s).
     let stdout = collector.child.stdout.take().unwrap();
     let drain = std::thread::spawn(move || {
@@ -325,7 +325,7 @@ sinks:
 "#,
         dir = root.display()
     );
-    let mut collector = Collector::start_with_stdout(root, &config, Stdio::piped());
+    let mut collector = Collector::start_with_stdout(root, &config, Stdio::piped);
     // A slow sink: stdout is read at about 0.8 MB/s.
     let stdout = collector.child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {

@@ -56,7 +56,7 @@ fn twenty_thousand_sources_start_and_restart_within_a_linear_bound() {
     let config = config(dir);
 
     let started = Instant::now();
-    let collector = Collector::start_within(dir, &config, Stdio::null(), BOUND);
+    let collector = Collector::start_within(dir, &config, Stdio::null, BOUND);
     let n = present.len();
     assert_eq!(
         wait_for_lines(&out, n, BOUND),
@@ -80,7 +80,7 @@ fn twenty_thousand_sources_start_and_restart_within_a_linear_bound() {
         );
     }
     let started = Instant::now();
-    let collector = Collector::start_within(dir, &config, Stdio::null(), BOUND);
+    let collector = Collector::start_within(dir, &config, Stdio::null, BOUND);
     assert_eq!(
         wait_for_lines(&out, 2 * n, BOUND),
         2 * n,

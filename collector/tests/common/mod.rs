@@ -40,38 +40,58 @@ impl Collector {
     /// Writes `config` (with `{port}` replaced) into `dir/ringtail.yaml` and starts the
     /// collector; returns once `/healthz` answers.
     pub fn start(dir: &Path, config: &str) -> Collector {
-        Self::start_with_stdout(dir, config, Stdio::null())
+        Self::start_with_stdout(dir, config, Stdio::null)
     }
 
-    /// Like [`start`](Self::start), with the collector's stdout connected to `stdout`.
-    pub fn start_with_stdout(dir: &Path, config: &str, stdout: Stdio) -> Collector {
+    /// Like [`start`](Self::start), with the collector's stdout connected to what `stdout`
+    /// makes (`Stdio::piped`, say).
+    pub fn start_with_stdout(dir: &Path, config: &str, stdout: fn() -> Stdio) -> Collector {
         Self::start_within(dir, config, stdout, Duration::from_secs(20))
     }
 
     /// Like [`start_with_stdout`](Self::start_with_stdout), waiting up to `startup` for
     /// `/healthz` (the API answers once the start-up scan is done).
-    pub fn start_within(dir: &Path, config: &str, stdout: Stdio, startup: Duration) -> Collector {
+    pub fn start_within(
+        dir: &Path,
+        config: &str,
+        stdout: fn() -> Stdio,
+        startup: Duration,
+    ) -> Collector {
         Self::start_command(dir, config, stdout, startup, |binary| Command::new(binary))
     }
 
     /// Like [`start`](Self::start), with the command that runs the binary (given its path)
     /// made by `command` — a wrapper such as `unshare` — to which `run --config <file>` is
     /// added.
-    pub fn start_wrapped(
-        dir: &Path,
-        config: &str,
-        command: impl FnOnce(&str) -> Command,
-    ) -> Collector {
-        Self::start_command(dir, config, Stdio::null(), Duration::from_secs(20), command)
+    pub fn start_wrapped(dir: &Path, config: &str, command: impl Fn(&str) -> Command) -> Collector {
+        Self::start_command(dir, config, Stdio::null, Duration::from_secs(20), command)
     }
 
     fn start_command(
         dir: &Path,
         config: &str,
+        stdout: fn() -> Stdio,
+        startup: Duration,
+        command: impl Fn(&str) -> Command,
+    ) -> Collector {
+        // The port free_port found may be taken before the collector binds it (another
+        // process's outgoing connection, containerd's streaming server): then another.
+        for _ in 0..5 {
+            if let Some(collector) = Self::try_start(dir, config, stdout(), startup, &command) {
+                return collector;
+            }
+        }
+        panic!("the API port was taken five times in a row");
+    }
+
+    /// One start; `None` when the API's port was taken before the collector bound it.
+    fn try_start(
+        dir: &Path,
+        config: &str,
         stdout: Stdio,
         startup: Duration,
-        command: impl FnOnce(&str) -> Command,
-    ) -> Collector {
+        command: &impl Fn(&str) -> Command,
+    ) -> Option<Collector> {
         let port = free_port();
         let path = dir.join("ringtail.yaml");
         std::fs::write(&path, config.replace("{port}", &port.to_string())).unwrap();
@@ -98,13 +118,16 @@ impl Collector {
         let deadline = Instant::now() + startup;
         loop {
             if collector.get("/healthz").is_some() {
-                return collector;
+                return Some(collector);
             }
             if let Ok(Some(status)) = collector.child.try_wait() {
-                panic!(
-                    "ringtail exited during start-up with {status}:\n{}",
-                    collector.stderr()
-                );
+                let stderr = collector.stderr();
+                if stderr.contains(&format!("cannot listen on 127.0.0.1:{port}"))
+                    && stderr.contains("Address already in use")
+                {
+                    return None;
+                }
+                panic!("ringtail exited during start-up with {status}:\n{stderr}");
             }
             assert!(
                 Instant::now() < deadline,
