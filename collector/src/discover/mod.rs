@@ -323,6 +323,10 @@ impl Discovery {
             }
             self.retry_waiting()?;
             self.rescan_unwatched()?;
+            if ready.parked && self.registry.take_park_signals() {
+                // Writes to the quiet directories' files are heard again, from now on.
+                self.wake_quiet();
+            }
             // New data of known files reaches the readers once the linger is over.
             self.flush_dirty();
             if stop {

@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -449,6 +450,18 @@ impl Registry {
     /// reach its reader at once).
     pub fn writes_may_wait(&self) -> bool {
         !self.linger.is_zero() && !self.urgent && !self.readers.iter().any(ReaderHandle::any_parked)
+    }
+
+    /// The descriptors that become readable when a reader parks a file (for `poll`).
+    pub fn park_signals(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
+        self.readers.iter().filter_map(ReaderHandle::park_signal)
+    }
+
+    /// Clears the readers' park signals; returns whether any was set.
+    pub fn take_park_signals(&self) -> bool {
+        self.readers
+            .iter()
+            .fold(false, |any, reader| reader.take_park_signal() | any)
     }
 
     /// Whether the next [`flush_dirty`](Self::flush_dirty) sends the marks.

@@ -294,3 +294,57 @@ fn a_busy_directory_is_quiet_until_its_marks_go_out_and_then_heard_again() {
     wait_for(b, "a write after the marks went out marks the file again");
     d.stop();
 }
+
+#[test]
+fn a_file_parked_while_its_directory_is_quiet_is_heard_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.log"), b"x\n").unwrap();
+    std::fs::write(dir.path().join("b.log"), b"y\n").unwrap();
+    let glob = format!("{}/*.log", dir.path().display());
+    let (mut discovery, inbox, stop) = Running::create(source(&[glob], &[]));
+    // A long round: without the reader's signal, a.log would be heard of at its end.
+    discovery.set_linger(Duration::from_secs(4));
+    let d = Running::run(discovery, inbox, stop);
+    let mut ids = HashMap::new();
+    for _ in 0..2 {
+        let (id, path) = opened(d.next());
+        ids.insert(path.file_name().unwrap().to_string_lossy().into_owned(), id);
+    }
+    let (a, b) = (ids["a.log"], ids["b.log"]);
+    let append = |name: &str, bytes: &[u8]| {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(name))
+            .unwrap()
+            .write_all(bytes)
+            .unwrap();
+    };
+    let wait_for = |id: FileId, what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while !d.inbox.dirty_ids().contains(&id) {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    d.inbox.take_dirty();
+
+    // A write to b.log starts a round and quiets the directory: a.log's writes go unheard
+    // until the round's end.
+    append("b.log", b"more\n");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        d.inbox.dirty_ids().is_empty(),
+        "the round holds b.log's mark"
+    );
+
+    // The reader parks a.log: discovery hears the directory again and sends what it holds.
+    d.inbox.set_parked(a, true);
+    wait_for(a, "a park wakes the quiet directory and its marks go out");
+    assert!(d.inbox.dirty_ids().contains(&b));
+
+    // The parked file's next write reaches its reader at once, not at a round's end.
+    d.inbox.take_dirty();
+    append("a.log", b"after\n");
+    wait_for(a, "a write to a parked file is heard at once");
+    d.stop();
+}

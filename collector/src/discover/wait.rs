@@ -16,6 +16,8 @@ pub(super) struct Ready {
     pub stop: bool,
     /// The kernel's eBPF events are waiting.
     pub kernel: bool,
+    /// A reader parked a file (see [`crate::read::control`]).
+    pub parked: bool,
 }
 
 /// inotify events one drain may have read for the next wait to leave the queue unread: a
@@ -89,6 +91,15 @@ impl Discovery {
                 rustix::event::PollFlags::IN,
             ));
         }
+        let parks = fds.len();
+        // While writes may go unheard (held, or quiet directories), a file parked meanwhile
+        // must be heard of at once: its next write has to reopen it.
+        if hold_inotify || self.watches.any_quiet() {
+            fds.extend(self.registry.park_signals().map(|fd| {
+                rustix::event::PollFd::from_borrowed_fd(fd, rustix::event::PollFlags::IN)
+            }));
+        }
+        let inotify = fds.len();
         // Left out, not polled for no events: a descriptor in the set wakes the thread
         // (inside the kernel) at every event queued on it.
         if !hold_inotify {
@@ -105,10 +116,12 @@ impl Discovery {
             Err(rustix::io::Errno::INTR) => return Ok(None),
             Err(e) => return Err(DiscoveryError::Events { source: e.into() }),
         }
+        let ready = |i: usize| fds.get(i).is_some_and(|f| !f.revents().is_empty());
         Ok(Some(Ready {
-            events: !hold_inotify && fds.last().is_some_and(|f| !f.revents().is_empty()),
-            stop: !fds[0].revents().is_empty(),
-            kernel: self.kernel.is_some() && !fds[1].revents().is_empty(),
+            events: !hold_inotify && ready(inotify),
+            stop: ready(0),
+            kernel: self.kernel.is_some() && ready(1),
+            parked: (parks..inotify).any(ready),
         }))
     }
 

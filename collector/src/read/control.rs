@@ -5,12 +5,15 @@
 //! Discovery holds a [`ReaderHandle`], the reader its [`ReaderInbox`]. A burst of writes to
 //! many files is one wake-up: the marks go into a set, and a one-slot channel says "look".
 //! The reader also shares which files it has parked, so that discovery wakes it at once for
-//! a write to one.
+//! a write to one, and says so when it parks one (an eventfd in discovery's poll set):
+//! discovery may be holding write events back for the linger, deaf to a parked file's
+//! writes until it looks again.
 //!
 //! Owns the link; it may not decide what a reader does with a message.
 
 use std::collections::HashSet;
 use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -78,6 +81,9 @@ struct ParkedSet {
     ids: Mutex<HashSet<FileId>>,
     /// `ids.len()`, read without the lock: most of the time no file is parked.
     len: AtomicUsize,
+    /// Signalled when a file is parked (see the module documentation); `None` when the
+    /// kernel refused an eventfd, and then discovery hears of a park at its next wake-up.
+    signal: Option<OwnedFd>,
 }
 
 /// The discovery side of a reader: send it files, mark them dirty.
@@ -142,6 +148,14 @@ impl ReaderInbox {
         if changed {
             self.parked.len.store(ids.len(), Ordering::Release);
         }
+        drop(ids);
+        if changed
+            && parked
+            && let Some(signal) = &self.parked.signal
+        {
+            // A full counter (2^64 - 2 parks unread) already wakes discovery.
+            let _ = rustix::io::write(signal, &1u64.to_ne_bytes());
+        }
     }
 }
 
@@ -172,7 +186,18 @@ pub fn channel_sharing(budget: &Arc<FileBudget>) -> (ReaderHandle, ReaderInbox) 
     let (control_tx, control_rx) = crossbeam::channel::unbounded();
     let (wake_tx, wake_rx) = crossbeam::channel::bounded(1);
     let dirty = Arc::new(DirtySet::default());
-    let parked = Arc::new(ParkedSet::default());
+    let signal = rustix::event::eventfd(
+        0,
+        rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+    );
+    let parked = Arc::new(ParkedSet {
+        signal: signal
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "no eventfd for a reader's parked files: a write to a file parked while discovery holds write events back reaches the reader up to a linger late");
+            })
+            .ok(),
+        ..ParkedSet::default()
+    });
     (
         ReaderHandle {
             control: control_tx,
@@ -209,6 +234,20 @@ impl ReaderHandle {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         self.control.send(control).is_ok()
+    }
+
+    /// The descriptor that becomes readable when the reader parks a file (for `poll`).
+    pub fn park_signal(&self) -> Option<BorrowedFd<'_>> {
+        self.parked.signal.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Clears the park signal; returns whether it was set.
+    pub fn take_park_signal(&self) -> bool {
+        let mut count = [0u8; 8];
+        self.parked
+            .signal
+            .as_ref()
+            .is_some_and(|signal| rustix::io::read(signal, &mut count[..]).is_ok_and(|n| n == 8))
     }
 
     /// Whether any of this reader's files is parked.
