@@ -119,7 +119,75 @@ sinks:
 /// longer than the timeout, and still joins its first half instead of being cut from it.
 #[test]
 fn a_line_whose_rest_waits_behind_a_stalled_sink_is_not_cut() {
-    const BUSY: usize = 200_000;
+    let run = written_in_two_parts_behind_a_stalled_sink(
+        "text",
+        "",
+        "the first half of a line, ",
+        "and its second half\n",
+        |line| line.starts_with("the first") || line.starts_with("and its"),
+    );
+    assert_eq!(
+        run.found,
+        vec!["the first half of a line, and its second half".to_string()]
+    );
+    assert_eq!(run.lines, BUSY + 1);
+    assert_eq!(run.partial_flushed, 0.0);
+}
+
+/// The multi-line `timeout` counts the same way: the rest of a stack trace, written within
+/// the timeout but while the sink was stalled, joins its first line instead of being split
+/// from it.
+#[test]
+fn a_stack_trace_whose_rest_waits_behind_a_stalled_sink_is_not_split() {
+    let run = written_in_two_parts_behind_a_stalled_sink(
+        "json",
+        "    multiline:\n      preset: java\n      timeout: 1s\n",
+        "java.lang.IllegalStateException: boom\n",
+        "\tat shop.Cart.add(Cart.java:42)\n\tat shop.Main.main(Main.java:7)\n",
+        |line| line.contains("boom") || line.contains("shop."),
+    );
+    let messages: Vec<String> = run
+        .found
+        .iter()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            record["message"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        vec![
+            "java.lang.IllegalStateException: boom\n\tat shop.Cart.add(Cart.java:42)\n\tat shop.Main.main(Main.java:7)"
+                .to_string()
+        ]
+    );
+    assert_eq!(run.lines, BUSY + 1);
+    assert_eq!(run.partial_flushed, 0.0);
+}
+
+/// Lines of the busy file that stalls the sink in [`written_in_two_parts_behind_a_stalled_sink`].
+const BUSY: usize = 200_000;
+
+/// What [`written_in_two_parts_behind_a_stalled_sink`] saw.
+struct TwoParts {
+    /// The output lines the caller's filter picked, in order.
+    found: Vec<String>,
+    /// Output lines in all.
+    lines: usize,
+    /// `ringtail_partial_lines_flushed_total` of the source.
+    partial_flushed: f64,
+}
+
+/// Writes `first` to a file and waits until it is read; stalls the stdout sink behind a busy
+/// file; writes `rest` within a second (the source's `partial_timeout`); keeps the sink
+/// stalled for 3 s; then drains it, and checks that every record arrived.
+fn written_in_two_parts_behind_a_stalled_sink(
+    encoding: &str,
+    source_settings: &str,
+    first: &str,
+    rest: &str,
+    pick: fn(&str) -> bool,
+) -> TwoParts {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     std::fs::create_dir_all(root.join("logs")).unwrap();
@@ -137,18 +205,18 @@ sources:
   - name: raw
     paths: ["{dir}/logs/*.log"]
     partial_timeout: 1s
-sinks:
+{source_settings}sinks:
   - name: out
     type: stdout
-    encoding: text
+    encoding: {encoding}
 "#,
         dir = root.display()
     );
     let mut collector = Collector::start_with_stdout(root, &config, Stdio::piped);
-    let half = root.join("logs/half.log");
-    std::fs::write(&half, "the first half of a line, ").unwrap();
+    let two = root.join("logs/two.log");
+    std::fs::write(&two, first).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while collector.metric("ringtail_read_bytes_total{source=\"raw\"}") < 26.0 {
+    while collector.metric("ringtail_read_bytes_total{source=\"raw\"}") < first.len() as f64 {
         assert!(
             std::time::Instant::now() < deadline,
             "{}",
@@ -164,25 +232,22 @@ sinks:
     }
     busy.flush().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&half)
-        .unwrap();
-    file.write_all(b"and its second half\n").unwrap();
+    let mut file = std::fs::OpenOptions::new().append(true).open(&two).unwrap();
+    file.write_all(rest.as_bytes()).unwrap();
     std::thread::sleep(Duration::from_secs(3));
 
     let stdout = collector.child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
-        let mut halves = Vec::new();
+        let mut found = Vec::new();
         let mut lines = 0usize;
         for line in BufReader::new(stdout).lines() {
             let line = line.unwrap();
-            if line.starts_with("the first") || line.starts_with("and its") {
-                halves.push(line);
+            if pick(&line) {
+                found.push(line);
             }
             lines += 1;
         }
-        (halves, lines)
+        (found, lines)
     });
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while collector.metric("ringtail_sink_records_total{sink=\"out\"}") < (BUSY + 1) as f64 {
@@ -193,16 +258,15 @@ sinks:
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let flushed = collector.metric("ringtail_partial_lines_flushed_total{source=\"raw\"}");
+    let partial_flushed = collector.metric("ringtail_partial_lines_flushed_total{source=\"raw\"}");
     let (status, stderr) = collector.stop();
     assert!(status.success(), "{stderr}");
-    let (halves, lines) = reader.join().unwrap();
-    assert_eq!(
-        halves,
-        vec!["the first half of a line, and its second half".to_string()]
-    );
-    assert_eq!(lines, BUSY + 1);
-    assert_eq!(flushed, 0.0);
+    let (found, lines) = reader.join().unwrap();
+    TwoParts {
+        found,
+        lines,
+        partial_flushed,
+    }
 }
 
 /// `limits.memory`: 1,000 busy files and a sink that drains slowly keep the process under its

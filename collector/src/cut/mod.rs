@@ -17,7 +17,7 @@ pub mod framing;
 pub mod multiline;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use decode::{DecodeStats, Decoder, Entry, Format};
 use framing::{FrameStats, Framer, Line};
@@ -49,6 +49,16 @@ pub struct CutSettings {
 }
 
 impl CutSettings {
+    /// How long a file with nothing more to read waits before what is pending at its end is
+    /// emitted: `partial_timeout` for an unfinished line, the multi-line `timeout` (when
+    /// joining) for a pending record. The reader times both ([`crate::work::item::WorkItem::Idle`]).
+    pub fn idle_timeouts(&self) -> (Duration, Option<Duration>) {
+        (
+            self.partial_timeout,
+            self.multiline.as_ref().map(|m| m.timeout),
+        )
+    }
+
     /// Lines of `format`, every other setting at its default.
     pub fn new(format: Format) -> Self {
         Self {
@@ -104,15 +114,8 @@ impl Records {
         }
     }
 
-    /// Feeds the next chunk of the file, which arrived at `now`; `emit` gets every finished
-    /// record in order.
-    pub fn push(
-        &mut self,
-        chunk: &[u8],
-        now: Instant,
-        stats: &mut CutStats,
-        emit: &mut impl FnMut(Entry<'_>),
-    ) {
+    /// Feeds the next chunk of the file; `emit` gets every finished record in order.
+    pub fn push(&mut self, chunk: &[u8], stats: &mut CutStats, emit: &mut impl FnMut(Entry<'_>)) {
         let Self {
             framer,
             decoder,
@@ -127,7 +130,7 @@ impl Records {
         } = stats;
         match multiline {
             Some(m) => framer.push(chunk, frame, &mut |line| {
-                decoder.push(line, decode, &mut |entry| m.push(entry, now, ml, emit))
+                decoder.push(line, decode, &mut |entry| m.push(entry, ml, emit))
             }),
             None => framer.push(chunk, frame, &mut |line| decoder.push(line, decode, emit)),
         }
@@ -153,10 +156,9 @@ impl Records {
             multiline: ml,
             ..
         } = stats;
-        let now = Instant::now();
         {
             let mut emit_entry = |entry: Entry<'_>| match multiline {
-                Some(m) => m.push(entry, now, ml, emit),
+                Some(m) => m.push(entry, ml, emit),
                 None => emit(entry),
             };
             let mut on_line = |line: Line<'_>| decoder.push(line, decode, &mut emit_entry);
@@ -185,11 +187,10 @@ impl Records {
             partial_flushed,
             ..
         } = stats;
-        let now = Instant::now();
         let mut emit_entry = |entry: Entry<'_>| {
             *partial_flushed += 1;
             match multiline {
-                Some(m) => m.push(entry, now, ml, emit),
+                Some(m) => m.push(entry, ml, emit),
                 None => emit(entry),
             }
         };
@@ -200,29 +201,13 @@ impl Records {
         decoder.finish(&mut emit_entry);
     }
 
-    /// Emits the pending multi-line records whose timeout has passed by `now`.
-    pub fn flush_expired(
-        &mut self,
-        now: Instant,
-        stats: &mut CutStats,
-        emit: &mut impl FnMut(Entry<'_>),
-    ) {
-        if let Some(m) = &mut self.multiline {
-            m.flush_expired(now, &mut stats.multiline, emit);
-        }
-    }
-
-    /// Emits every pending multi-line record (shutdown: the lines are complete; partial lines
-    /// are not emitted and are read again after a restart).
+    /// Emits every pending multi-line record: its file had nothing more to read for the
+    /// multi-line `timeout`, or the collector shuts down (the lines are complete; partial
+    /// lines are not emitted and are read again after a restart).
     pub fn flush_multiline(&mut self, stats: &mut CutStats, emit: &mut impl FnMut(Entry<'_>)) {
         if let Some(m) = &mut self.multiline {
             m.flush_all(&mut stats.multiline, emit);
         }
-    }
-
-    /// When the earliest pending multi-line record times out.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.multiline.as_deref().and_then(Multiline::deadline)
     }
 
     /// File offset of the next byte expected.
@@ -259,15 +244,13 @@ mod tests {
 
     #[test]
     fn an_unfinished_line_is_emitted_when_its_file_is_idle_and_reading_goes_on() {
-        let t0 = Instant::now();
         let mut stats = CutStats::default();
         let mut out = Vec::new();
         // CRI: a last `P` record (output without a newline) waits for its `F`.
         let mut cri = records(Format::Cri);
         let p = b"2026-01-01T00:00:00Z stdout F one\n2026-01-01T00:00:01Z stdout P no end\n";
-        cri.push(p, t0, &mut stats, &mut collect(&mut out));
+        cri.push(p, &mut stats, &mut collect(&mut out));
         assert_eq!(out, vec![(0, "one".to_string())]);
-        assert_eq!(cri.deadline(), None, "the reader times unfinished lines");
         assert_eq!(cri.complete_offset(), 34);
         cri.flush_unfinished(&mut stats, &mut collect(&mut out));
         assert_eq!(out[1], (34, "no end".to_string()));
@@ -275,17 +258,17 @@ mod tests {
         assert_eq!(cri.complete_offset(), p.len() as u64);
         // Its late end is a record of its own; nothing is lost or repeated.
         let f = b"2026-01-01T00:00:09Z stdout F  after all\n";
-        cri.push(f, t0, &mut stats, &mut collect(&mut out));
+        cri.push(f, &mut stats, &mut collect(&mut out));
         assert_eq!(out[2], (p.len() as u64, " after all".to_string()));
 
         // Raw: bytes without a newline, then more of the file.
         let mut out = Vec::new();
         let mut raw = records(Format::Raw);
-        raw.push(b"whole\nhalf", t0, &mut stats, &mut collect(&mut out));
+        raw.push(b"whole\nhalf", &mut stats, &mut collect(&mut out));
         raw.flush_unfinished(&mut stats, &mut collect(&mut out));
         // Nothing unfinished: nothing emitted, nothing counted.
         raw.flush_unfinished(&mut stats, &mut collect(&mut out));
-        raw.push(b" more\n", t0, &mut stats, &mut collect(&mut out));
+        raw.push(b" more\n", &mut stats, &mut collect(&mut out));
         assert_eq!(
             out,
             vec![

@@ -12,7 +12,10 @@
 //! - `end: RE` (optional) — a line that matches ends the record it is part of;
 //! - `max_lines`, `max_bytes` — a line that would push the pending record past either limit
 //!   begins a new record instead: records are split, never cut, so nothing is lost;
-//! - `timeout` — a pending record is emitted once no line has arrived for this long.
+//! - `timeout` — a pending record is emitted once its file has had nothing more to read for
+//!   this long. The reader times it, as it does `partial_timeout` (only it knows whether more
+//!   of the file waits behind a backlog), and tells the worker
+//!   ([`crate::work::item::WorkItem::Idle`]), which calls [`Multiline::flush_all`].
 //!
 //! Joined lines are separated by `\n`. A record takes the offset, stream and time of its first
 //! line. Malformed entries (with an `error`) are never joined: they flush the pending record of
@@ -23,7 +26,7 @@
 pub mod preset;
 pub mod shape;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use regex::bytes::Regex;
 
@@ -64,7 +67,8 @@ pub struct MultilineRules {
     pub max_lines: usize,
     /// Most bytes per record.
     pub max_bytes: usize,
-    /// Emit a pending record after this long without a new line.
+    /// Emit a pending record once its file had nothing more to read for this long (timed by
+    /// the reader: see the module documentation).
     pub timeout: Duration,
 }
 
@@ -179,7 +183,6 @@ struct Pending {
     buf: Vec<u8>,
     lines: usize,
     truncated: bool,
-    last: Option<Instant>,
 }
 
 const STREAMS: [Stream; Stream::COUNT] = [Stream::Stdout, Stream::Stderr, Stream::Unknown];
@@ -212,7 +215,7 @@ impl Pending {
         }
     }
 
-    fn begin(&mut self, entry: &Entry<'_>, now: Instant) {
+    fn begin(&mut self, entry: &Entry<'_>) {
         self.active = true;
         self.offset = entry.offset;
         self.time.clear();
@@ -221,7 +224,6 @@ impl Pending {
         self.buf.extend_from_slice(entry.message);
         self.lines = 1;
         self.truncated = entry.truncated;
-        self.last = Some(now);
     }
 }
 
@@ -234,11 +236,10 @@ impl Multiline {
         }
     }
 
-    /// Handles one entry that arrived at `now`; `emit` is called for each finished record.
+    /// Handles one entry; `emit` is called for each finished record.
     pub fn push(
         &mut self,
         entry: Entry<'_>,
-        now: Instant,
         stats: &mut MultilineStats,
         emit: &mut impl FnMut(Entry<'_>),
     ) {
@@ -260,11 +261,10 @@ impl Multiline {
             pending.buf.extend_from_slice(entry.message);
             pending.lines += 1;
             pending.truncated |= entry.truncated;
-            pending.last = Some(now);
         } else {
             pending.emit(stream, stats, emit);
             pending.classifier.begin(&rules.mode, entry.message);
-            pending.begin(&entry, now);
+            pending.begin(&entry);
         }
         if rules
             .end
@@ -275,40 +275,11 @@ impl Multiline {
         }
     }
 
-    /// Emits every pending record that has waited `timeout` or longer at `now`.
-    pub fn flush_expired(
-        &mut self,
-        now: Instant,
-        stats: &mut MultilineStats,
-        emit: &mut impl FnMut(Entry<'_>),
-    ) {
-        let timeout = self.rules.timeout;
-        for (pending, stream) in self.pending.iter_mut().zip(STREAMS) {
-            if pending.active
-                && pending
-                    .last
-                    .is_some_and(|last| now.duration_since(last) >= timeout)
-            {
-                pending.emit(stream, stats, emit);
-            }
-        }
-    }
-
     /// Emits every pending record.
     pub fn flush_all(&mut self, stats: &mut MultilineStats, emit: &mut impl FnMut(Entry<'_>)) {
         for (pending, stream) in self.pending.iter_mut().zip(STREAMS) {
             pending.emit(stream, stats, emit);
         }
-    }
-
-    /// When the earliest pending record times out, if one is pending.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.pending
-            .iter()
-            .filter(|p| p.active)
-            .filter_map(|p| p.last)
-            .min()
-            .map(|last| last + self.rules.timeout)
     }
 
     /// File offset of the oldest pending record, if any.
@@ -350,11 +321,10 @@ mod tests {
 
     fn run(m: &mut Multiline, lines: &[&str]) -> Vec<(u64, String)> {
         let mut out = Vec::new();
-        let now = Instant::now();
         let mut stats = MultilineStats::default();
         let mut offset = 0;
         for l in lines {
-            m.push(entry(offset, l.as_bytes()), now, &mut stats, &mut |e| {
+            m.push(entry(offset, l.as_bytes()), &mut stats, &mut |e| {
                 out.push((e.offset, String::from_utf8_lossy(e.message).into_owned()))
             });
             offset += l.len() as u64 + 1;
@@ -451,35 +421,29 @@ mod tests {
     }
 
     #[test]
-    fn timeout_flushes_and_deadline_reports_it() {
+    fn a_pending_record_waits_for_its_flush_and_holds_back_the_offset() {
         let mut m = Multiline::new(rules(preset("java").unwrap()));
-        let t0 = Instant::now();
         let mut stats = MultilineStats::default();
         let mut out = Vec::new();
-        m.push(entry(7, b"first"), t0, &mut stats, &mut |e| {
+        m.push(entry(7, b"first"), &mut stats, &mut |e| out.push(e.offset));
+        m.push(entry(13, b"\tat x"), &mut stats, &mut |e| {
             out.push(e.offset)
         });
-        assert_eq!(m.deadline(), Some(t0 + Duration::from_millis(500)));
+        assert!(out.is_empty(), "nothing is emitted by time alone");
         assert_eq!(m.pending_start(), Some(7));
-        m.flush_expired(t0 + Duration::from_millis(100), &mut stats, &mut |e| {
-            out.push(e.offset)
-        });
-        assert!(out.is_empty());
-        m.flush_expired(t0 + Duration::from_millis(500), &mut stats, &mut |e| {
-            out.push(e.offset)
-        });
+        m.flush_all(&mut stats, &mut |e| out.push(e.offset));
         assert_eq!(out, vec![7]);
-        assert_eq!(m.deadline(), None);
+        assert_eq!(m.pending_start(), None);
+        assert_eq!(stats.joined, 1);
     }
 
     #[test]
     fn streams_do_not_mix_and_errors_pass_alone() {
         let mut m = Multiline::new(rules(preset("java").unwrap()));
-        let now = Instant::now();
         let mut stats = MultilineStats::default();
         let mut out = Vec::new();
         let mut push = |m: &mut Multiline, e: Entry<'_>| {
-            m.push(e, now, &mut stats, &mut |r| {
+            m.push(e, &mut stats, &mut |r| {
                 out.push((r.stream, String::from_utf8_lossy(r.message).into_owned()))
             })
         };

@@ -6,7 +6,7 @@
 //! decide the order of reads.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -45,6 +45,12 @@ pub struct OpenFile {
     /// Whether it is in the reader's queue of idle notices (see
     /// [`WorkItem::Idle`](crate::work::item::WorkItem::Idle)).
     pub notice_due: bool,
+    /// Whether its worker was told of the pause since `last_data` reaching
+    /// `partial_timeout`.
+    pub told_line: bool,
+    /// Whether its worker was told of the pause since `last_data` reaching the multi-line
+    /// `timeout`.
+    pub told_multiline: bool,
     /// Bytes the file's fingerprint covers; grown up to
     /// [`FINGERPRINT_BYTES`](crate::file::FINGERPRINT_BYTES).
     pub fingerprint_len: u32,
@@ -114,17 +120,31 @@ impl OpenFile {
             linger_until: None,
             last_data: None,
             notice_due: false,
+            told_line: false,
+            told_multiline: false,
             fingerprint_len,
             errors_logged: 0,
         }
     }
 
-    /// Notes that data of it went to its worker at `now`. Returns when to look at it for an
-    /// idle notice, if it is not in the reader's queue of them yet.
+    /// Notes that data of it went to its worker at `now`: a new pause starts. Returns when to
+    /// look at it for an idle notice, if it is not in the reader's queue of them yet.
     pub fn data_sent(&mut self, now: Instant) -> Option<Instant> {
         self.last_data = Some(now);
-        (!std::mem::replace(&mut self.notice_due, true))
-            .then(|| now + self.ctx.source.cut.partial_timeout)
+        self.told_line = false;
+        self.told_multiline = false;
+        (!std::mem::replace(&mut self.notice_due, true)).then(|| {
+            let (line, multiline) = self.ctx.source.cut.idle_timeouts();
+            now + multiline.map_or(line, |m| m.min(line))
+        })
+    }
+
+    /// The next idle timeout its worker has not been told of in the current pause, if any.
+    pub fn untold_timeout(&self) -> Option<Duration> {
+        let (line, multiline) = self.ctx.source.cut.idle_timeouts();
+        let line = (!self.told_line).then_some(line);
+        let multiline = multiline.filter(|_| !self.told_multiline);
+        line.into_iter().chain(multiline).min()
     }
 
     /// Counts `bytes` of this file lost for `reason` (one of the `Metrics::LOST_*`).

@@ -46,14 +46,21 @@ pub enum WorkItem {
         /// Where the file's data goes on.
         to: u64,
     },
-    /// The file has had nothing more to read at `at` for its source's `partial_timeout`: an
-    /// unfinished line ending there is complete as it is. Sent once per such pause, by the
-    /// reader, which alone knows whether more of the file waits to be read.
+    /// The file has had nothing more to read at `at` for a while: what is pending at its end
+    /// is complete as it is. Sent by the reader, which alone knows whether more of the file
+    /// waits to be read, when the pause reaches each of the source's idle timeouts
+    /// ([`crate::cut::CutSettings::idle_timeouts`]).
     Idle {
         /// The file.
         id: FileId,
         /// Its read offset: the notice holds only if no data after it was sent since.
         at: u64,
+        /// The pause is `partial_timeout` or longer: an unfinished line ending at `at` is
+        /// emitted as it is.
+        unfinished_line: bool,
+        /// The pause is the multi-line `timeout` or longer: the pending multi-line records are
+        /// emitted.
+        multiline: bool,
     },
     /// The file has a new path.
     Renamed {

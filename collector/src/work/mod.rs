@@ -27,8 +27,7 @@ pub mod output;
 pub mod route;
 pub mod spare;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -77,8 +76,6 @@ pub struct Worker {
     /// files should not cost a table of 100,000 full states when it grows.
     files: HashMap<FileId, Box<FileState>>,
     outputs: Vec<Output>,
-    /// Lower bounds of multiline deadlines, at most one entry per file (see `FileState::timed`).
-    timers: BinaryHeap<Reverse<(Instant, FileId)>>,
     /// When the spare output buffers are dropped if the worker stays idle until then (see
     /// [`spare`]).
     trim_at: Option<Instant>,
@@ -103,8 +100,6 @@ struct FileState {
     fields: FileFields,
     records: Records,
     route: usize,
-    /// Whether `timers` holds an entry for this file.
-    timed: bool,
     /// The complete offset last put in a batch; progress is reported only when it moves.
     reported: Option<u64>,
     /// Number of the next progress report (see [`FileProgress::seq`]).
@@ -193,7 +188,6 @@ impl FileState {
             fields: FileFields::of(&ctx),
             records: Records::new(&source.cut, offset),
             route,
-            timed: false,
             reported: None,
             next_seq: 0,
             counters: SourceCounters::new(metrics, &source.name),
@@ -261,7 +255,6 @@ impl Worker {
             batch_bytes,
             files: HashMap::new(),
             outputs,
-            timers: BinaryHeap::new(),
             trim_at: None,
             worked_since_trim: false,
             queue_depth,
@@ -280,8 +273,7 @@ impl Worker {
     pub fn run(mut self) -> Result<(), WorkerError> {
         loop {
             self.heart.wait();
-            let deadline = self.timers.peek().map(|&Reverse((at, _))| at);
-            let received = match deadline.into_iter().chain(self.trim_at).min() {
+            let received = match self.trim_at {
                 Some(deadline) => self.input.recv_deadline(deadline),
                 None => self
                     .input
@@ -297,9 +289,7 @@ impl Worker {
                     self.handle(items)?;
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    let now = Instant::now();
-                    self.expire(now);
-                    self.trim_when_idle(now);
+                    self.trim_when_idle(Instant::now());
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -319,7 +309,6 @@ impl Worker {
     }
 
     fn handle(&mut self, items: Vec<WorkItem>) -> Result<(), WorkerError> {
-        let now = Instant::now();
         for item in items {
             match item {
                 WorkItem::Open { ctx, offset } => {
@@ -350,14 +339,8 @@ impl Worker {
                         );
                         file.cut(out, Cut::Finish(Some(offset)));
                     }
-                    file.cut(out, Cut::Push(&bytes, now));
+                    file.cut(out, Cut::Push(&bytes));
                     file.report(out, None);
-                    if !file.timed
-                        && let Some(deadline) = file.records.deadline()
-                    {
-                        file.timed = true;
-                        self.timers.push(Reverse((deadline, id)));
-                    }
                     if out.len() >= self.batch_bytes {
                         self.flush_output(route)?;
                     }
@@ -376,12 +359,23 @@ impl Worker {
                         file.report(out, None);
                     }
                 }
-                WorkItem::Idle { id, at } => {
+                WorkItem::Idle {
+                    id,
+                    at,
+                    unfinished_line,
+                    multiline,
+                } => {
                     if let Some(file) = self.files.get_mut(&id)
                         && file.records.next_offset() == at
                     {
                         let out = &mut self.outputs[file.route];
-                        file.cut(out, Cut::FlushUnfinished);
+                        // The line first: emitted as it is, it may join the pending record.
+                        if unfinished_line {
+                            file.cut(out, Cut::FlushUnfinished);
+                        }
+                        if multiline {
+                            file.cut(out, Cut::FlushMultiline);
+                        }
                         file.report(out, None);
                     }
                 }
@@ -402,27 +396,6 @@ impl Worker {
             }
         }
         Ok(())
-    }
-
-    /// Emits the multi-line records whose timeout has passed.
-    fn expire(&mut self, now: Instant) {
-        while let Some(&Reverse((at, id))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            let Some(file) = self.files.get_mut(&id) else {
-                continue;
-            };
-            file.timed = false;
-            let out = &mut self.outputs[file.route];
-            file.cut(out, Cut::FlushExpired(now));
-            if let Some(next) = file.records.deadline() {
-                file.timed = true;
-                self.timers.push(Reverse((next, id)));
-            }
-            file.report(out, None);
-        }
     }
 
     /// Idle since [`spare::TRIM_AFTER`] by `now`: drops the spare output buffers and gives
@@ -613,8 +586,18 @@ mod tests {
         }
     }
 
+    /// The reader's idle notice for file 7 at `at`.
+    fn idle(at: u64, unfinished_line: bool, multiline: bool) -> WorkItem {
+        WorkItem::Idle {
+            id: FileId(7),
+            at,
+            unfinished_line,
+            multiline,
+        }
+    }
+
     #[test]
-    fn progress_stops_at_the_oldest_pending_record_until_it_times_out() {
+    fn progress_stops_at_the_oldest_pending_record_until_its_file_is_idle() {
         let rig = rig(true);
         rig.send(vec![
             WorkItem::Open {
@@ -622,6 +605,8 @@ mod tests {
                 offset: 0,
             },
             data(0, b"a\nb\n\tat x\n"),
+            // Stale: the worker has data past it.
+            idle(2, true, true),
         ]);
         let first = rig.batch();
         assert_eq!(messages(&first), vec!["a"]);
@@ -635,11 +620,13 @@ mod tests {
             }],
             "`b` is pending"
         );
+        // A notice for an unfinished line alone leaves the record pending.
+        rig.send(vec![idle(10, true, false), idle(10, false, true)]);
         let second = rig.batch();
         assert_eq!(
             messages(&second),
             vec!["b\n\tat x"],
-            "emitted by the 100 ms timeout"
+            "emitted on the reader's notice that the file is idle"
         );
         assert_eq!(
             second.ack.progress(),
@@ -667,25 +654,33 @@ mod tests {
             },
             data(0, b"x\nhal"),
             // Sent before the reader read more: the worker has data past it, so it is stale.
-            WorkItem::Idle {
-                id: FileId(7),
-                at: 2,
-            },
+            idle(2, true, false),
         ]);
         let first = rig.batch();
         assert_eq!(messages(&first), vec!["x"]);
         assert_eq!(first.ack.progress()[0].offset, 2, "`hal` is pending");
-        rig.send(vec![
-            data(5, b"f"),
-            WorkItem::Idle {
-                id: FileId(7),
-                at: 6,
-            },
-        ]);
+        rig.send(vec![data(5, b"f"), idle(6, true, false)]);
         let second = rig.batch();
         assert_eq!(messages(&second), vec!["half"]);
         assert_eq!(second.ack.progress()[0].offset, 6);
         assert!(!second.ack.progress()[0].closed);
+        rig.stop();
+    }
+
+    #[test]
+    fn an_unfinished_line_joins_the_pending_record_before_both_are_emitted() {
+        let rig = rig(true);
+        rig.send(vec![
+            WorkItem::Open {
+                ctx: Arc::clone(&rig.ctx),
+                offset: 0,
+            },
+            data(0, b"a\n\tat b\n\tat c"),
+            idle(13, true, true),
+        ]);
+        let batch = rig.batch();
+        assert_eq!(messages(&batch), vec!["a\n\tat b\n\tat c"]);
+        assert_eq!(batch.ack.progress()[0].offset, 13);
         rig.stop();
     }
 

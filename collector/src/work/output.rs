@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -194,17 +193,16 @@ pub struct Ready {
 /// What to do with a file's cutting state; every record it emits is processed and encoded.
 #[derive(Debug, Clone, Copy)]
 pub enum Cut<'a> {
-    /// Cut the next chunk of the file, which arrived at the given time.
-    Push(&'a [u8], Instant),
+    /// Cut the next chunk of the file.
+    Push(&'a [u8]),
     /// The file does not continue where it was: emit everything pending; restart framing at
     /// the offset, or end the file.
     Finish(Option<u64>),
-    /// Emit the multi-line records whose timeout has passed by the given time.
-    FlushExpired(Instant),
     /// The file had nothing more to read for its `partial_timeout`: emit the unfinished line
     /// as it is.
     FlushUnfinished,
-    /// Emit every pending multi-line record (shutdown).
+    /// Emit every pending multi-line record: the file had nothing more to read for the
+    /// multi-line `timeout`, or the collector shuts down.
     FlushMultiline,
 }
 
@@ -302,9 +300,8 @@ impl Output {
             }
         };
         match cut {
-            Cut::Push(chunk, now) => records.push(chunk, now, cut_stats, emit),
+            Cut::Push(chunk) => records.push(chunk, cut_stats, emit),
             Cut::Finish(restart_at) => records.finish(restart_at, cut_stats, emit),
-            Cut::FlushExpired(now) => records.flush_expired(now, cut_stats, emit),
             Cut::FlushUnfinished => records.flush_unfinished(cut_stats, emit),
             Cut::FlushMultiline => records.flush_multiline(cut_stats, emit),
         }

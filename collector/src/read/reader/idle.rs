@@ -4,12 +4,13 @@
 //! gone files at their end ([`GONE_LINGER`](super::GONE_LINGER)); and idle notices.
 //!
 //! An idle notice ([`WorkItem::Idle`]) tells a file's worker that the file had nothing more
-//! to read for its source's `partial_timeout`, so an unfinished line at its end is emitted as
-//! it is. The reader sends it because only the reader knows whether more of the file waits:
-//! a worker timing it would cut a line whose rest is on disk behind a backlog (a slow sink,
-//! many busy files). Notices are looked at in batches — a file due within a quarter of its
-//! timeout is taken with the one that woke the reader — so busy files cost a few wake-ups per
-//! timeout, not one each.
+//! to read for one of its source's idle timeouts: `partial_timeout`, so an unfinished line at
+//! its end is emitted as it is, and the multi-line `timeout`, so its pending multi-line
+//! records are. The reader sends them because only the reader knows whether more of the file
+//! waits: a worker timing them would cut a line, or split a stack trace, whose rest is on disk
+//! behind a backlog (a slow sink, many busy files). A notice never goes out early; it may go
+//! out up to a quarter of its timeout late, so that notices due close together share a
+//! wake-up and busy files cost a few wake-ups per timeout, not one each.
 //!
 //! Owns the idle queue, the parked state, the lingering files and the idle notices; reads
 //! stay with the round.
@@ -22,12 +23,19 @@ use super::{BLOCKED_RETRY, Reader};
 use crate::file::{FileId, FileIdentity};
 use crate::metrics::Metrics;
 use crate::read::budget::{is_exhausted, reopen};
+use crate::read::file::OpenFile;
 use crate::work::item::WorkItem;
 
 /// Files are parked to make room only once idle this long: a file its writer is still busy
 /// with (and may delete or replace right after writing) keeps its descriptor — what is written
 /// to a parked file that is gone before its next read cannot be reached any more.
 const MIN_IDLE: Duration = Duration::from_secs(1);
+
+/// How late a file's idle notice may go out: a quarter of its shortest idle timeout.
+fn notice_slack(file: &OpenFile) -> Duration {
+    let (line, multiline) = file.ctx.source.cut.idle_timeouts();
+    multiline.map_or(line, |m| m.min(line)) / 4
+}
 
 impl Reader {
     /// When the reader must look again without being woken: the next idle file's deadline,
@@ -43,10 +51,10 @@ impl Reader {
             .front()
             .map(|&(at, _)| at.saturating_duration_since(now));
         let trim = self.trim_at.map(|at| at.saturating_duration_since(now));
-        let notice = self
-            .notices
-            .peek()
-            .map(|Reverse((at, _))| at.saturating_duration_since(now));
+        let notice = self.notices.peek().map(|&Reverse((at, id))| {
+            (at + self.files.get(&id).map_or(Duration::ZERO, notice_slack))
+                .saturating_duration_since(now)
+        });
         [idle, blocked, lingering, trim, notice]
             .into_iter()
             .flatten()
@@ -54,37 +62,47 @@ impl Reader {
     }
 
     /// Sends the idle notices due by `now` (see the module documentation): a file whose last
-    /// data went out its `partial_timeout` ago, with no read queued or waiting for it, gets one
-    /// at its offset; one with data since, or a read on its way, is looked at again later.
+    /// data went out one of its idle timeouts ago, with no read queued or waiting for it, gets
+    /// one at its offset; one with data since, or a read on its way, is looked at again later.
     pub(super) fn send_idle_notices(&mut self, now: Instant) {
         while let Some(&Reverse((due, id))) = self.notices.peek() {
-            let Some(file) = self.files.get_mut(&id) else {
-                self.notices.pop();
-                continue;
-            };
-            let timeout = file.ctx.source.cut.partial_timeout;
-            let slack = timeout / 4;
-            if due > now + slack {
+            if due > now {
                 break;
             }
             self.notices.pop();
-            let quiet_at = file.last_data.map_or(now, |at| at + timeout);
-            let again = if quiet_at > now + slack {
-                Some(quiet_at)
-            } else if file.queued || self.blocked.contains(&id) || self.inbox.is_dirty(id) {
-                Some(now + timeout)
-            } else {
-                None
+            let Some(file) = self.files.get_mut(&id) else {
+                continue;
             };
-            match again {
-                Some(at) => self.notices.push(Reverse((at, id))),
-                None => {
-                    file.notice_due = false;
-                    self.out[file.worker].push(WorkItem::Idle {
-                        id,
-                        at: file.offset,
-                    });
+            let last = file.last_data.unwrap_or(now);
+            let quiet = now.saturating_duration_since(last);
+            let (line_timeout, multiline_timeout) = file.ctx.source.cut.idle_timeouts();
+            let line = quiet >= line_timeout;
+            let multiline = multiline_timeout.is_some_and(|t| quiet >= t);
+            let news = (line && !file.told_line) || (multiline && !file.told_multiline);
+            if !news {
+                // Data since: look again once the pause since it reaches the next timeout.
+                match file.untold_timeout() {
+                    Some(timeout) => self.notices.push(Reverse((last + timeout, id))),
+                    None => file.notice_due = false,
                 }
+                continue;
+            }
+            if file.queued || self.blocked.contains(&id) || self.inbox.is_dirty(id) {
+                let again = now + file.untold_timeout().unwrap_or(line_timeout);
+                self.notices.push(Reverse((again, id)));
+                continue;
+            }
+            file.told_line |= line;
+            file.told_multiline |= multiline;
+            self.out[file.worker].push(WorkItem::Idle {
+                id,
+                at: file.offset,
+                unfinished_line: line,
+                multiline,
+            });
+            match file.untold_timeout() {
+                Some(timeout) => self.notices.push(Reverse((last + timeout, id))),
+                None => file.notice_due = false,
             }
         }
     }

@@ -162,7 +162,17 @@ fn round(rig: &mut Rig) -> (Vec<(u64, u64, usize)>, Vec<String>) {
                 WorkItem::Renamed { ctx } => other.push(format!("renamed {}", ctx.id.0)),
                 WorkItem::Close { id } => other.push(format!("close {}", id.0)),
                 WorkItem::Hole { id, to } => other.push(format!("hole {} to {to}", id.0)),
-                WorkItem::Idle { id, at } => other.push(format!("idle {} at {at}", id.0)),
+                WorkItem::Idle {
+                    id,
+                    at,
+                    unfinished_line,
+                    multiline,
+                } => other.push(format!(
+                    "idle {} at {at}{}{}",
+                    id.0,
+                    if unfinished_line { " line" } else { "" },
+                    if multiline { " multiline" } else { "" }
+                )),
             }
         }
     }
@@ -292,10 +302,83 @@ fn an_idle_notice_goes_out_once_a_file_had_nothing_more_to_read_for_its_partial_
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(
         wake_round(&mut rig),
-        (vec![], vec!["idle 1 at 25".to_string()])
+        (vec![], vec!["idle 1 at 25 line".to_string()])
     );
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(wake_round(&mut rig), (vec![], vec![]));
+}
+
+/// With multi-line joining, a pause is told twice: at the multi-line `timeout` (the pending
+/// records) and at `partial_timeout` (the unfinished line, and the records again: the line
+/// joins one). Never before its time, once each per pause, and again after new data.
+#[test]
+fn a_multiline_file_is_told_of_each_idle_timeout_once_per_pause() {
+    use crate::cut::multiline::{MultilineRules, preset};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.log");
+    std::fs::write(&path, b"head\n\tat x\nhal").unwrap();
+    let mut rig = rig(4096);
+    let mut source = Source::new(0, "test", Format::Raw);
+    source.cut.partial_timeout = Duration::from_secs(5);
+    source.cut.multiline = Some(Arc::new(MultilineRules {
+        mode: preset("java").unwrap(),
+        end: None,
+        max_lines: 100,
+        max_bytes: 1 << 20,
+        timeout: Duration::from_secs(1),
+    }));
+    open_of(&rig, 1, &path, Arc::new(source));
+    let (data, _) = round(&mut rig);
+    assert_eq!(data, vec![(1, 0, 14)]);
+    let start = Instant::now();
+    let notices_at = |rig: &mut Rig, start: Instant, after_ms: u64| {
+        let now = start + Duration::from_millis(after_ms);
+        rig.reader.send_idle_notices(now);
+        assert!(rig.reader.send_out().is_ok());
+        let mut told = Vec::new();
+        while let Ok(items) = rig.worker_rx.try_recv() {
+            for item in items {
+                if let WorkItem::Idle {
+                    at,
+                    unfinished_line,
+                    multiline,
+                    ..
+                } = item
+                {
+                    told.push((at, unfinished_line, multiline));
+                }
+            }
+        }
+        (told, rig.reader.next_timer(now))
+    };
+    let (told, timer) = notices_at(&mut rig, start, 900);
+    assert!(told.is_empty(), "not before its time: {told:?}");
+    let timer = timer.unwrap();
+    assert!(
+        timer >= Duration::from_millis(100) && timer <= Duration::from_millis(350),
+        "due at 1 s, up to a quarter of it late: {timer:?}"
+    );
+    assert_eq!(notices_at(&mut rig, start, 1100).0, vec![(14, false, true)]);
+    assert!(notices_at(&mut rig, start, 3000).0.is_empty(), "once");
+    assert_eq!(notices_at(&mut rig, start, 5100).0, vec![(14, true, true)]);
+    let (told, timer) = notices_at(&mut rig, start, 60_000);
+    assert!(told.is_empty(), "once");
+    assert!(
+        timer.is_none_or(|t| t > Duration::from_secs(100)),
+        "no notice timer left: {timer:?}"
+    );
+
+    // New data: a new pause, told again.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"f\n")
+        .unwrap();
+    rig.handle.mark_dirty([FileId(1)]);
+    assert_eq!(round(&mut rig), (vec![(1, 14, 2)], vec![]));
+    let start = Instant::now();
+    assert_eq!(notices_at(&mut rig, start, 1100).0, vec![(16, false, true)]);
 }
 
 #[test]
