@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bench::workload::{self, FileWriter, Format, Rng, Shape};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -173,8 +173,9 @@ fn chain(c: &mut Criterion) {
                 );
                 let mut cut = CutStats::default();
                 let mut enc = EncodeStats::default();
+                let now = Instant::now();
                 for chunk in data.chunks(CHUNK) {
-                    records.push(chunk, &mut cut, &mut |e: Entry<'_>| {
+                    records.push(chunk, now, &mut cut, &mut |e: Entry<'_>| {
                         encode(&mut out, &e, &fields, &mut enc)
                     });
                 }

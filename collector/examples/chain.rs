@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bench::workload::{self, FileWriter, Format, Rng, Shape};
 use ringtail::cut::decode::Format as SourceFormat;
@@ -69,8 +69,9 @@ fn main() {
     );
     let mut out = Vec::with_capacity(2 * data.len());
     let (mut cut, mut enc) = (CutStats::default(), EncodeStats::default());
+    let now = Instant::now();
     for chunk in data.chunks(512 << 10) {
-        records.push(chunk, &mut cut, &mut |e: Entry<'_>| {
+        records.push(chunk, now, &mut cut, &mut |e: Entry<'_>| {
             encode(&mut out, &e, &fields, &mut enc)
         });
     }

@@ -9,7 +9,7 @@
 //! It may not be used by the pipeline.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cut::decode::{Decoder, Entry, Format};
 use crate::cut::framing::Framer;
@@ -75,8 +75,9 @@ pub fn records(format: Format, with_multiline: bool, data: &[u8]) {
         encode_with(&mut out, &entry, &file, None, b"", &mut enc);
         valid_json(&out);
     };
+    let now = Instant::now();
     for piece in input.chunks(chunk) {
-        records.push(piece, &mut stats, &mut check);
+        records.push(piece, now, &mut stats, &mut check);
         assert!(records.complete_offset() <= input.len() as u64);
     }
     records.finish(None, &mut stats, &mut check);

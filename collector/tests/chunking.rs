@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use regex::bytes::Regex;
@@ -59,12 +59,15 @@ fn run_chain(
     );
     let mut stats = CutStats::default();
     let mut out = Vec::new();
+    let now = Instant::now();
     let mut pos = 0;
     let mut sizes = cuts.iter().cycle();
     while pos < data.len() {
         let size = (*sizes.next().unwrap_or(&data.len())).max(1);
         let end = (pos + size).min(data.len());
-        records.push(&data[pos..end], &mut stats, &mut |e| out.push(Rec::from(e)));
+        records.push(&data[pos..end], now, &mut stats, &mut |e| {
+            out.push(Rec::from(e))
+        });
         pos = end;
     }
     assert!(records.complete_offset() <= data.len() as u64);

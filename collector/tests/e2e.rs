@@ -179,3 +179,74 @@ fn many_files(files_per_format: usize, backend: &str) {
         "the workload has P/F-split lines"
     );
 }
+
+/// The multi-line `timeout` is per stream: a stack trace on stderr goes out while the same
+/// container keeps writing to stdout (the file never goes quiet), whole.
+#[test]
+fn a_stack_trace_on_one_stream_goes_out_while_the_other_keeps_writing() {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let out = dir.join("out/out.ndjson");
+    let config = format!(
+        r#"data_dir: {dir}/data
+api:
+  listen: 127.0.0.1:{{port}}
+sources:
+  - name: cri
+    paths: ["{dir}/logs/*.log"]
+    format: cri
+    multiline:
+      preset: java
+      timeout: 500ms
+sinks:
+  - name: out
+    type: file
+    path: {out}
+    sync_interval: 50ms
+"#,
+        dir = dir.display(),
+        out = out.display()
+    );
+    let collector = Collector::start(dir, &config);
+    let log = dir.join("logs/app.log");
+    common::append(
+        &log,
+        "2026-01-01T00:00:00Z stderr F java.lang.IllegalStateException: boom\n\
+         2026-01-01T00:00:00Z stderr F \tat shop.Cart.add(Cart.java:42)\n",
+    );
+    let trace = "java.lang.IllegalStateException: boom\n\tat shop.Cart.add(Cart.java:42)";
+    let mut out_at = None;
+    for tick in 0..20 {
+        common::append(
+            &log,
+            &format!("2026-01-01T00:00:01Z stdout F tick {tick}\n"),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        if common::records(&out)
+            .iter()
+            .any(|r| r["message"].as_str() == Some(trace))
+        {
+            out_at = Some(tick);
+            break;
+        }
+    }
+    let out_at = out_at.unwrap_or_else(|| {
+        panic!(
+            "the trace is still pending after 4 s of stdout lines: {:?}\n{}",
+            common::records(&out),
+            collector.stderr()
+        )
+    });
+    assert!(out_at < 15, "out after {out_at} ticks of 200 ms");
+    let messages: Vec<String> = common::records(&out)
+        .iter()
+        .map(|r| r["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        messages.iter().all(|m| !m.starts_with('\t')),
+        "never split: {messages:?}"
+    );
+    let (status, stderr) = collector.stop();
+    assert!(status.success(), "{stderr}");
+}

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ringtail::cut::decode::{Decoder, Format};
 use ringtail::cut::framing::Framer;
@@ -184,6 +184,7 @@ fn records(data: &[u8], format: Format, mode: &MultilineMode, seed: u64) -> Vec<
     );
     let mut stats = CutStats::default();
     let mut out = Vec::new();
+    let now = Instant::now();
     let mut chunks = Chunks(seed);
     let mut pos = 0;
     while pos < data.len() {
@@ -192,7 +193,7 @@ fn records(data: &[u8], format: Format, mode: &MultilineMode, seed: u64) -> Vec<
         } else {
             (pos + chunks.next()).min(data.len())
         };
-        records.push(&data[pos..end], &mut stats, &mut |e| {
+        records.push(&data[pos..end], now, &mut stats, &mut |e| {
             out.push(String::from_utf8_lossy(e.message).into_owned())
         });
         pos = end;

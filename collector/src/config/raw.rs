@@ -273,7 +273,8 @@ pub struct RawMultiline {
     pub max_lines: Option<Spanned<String>>,
     /// Most bytes in one record; the next line begins a new record, e.g. `1MiB`.
     pub max_bytes: Option<Spanned<String>>,
-    /// A pending record is emitted after this long without a new line, e.g. `500ms`.
+    /// A pending record is emitted once no line of its stream was written for this long,
+    /// e.g. `500ms`.
     pub timeout: Option<Spanned<String>>,
 }
 

@@ -17,7 +17,7 @@ pub mod framing;
 pub mod multiline;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use decode::{DecodeStats, Decoder, Entry, Format};
 use framing::{FrameStats, Framer, Line};
@@ -114,8 +114,15 @@ impl Records {
         }
     }
 
-    /// Feeds the next chunk of the file; `emit` gets every finished record in order.
-    pub fn push(&mut self, chunk: &[u8], stats: &mut CutStats, emit: &mut impl FnMut(Entry<'_>)) {
+    /// Feeds the next chunk of the file, read by a read started at `read_at` (the reader's
+    /// clock: see [`multiline`]); `emit` gets every finished record in order.
+    pub fn push(
+        &mut self,
+        chunk: &[u8],
+        read_at: Instant,
+        stats: &mut CutStats,
+        emit: &mut impl FnMut(Entry<'_>),
+    ) {
         let Self {
             framer,
             decoder,
@@ -130,7 +137,7 @@ impl Records {
         } = stats;
         match multiline {
             Some(m) => framer.push(chunk, frame, &mut |line| {
-                decoder.push(line, decode, &mut |entry| m.push(entry, ml, emit))
+                decoder.push(line, decode, &mut |entry| m.push(entry, read_at, ml, emit))
             }),
             None => framer.push(chunk, frame, &mut |line| decoder.push(line, decode, emit)),
         }
@@ -156,9 +163,10 @@ impl Records {
             multiline: ml,
             ..
         } = stats;
+        let now = Instant::now();
         {
             let mut emit_entry = |entry: Entry<'_>| match multiline {
-                Some(m) => m.push(entry, ml, emit),
+                Some(m) => m.push(entry, now, ml, emit),
                 None => emit(entry),
             };
             let mut on_line = |line: Line<'_>| decoder.push(line, decode, &mut emit_entry);
@@ -187,10 +195,12 @@ impl Records {
             partial_flushed,
             ..
         } = stats;
+        // The line was read before now: timing it from now only delays its record.
+        let now = Instant::now();
         let mut emit_entry = |entry: Entry<'_>| {
             *partial_flushed += 1;
             match multiline {
-                Some(m) => m.push(entry, ml, emit),
+                Some(m) => m.push(entry, now, ml, emit),
                 None => emit(entry),
             }
         };
@@ -199,6 +209,20 @@ impl Records {
             decoder.push(line, decode, &mut emit_entry)
         });
         decoder.finish(&mut emit_entry);
+    }
+
+    /// The file was read to its end by a read started at `read_at`, and everything read was
+    /// pushed: emits each stream's pending multi-line record whose last line came the
+    /// multi-line `timeout` or more before it ([`Multiline::flush_expired`]).
+    pub fn flush_expired(
+        &mut self,
+        read_at: Instant,
+        stats: &mut CutStats,
+        emit: &mut impl FnMut(Entry<'_>),
+    ) {
+        if let Some(m) = &mut self.multiline {
+            m.flush_expired(read_at, &mut stats.multiline, emit);
+        }
     }
 
     /// Emits every pending multi-line record: its file had nothing more to read for the
@@ -244,12 +268,13 @@ mod tests {
 
     #[test]
     fn an_unfinished_line_is_emitted_when_its_file_is_idle_and_reading_goes_on() {
+        let t0 = Instant::now();
         let mut stats = CutStats::default();
         let mut out = Vec::new();
         // CRI: a last `P` record (output without a newline) waits for its `F`.
         let mut cri = records(Format::Cri);
         let p = b"2026-01-01T00:00:00Z stdout F one\n2026-01-01T00:00:01Z stdout P no end\n";
-        cri.push(p, &mut stats, &mut collect(&mut out));
+        cri.push(p, t0, &mut stats, &mut collect(&mut out));
         assert_eq!(out, vec![(0, "one".to_string())]);
         assert_eq!(cri.complete_offset(), 34);
         cri.flush_unfinished(&mut stats, &mut collect(&mut out));
@@ -258,17 +283,17 @@ mod tests {
         assert_eq!(cri.complete_offset(), p.len() as u64);
         // Its late end is a record of its own; nothing is lost or repeated.
         let f = b"2026-01-01T00:00:09Z stdout F  after all\n";
-        cri.push(f, &mut stats, &mut collect(&mut out));
+        cri.push(f, t0, &mut stats, &mut collect(&mut out));
         assert_eq!(out[2], (p.len() as u64, " after all".to_string()));
 
         // Raw: bytes without a newline, then more of the file.
         let mut out = Vec::new();
         let mut raw = records(Format::Raw);
-        raw.push(b"whole\nhalf", &mut stats, &mut collect(&mut out));
+        raw.push(b"whole\nhalf", t0, &mut stats, &mut collect(&mut out));
         raw.flush_unfinished(&mut stats, &mut collect(&mut out));
         // Nothing unfinished: nothing emitted, nothing counted.
         raw.flush_unfinished(&mut stats, &mut collect(&mut out));
-        raw.push(b" more\n", &mut stats, &mut collect(&mut out));
+        raw.push(b" more\n", t0, &mut stats, &mut collect(&mut out));
         assert_eq!(
             out,
             vec![

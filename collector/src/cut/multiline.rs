@@ -12,10 +12,13 @@
 //! - `end: RE` (optional) — a line that matches ends the record it is part of;
 //! - `max_lines`, `max_bytes` — a line that would push the pending record past either limit
 //!   begins a new record instead: records are split, never cut, so nothing is lost;
-//! - `timeout` — a pending record is emitted once its file has had nothing more to read for
-//!   this long. The reader times it, as it does `partial_timeout` (only it knows whether more
-//!   of the file waits behind a backlog), and tells the worker
-//!   ([`crate::work::item::WorkItem::Idle`]), which calls [`Multiline::flush_all`].
+//! - `timeout` — a pending record is emitted once no line of its stream was written for this
+//!   long. Times are the reader's, never the worker's: a line carries the time its read was
+//!   started, and a record is emitted ([`Multiline::flush_expired`]) only when a read that
+//!   reached the file's end was started `timeout` after its last line's — everything written
+//!   before then has been seen, so its rest cannot be waiting on disk behind a backlog — or
+//!   when the whole file had nothing more to read for `timeout`
+//!   ([`crate::work::item::WorkItem::Idle`], [`Multiline::flush_all`]).
 //!
 //! Joined lines are separated by `\n`. A record takes the offset, stream and time of its first
 //! line. Malformed entries (with an `error`) are never joined: they flush the pending record of
@@ -26,7 +29,7 @@
 pub mod preset;
 pub mod shape;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
 
@@ -51,7 +54,7 @@ pub enum MultilineMode {
 pub const DEFAULT_MULTILINE_MAX_LINES: usize = 1000;
 /// Most bytes in one multi-line record.
 pub const DEFAULT_MULTILINE_MAX_BYTES: usize = 1024 * 1024;
-/// A pending multi-line record is emitted after this long without a new line.
+/// A pending multi-line record is emitted once no line of its stream was written for this long.
 pub const DEFAULT_MULTILINE_TIMEOUT: Duration = Duration::from_secs(1);
 /// `mode: auto` looks this many lines of a stream for a record-start shape.
 pub const AUTO_LEARN_LINES: u32 = 100;
@@ -67,8 +70,8 @@ pub struct MultilineRules {
     pub max_lines: usize,
     /// Most bytes per record.
     pub max_bytes: usize,
-    /// Emit a pending record once its file had nothing more to read for this long (timed by
-    /// the reader: see the module documentation).
+    /// Emit a pending record once no line of its stream was written for this long (timed by
+    /// the reader's clock: see the module documentation).
     pub timeout: Duration,
 }
 
@@ -183,6 +186,8 @@ struct Pending {
     buf: Vec<u8>,
     lines: usize,
     truncated: bool,
+    /// When the read that brought its last line was started (the reader's clock).
+    last: Option<Instant>,
 }
 
 const STREAMS: [Stream; Stream::COUNT] = [Stream::Stdout, Stream::Stderr, Stream::Unknown];
@@ -215,7 +220,7 @@ impl Pending {
         }
     }
 
-    fn begin(&mut self, entry: &Entry<'_>) {
+    fn begin(&mut self, entry: &Entry<'_>, read_at: Instant) {
         self.active = true;
         self.offset = entry.offset;
         self.time.clear();
@@ -224,6 +229,7 @@ impl Pending {
         self.buf.extend_from_slice(entry.message);
         self.lines = 1;
         self.truncated = entry.truncated;
+        self.last = Some(read_at);
     }
 }
 
@@ -236,10 +242,12 @@ impl Multiline {
         }
     }
 
-    /// Handles one entry; `emit` is called for each finished record.
+    /// Handles one entry, read by a read started at `read_at`; `emit` is called for each
+    /// finished record.
     pub fn push(
         &mut self,
         entry: Entry<'_>,
+        read_at: Instant,
         stats: &mut MultilineStats,
         emit: &mut impl FnMut(Entry<'_>),
     ) {
@@ -261,10 +269,11 @@ impl Multiline {
             pending.buf.extend_from_slice(entry.message);
             pending.lines += 1;
             pending.truncated |= entry.truncated;
+            pending.last = Some(read_at);
         } else {
             pending.emit(stream, stats, emit);
             pending.classifier.begin(&rules.mode, entry.message);
-            pending.begin(&entry);
+            pending.begin(&entry, read_at);
         }
         if rules
             .end
@@ -272,6 +281,27 @@ impl Multiline {
             .is_some_and(|end| end.is_match(entry.message))
         {
             pending.emit(stream, stats, emit);
+        }
+    }
+
+    /// The file was read to its end by a read started at `read_at`, and every line it brought
+    /// was pushed: emits each stream's pending record whose last line came `timeout` or more
+    /// before it.
+    pub fn flush_expired(
+        &mut self,
+        read_at: Instant,
+        stats: &mut MultilineStats,
+        emit: &mut impl FnMut(Entry<'_>),
+    ) {
+        let timeout = self.rules.timeout;
+        for (pending, stream) in self.pending.iter_mut().zip(STREAMS) {
+            if pending.active
+                && pending
+                    .last
+                    .is_some_and(|last| read_at.saturating_duration_since(last) >= timeout)
+            {
+                pending.emit(stream, stats, emit);
+            }
         }
     }
 
@@ -323,8 +353,9 @@ mod tests {
         let mut out = Vec::new();
         let mut stats = MultilineStats::default();
         let mut offset = 0;
+        let now = Instant::now();
         for l in lines {
-            m.push(entry(offset, l.as_bytes()), &mut stats, &mut |e| {
+            m.push(entry(offset, l.as_bytes()), now, &mut stats, &mut |e| {
                 out.push((e.offset, String::from_utf8_lossy(e.message).into_owned()))
             });
             offset += l.len() as u64 + 1;
@@ -421,29 +452,44 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_record_waits_for_its_flush_and_holds_back_the_offset() {
+    fn a_stream_expires_only_by_a_read_to_the_end_timeout_after_its_last_line() {
         let mut m = Multiline::new(rules(preset("java").unwrap()));
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
         let mut stats = MultilineStats::default();
         let mut out = Vec::new();
-        m.push(entry(7, b"first"), &mut stats, &mut |e| out.push(e.offset));
-        m.push(entry(13, b"\tat x"), &mut stats, &mut |e| {
+        m.push(entry(7, b"first"), t0, &mut stats, &mut |e| {
             out.push(e.offset)
         });
-        assert!(out.is_empty(), "nothing is emitted by time alone");
+        m.push(
+            Entry {
+                stream: Stream::Stderr,
+                ..entry(13, b"second")
+            },
+            t0 + ms(300),
+            &mut stats,
+            &mut |e| out.push(e.offset),
+        );
         assert_eq!(m.pending_start(), Some(7));
+        m.flush_expired(t0 + ms(499), &mut stats, &mut |e| out.push(e.offset));
+        assert!(out.is_empty(), "the timeout (500 ms) has not passed");
+        // A read started 500 ms after stdout's last line, 200 ms after stderr's.
+        m.flush_expired(t0 + ms(500), &mut stats, &mut |e| out.push(e.offset));
+        assert_eq!(out, vec![7], "stdout's record alone");
+        assert_eq!(m.pending_start(), Some(13));
         m.flush_all(&mut stats, &mut |e| out.push(e.offset));
-        assert_eq!(out, vec![7]);
+        assert_eq!(out, vec![7, 13]);
         assert_eq!(m.pending_start(), None);
-        assert_eq!(stats.joined, 1);
     }
 
     #[test]
     fn streams_do_not_mix_and_errors_pass_alone() {
         let mut m = Multiline::new(rules(preset("java").unwrap()));
+        let now = Instant::now();
         let mut stats = MultilineStats::default();
         let mut out = Vec::new();
         let mut push = |m: &mut Multiline, e: Entry<'_>| {
-            m.push(e, &mut stats, &mut |r| {
+            m.push(e, now, &mut stats, &mut |r| {
                 out.push((r.stream, String::from_utf8_lossy(r.message).into_owned()))
             })
         };

@@ -27,9 +27,9 @@
 //! closed, its identity, offset and partial state kept — and opened again when it is marked
 //! dirty; when discovery's new files wait for the open-file budget, the least recently active
 //! idle files are parked at once. The reader's timers are the next idle file's deadline and
-//! idle notice, the trim of an idle spell, and a short retry while a parked file waits for a
-//! slot: each fires once per idle spell, and a reader with nothing read since sleeps until
-//! discovery wakes it.
+//! idle notices (one per idle timeout of its source), the trim of an idle spell, and a short
+//! retry while a parked file waits for a slot: each fires once per idle spell, and a reader
+//! with nothing read since sleeps until discovery wakes it.
 //!
 //! A compressed rotation (a `.gz` or `.zst` discovery hands over with its format) is read
 //! through a decoder instead of the backend, in uncompressed bytes, to its end, then closed
@@ -55,70 +55,14 @@ use crate::file::{FINGERPRINT_BYTES, FileId, Fingerprint};
 use crate::liveness::Heart;
 use crate::metrics::{BackendLabel, Metrics};
 use crate::queue::QueueSender;
-use crate::read::backend::{BackendKind, ReadBackend, ReadOp, Region};
+use crate::read::backend::{BackendKind, ReadBackend, ReadOp};
 use crate::read::budget::FileBudget;
 use crate::read::buffer::{AlignedBuf, BufferError, BufferPool};
 use crate::read::control::{Control, ReaderInbox};
 use crate::read::file::OpenFile;
 use crate::source::FileCtx;
 use crate::work::item::WorkItem;
-
-/// What a chunk read from a sparse file holds.
-enum Sparse {
-    /// Data only (or a file system that reports no holes).
-    Whole,
-    /// Data of this length, then from `hole` on a hole (the zeros between them pad the data's
-    /// last block).
-    Cut {
-        /// Bytes of data.
-        data: usize,
-        /// Where the hole begins.
-        hole: u64,
-    },
-    /// A hole, up to this offset.
-    Skip(u64),
-}
-
-/// Whether the chunk `filled`, read from file `id` at `offset`, begins in or runs into a hole.
-/// Asked only when the chunk starts or ends with a zero byte (rare in logs), so a file that is
-/// not sparse costs no system call. `after_hole`: the file's last read skipped a hole; file
-/// systems keep holes in whole blocks, so the zeros that begin the data after a hole are the
-/// rest of it (a writer that went on at its own offset after a `copytruncate`).
-fn sparse(
-    backend: &dyn ReadBackend,
-    id: FileId,
-    offset: u64,
-    filled: &[u8],
-    after_hole: bool,
-) -> Sparse {
-    if filled.first() == Some(&0) {
-        match backend.next_region(id, offset, Region::Data) {
-            Ok(Some(data)) if data > offset => return Sparse::Skip(data),
-            // No data after `offset`: the zeros read are hole. Only they are skipped, not up to
-            // the file's size, which may have grown since with data.
-            Ok(None) => return Sparse::Skip(offset + filled.len() as u64),
-            _ => {}
-        }
-        if after_hole {
-            let zeros = filled.iter().position(|&b| b != 0).unwrap_or(filled.len());
-            return Sparse::Skip(offset + zeros as u64);
-        }
-    }
-    if filled.len() > 1
-        && filled.last() == Some(&0)
-        && let Ok(Some(hole)) = backend.next_region(id, offset, Region::Hole)
-    {
-        let len = usize::try_from(hole.saturating_sub(offset)).unwrap_or(usize::MAX);
-        if len > 0 && len < filled.len() {
-            let data = filled[..len]
-                .iter()
-                .rposition(|&b| b != 0)
-                .map_or(0, |at| at + 1);
-            return Sparse::Cut { data, hole };
-        }
-    }
-    Sparse::Whole
-}
+use holes::{Sparse, sparse};
 
 /// How long a gone file stays open once a read found its end, before one more read and its
 /// close: its writer may still be writing — a program that goes on with its file after it
@@ -213,11 +157,15 @@ pub struct Reader {
     lingering: VecDeque<(Instant, FileId)>,
     /// When files that had data are looked at for an idle notice (see [`idle`]).
     notices: BinaryHeap<Reverse<(Instant, FileId)>>,
+    /// How late a notice may go out: the smallest slack of the files it had notices for.
+    notice_slack: Duration,
     /// When the pool's free buffers are trimmed if the reader stays idle until then (see
     /// [`memory`]).
     trim_at: Option<Instant>,
     /// Whether it read since it last trimmed.
     read_since_trim: bool,
+    /// When the current round's reads were started (see [`WorkItem::Data`]).
+    read_at: Instant,
     /// Files found at their end, least recently first, with when (an entry is checked
     /// against the file's `idle_since` when it comes up).
     idle: VecDeque<(Instant, FileId)>,
@@ -322,8 +270,10 @@ impl Reader {
             gone_linger,
             lingering: VecDeque::new(),
             notices: BinaryHeap::new(),
+            notice_slack: Duration::MAX,
             trim_at: None,
             read_since_trim: false,
+            read_at: Instant::now(),
             heart,
             stall_for_test,
             idle: VecDeque::new(),
@@ -395,6 +345,8 @@ impl Reader {
         let mut ops = self.prepare()?;
         let decoded = self.read_decoded(&mut ops);
         let submitted: Vec<FileId> = ops.iter().map(|op| op.id).collect();
+        // Before the reads: what is written from here on may not be in them.
+        self.read_at = Instant::now();
         let mut done = self.backend.read_batch(ops);
         if self.stall_for_test {
             tracing::warn!(
@@ -650,7 +602,8 @@ impl Reader {
                 self.at_end(id, true);
             }
             Ok(n) if self.is_decoded(id) => {
-                self.deliver(id, buf, n);
+                // A decoded rotation is complete: its end is its close, which emits all.
+                self.deliver(id, buf, n, false);
                 if n == capacity {
                     self.enqueue(id);
                 } else {
@@ -664,7 +617,7 @@ impl Reader {
                         if data > 0 {
                             let mut buf = buf;
                             buf.set_len(data);
-                            self.deliver(id, buf, data);
+                            self.deliver(id, buf, data, false);
                         } else {
                             self.pool.put(buf);
                         }
@@ -677,7 +630,7 @@ impl Reader {
                         return;
                     }
                 };
-                self.deliver(id, buf, n);
+                self.deliver(id, buf, n, n < capacity);
                 if n == capacity {
                     self.enqueue(id);
                 } else {
@@ -711,8 +664,9 @@ impl Reader {
         }
     }
 
-    /// Hands `n` bytes read from file `id` at its offset to its worker.
-    fn deliver(&mut self, id: FileId, buf: AlignedBuf, n: usize) {
+    /// Hands `n` bytes read from file `id` at its offset to its worker; `at_end`: the read
+    /// found the file's end.
+    fn deliver(&mut self, id: FileId, buf: AlignedBuf, n: usize, at_end: bool) {
         let Some(file) = self.files.get_mut(&id) else {
             self.pool.put(buf);
             return;
@@ -726,6 +680,7 @@ impl Reader {
         file.offset += n as u64;
         if let Some(due) = file.data_sent(Instant::now()) {
             self.notices.push(Reverse((due, id)));
+            self.notice_slack = self.notice_slack.min(idle::notice_slack(file));
         }
         let worker = file.worker;
         // A compressed rotation's fingerprint, taken by discovery, covers all it can.
@@ -752,28 +707,13 @@ impl Reader {
             }
         }
         let bytes = self.pool.freeze(buf);
-        self.out[worker].push(WorkItem::Data { id, offset, bytes });
-    }
-
-    /// File `id` has a hole at its offset (a sparse file: zeros never written) up to `to`:
-    /// the hole is skipped, counted and logged once, and the worker told, so the file's
-    /// records go on after it. The file is read again at once.
-    fn skip_hole(&mut self, id: FileId, to: u64) {
-        let Some(file) = self.files.get_mut(&id) else {
-            return;
-        };
-        let from = file.offset;
-        let to = to.max(from);
-        file.sparse_skipped.inc_by(to - from);
-        if !file.sparse_logged {
-            file.sparse_logged = true;
-            tracing::info!(file = %file.ctx.path.display(), from, to, "skipping a hole of a sparse file (zeros that were never written); further holes in it are skipped too");
-        }
-        file.offset = to;
-        file.after_hole = true;
-        let worker = file.worker;
-        self.out[worker].push(WorkItem::Hole { id, to });
-        self.enqueue(id);
+        self.out[worker].push(WorkItem::Data {
+            id,
+            offset,
+            bytes,
+            read_at: self.read_at,
+            at_end,
+        });
     }
 
     /// A read reached the end of the file for now. `empty`: it returned nothing at all.
@@ -891,6 +831,7 @@ impl Reader {
 }
 
 mod decoded;
+mod holes;
 mod idle;
 mod memory;
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! Owns the contract's shape; it may not decide when items are sent.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -31,6 +32,14 @@ pub enum WorkItem {
         offset: u64,
         /// The bytes, in a pooled page-aligned buffer.
         bytes: Bytes,
+        /// When the read that brought them was started: the time of their lines for the
+        /// multi-line `timeout` (the reader's clock, so time a chunk spent behind a backlog
+        /// does not count).
+        read_at: Instant,
+        /// The read found the file's end: everything written to it before `read_at` is in
+        /// these bytes or earlier ones, so a stream with no line since `timeout` before
+        /// `read_at` had none written for that long.
+        at_end: bool,
     },
     /// The file shrank below the read offset (copytruncate): pending state is flushed and
     /// reading restarts at offset 0.

@@ -323,7 +323,13 @@ impl Worker {
                         Box::new(FileState::new(ctx, offset, route, &self.metrics)),
                     );
                 }
-                WorkItem::Data { id, offset, bytes } => {
+                WorkItem::Data {
+                    id,
+                    offset,
+                    bytes,
+                    read_at,
+                    at_end,
+                } => {
                     let Some(file) = self.files.get_mut(&id) else {
                         tracing::error!(file = %id, "data for a file this worker does not know; the chunk is dropped and read again after a restart");
                         continue;
@@ -339,7 +345,10 @@ impl Worker {
                         );
                         file.cut(out, Cut::Finish(Some(offset)));
                     }
-                    file.cut(out, Cut::Push(&bytes));
+                    file.cut(out, Cut::Push(&bytes, read_at));
+                    if at_end {
+                        file.cut(out, Cut::FlushExpired(read_at));
+                    }
                     file.report(out, None);
                     if out.len() >= self.batch_bytes {
                         self.flush_output(route)?;
@@ -473,6 +482,12 @@ mod tests {
     }
 
     fn rig(multiline: bool) -> Rig {
+        rig_of(Format::Raw, multiline)
+    }
+
+    /// A worker for file 7 of `format`, with the `java` multi-line preset (100 ms timeout) if
+    /// `multiline`.
+    fn rig_of(format: Format, multiline: bool) -> Rig {
         let metrics = Arc::new(Metrics::new());
         let tracker = Arc::new(AckTracker::new(Arc::clone(&metrics)));
         let (input, rx) = bounded(4);
@@ -490,7 +505,7 @@ mod tests {
             metrics,
             1 << 20,
         );
-        let mut source = Source::new(0, "src", Format::Raw);
+        let mut source = Source::new(0, "src", format);
         source.cut.multiline = multiline.then(|| {
             Arc::new(MultilineRules {
                 mode: preset("java").unwrap(),
@@ -579,10 +594,18 @@ mod tests {
     }
 
     fn data(offset: u64, bytes: &'static [u8]) -> WorkItem {
+        read(offset, bytes, Instant::now(), false)
+    }
+
+    /// A chunk of file 7 read by a read started at `read_at`, which found the file's end if
+    /// `at_end`.
+    fn read(offset: u64, bytes: &'static [u8], read_at: Instant, at_end: bool) -> WorkItem {
         WorkItem::Data {
             id: FileId(7),
             offset,
             bytes: Bytes::from_static(bytes),
+            read_at,
+            at_end,
         }
     }
 
@@ -664,6 +687,44 @@ mod tests {
         assert_eq!(messages(&second), vec!["half"]);
         assert_eq!(second.ack.progress()[0].offset, 6);
         assert!(!second.ack.progress()[0].closed);
+        rig.stop();
+    }
+
+    /// One stream's pending record goes out once a read that found the file's end was started
+    /// the multi-line timeout after its last line, while the other stream goes on — not on a
+    /// read from a backlog (its stream's rest may be on disk), whatever the time.
+    #[test]
+    fn a_streams_record_expires_on_a_read_to_the_end_while_the_other_stream_goes_on() {
+        let rig = rig_of(Format::Cri, true);
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        const ERR: &[u8] = b"2026-01-01T00:00:00Z stderr F boom\n";
+        const OUT1: &[u8] = b"2026-01-01T00:00:01Z stdout F line 1\n";
+        const OUT2: &[u8] = b"2026-01-01T00:00:02Z stdout F line 2\n";
+        let (at1, at2) = (ERR.len() as u64, (ERR.len() + OUT1.len()) as u64);
+        let end = at2 + OUT2.len() as u64;
+        rig.send(vec![
+            WorkItem::Open {
+                ctx: Arc::clone(&rig.ctx),
+                offset: 0,
+            },
+            read(0, ERR, t0, true),
+            // 200 ms later, from a backlog: stderr's record waits.
+            read(at1, OUT1, t0 + ms(200), false),
+            // 250 ms later, to the end: stdout's first record ends, and stderr's expires.
+            read(at2, OUT2, t0 + ms(250), true),
+        ]);
+        let batch = rig.batch();
+        assert_eq!(messages(&batch), vec!["line 1", "boom"]);
+        assert_eq!(
+            batch.ack.progress()[0].offset,
+            at2,
+            "stdout's `line 2` is pending"
+        );
+        rig.send(vec![idle(end, false, true)]);
+        let batch = rig.batch();
+        assert_eq!(messages(&batch), vec!["line 2"]);
+        assert_eq!(batch.ack.progress()[0].offset, end);
         rig.stop();
     }
 

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -193,11 +194,14 @@ pub struct Ready {
 /// What to do with a file's cutting state; every record it emits is processed and encoded.
 #[derive(Debug, Clone, Copy)]
 pub enum Cut<'a> {
-    /// Cut the next chunk of the file.
-    Push(&'a [u8]),
+    /// Cut the next chunk of the file, read by a read started at the given time.
+    Push(&'a [u8], Instant),
     /// The file does not continue where it was: emit everything pending; restart framing at
     /// the offset, or end the file.
     Finish(Option<u64>),
+    /// The file was read to its end by a read started at the given time: emit the pending
+    /// multi-line records whose stream had no line for the multi-line `timeout` before it.
+    FlushExpired(Instant),
     /// The file had nothing more to read for its `partial_timeout`: emit the unfinished line
     /// as it is.
     FlushUnfinished,
@@ -300,7 +304,8 @@ impl Output {
             }
         };
         match cut {
-            Cut::Push(chunk) => records.push(chunk, cut_stats, emit),
+            Cut::Push(chunk, read_at) => records.push(chunk, read_at, cut_stats, emit),
+            Cut::FlushExpired(read_at) => records.flush_expired(read_at, cut_stats, emit),
             Cut::Finish(restart_at) => records.finish(restart_at, cut_stats, emit),
             Cut::FlushUnfinished => records.flush_unfinished(cut_stats, emit),
             Cut::FlushMultiline => records.flush_multiline(cut_stats, emit),

@@ -32,7 +32,7 @@ use crate::work::item::WorkItem;
 const MIN_IDLE: Duration = Duration::from_secs(1);
 
 /// How late a file's idle notice may go out: a quarter of its shortest idle timeout.
-fn notice_slack(file: &OpenFile) -> Duration {
+pub(super) fn notice_slack(file: &OpenFile) -> Duration {
     let (line, multiline) = file.ctx.source.cut.idle_timeouts();
     multiline.map_or(line, |m| m.min(line)) / 4
 }
@@ -51,8 +51,11 @@ impl Reader {
             .front()
             .map(|&(at, _)| at.saturating_duration_since(now));
         let trim = self.trim_at.map(|at| at.saturating_duration_since(now));
-        let notice = self.notices.peek().map(|&Reverse((at, id))| {
-            (at + self.files.get(&id).map_or(Duration::ZERO, notice_slack))
+        // The slack is the smallest of any file's: a notice due a little after the first may
+        // allow less.
+        let notice = self.notices.peek().map(|&Reverse((at, _))| {
+            at.checked_add(self.notice_slack)
+                .unwrap_or(at)
                 .saturating_duration_since(now)
         });
         [idle, blocked, lingering, trim, notice]
@@ -88,8 +91,8 @@ impl Reader {
                 continue;
             }
             if file.queued || self.blocked.contains(&id) || self.inbox.is_dirty(id) {
-                let again = now + file.untold_timeout().unwrap_or(line_timeout);
-                self.notices.push(Reverse((again, id)));
+                // Read first; if that finds nothing new, the notice is due again soon.
+                self.notices.push(Reverse((now + notice_slack(file), id)));
                 continue;
             }
             file.told_line |= line;

@@ -156,7 +156,9 @@ fn round(rig: &mut Rig) -> (Vec<(u64, u64, usize)>, Vec<String>) {
     while let Ok(items) = rig.worker_rx.try_recv() {
         for item in items {
             match item {
-                WorkItem::Data { id, offset, bytes } => data.push((id.0, offset, bytes.len())),
+                WorkItem::Data {
+                    id, offset, bytes, ..
+                } => data.push((id.0, offset, bytes.len())),
                 WorkItem::Open { ctx, .. } => other.push(format!("open {}", ctx.id.0)),
                 WorkItem::Truncated { id } => other.push(format!("truncated {}", id.0)),
                 WorkItem::Renamed { ctx } => other.push(format!("renamed {}", ctx.id.0)),
@@ -379,6 +381,37 @@ fn a_multiline_file_is_told_of_each_idle_timeout_once_per_pause() {
     assert_eq!(round(&mut rig), (vec![(1, 14, 2)], vec![]));
     let start = Instant::now();
     assert_eq!(notices_at(&mut rig, start, 1100).0, vec![(16, false, true)]);
+}
+
+/// A chunk says when its round's reads were started, and whether its read found the file's
+/// end: the multi-line timeout counts only from such reads.
+#[test]
+fn a_chunk_says_whether_its_read_found_the_files_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.log");
+    std::fs::write(&path, vec![b'y'; 5000]).unwrap();
+    let mut rig = rig(4096);
+    open(&rig, 1, &path);
+    let before = Instant::now();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        assert!(rig.reader.round().is_ok());
+        while let Ok(items) = rig.worker_rx.try_recv() {
+            for item in items {
+                if let WorkItem::Data {
+                    bytes,
+                    read_at,
+                    at_end,
+                    ..
+                } = item
+                {
+                    assert!(read_at >= before);
+                    seen.push((bytes.len(), at_end));
+                }
+            }
+        }
+    }
+    assert_eq!(seen, vec![(4096, false), (904, true)]);
 }
 
 #[test]
