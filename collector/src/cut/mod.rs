@@ -114,7 +114,7 @@ impl Records {
         }
     }
 
-    /// Feeds the next chunk of the file, read by a read started at `read_at` (the reader's
+    /// Feeds the next chunk of the file, whose lines were written by `read_at` (the reader's
     /// clock: see [`multiline`]); `emit` gets every finished record in order.
     pub fn push(
         &mut self,

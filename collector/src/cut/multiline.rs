@@ -13,12 +13,14 @@
 //! - `max_lines`, `max_bytes` — a line that would push the pending record past either limit
 //!   begins a new record instead: records are split, never cut, so nothing is lost;
 //! - `timeout` — a pending record is emitted once no line of its stream was written for this
-//!   long. Times are the reader's, never the worker's: a line carries the time its read was
-//!   started, and a record is emitted ([`Multiline::flush_expired`]) only when a read that
-//!   reached the file's end was started `timeout` after its last line's — everything written
-//!   before then has been seen, so its rest cannot be waiting on disk behind a backlog — or
-//!   when the whole file had nothing more to read for `timeout`
-//!   ([`crate::work::item::WorkItem::Idle`], [`Multiline::flush_all`]).
+//!   long. Times are the reader's, never the worker's: a line carries when the reads of its
+//!   round were done (it was written before), and a record is emitted
+//!   ([`Multiline::flush_expired`]) only when a read that reached the file's end was started
+//!   `timeout` after its last line's time — everything written before then has been seen, so
+//!   its rest cannot be waiting on disk behind a backlog — or when the whole file had nothing
+//!   more to read for `timeout` ([`crate::work::item::WorkItem::Idle`],
+//!   [`Multiline::flush_all`]). While a file is read from a backlog (no read reaches its
+//!   end), a stream's record waits until the reader catches up.
 //!
 //! Joined lines are separated by `\n`. A record takes the offset, stream and time of its first
 //! line. Malformed entries (with an `error`) are never joined: they flush the pending record of
@@ -242,7 +244,7 @@ impl Multiline {
         }
     }
 
-    /// Handles one entry, read by a read started at `read_at`; `emit` is called for each
+    /// Handles one entry, written by `read_at` (the reader's clock); `emit` is called for each
     /// finished record.
     pub fn push(
         &mut self,

@@ -7,8 +7,11 @@
 //! chunk (the per-file budget) of each in a single backend batch, hands the chunks to the
 //! workers, and puts every file whose chunk came back full at the back of the queue — so one
 //! busy file cannot starve the others. A file whose read came back short has caught up; it waits
-//! for its next discovery event; once it had nothing more for its source's `partial_timeout`,
-//! its worker gets an idle notice (see [`idle`]), so an unfinished last line goes out.
+//! for its next discovery event; once it had nothing more for its source's `partial_timeout`
+//! (or multi-line `timeout`), its worker gets an idle notice (see [`idle`]), so an unfinished
+//! last line (or pending multi-line record) goes out. Each chunk says when its round's reads
+//! were started and done and whether its read found the file's end, so workers time a
+//! stream's multi-line record on the reader's clock ([`WorkItem::Data`]).
 //!
 //! Backpressure: a round needs free buffers from the bounded pool and room in the workers'
 //! queues; when either is missing the reader waits, and files on disk are the buffer.
@@ -164,8 +167,8 @@ pub struct Reader {
     trim_at: Option<Instant>,
     /// Whether it read since it last trimmed.
     read_since_trim: bool,
-    /// When the current round's reads were started (see [`WorkItem::Data`]).
-    read_at: Instant,
+    /// When the current round's reads were started and done (see [`WorkItem::Data`]).
+    read_at: (Instant, Instant),
     /// Files found at their end, least recently first, with when (an entry is checked
     /// against the file's `idle_since` when it comes up).
     idle: VecDeque<(Instant, FileId)>,
@@ -273,7 +276,7 @@ impl Reader {
             notice_slack: Duration::MAX,
             trim_at: None,
             read_since_trim: false,
-            read_at: Instant::now(),
+            read_at: (Instant::now(), Instant::now()),
             heart,
             stall_for_test,
             idle: VecDeque::new(),
@@ -345,9 +348,11 @@ impl Reader {
         let mut ops = self.prepare()?;
         let decoded = self.read_decoded(&mut ops);
         let submitted: Vec<FileId> = ops.iter().map(|op| op.id).collect();
-        // Before the reads: what is written from here on may not be in them.
-        self.read_at = Instant::now();
+        // Before the reads: what is written from here on may not be in them; after: nothing
+        // in them was written later.
+        let started = Instant::now();
         let mut done = self.backend.read_batch(ops);
+        self.read_at = (started, Instant::now());
         if self.stall_for_test {
             tracing::warn!(
                 reader = self.index,
@@ -711,7 +716,8 @@ impl Reader {
             id,
             offset,
             bytes,
-            read_at: self.read_at,
+            read_started: self.read_at.0,
+            read_done: self.read_at.1,
             at_end,
         });
     }

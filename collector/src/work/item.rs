@@ -32,13 +32,15 @@ pub enum WorkItem {
         offset: u64,
         /// The bytes, in a pooled page-aligned buffer.
         bytes: Bytes,
-        /// When the read that brought them was started: the time of their lines for the
-        /// multi-line `timeout` (the reader's clock, so time a chunk spent behind a backlog
-        /// does not count).
-        read_at: Instant,
-        /// The read found the file's end: everything written to it before `read_at` is in
-        /// these bytes or earlier ones, so a stream with no line since `timeout` before
-        /// `read_at` had none written for that long.
+        /// When the round's reads were started: if `at_end`, everything written to the file
+        /// before then is in these bytes or earlier ones.
+        read_started: Instant,
+        /// When the round's reads were done: no line in these bytes was written later, so it
+        /// is their lines' time for the multi-line `timeout` (the reader's clock: time a
+        /// chunk then spends behind a backlog does not count).
+        read_done: Instant,
+        /// The read found the file's end: a stream whose last line's time is `timeout` or more
+        /// before `read_started` had no line written for that long.
         at_end: bool,
     },
     /// The file shrank below the read offset (copytruncate): pending state is flushed and

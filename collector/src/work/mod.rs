@@ -327,7 +327,8 @@ impl Worker {
                     id,
                     offset,
                     bytes,
-                    read_at,
+                    read_started,
+                    read_done,
                     at_end,
                 } => {
                     let Some(file) = self.files.get_mut(&id) else {
@@ -345,9 +346,9 @@ impl Worker {
                         );
                         file.cut(out, Cut::Finish(Some(offset)));
                     }
-                    file.cut(out, Cut::Push(&bytes, read_at));
+                    file.cut(out, Cut::Push(&bytes, read_done));
                     if at_end {
-                        file.cut(out, Cut::FlushExpired(read_at));
+                        file.cut(out, Cut::FlushExpired(read_started));
                     }
                     file.report(out, None);
                     if out.len() >= self.batch_bytes {
@@ -597,14 +598,15 @@ mod tests {
         read(offset, bytes, Instant::now(), false)
     }
 
-    /// A chunk of file 7 read by a read started at `read_at`, which found the file's end if
-    /// `at_end`.
+    /// A chunk of file 7 read by a read started at `read_at` and done 10 ms later, which
+    /// found the file's end if `at_end`.
     fn read(offset: u64, bytes: &'static [u8], read_at: Instant, at_end: bool) -> WorkItem {
         WorkItem::Data {
             id: FileId(7),
             offset,
             bytes: Bytes::from_static(bytes),
-            read_at,
+            read_started: read_at,
+            read_done: read_at + Duration::from_millis(10),
             at_end,
         }
     }

@@ -31,10 +31,11 @@ use crate::work::item::WorkItem;
 /// to a parked file that is gone before its next read cannot be reached any more.
 const MIN_IDLE: Duration = Duration::from_secs(1);
 
-/// How late a file's idle notice may go out: a quarter of its shortest idle timeout.
+/// How late a file's idle notice may go out: a quarter of its shortest idle timeout (at
+/// least a millisecond, so a notice put off is never due again at once).
 pub(super) fn notice_slack(file: &OpenFile) -> Duration {
     let (line, multiline) = file.ctx.source.cut.idle_timeouts();
-    multiline.map_or(line, |m| m.min(line)) / 4
+    (multiline.map_or(line, |m| m.min(line)) / 4).max(Duration::from_millis(1))
 }
 
 impl Reader {

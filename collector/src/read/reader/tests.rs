@@ -400,12 +400,13 @@ fn a_chunk_says_whether_its_read_found_the_files_end() {
             for item in items {
                 if let WorkItem::Data {
                     bytes,
-                    read_at,
+                    read_started,
+                    read_done,
                     at_end,
                     ..
                 } = item
                 {
-                    assert!(read_at >= before);
+                    assert!(read_started >= before && read_done >= read_started);
                     seen.push((bytes.len(), at_end));
                 }
             }
