@@ -139,6 +139,13 @@ impl OpenFile {
         })
     }
 
+    /// How late its idle notice may go out: a quarter of its shortest idle timeout (at least a
+    /// millisecond, so a notice put off is never due again at once).
+    pub fn notice_slack(&self) -> Duration {
+        let (line, multiline) = self.ctx.source.cut.idle_timeouts();
+        (multiline.map_or(line, |m| m.min(line)) / 4).max(Duration::from_millis(1))
+    }
+
     /// The next idle timeout its worker has not been told of in the current pause, if any.
     pub fn untold_timeout(&self) -> Option<Duration> {
         let (line, multiline) = self.ctx.source.cut.idle_timeouts();

@@ -65,7 +65,6 @@ use crate::read::control::{Control, ReaderInbox};
 use crate::read::file::OpenFile;
 use crate::source::FileCtx;
 use crate::work::item::WorkItem;
-use holes::{Sparse, sparse};
 
 /// How long a gone file stays open once a read found its end, before one more read and its
 /// close: its writer may still be writing — a program that goes on with its file after it
@@ -616,24 +615,8 @@ impl Reader {
                 }
             }
             Ok(n) => {
-                let n = match sparse(self.backend.as_ref(), id, offset, buf.filled(), after_hole) {
-                    Sparse::Whole => n,
-                    Sparse::Cut { data, hole } => {
-                        if data > 0 {
-                            let mut buf = buf;
-                            buf.set_len(data);
-                            self.deliver(id, buf, data, false);
-                        } else {
-                            self.pool.put(buf);
-                        }
-                        self.skip_hole(id, hole);
-                        return;
-                    }
-                    Sparse::Skip(to) => {
-                        self.pool.put(buf);
-                        self.skip_hole(id, to);
-                        return;
-                    }
+                let Some(buf) = self.without_holes(id, offset, after_hole, buf) else {
+                    return;
                 };
                 self.deliver(id, buf, n, n < capacity);
                 if n == capacity {
@@ -685,7 +668,7 @@ impl Reader {
         file.offset += n as u64;
         if let Some(due) = file.data_sent(Instant::now()) {
             self.notices.push(Reverse((due, id)));
-            self.notice_slack = self.notice_slack.min(idle::notice_slack(file));
+            self.notice_slack = self.notice_slack.min(file.notice_slack());
         }
         let worker = file.worker;
         // A compressed rotation's fingerprint, taken by discovery, covers all it can.

@@ -7,10 +7,11 @@
 use super::Reader;
 use crate::file::FileId;
 use crate::read::backend::{ReadBackend, Region};
+use crate::read::buffer::AlignedBuf;
 use crate::work::item::WorkItem;
 
 /// What a chunk read from a sparse file holds.
-pub(super) enum Sparse {
+enum Sparse {
     /// Data only (or a file system that reports no holes).
     Whole,
     /// Data of this length, then from `hole` on a hole (the zeros between them pad the data's
@@ -30,7 +31,7 @@ pub(super) enum Sparse {
 /// not sparse costs no system call. `after_hole`: the file's last read skipped a hole; file
 /// systems keep holes in whole blocks, so the zeros that begin the data after a hole are the
 /// rest of it (a writer that went on at its own offset after a `copytruncate`).
-pub(super) fn sparse(
+fn sparse(
     backend: &dyn ReadBackend,
     id: FileId,
     offset: u64,
@@ -67,10 +68,40 @@ pub(super) fn sparse(
 }
 
 impl Reader {
+    /// The chunk `buf` read from file `id` at `offset`, if it is data only; otherwise its data
+    /// (if any) is handed on, the hole skipped, and `None` returned.
+    pub(super) fn without_holes(
+        &mut self,
+        id: FileId,
+        offset: u64,
+        after_hole: bool,
+        buf: AlignedBuf,
+    ) -> Option<AlignedBuf> {
+        match sparse(self.backend.as_ref(), id, offset, buf.filled(), after_hole) {
+            Sparse::Whole => Some(buf),
+            Sparse::Cut { data, hole } => {
+                if data > 0 {
+                    let mut buf = buf;
+                    buf.set_len(data);
+                    self.deliver(id, buf, data, false);
+                } else {
+                    self.pool.put(buf);
+                }
+                self.skip_hole(id, hole);
+                None
+            }
+            Sparse::Skip(to) => {
+                self.pool.put(buf);
+                self.skip_hole(id, to);
+                None
+            }
+        }
+    }
+
     /// File `id` has a hole at its offset (a sparse file: zeros never written) up to `to`:
     /// the hole is skipped, counted and logged once, and the worker told, so the file's
     /// records go on after it. The file is read again at once.
-    pub(super) fn skip_hole(&mut self, id: FileId, to: u64) {
+    fn skip_hole(&mut self, id: FileId, to: u64) {
         let Some(file) = self.files.get_mut(&id) else {
             return;
         };

@@ -23,20 +23,12 @@ use super::{BLOCKED_RETRY, Reader};
 use crate::file::{FileId, FileIdentity};
 use crate::metrics::Metrics;
 use crate::read::budget::{is_exhausted, reopen};
-use crate::read::file::OpenFile;
 use crate::work::item::WorkItem;
 
 /// Files are parked to make room only once idle this long: a file its writer is still busy
 /// with (and may delete or replace right after writing) keeps its descriptor — what is written
 /// to a parked file that is gone before its next read cannot be reached any more.
 const MIN_IDLE: Duration = Duration::from_secs(1);
-
-/// How late a file's idle notice may go out: a quarter of its shortest idle timeout (at
-/// least a millisecond, so a notice put off is never due again at once).
-pub(super) fn notice_slack(file: &OpenFile) -> Duration {
-    let (line, multiline) = file.ctx.source.cut.idle_timeouts();
-    (multiline.map_or(line, |m| m.min(line)) / 4).max(Duration::from_millis(1))
-}
 
 impl Reader {
     /// When the reader must look again without being woken: the next idle file's deadline,
@@ -93,7 +85,7 @@ impl Reader {
             }
             if file.queued || self.blocked.contains(&id) || self.inbox.is_dirty(id) {
                 // Read first; if that finds nothing new, the notice is due again soon.
-                self.notices.push(Reverse((now + notice_slack(file), id)));
+                self.notices.push(Reverse((now + file.notice_slack(), id)));
                 continue;
             }
             file.told_line |= line;
