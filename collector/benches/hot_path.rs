@@ -78,7 +78,8 @@ fn cri_decode(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(data.len() as u64));
     group.bench_function("200b_lines", |b| {
         b.iter(|| {
-            let mut decoder = CriDecoder::new(256 << 10);
+            let mut decoder = CriDecoder::new(256 << 10, std::time::Duration::from_secs(5));
+            let now = std::time::Instant::now();
             let mut stats = DecodeStats::default();
             let mut n = 0usize;
             let mut offset = 0u64;
@@ -88,7 +89,9 @@ fn cri_decode(c: &mut Criterion) {
                     bytes: line,
                     truncated: false,
                 };
-                decoder.push(line, &mut stats, &mut |e: Entry<'_>| n += e.message.len());
+                decoder.push(line, now, &mut stats, &mut |e: Entry<'_>| {
+                    n += e.message.len()
+                });
                 offset += line.bytes.len() as u64 + 1;
             }
             black_box(n)
@@ -168,7 +171,7 @@ fn chain(c: &mut Criterion) {
                 out.clear();
                 let mut records = Records::from_parts(
                     Framer::new(256 << 10, 0),
-                    Decoder::new(format, 256 << 10),
+                    Decoder::new(format, 256 << 10, std::time::Duration::from_secs(5)),
                     rules.clone().map(Multiline::new),
                 );
                 let mut cut = CutStats::default();

@@ -64,7 +64,7 @@ fn main() {
     );
     let mut records = Records::from_parts(
         Framer::new(256 << 10, 0),
-        Decoder::new(source_format, 256 << 10),
+        Decoder::new(source_format, 256 << 10, std::time::Duration::from_secs(5)),
         rules.map(Multiline::new),
     );
     let mut out = Vec::with_capacity(2 * data.len());

@@ -52,7 +52,7 @@ pub fn records(format: Format, with_multiline: bool, data: &[u8]) {
     };
     let mut records = Records::from_parts(
         Framer::new(max_line, 0),
-        Decoder::new(format, max_line),
+        Decoder::new(format, max_line, Duration::from_secs(3600)),
         multiline,
     );
     let file = FileFields::new(std::path::Path::new("/fuzz.log"), "fuzz", []);

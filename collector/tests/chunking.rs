@@ -54,7 +54,7 @@ fn run_chain(
 ) -> Vec<Rec> {
     let mut records = Records::from_parts(
         Framer::new(max, 0),
-        Decoder::new(format, max),
+        Decoder::new(format, max, std::time::Duration::from_secs(5)),
         rules.map(Multiline::new),
     );
     let mut stats = CutStats::default();

@@ -184,6 +184,29 @@ fn many_files(files_per_format: usize, backend: &str) {
 /// container keeps writing to stdout (the file never goes quiet), whole.
 #[test]
 fn a_stack_trace_on_one_stream_goes_out_while_the_other_keeps_writing() {
+    goes_out_while_the_other_stream_keeps_writing(
+        "    multiline:\n      preset: java\n      timeout: 500ms\n",
+        "2026-01-01T00:00:00Z stderr F java.lang.IllegalStateException: boom\n\
+         2026-01-01T00:00:00Z stderr F \tat shop.Cart.add(Cart.java:42)\n",
+        "java.lang.IllegalStateException: boom\n\tat shop.Cart.add(Cart.java:42)",
+    );
+}
+
+/// So is `partial_timeout` for a CRI `P` line whose `F` never comes: it goes out while the
+/// container keeps writing to the other stream.
+#[test]
+fn a_partial_line_on_one_stream_goes_out_while_the_other_keeps_writing() {
+    goes_out_while_the_other_stream_keeps_writing(
+        "    partial_timeout: 500ms\n",
+        "2026-01-01T00:00:00Z stderr P half a line\n",
+        "half a line",
+    );
+}
+
+/// A CRI source with `settings` (YAML lines under the source): `pending` is written to the
+/// file, then a line to stdout every 200 ms; `expected` must go out, once and whole, before
+/// stdout stops.
+fn goes_out_while_the_other_stream_keeps_writing(settings: &str, pending: &str, expected: &str) {
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let dir = tmp.path();
     std::fs::create_dir_all(dir.join("logs")).unwrap();
@@ -196,10 +219,7 @@ sources:
   - name: cri
     paths: ["{dir}/logs/*.log"]
     format: cri
-    multiline:
-      preset: java
-      timeout: 500ms
-sinks:
+{settings}sinks:
   - name: out
     type: file
     path: {out}
@@ -210,12 +230,7 @@ sinks:
     );
     let collector = Collector::start(dir, &config);
     let log = dir.join("logs/app.log");
-    common::append(
-        &log,
-        "2026-01-01T00:00:00Z stderr F java.lang.IllegalStateException: boom\n\
-         2026-01-01T00:00:00Z stderr F \tat shop.Cart.add(Cart.java:42)\n",
-    );
-    let trace = "java.lang.IllegalStateException: boom\n\tat shop.Cart.add(Cart.java:42)";
+    common::append(&log, pending);
     let mut out_at = None;
     for tick in 0..20 {
         common::append(
@@ -225,7 +240,7 @@ sinks:
         std::thread::sleep(Duration::from_millis(200));
         if common::records(&out)
             .iter()
-            .any(|r| r["message"].as_str() == Some(trace))
+            .any(|r| r["message"].as_str() == Some(expected))
         {
             out_at = Some(tick);
             break;
@@ -233,20 +248,18 @@ sinks:
     }
     let out_at = out_at.unwrap_or_else(|| {
         panic!(
-            "the trace is still pending after 4 s of stdout lines: {:?}\n{}",
+            "{expected:?} is still pending after 4 s of stdout lines: {:?}\n{}",
             common::records(&out),
             collector.stderr()
         )
     });
     assert!(out_at < 15, "out after {out_at} ticks of 200 ms");
-    let messages: Vec<String> = common::records(&out)
+    let others: Vec<String> = common::records(&out)
         .iter()
         .map(|r| r["message"].as_str().unwrap().to_string())
+        .filter(|m| !m.starts_with("tick "))
         .collect();
-    assert!(
-        messages.iter().all(|m| !m.starts_with('\t')),
-        "never split: {messages:?}"
-    );
+    assert_eq!(others, [expected], "once, never split");
     let (status, stderr) = collector.stop();
     assert!(status.success(), "{stderr}");
 }

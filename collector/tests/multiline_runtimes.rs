@@ -179,7 +179,7 @@ fn records(data: &[u8], format: Format, mode: &MultilineMode, seed: u64) -> Vec<
     });
     let mut records = Records::from_parts(
         Framer::new(64 * 1024, 0),
-        Decoder::new(format, 64 * 1024),
+        Decoder::new(format, 64 * 1024, std::time::Duration::from_secs(5)),
         Some(Multiline::new(rules)),
     );
     let mut stats = CutStats::default();

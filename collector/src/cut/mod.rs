@@ -97,7 +97,11 @@ impl Records {
     pub fn new(settings: &CutSettings, offset: u64) -> Self {
         Self {
             framer: Framer::new(settings.max_line_bytes, offset),
-            decoder: Decoder::new(settings.format, settings.max_line_bytes),
+            decoder: Decoder::new(
+                settings.format,
+                settings.max_line_bytes,
+                settings.partial_timeout,
+            ),
             multiline: settings
                 .multiline
                 .clone()
@@ -137,9 +141,13 @@ impl Records {
         } = stats;
         match multiline {
             Some(m) => framer.push(chunk, frame, &mut |line| {
-                decoder.push(line, decode, &mut |entry| m.push(entry, read_at, ml, emit))
+                decoder.push(line, read_at, decode, &mut |entry| {
+                    m.push(entry, read_at, ml, emit)
+                })
             }),
-            None => framer.push(chunk, frame, &mut |line| decoder.push(line, decode, emit)),
+            None => framer.push(chunk, frame, &mut |line| {
+                decoder.push(line, read_at, decode, emit)
+            }),
         }
     }
 
@@ -169,7 +177,7 @@ impl Records {
                 Some(m) => m.push(entry, now, ml, emit),
                 None => emit(entry),
             };
-            let mut on_line = |line: Line<'_>| decoder.push(line, decode, &mut emit_entry);
+            let mut on_line = |line: Line<'_>| decoder.push(line, now, decode, &mut emit_entry);
             match restart_at {
                 Some(offset) => framer.restart(offset, &mut on_line),
                 None => framer.finish(&mut on_line),
@@ -206,22 +214,39 @@ impl Records {
         };
         let next = framer.next_offset();
         framer.restart(next, &mut |line| {
-            decoder.push(line, decode, &mut emit_entry)
+            decoder.push(line, now, decode, &mut emit_entry)
         });
         decoder.finish(&mut emit_entry);
     }
 
     /// The file was read to its end by a read started at `read_at`, and everything read was
-    /// pushed: emits each stream's pending multi-line record whose last line came the
-    /// multi-line `timeout` or more before it ([`Multiline::flush_expired`]).
+    /// pushed: emits each stream's partial line whose last piece came `partial_timeout` or
+    /// more before it, as it is (counted, as when the whole file is quiet:
+    /// [`Decoder::flush_expired`]), then each stream's pending multi-line record whose last
+    /// line came the multi-line `timeout` or more before it ([`Multiline::flush_expired`]).
     pub fn flush_expired(
         &mut self,
         read_at: Instant,
         stats: &mut CutStats,
         emit: &mut impl FnMut(Entry<'_>),
     ) {
-        if let Some(m) = &mut self.multiline {
-            m.flush_expired(read_at, &mut stats.multiline, emit);
+        let Self {
+            decoder, multiline, ..
+        } = self;
+        let CutStats {
+            multiline: ml,
+            partial_flushed,
+            ..
+        } = stats;
+        decoder.flush_expired(read_at, &mut |entry, last| {
+            *partial_flushed += 1;
+            match multiline {
+                Some(m) => m.push(entry, last.unwrap_or(read_at), ml, emit),
+                None => emit(entry),
+            }
+        });
+        if let Some(m) = multiline {
+            m.flush_expired(read_at, ml, emit);
         }
     }
 
@@ -259,7 +284,11 @@ mod tests {
     use super::*;
 
     fn records(format: Format) -> Records {
-        Records::from_parts(Framer::new(1024, 0), Decoder::new(format, 1024), None)
+        Records::from_parts(
+            Framer::new(1024, 0),
+            Decoder::new(format, 1024, std::time::Duration::from_secs(5)),
+            None,
+        )
     }
 
     fn collect(out: &mut Vec<(u64, String)>) -> impl FnMut(Entry<'_>) + '_ {
@@ -304,5 +333,55 @@ mod tests {
         );
         assert_eq!(stats.partial_flushed, 2);
         assert_eq!(raw.complete_offset(), 16);
+    }
+
+    #[test]
+    fn a_streams_partial_line_expires_on_a_read_to_the_end_while_the_other_stream_goes_on() {
+        let t0 = Instant::now();
+        let s = std::time::Duration::from_secs;
+        let mut stats = CutStats::default();
+        let mut out = Vec::new();
+        let mut cri = records(Format::Cri);
+        // stdout writes a `P` and never its `F`; stderr goes on writing.
+        let p = b"2026-01-01T00:00:00Z stdout P no end
+";
+        cri.push(p, t0, &mut stats, &mut collect(&mut out));
+        let mut offset = p.len() as u64;
+        for second in 1..=6 {
+            let line = format!("2026-01-01T00:00:0{second}Z stderr F tick {second}\n");
+            cri.push(
+                line.as_bytes(),
+                t0 + s(second),
+                &mut stats,
+                &mut collect(&mut out),
+            );
+            offset += line.len() as u64;
+            // Each read found the end; it was started a moment before it was done.
+            cri.flush_expired(t0 + s(second), &mut stats, &mut collect(&mut out));
+            let flushed = out.iter().any(|(_, m)| m == "no end");
+            // The partial timeout is 5 s: out once a read started 5 s after its piece.
+            assert_eq!(flushed, second >= 5, "after {second} s: {out:?}");
+        }
+        assert_eq!(stats.partial_flushed, 1);
+        assert_eq!(out.iter().filter(|(_, m)| m.starts_with("tick")).count(), 6);
+        assert_eq!(
+            cri.complete_offset(),
+            offset,
+            "nothing pending holds the checkpoint"
+        );
+        // A piece read later restarts the wait: a read that found the end 1 s after it
+        // expires nothing.
+        let p = b"2026-01-01T00:00:07Z stderr P half
+";
+        cri.push(p, t0 + s(7), &mut stats, &mut collect(&mut out));
+        cri.flush_expired(t0 + s(8), &mut stats, &mut collect(&mut out));
+        assert!(!out.iter().any(|(_, m)| m == "half"));
+        assert_eq!(cri.complete_offset(), offset);
+        cri.flush_expired(t0 + s(12), &mut stats, &mut collect(&mut out));
+        assert_eq!(
+            out.last().map(|(o, m)| (*o, m.as_str())),
+            Some((offset, "half"))
+        );
+        assert_eq!(stats.partial_flushed, 2);
     }
 }

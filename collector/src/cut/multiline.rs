@@ -192,8 +192,6 @@ struct Pending {
     last: Option<Instant>,
 }
 
-const STREAMS: [Stream; Stream::COUNT] = [Stream::Stdout, Stream::Stderr, Stream::Unknown];
-
 impl Pending {
     fn emit(
         &mut self,
@@ -296,7 +294,7 @@ impl Multiline {
         emit: &mut impl FnMut(Entry<'_>),
     ) {
         let timeout = self.rules.timeout;
-        for (pending, stream) in self.pending.iter_mut().zip(STREAMS) {
+        for (pending, stream) in self.pending.iter_mut().zip(Stream::ALL) {
             if pending.active
                 && pending
                     .last
@@ -309,7 +307,7 @@ impl Multiline {
 
     /// Emits every pending record.
     pub fn flush_all(&mut self, stats: &mut MultilineStats, emit: &mut impl FnMut(Entry<'_>)) {
-        for (pending, stream) in self.pending.iter_mut().zip(STREAMS) {
+        for (pending, stream) in self.pending.iter_mut().zip(Stream::ALL) {
             pending.emit(stream, stats, emit);
         }
     }

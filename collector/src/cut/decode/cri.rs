@@ -5,6 +5,8 @@
 //!
 //! Owns parsing the format; joining partials is [`crate::cut::decode::joins`]'s.
 
+use std::time::{Duration, Instant};
+
 use crate::cut::decode::entry::{DecodeStats, Entry, Stream};
 use crate::cut::decode::joins::Joins;
 use crate::cut::framing::Line;
@@ -72,17 +74,18 @@ pub struct CriDecoder {
 }
 
 impl CriDecoder {
-    /// A decoder joining partial lines up to `max` bytes.
-    pub fn new(max: usize) -> Self {
+    /// A decoder joining partial lines up to `max` bytes, waiting `timeout` for a missing piece.
+    pub fn new(max: usize, timeout: Duration) -> Self {
         Self {
-            joins: Joins::new(max),
+            joins: Joins::new(max, timeout),
         }
     }
 
-    /// Decodes one line.
+    /// Decodes one line, read by a read done at `read_at`.
     pub fn push(
         &mut self,
         line: Line<'_>,
+        read_at: Instant,
         stats: &mut DecodeStats,
         emit: &mut impl FnMut(Entry<'_>),
     ) {
@@ -94,6 +97,7 @@ impl CriDecoder {
                 cri.message,
                 line.truncated,
                 cri.partial,
+                read_at,
                 stats,
                 emit,
             ),
@@ -160,7 +164,7 @@ mod tests {
     type Out = Vec<(u64, Vec<u8>, Stream, bool, Option<&'static str>)>;
 
     fn decode(max: usize, lines: &[&[u8]]) -> (Out, DecodeStats) {
-        let mut d = CriDecoder::new(max);
+        let mut d = CriDecoder::new(max, std::time::Duration::from_secs(5));
         let mut stats = DecodeStats::default();
         let mut out = Vec::new();
         let mut offset = 0;
@@ -171,6 +175,7 @@ mod tests {
                     bytes: l,
                     truncated: false,
                 },
+                Instant::now(),
                 &mut stats,
                 &mut |e| out.push((e.offset, e.message.to_vec(), e.stream, e.truncated, e.error)),
             );

@@ -8,6 +8,7 @@
 //! Owns parsing the format; joining partials is [`crate::cut::decode::joins`]'s.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
@@ -28,20 +29,21 @@ const MALFORMED: &str = "malformed docker JSON line";
 const NO_LOG: &str = "malformed docker JSON line: no \"log\" string";
 
 impl DockerDecoder {
-    /// A decoder joining split lines up to `max` bytes.
-    pub fn new(max: usize) -> Self {
+    /// A decoder joining split lines up to `max` bytes, waiting `timeout` for a missing piece.
+    pub fn new(max: usize, timeout: Duration) -> Self {
         Self {
-            joins: Joins::new(max),
+            joins: Joins::new(max, timeout),
             log: Vec::new(),
             stream: Vec::new(),
             time: Vec::new(),
         }
     }
 
-    /// Decodes one line.
+    /// Decodes one line, read by a read done at `read_at`.
     pub fn push(
         &mut self,
         line: Line<'_>,
+        read_at: Instant,
         stats: &mut DecodeStats,
         emit: &mut impl FnMut(Entry<'_>),
     ) {
@@ -82,6 +84,7 @@ impl DockerDecoder {
             message,
             line.truncated,
             !complete,
+            read_at,
             stats,
             emit,
         );
@@ -201,7 +204,7 @@ mod tests {
     type Out = Vec<(u64, Vec<u8>, Stream, Vec<u8>, bool, Option<&'static str>)>;
 
     fn decode(max: usize, lines: &[&[u8]]) -> (Out, DecodeStats) {
-        let mut d = DockerDecoder::new(max);
+        let mut d = DockerDecoder::new(max, std::time::Duration::from_secs(5));
         let mut stats = DecodeStats::default();
         let mut out = Vec::new();
         let mut offset = 0;
@@ -212,6 +215,7 @@ mod tests {
                     bytes: l,
                     truncated: false,
                 },
+                Instant::now(),
                 &mut stats,
                 &mut |e| {
                     out.push((

@@ -19,6 +19,8 @@ pub enum Stream {
 impl Stream {
     /// Number of streams; per-stream state is an array of this size.
     pub const COUNT: usize = 3;
+    /// Every stream, in [`Stream::index`] order.
+    pub const ALL: [Stream; Stream::COUNT] = [Stream::Stdout, Stream::Stderr, Stream::Unknown];
 
     /// The name used in records, when known.
     pub fn name(self) -> Option<&'static str> {

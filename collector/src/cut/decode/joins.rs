@@ -1,7 +1,12 @@
 //! Joining partial messages — CRI `P` lines, docker's 16 KiB splits — per stream, bounded
-//! by `max_line_bytes`.
+//! by `max_line_bytes`. A stream's pending message goes out as it is once a read that found
+//! the file's end shows nothing was written to that stream for `partial_timeout`, while the
+//! other stream goes on (the same reasoning as the multi-line `timeout`: see
+//! [`crate::cut::multiline`]).
 //!
 //! Owns the join buffers and their bound; it may not parse a format.
+
+use std::time::{Duration, Instant};
 
 use crate::cut::decode::entry::{DecodeStats, Entry, Stream};
 
@@ -9,6 +14,7 @@ use crate::cut::decode::entry::{DecodeStats, Entry, Stream};
 #[derive(Debug)]
 pub struct Joins {
     max: usize,
+    timeout: Duration,
     streams: [Join; Stream::COUNT],
 }
 
@@ -19,19 +25,51 @@ struct Join {
     time: Vec<u8>,
     buf: Vec<u8>,
     truncated: bool,
+    /// When the read that brought the last piece was done (the reader's clock): the piece
+    /// was written before it.
+    last: Option<Instant>,
+}
+
+impl Join {
+    /// Emits the pending message as it is, if there is one.
+    fn emit(&mut self, stream: Stream, emit: &mut impl FnMut(Entry<'_>, Option<Instant>)) {
+        if !self.active {
+            return;
+        }
+        emit(
+            Entry {
+                offset: self.offset,
+                message: &self.buf,
+                stream,
+                time: &self.time,
+                truncated: self.truncated,
+                error: None,
+            },
+            self.last,
+        );
+        self.active = false;
+        self.buf.clear();
+        // A single huge join must not pin its memory for the life of the file.
+        if self.buf.capacity() > 64 * 1024 {
+            self.buf.shrink_to(64 * 1024);
+        }
+    }
 }
 
 impl Joins {
-    /// Empty join state with a limit of `max` bytes per joined message.
-    pub fn new(max: usize) -> Self {
+    /// Empty join state with a limit of `max` bytes per joined message; a stream's pending
+    /// message waits `timeout` for more pieces (see [`Joins::flush_expired`]).
+    pub fn new(max: usize, timeout: Duration) -> Self {
         Self {
             max,
+            timeout,
             streams: Default::default(),
         }
     }
 
-    /// Handles one parsed piece of a message. `partial` pieces are held; a final piece ends
-    /// the message and emits it (borrowed from the line when nothing was held: no copy).
+    /// Handles one parsed piece of a message, read by a read done at `read_at`. `partial`
+    /// pieces are held; a final piece ends the message and emits it (borrowed from the line
+    /// when nothing was held: no copy).
     #[allow(clippy::too_many_arguments)]
     pub fn piece(
         &mut self,
@@ -41,6 +79,7 @@ impl Joins {
         message: &[u8],
         truncated: bool,
         partial: bool,
+        read_at: Instant,
         stats: &mut DecodeStats,
         emit: &mut impl FnMut(Entry<'_>),
     ) {
@@ -77,39 +116,35 @@ impl Joins {
             join.buf.extend_from_slice(message);
         }
         join.truncated |= truncated;
+        join.last = Some(read_at);
         if !partial {
-            emit(Entry {
-                offset: join.offset,
-                message: &join.buf,
-                stream,
-                time: &join.time,
-                truncated: join.truncated,
-                error: None,
-            });
-            join.active = false;
-            join.buf.clear();
-            // A single huge join must not pin its memory for the life of the file.
-            if join.buf.capacity() > 64 * 1024 {
-                join.buf.shrink_to(64 * 1024);
-            }
+            join.emit(stream, &mut |entry, _| emit(entry));
         }
     }
 
     /// Emits every pending message as it is.
     pub fn finish(&mut self, emit: &mut impl FnMut(Entry<'_>)) {
-        for (i, join) in self.streams.iter_mut().enumerate() {
-            if join.active {
-                let stream = [Stream::Stdout, Stream::Stderr, Stream::Unknown][i];
-                emit(Entry {
-                    offset: join.offset,
-                    message: &join.buf,
-                    stream,
-                    time: &join.time,
-                    truncated: join.truncated,
-                    error: None,
-                });
-                join.active = false;
-                join.buf.clear();
+        for (join, stream) in self.streams.iter_mut().zip(Stream::ALL) {
+            join.emit(stream, &mut |entry, _| emit(entry));
+        }
+    }
+
+    /// The file was read to its end by a read started at `read_at`: emits, as it is, each
+    /// stream's pending message whose last piece was read `timeout` or more before it — that
+    /// read saw everything written before it started, so nothing was written to that stream
+    /// for that long. `emit` gets each with the time its last piece was read.
+    pub fn flush_expired(
+        &mut self,
+        read_at: Instant,
+        emit: &mut impl FnMut(Entry<'_>, Option<Instant>),
+    ) {
+        let timeout = self.timeout;
+        for (join, stream) in self.streams.iter_mut().zip(Stream::ALL) {
+            if join
+                .last
+                .is_some_and(|last| read_at.saturating_duration_since(last) >= timeout)
+            {
+                join.emit(stream, emit);
             }
         }
     }

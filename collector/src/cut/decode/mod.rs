@@ -21,6 +21,8 @@ pub mod joins;
 
 pub use entry::{DecodeStats, Entry, Stream};
 
+use std::time::{Duration, Instant};
+
 use crate::cut::framing::Line;
 
 /// The line format of a source.
@@ -46,26 +48,46 @@ pub enum Decoder {
 }
 
 impl Decoder {
-    /// A decoder for `format`, joining partial lines up to `max_line_bytes`.
-    pub fn new(format: Format, max_line_bytes: usize) -> Self {
+    /// A decoder for `format`, joining partial lines up to `max_line_bytes`; a stream's
+    /// partial line waits `partial_timeout` for its next piece.
+    pub fn new(format: Format, max_line_bytes: usize, partial_timeout: Duration) -> Self {
         match format {
             Format::Raw => Decoder::Raw,
-            Format::Cri => Decoder::Cri(cri::CriDecoder::new(max_line_bytes)),
-            Format::Docker => Decoder::Docker(docker::DockerDecoder::new(max_line_bytes)),
+            Format::Cri => Decoder::Cri(cri::CriDecoder::new(max_line_bytes, partial_timeout)),
+            Format::Docker => {
+                Decoder::Docker(docker::DockerDecoder::new(max_line_bytes, partial_timeout))
+            }
         }
     }
 
-    /// Decodes one line; `emit` is called for the finished entry, if the line finishes one.
+    /// Decodes one line, read by a read done at `read_at`; `emit` is called for the finished
+    /// entry, if the line finishes one.
     pub fn push(
         &mut self,
         line: Line<'_>,
+        read_at: Instant,
         stats: &mut DecodeStats,
         emit: &mut impl FnMut(Entry<'_>),
     ) {
         match self {
             Decoder::Raw => emit(Entry::raw(line)),
-            Decoder::Cri(d) => d.push(line, stats, emit),
-            Decoder::Docker(d) => d.push(line, stats, emit),
+            Decoder::Cri(d) => d.push(line, read_at, stats, emit),
+            Decoder::Docker(d) => d.push(line, read_at, stats, emit),
+        }
+    }
+
+    /// The file was read to its end by a read started at `read_at`: emits each stream's
+    /// partial message that waited `partial_timeout` ([`joins::Joins::flush_expired`]), with the
+    /// time its last piece was read.
+    pub fn flush_expired(
+        &mut self,
+        read_at: Instant,
+        emit: &mut impl FnMut(Entry<'_>, Option<Instant>),
+    ) {
+        match self {
+            Decoder::Raw => {}
+            Decoder::Cri(d) => d.joins.flush_expired(read_at, emit),
+            Decoder::Docker(d) => d.joins.flush_expired(read_at, emit),
         }
     }
 
