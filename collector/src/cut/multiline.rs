@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
 
+use crate::cut::decode::entry::Held;
 use crate::cut::decode::{Entry, Stream};
 pub use preset::{PRESETS, Preset, PresetState};
 use shape::Shape;
@@ -182,15 +183,13 @@ pub struct Multiline {
 #[derive(Debug, Default)]
 struct Pending {
     classifier: Classifier,
-    active: bool,
-    offset: u64,
-    time: Vec<u8>,
-    buf: Vec<u8>,
+    record: Held,
     lines: usize,
-    truncated: bool,
-    /// When the read that brought its last line was started (the reader's clock).
-    last: Option<Instant>,
 }
+
+/// Buffer capacity a stream's record keeps after it is emitted (a huge one gives the rest
+/// back).
+const KEEP_BYTES: usize = 256 * 1024;
 
 impl Pending {
     fn emit(
@@ -199,37 +198,17 @@ impl Pending {
         stats: &mut MultilineStats,
         emit: &mut impl FnMut(Entry<'_>),
     ) {
-        if !self.active {
-            return;
-        }
-        if self.lines > 1 {
+        let lines = self.lines;
+        if self.record.emit(stream, KEEP_BYTES, |entry, _| emit(entry)) && lines > 1 {
             stats.joined += 1;
-        }
-        emit(Entry {
-            offset: self.offset,
-            message: &self.buf,
-            stream,
-            time: &self.time,
-            truncated: self.truncated,
-            error: None,
-        });
-        self.active = false;
-        self.buf.clear();
-        if self.buf.capacity() > 256 * 1024 {
-            self.buf.shrink_to(256 * 1024);
         }
     }
 
     fn begin(&mut self, entry: &Entry<'_>, read_at: Instant) {
-        self.active = true;
-        self.offset = entry.offset;
-        self.time.clear();
-        self.time.extend_from_slice(entry.time);
-        self.buf.clear();
-        self.buf.extend_from_slice(entry.message);
+        self.record.begin(entry.offset, entry.time, read_at);
+        self.record.message.extend_from_slice(entry.message);
+        self.record.truncated = entry.truncated;
         self.lines = 1;
-        self.truncated = entry.truncated;
-        self.last = Some(read_at);
     }
 }
 
@@ -259,17 +238,19 @@ impl Multiline {
             emit(entry);
             return;
         }
-        let joins = pending
-            .classifier
-            .joins(&rules.mode, pending.active, entry.message, stats)
-            && pending.lines < rules.max_lines
-            && pending.buf.len() + 1 + entry.message.len() <= rules.max_bytes;
+        let joins =
+            pending
+                .classifier
+                .joins(&rules.mode, pending.record.active, entry.message, stats)
+                && pending.lines < rules.max_lines
+                && pending.record.message.len() + 1 + entry.message.len() <= rules.max_bytes;
         if joins {
-            pending.buf.push(b'\n');
-            pending.buf.extend_from_slice(entry.message);
+            let record = &mut pending.record;
+            record.message.push(b'\n');
+            record.message.extend_from_slice(entry.message);
+            record.truncated |= entry.truncated;
+            record.last = Some(read_at);
             pending.lines += 1;
-            pending.truncated |= entry.truncated;
-            pending.last = Some(read_at);
         } else {
             pending.emit(stream, stats, emit);
             pending.classifier.begin(&rules.mode, entry.message);
@@ -295,11 +276,7 @@ impl Multiline {
     ) {
         let timeout = self.rules.timeout;
         for (pending, stream) in self.pending.iter_mut().zip(Stream::ALL) {
-            if pending.active
-                && pending
-                    .last
-                    .is_some_and(|last| read_at.saturating_duration_since(last) >= timeout)
-            {
+            if pending.record.expired(read_at, timeout) {
                 pending.emit(stream, stats, emit);
             }
         }
@@ -316,8 +293,8 @@ impl Multiline {
     pub fn pending_start(&self) -> Option<u64> {
         self.pending
             .iter()
-            .filter(|p| p.active)
-            .map(|p| p.offset)
+            .filter(|p| p.record.active)
+            .map(|p| p.record.offset)
             .min()
     }
 }

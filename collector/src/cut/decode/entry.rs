@@ -1,7 +1,10 @@
 //! What decoding produces: an [`Entry`] (message, stream, time, offset), borrowed from a
-//! framed line or a join buffer, and the decoders' counters.
+//! framed line or a join buffer; a [`Held`] entry, built from pieces that may still come; and
+//! the decoders' counters.
 //!
 //! Owns the entry's shape; it may not parse.
+
+use std::time::{Duration, Instant};
 
 use crate::cut::framing::Line;
 
@@ -80,6 +83,78 @@ impl<'a> Entry<'a> {
             error: Some(error),
             ..Self::raw(line)
         }
+    }
+}
+
+/// An entry being built from pieces that may still come — a CRI/docker partial line's
+/// pieces, a multi-line record's lines — owned, one per stream of a file.
+#[derive(Debug, Default)]
+pub struct Held {
+    /// Whether an entry is held.
+    pub active: bool,
+    /// File offset of its first piece.
+    pub offset: u64,
+    /// Its time (its first piece's).
+    pub time: Vec<u8>,
+    /// Its message so far.
+    pub message: Vec<u8>,
+    /// A piece of it was cut to a size limit.
+    pub truncated: bool,
+    /// When the read that brought its last piece was done (the reader's clock): every piece
+    /// was written before it.
+    pub last: Option<Instant>,
+}
+
+impl Held {
+    /// Starts holding an entry at `offset` with `time` and no message yet, its first piece
+    /// read by `read_at`.
+    pub fn begin(&mut self, offset: u64, time: &[u8], read_at: Instant) {
+        self.active = true;
+        self.offset = offset;
+        self.time.clear();
+        self.time.extend_from_slice(time);
+        self.message.clear();
+        self.truncated = false;
+        self.last = Some(read_at);
+    }
+
+    /// An entry is held and its last piece was read `timeout` or more before `read_at`.
+    pub fn expired(&self, read_at: Instant, timeout: Duration) -> bool {
+        self.active
+            && self
+                .last
+                .is_some_and(|last| read_at.saturating_duration_since(last) >= timeout)
+    }
+
+    /// Emits the held entry as `stream`'s, if there is one, with when its last piece was
+    /// read; then keeps at most `keep` bytes of the message's buffer, so that one huge entry
+    /// does not pin its memory for the life of the file. Returns whether one was emitted.
+    pub fn emit(
+        &mut self,
+        stream: Stream,
+        keep: usize,
+        emit: impl FnOnce(Entry<'_>, Option<Instant>),
+    ) -> bool {
+        if !self.active {
+            return false;
+        }
+        emit(
+            Entry {
+                offset: self.offset,
+                message: &self.message,
+                stream,
+                time: &self.time,
+                truncated: self.truncated,
+                error: None,
+            },
+            self.last,
+        );
+        self.active = false;
+        self.message.clear();
+        if self.message.capacity() > keep {
+            self.message.shrink_to(keep);
+        }
+        true
     }
 }
 

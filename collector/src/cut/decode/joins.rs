@@ -8,52 +8,17 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cut::decode::entry::{DecodeStats, Entry, Stream};
+use crate::cut::decode::entry::{DecodeStats, Entry, Held, Stream};
+
+/// Buffer capacity a stream's join keeps after a message (a huge one gives the rest back).
+const KEEP_BYTES: usize = 64 * 1024;
 
 /// Joins partial messages, per stream, bounded by a byte limit.
 #[derive(Debug)]
 pub struct Joins {
     max: usize,
     timeout: Duration,
-    streams: [Join; Stream::COUNT],
-}
-
-#[derive(Debug, Default)]
-struct Join {
-    active: bool,
-    offset: u64,
-    time: Vec<u8>,
-    buf: Vec<u8>,
-    truncated: bool,
-    /// When the read that brought the last piece was done (the reader's clock): the piece
-    /// was written before it.
-    last: Option<Instant>,
-}
-
-impl Join {
-    /// Emits the pending message as it is, if there is one.
-    fn emit(&mut self, stream: Stream, emit: &mut impl FnMut(Entry<'_>, Option<Instant>)) {
-        if !self.active {
-            return;
-        }
-        emit(
-            Entry {
-                offset: self.offset,
-                message: &self.buf,
-                stream,
-                time: &self.time,
-                truncated: self.truncated,
-                error: None,
-            },
-            self.last,
-        );
-        self.active = false;
-        self.buf.clear();
-        // A single huge join must not pin its memory for the life of the file.
-        if self.buf.capacity() > 64 * 1024 {
-            self.buf.shrink_to(64 * 1024);
-        }
-    }
+    streams: [Held; Stream::COUNT],
 }
 
 impl Joins {
@@ -97,35 +62,30 @@ impl Joins {
                 });
                 return;
             }
-            join.active = true;
-            join.offset = offset;
-            join.time.clear();
-            join.time.extend_from_slice(time);
-            join.buf.clear();
-            join.truncated = false;
+            join.begin(offset, time, read_at);
         }
-        let room = max.saturating_sub(join.buf.len());
+        let room = max.saturating_sub(join.message.len());
         if message.len() > room {
             if !join.truncated {
                 stats.truncated += 1;
             }
             stats.truncated_bytes += (message.len() - room) as u64;
-            join.buf.extend_from_slice(&message[..room]);
+            join.message.extend_from_slice(&message[..room]);
             join.truncated = true;
         } else {
-            join.buf.extend_from_slice(message);
+            join.message.extend_from_slice(message);
         }
         join.truncated |= truncated;
         join.last = Some(read_at);
         if !partial {
-            join.emit(stream, &mut |entry, _| emit(entry));
+            join.emit(stream, KEEP_BYTES, |entry, _| emit(entry));
         }
     }
 
     /// Emits every pending message as it is.
     pub fn finish(&mut self, emit: &mut impl FnMut(Entry<'_>)) {
         for (join, stream) in self.streams.iter_mut().zip(Stream::ALL) {
-            join.emit(stream, &mut |entry, _| emit(entry));
+            join.emit(stream, KEEP_BYTES, |entry, _| emit(entry));
         }
     }
 
@@ -138,13 +98,9 @@ impl Joins {
         read_at: Instant,
         emit: &mut impl FnMut(Entry<'_>, Option<Instant>),
     ) {
-        let timeout = self.timeout;
         for (join, stream) in self.streams.iter_mut().zip(Stream::ALL) {
-            if join
-                .last
-                .is_some_and(|last| read_at.saturating_duration_since(last) >= timeout)
-            {
-                join.emit(stream, emit);
+            if join.expired(read_at, self.timeout) {
+                join.emit(stream, KEEP_BYTES, &mut *emit);
             }
         }
     }
