@@ -68,6 +68,10 @@ struct Part {
     spares: Arc<Spares>,
 }
 
+/// A batch's buffer starts at most this many times `batch_bytes` (the size of the recent
+/// batches, see [`Output::take`]); spare buffers up to that size are kept.
+const MAX_START_BATCHES: usize = 4;
+
 impl Output {
     /// An empty output for `route`: one buffer per encoding, indexed where a sink wants it;
     /// batches close at `batch_bytes` (see [`Output::take`]).
@@ -84,9 +88,11 @@ impl Output {
                     current: None,
                     high_water: (0, 0),
                     scratch: Vec::new(),
-                    // A batch closes after the chunk that crossed `batch_bytes`: twice that
-                    // holds the usual ones.
-                    spares: Spares::new(2 * batch_bytes + 8192),
+                    // A batch closes after the chunk that crossed `batch_bytes`, and a
+                    // chunk of 512 KiB (the default `chunk_size`) encodes to up to about 1 MiB of
+                    // JSON: the buffers of such batches are kept up to the size the next
+                    // batch may start at (see `Output::take`).
+                    spares: Spares::new(MAX_START_BATCHES * batch_bytes + 8192),
                 })
                 .collect(),
             records: 0,
@@ -314,9 +320,9 @@ impl Output {
     }
 
     /// Hands every buffer over for sending, and starts the next batch: buffers at the size
-    /// of the recent batches, at most `4 × batch_bytes`.
+    /// of the recent batches, at most [`MAX_START_BATCHES`] × `batch_bytes`.
     pub fn take(&mut self, batch_bytes: usize) -> Ready {
-        let cap = 4 * batch_bytes;
+        let cap = MAX_START_BATCHES * batch_bytes;
         let parts = self
             .parts
             .iter_mut()
