@@ -26,10 +26,11 @@ use multiline::{Multiline, MultilineRules, MultilineStats};
 /// 16× the kubelet's 16 KiB CRI split, so big JSON log lines survive joining, while one
 /// stream's partial-line state stays bounded.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 256 * 1024;
-/// An unfinished line waits this long for more data once its file has nothing more to read:
-/// a container's last output without a newline (its runtime writes a CRI `P` record) appears
-/// seconds after it exits, not never; a line written in pieces slower than this is cut in two
-/// (counted). Time spent behind a backlog does not count: what is on disk is read first.
+/// An unfinished line waits this long for more data once its file (a CRI/docker partial: its
+/// stream) has nothing more to read: a container's last output without a newline (its runtime
+/// writes a CRI `P` record) appears seconds after it exits, not never; a line written in
+/// pieces slower than this is cut in two (counted). Time spent behind a backlog does not
+/// count: what is on disk is read first.
 pub const DEFAULT_PARTIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a source's files are cut into records.
@@ -42,7 +43,9 @@ pub struct CutSettings {
     /// How long an unfinished line (no newline yet, or a CRI/docker partial without its
     /// end) may wait for more data, once its file has nothing more to read, before it is
     /// emitted as it is. The reader times it (it knows when nothing more is to be read) and
-    /// tells the worker ([`crate::work::item::WorkItem::Idle`]).
+    /// tells the worker ([`crate::work::item::WorkItem::Idle`]); a partial also goes out
+    /// while the file's other stream goes on, once a read to the file's end shows its own
+    /// stream had nothing for this long ([`Records::flush_expired`]).
     pub partial_timeout: Duration,
     /// Multi-line joining, if configured.
     pub multiline: Option<Arc<MultilineRules>>,
@@ -73,7 +76,8 @@ impl CutSettings {
 /// Counters of the whole chain, added to by each call; the caller publishes and resets them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CutStats {
-    /// Unfinished lines emitted as they were: their file had nothing more for `partial_timeout`.
+    /// Unfinished lines emitted as they were: their file (a partial: its stream) had nothing
+    /// more for `partial_timeout`.
     pub partial_flushed: u64,
     /// Framing counters.
     pub frame: FrameStats,
@@ -223,7 +227,12 @@ impl Records {
     /// pushed: emits each stream's partial line whose last piece came `partial_timeout` or
     /// more before it, as it is (counted, as when the whole file is quiet:
     /// [`Decoder::flush_expired`]), then each stream's pending multi-line record whose last
-    /// line came the multi-line `timeout` or more before it ([`Multiline::flush_expired`]).
+    /// line came the multi-line `timeout` or more before it ([`Multiline::flush_expired`]),
+    /// unless a partial line of that stream is still being joined (the stream wrote it).
+    ///
+    /// Nothing expires while the read ended in an unfinished line: it may be the piece or
+    /// line a pending record waits for, still being written (the whole-file idle notice
+    /// covers a line that is never finished).
     pub fn flush_expired(
         &mut self,
         read_at: Instant,
@@ -231,8 +240,13 @@ impl Records {
         emit: &mut impl FnMut(Entry<'_>),
     ) {
         let Self {
-            decoder, multiline, ..
+            framer,
+            decoder,
+            multiline,
         } = self;
+        if framer.pending_start().is_some() {
+            return;
+        }
         let CutStats {
             multiline: ml,
             partial_flushed,
@@ -246,7 +260,7 @@ impl Records {
             }
         });
         if let Some(m) = multiline {
-            m.flush_expired(read_at, ml, emit);
+            m.flush_expired(read_at, decoder.joining(), ml, emit);
         }
     }
 
@@ -343,8 +357,7 @@ mod tests {
         let mut out = Vec::new();
         let mut cri = records(Format::Cri);
         // stdout writes a `P` and never its `F`; stderr goes on writing.
-        let p = b"2026-01-01T00:00:00Z stdout P no end
-";
+        let p = b"2026-01-01T00:00:00Z stdout P no end\n";
         cri.push(p, t0, &mut stats, &mut collect(&mut out));
         let mut offset = p.len() as u64;
         for second in 1..=6 {
@@ -371,8 +384,7 @@ mod tests {
         );
         // A piece read later restarts the wait: a read that found the end 1 s after it
         // expires nothing.
-        let p = b"2026-01-01T00:00:07Z stderr P half
-";
+        let p = b"2026-01-01T00:00:07Z stderr P half\n";
         cri.push(p, t0 + s(7), &mut stats, &mut collect(&mut out));
         cri.flush_expired(t0 + s(8), &mut stats, &mut collect(&mut out));
         assert!(!out.iter().any(|(_, m)| m == "half"));
@@ -382,6 +394,21 @@ mod tests {
             out.last().map(|(o, m)| (*o, m.as_str())),
             Some((offset, "half"))
         );
+        assert_eq!(stats.partial_flushed, 2);
+        // A read that ends in an unfinished line expires nothing: it may be the end the
+        // partial waits for, still being written.
+        let p = b"2026-01-01T00:00:13Z stdout P a long\n";
+        cri.push(p, t0 + s(13), &mut stats, &mut collect(&mut out));
+        cri.push(
+            b"2026-01-01T00:00:14Z stdout F  li",
+            t0 + s(14),
+            &mut stats,
+            &mut collect(&mut out),
+        );
+        cri.flush_expired(t0 + s(20), &mut stats, &mut collect(&mut out));
+        assert!(!out.iter().any(|(_, m)| m.starts_with("a long")), "{out:?}");
+        cri.push(b"ne\n", t0 + s(21), &mut stats, &mut collect(&mut out));
+        assert_eq!(out.last().map(|(_, m)| m.as_str()), Some("a long line"));
         assert_eq!(stats.partial_flushed, 2);
     }
 }

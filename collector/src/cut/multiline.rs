@@ -267,16 +267,17 @@ impl Multiline {
 
     /// The file was read to its end by a read started at `read_at`, and every line it brought
     /// was pushed: emits each stream's pending record whose last line came `timeout` or more
-    /// before it.
+    /// before it, except on the streams that are `joining` a partial line (written since).
     pub fn flush_expired(
         &mut self,
         read_at: Instant,
+        joining: [bool; Stream::COUNT],
         stats: &mut MultilineStats,
         emit: &mut impl FnMut(Entry<'_>),
     ) {
         let timeout = self.rules.timeout;
-        for (pending, stream) in self.pending.iter_mut().zip(Stream::ALL) {
-            if pending.record.expired(read_at, timeout) {
+        for ((pending, stream), joining) in self.pending.iter_mut().zip(Stream::ALL).zip(joining) {
+            if !joining && pending.record.expired(read_at, timeout) {
                 pending.emit(stream, stats, emit);
             }
         }
@@ -448,10 +449,17 @@ mod tests {
             &mut |e| out.push(e.offset),
         );
         assert_eq!(m.pending_start(), Some(7));
-        m.flush_expired(t0 + ms(499), &mut stats, &mut |e| out.push(e.offset));
+        let none = [false; Stream::COUNT];
+        m.flush_expired(t0 + ms(499), none, &mut stats, &mut |e| out.push(e.offset));
         assert!(out.is_empty(), "the timeout (500 ms) has not passed");
-        // A read started 500 ms after stdout's last line, 200 ms after stderr's.
-        m.flush_expired(t0 + ms(500), &mut stats, &mut |e| out.push(e.offset));
+        // A read started 500 ms after stdout's last line, 200 ms after stderr's — but stdout
+        // has written part of a line since (its partial is being joined): nothing yet.
+        let stdout_joining = [true, false, false];
+        m.flush_expired(t0 + ms(500), stdout_joining, &mut stats, &mut |e| {
+            out.push(e.offset)
+        });
+        assert!(out.is_empty(), "stdout wrote a partial line since");
+        m.flush_expired(t0 + ms(500), none, &mut stats, &mut |e| out.push(e.offset));
         assert_eq!(out, vec![7], "stdout's record alone");
         assert_eq!(m.pending_start(), Some(13));
         m.flush_all(&mut stats, &mut |e| out.push(e.offset));

@@ -205,8 +205,9 @@ pub enum Cut<'a> {
     /// The file does not continue where it was: emit everything pending; restart framing at
     /// the offset, or end the file.
     Finish(Option<u64>),
-    /// The file was read to its end by a read started at the given time: emit the pending
-    /// multi-line records whose stream had no line for the multi-line `timeout` before it.
+    /// The file was read to its end by a read started at the given time: emit the partial
+    /// lines and pending multi-line records whose stream had nothing for `partial_timeout`
+    /// or the multi-line `timeout` before it.
     FlushExpired(Instant),
     /// The file had nothing more to read for its `partial_timeout`: emit the unfinished line
     /// as it is.

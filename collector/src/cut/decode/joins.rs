@@ -105,6 +105,11 @@ impl Joins {
         }
     }
 
+    /// Which streams have a message being joined (by [`Stream::index`]).
+    pub fn joining(&self) -> [bool; Stream::COUNT] {
+        self.streams.each_ref().map(|join| join.active)
+    }
+
     /// File offset of the oldest pending message, if any.
     pub fn pending_start(&self) -> Option<u64> {
         self.streams

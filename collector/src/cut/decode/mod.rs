@@ -100,6 +100,15 @@ impl Decoder {
         }
     }
 
+    /// Which streams have a partial message being joined (by [`Stream::index`]).
+    pub fn joining(&self) -> [bool; Stream::COUNT] {
+        match self {
+            Decoder::Raw => [false; Stream::COUNT],
+            Decoder::Cri(d) => d.joins.joining(),
+            Decoder::Docker(d) => d.joins.joining(),
+        }
+    }
+
     /// File offset of the oldest pending partial message, if any.
     pub fn pending_start(&self) -> Option<u64> {
         match self {
