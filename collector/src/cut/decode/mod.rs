@@ -84,37 +84,43 @@ impl Decoder {
         read_at: Instant,
         emit: &mut impl FnMut(Entry<'_>, Option<Instant>),
     ) {
-        match self {
-            Decoder::Raw => {}
-            Decoder::Cri(d) => d.joins.flush_expired(read_at, emit),
-            Decoder::Docker(d) => d.joins.flush_expired(read_at, emit),
+        if let Some(joins) = self.joins_mut() {
+            joins.flush_expired(read_at, emit);
         }
     }
 
     /// The file will not grow: emits every pending partial message as it is.
     pub fn finish(&mut self, emit: &mut impl FnMut(Entry<'_>)) {
-        match self {
-            Decoder::Raw => {}
-            Decoder::Cri(d) => d.joins.finish(emit),
-            Decoder::Docker(d) => d.joins.finish(emit),
+        if let Some(joins) = self.joins_mut() {
+            joins.finish(emit);
         }
     }
 
     /// Which streams have a partial message being joined (by [`Stream::index`]).
     pub fn joining(&self) -> [bool; Stream::COUNT] {
-        match self {
-            Decoder::Raw => [false; Stream::COUNT],
-            Decoder::Cri(d) => d.joins.joining(),
-            Decoder::Docker(d) => d.joins.joining(),
-        }
+        self.joins()
+            .map_or([false; Stream::COUNT], joins::Joins::joining)
     }
 
     /// File offset of the oldest pending partial message, if any.
     pub fn pending_start(&self) -> Option<u64> {
+        self.joins().and_then(joins::Joins::pending_start)
+    }
+
+    /// The format's per-stream join state (`raw` has none).
+    fn joins(&self) -> Option<&joins::Joins> {
         match self {
             Decoder::Raw => None,
-            Decoder::Cri(d) => d.joins.pending_start(),
-            Decoder::Docker(d) => d.joins.pending_start(),
+            Decoder::Cri(d) => Some(&d.joins),
+            Decoder::Docker(d) => Some(&d.joins),
+        }
+    }
+
+    fn joins_mut(&mut self) -> Option<&mut joins::Joins> {
+        match self {
+            Decoder::Raw => None,
+            Decoder::Cri(d) => Some(&mut d.joins),
+            Decoder::Docker(d) => Some(&mut d.joins),
         }
     }
 }
