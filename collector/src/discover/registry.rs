@@ -41,8 +41,6 @@ pub enum RegistryError {
 struct Tracked {
     /// The paths the file is known under (usually one; a symlink adds its target).
     paths: Vec<PathBuf>,
-    /// When discovery opened it (monotonic ns).
-    opened_ns: u64,
     identity: FileIdentity,
     reader: usize,
 }
@@ -89,10 +87,10 @@ pub struct Registry {
     /// A mark waiting is for a parked file: send the marks without lingering.
     urgent: bool,
     next_id: u64,
-    /// Files read and closed recently, with when discovery had opened them (monotonic ns),
+    /// Files read and closed recently, with when discovery found them gone (monotonic ns),
     /// kept only when the kernel reports openings (see [`Registry::read_before`]). Pruned
     /// after a minute.
-    recently_gone: Option<HashMap<FileIdentity, (Instant, u64)>>,
+    recently_gone: Option<HashMap<FileIdentity, u64>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -187,14 +185,17 @@ impl Registry {
             .collect()
     }
 
-    /// Whether a kernel report that the file `identity` was opened at `time_ns` is about a
-    /// file already read and closed: one discovery had opened after that time. A later
-    /// opening is a new file on a recycled inode.
+    /// Whether a kernel report that the file `identity` was open for writing at `time_ns`
+    /// is about a file already read and closed: one that discovery found gone after that
+    /// time. Until then discovery held the file open, so its inode could not be another
+    /// file's. This covers the start-up listing too, whose records carry the time of the
+    /// listing, not of their openings, and may be handled after a listed file was replaced.
+    /// A later report is a new file on a recycled inode.
     pub fn read_before(&self, identity: &FileIdentity, time_ns: u64) -> bool {
         self.recently_gone
             .as_ref()
             .and_then(|gone| gone.get(identity))
-            .is_some_and(|&(_, opened_ns)| time_ns <= opened_ns)
+            .is_some_and(|&gone_ns| time_ns <= gone_ns)
     }
 
     /// Hands `new` to its reader, registered with the tracker first, with the container
@@ -222,7 +223,6 @@ impl Registry {
             id,
             Tracked {
                 paths,
-                opened_ns: monotonic_ns(),
                 identity: new.identity,
                 reader,
             },
@@ -361,9 +361,10 @@ impl Registry {
         }
         self.identities.remove(&tracked.identity);
         if let Some(gone) = &mut self.recently_gone {
-            let now = Instant::now();
-            gone.retain(|_, (at, _)| now.duration_since(*at) < RECENTLY_GONE);
-            gone.insert(tracked.identity, (now, tracked.opened_ns));
+            let now = monotonic_ns();
+            let keep = RECENTLY_GONE.as_nanos() as u64;
+            gone.retain(|_, gone_ns| now.saturating_sub(*gone_ns) < keep);
+            gone.insert(tracked.identity, now);
         }
         // A write marked before the deletion reaches the reader first: a parked file must
         // be opened again for it, or its loss counted.
@@ -489,5 +490,62 @@ impl Registry {
     /// ([`ReaderSettings::linger`](crate::read::ReaderSettings::linger)).
     pub fn set_linger(&mut self, linger: Duration) {
         self.linger = linger;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly on broken invariants")]
+
+    use super::*;
+    use crate::cut::decode::Format;
+    use crate::metrics::Metrics;
+    use crate::read::control;
+
+    #[test]
+    fn a_report_is_about_a_closed_file_until_it_was_found_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "line\n").unwrap();
+        let identity = FileIdentity::of(&std::fs::metadata(&path).unwrap());
+        let (handle, _inbox) = control::channel();
+        let tracker = Arc::new(AckTracker::new(Arc::new(Metrics::new())));
+        let mut registry = Registry::new(vec![handle], tracker, true);
+
+        let written_before = monotonic_ns();
+        std::thread::sleep(Duration::from_millis(1));
+        let new = NewFile {
+            path: path.clone(),
+            target: None,
+            linked: true,
+            identity,
+            fingerprint: Fingerprint::of(b"line\n"),
+            born: None,
+            offset: 0,
+            source: Arc::new(Source::new(0, "test", Format::Raw)),
+            file: File::open(&path).unwrap(),
+            codec: None,
+        };
+        let id = registry.hand_out(new, Arc::default).unwrap();
+        // A writer that opened the file while discovery held it (or a start-up listing
+        // made then), reported only after the file was found gone.
+        std::thread::sleep(Duration::from_millis(1));
+        let while_held = monotonic_ns();
+        std::thread::sleep(Duration::from_millis(1));
+        registry.gone(id).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+        let after = monotonic_ns();
+
+        assert!(registry.read_before(&identity, written_before));
+        assert!(registry.read_before(&identity, while_held));
+        assert!(
+            !registry.read_before(&identity, after),
+            "an opening after the file was gone is a new file on its recycled inode"
+        );
+        let other = FileIdentity {
+            ino: identity.ino + 1,
+            ..identity
+        };
+        assert!(!registry.read_before(&other, written_before));
     }
 }
