@@ -806,6 +806,15 @@ impl Discovery {
             self.registry.relink(id, path)?;
             return Ok(());
         }
+        // A kernel report about a file read to its end and closed already, handled late (the
+        // start-up listing of a writer whose file was replaced meanwhile) or listed again
+        // while its writer still holds it: not read a second time.
+        if via.is_some()
+            && let Some((born, fingerprint)) = self.registry.gone_file(&identity)
+            && open::is_same_file(&opened, born, fingerprint)
+        {
+            return Ok(());
+        }
         if opened.linked
             && !startup
             && opened.meta.len() == 0

@@ -471,6 +471,19 @@ impl Opener {
     }
 }
 
+/// Whether `opened` is the file that had birth time `born` and first-bytes `fingerprint` when
+/// it was opened before: the same birth time where the file system keeps one, otherwise the
+/// same first bytes. A file whose fingerprint covered nothing (it was empty) cannot be told
+/// from a new file on its inode, and is taken for one: read again rather than lost.
+pub fn is_same_file(opened: &Opened, born: Option<u64>, fingerprint: Fingerprint) -> bool {
+    if let (Some(then), Some(now)) = (born, birth_time(&opened.file)) {
+        return then == now;
+    }
+    let mut head = [0u8; FINGERPRINT_BYTES];
+    fingerprint.len > 0
+        && read_head(&opened.file, &mut head).is_ok_and(|n| fingerprint.matches(&head[..n]))
+}
+
 /// Where a symlink that matches a glob may lead: the sources' glob roots and
 /// [`RUNTIME_LOG_DIRS`], each as written and canonical (the link's target is compared as
 /// written: kubelet writes the path it was configured with).
@@ -650,5 +663,33 @@ mod tests {
         );
         assert_eq!(normalize(Path::new("/a/./b/../../c")), PathBuf::from("/c"));
         assert_eq!(normalize(Path::new("/../x")), PathBuf::from("/x"));
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used, reason = "tests fail loudly on broken invariants")]
+    fn the_same_file_is_told_by_its_birth_time_or_else_its_first_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "first line\nsecond line\n").unwrap();
+        let file = File::open(&path).unwrap();
+        let meta = file.metadata().unwrap();
+        let born = birth_time(&file);
+        let opened = Opened {
+            file,
+            meta,
+            linked: true,
+            target: None,
+        };
+        let head = Fingerprint::of(b"first line\n");
+        let other = Fingerprint::of(b"other line\n");
+        // No birth time known: the first bytes decide; an empty fingerprint decides nothing.
+        assert!(is_same_file(&opened, None, head));
+        assert!(!is_same_file(&opened, None, other));
+        assert!(!is_same_file(&opened, None, Fingerprint::of(b"")));
+        // A birth time known on both sides decides alone (tmpfs keeps one).
+        if let Some(born) = born {
+            assert!(is_same_file(&opened, Some(born), other));
+            assert!(!is_same_file(&opened, Some(born + 1), head));
+        }
     }
 }

@@ -41,8 +41,24 @@ pub enum RegistryError {
 struct Tracked {
     /// The paths the file is known under (usually one; a symlink adds its target).
     paths: Vec<PathBuf>,
+    /// When discovery opened it (monotonic ns).
+    opened_ns: u64,
+    /// Its birth time and the fingerprint of its first bytes, when opened.
+    born: Option<u64>,
+    fingerprint: Fingerprint,
     identity: FileIdentity,
     reader: usize,
+}
+
+/// A file read and closed recently, remembered against late kernel reports about it.
+#[derive(Debug, Clone, Copy)]
+struct Gone {
+    /// When discovery found it gone.
+    at: Instant,
+    /// When discovery had opened it (monotonic ns).
+    opened_ns: u64,
+    born: Option<u64>,
+    fingerprint: Fingerprint,
 }
 
 /// A file opened by discovery, to hand to a reader.
@@ -87,10 +103,9 @@ pub struct Registry {
     /// A mark waiting is for a parked file: send the marks without lingering.
     urgent: bool,
     next_id: u64,
-    /// Files read and closed recently, with when discovery found them gone (monotonic ns),
-    /// kept only when the kernel reports openings (see [`Registry::read_before`]). Pruned
-    /// after a minute.
-    recently_gone: Option<HashMap<FileIdentity, u64>>,
+    /// Files read and closed recently, kept only when the kernel reports openings (see
+    /// [`Registry::read_before`] and [`Registry::gone_file`]). Pruned after a minute.
+    recently_gone: Option<HashMap<FileIdentity, Gone>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -185,17 +200,24 @@ impl Registry {
             .collect()
     }
 
-    /// Whether a kernel report that the file `identity` was open for writing at `time_ns`
-    /// is about a file already read and closed: one that discovery found gone after that
-    /// time. Until then discovery held the file open, so its inode could not be another
-    /// file's. This covers the start-up listing too, whose records carry the time of the
-    /// listing, not of their openings, and may be handled after a listed file was replaced.
-    /// A later report is a new file on a recycled inode.
+    /// Whether a kernel report that the file `identity` was opened at `time_ns` is about a
+    /// file already read and closed: one discovery had opened after that time. A later
+    /// report may be a new file on a recycled inode; [`gone_file`](Self::gone_file) tells.
     pub fn read_before(&self, identity: &FileIdentity, time_ns: u64) -> bool {
         self.recently_gone
             .as_ref()
             .and_then(|gone| gone.get(identity))
-            .is_some_and(|&gone_ns| time_ns <= gone_ns)
+            .is_some_and(|gone| time_ns <= gone.opened_ns)
+    }
+
+    /// The birth time and first-bytes fingerprint of the file `identity` when it was opened,
+    /// if it was read and closed recently: a file found now with that identity is the same
+    /// file when they match (see [`open::is_same_file`](super::open::is_same_file)).
+    pub fn gone_file(&self, identity: &FileIdentity) -> Option<(Option<u64>, Fingerprint)> {
+        self.recently_gone
+            .as_ref()
+            .and_then(|gone| gone.get(identity))
+            .map(|gone| (gone.born, gone.fingerprint))
     }
 
     /// Hands `new` to its reader, registered with the tracker first, with the container
@@ -223,6 +245,9 @@ impl Registry {
             id,
             Tracked {
                 paths,
+                opened_ns: monotonic_ns(),
+                born: new.born,
+                fingerprint: new.fingerprint,
                 identity: new.identity,
                 reader,
             },
@@ -361,10 +386,17 @@ impl Registry {
         }
         self.identities.remove(&tracked.identity);
         if let Some(gone) = &mut self.recently_gone {
-            let now = monotonic_ns();
-            let keep = RECENTLY_GONE.as_nanos() as u64;
-            gone.retain(|_, gone_ns| now.saturating_sub(*gone_ns) < keep);
-            gone.insert(tracked.identity, now);
+            let now = Instant::now();
+            gone.retain(|_, g| now.duration_since(g.at) < RECENTLY_GONE);
+            gone.insert(
+                tracked.identity,
+                Gone {
+                    at: now,
+                    opened_ns: tracked.opened_ns,
+                    born: tracked.born,
+                    fingerprint: tracked.fingerprint,
+                },
+            );
         }
         // A write marked before the deletion reaches the reader first: a parked file must
         // be opened again for it, or its loss counted.
@@ -503,7 +535,7 @@ mod tests {
     use crate::read::control;
 
     #[test]
-    fn a_report_is_about_a_closed_file_until_it_was_found_gone() {
+    fn a_closed_file_is_remembered_with_when_it_was_opened_and_what_it_was() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.log");
         std::fs::write(&path, "line\n").unwrap();
@@ -520,32 +552,32 @@ mod tests {
             linked: true,
             identity,
             fingerprint: Fingerprint::of(b"line\n"),
-            born: None,
+            born: Some(7),
             offset: 0,
             source: Arc::new(Source::new(0, "test", Format::Raw)),
             file: File::open(&path).unwrap(),
             codec: None,
         };
         let id = registry.hand_out(new, Arc::default).unwrap();
-        // A writer that opened the file while discovery held it (or a start-up listing
-        // made then), reported only after the file was found gone.
+        assert_eq!(registry.gone_file(&identity), None, "not gone yet");
         std::thread::sleep(Duration::from_millis(1));
-        let while_held = monotonic_ns();
-        std::thread::sleep(Duration::from_millis(1));
+        let after_opening = monotonic_ns();
         registry.gone(id).unwrap();
-        std::thread::sleep(Duration::from_millis(1));
-        let after = monotonic_ns();
 
         assert!(registry.read_before(&identity, written_before));
-        assert!(registry.read_before(&identity, while_held));
         assert!(
-            !registry.read_before(&identity, after),
-            "an opening after the file was gone is a new file on its recycled inode"
+            !registry.read_before(&identity, after_opening),
+            "a later report may be a new file on the recycled inode"
+        );
+        assert_eq!(
+            registry.gone_file(&identity),
+            Some((Some(7), Fingerprint::of(b"line\n")))
         );
         let other = FileIdentity {
             ino: identity.ino + 1,
             ..identity
         };
         assert!(!registry.read_before(&other, written_before));
+        assert_eq!(registry.gone_file(&other), None);
     }
 }
