@@ -643,7 +643,10 @@ fn the_daemonset_probes_lifecycle_and_resources_match_the_configuration() {
             .sum();
         let buffers = config.reader.buffer_memory as u64
             + config.sinks.len() as u64 * config.pipeline.queue_batches as u64 * batch
-            + config.pipeline.workers as u64 * batch
+            + (config.pipeline.workers
+                * ringtail::work::route::parts(&config.sources, &config.sinks)
+                * ringtail::work::output::held_per_part(config.pipeline.batch_bytes))
+                as u64
             + kafka_queues;
         assert!(
             buffers <= limit / 2,

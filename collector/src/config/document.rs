@@ -360,6 +360,7 @@ impl Validator {
             explicit,
             &mut reader,
             &mut pipeline,
+            &sources,
             &mut sinks,
             problems,
         );

@@ -4,6 +4,8 @@
 //! Owns the buffer arithmetic; it may not change a size the file sets explicitly, only refuse
 //! it.
 
+use std::sync::Arc;
+
 use marked_yaml::Spanned;
 
 use crate::config::pipeline::{DEFAULT_QUEUE_BATCHES, PipelineSettings};
@@ -13,6 +15,9 @@ use crate::config::scalar::{count, size};
 use crate::read::{DEFAULT_BUFFER_MEMORY, ReaderSettings};
 use crate::sink::kafka::DEFAULT_KAFKA_QUEUE_BYTES;
 use crate::sink::{SinkKind, SinkSettings};
+use crate::source::Source;
+use crate::work::output::held_per_part;
+use crate::work::route;
 
 /// Resource ceilings (`limits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +27,8 @@ pub struct LimitsConfig {
     /// Reader plus worker threads, when limited.
     pub cpu: Option<usize>,
     /// Bytes of buffered data the configuration allows: read buffers, sink queues, workers'
-    /// open batches, Kafka producer queues (≤ `memory` − [`MEMORY_OVERHEAD`]).
+    /// open batches and spare buffers, Kafka producer queues, HTTP requests in flight
+    /// (≤ `memory` − [`MEMORY_OVERHEAD`]).
     pub buffered: usize,
 }
 
@@ -48,16 +54,19 @@ pub(super) struct Explicit {
 }
 
 /// Applies `limits`: sizes what is not explicit from the memory and CPU ceilings, and checks
-/// that everything fits. Buffered data = read buffers + each sink's queue + each worker's
-/// open batch per sink + each Kafka sink's producer queue + each HTTP sink's requests in
-/// flight (three batches' worth each: the batch, its body, the compressed body); it must
-/// stay within
-/// `limits.memory` − [`MEMORY_OVERHEAD`].
+/// that everything fits (workers not set explicitly are held to what a quarter of the
+/// budget keeps for their batches). Buffered data = read buffers + each sink's queue + what each worker
+/// keeps per output part (the batch filling and a spare buffer, [`held_per_part`]; a part per
+/// encoding of each distinct set of sinks that `sources` deliver to) + each Kafka
+/// sink's producer queue + each HTTP sink's requests in flight (three batches' worth each:
+/// the batch, its body, the compressed body); it must stay within `limits.memory` −
+/// [`MEMORY_OVERHEAD`].
 pub(super) fn apply_limits(
     raw: &RawLimits,
     explicit: Explicit,
     reader: &mut ReaderSettings,
     pipeline: &mut PipelineSettings,
+    sources: &[Arc<Source>],
     sinks: &mut [SinkSettings],
     problems: &mut Vec<Problem>,
 ) -> LimitsConfig {
@@ -92,13 +101,21 @@ pub(super) fn apply_limits(
         }
     }
     let budget = memory.saturating_sub(MEMORY_OVERHEAD);
+    // Each worker keeps a batch and a spare per output part: workers not set explicitly are
+    // held to what a quarter of the budget keeps, so a large node's CPU count does not
+    // crowd out the other buffers (at the defaults: 25 workers).
+    let parts = route::parts(sources, sinks);
+    let held = parts * held_per_part(pipeline.batch_bytes);
+    if !explicit.workers && held > 0 {
+        pipeline.workers = pipeline.workers.min((budget / 4 / held).max(1));
+    }
     let kafka_sinks = sinks
         .iter()
         .filter(|s| matches!(s.kind, SinkKind::Kafka(_)))
         .count();
     // Shares of what the workers' open batches leave: 40% read buffers, 25% sink queues,
     // 25% Kafka producer queues, 10% slack.
-    let open_batches = pipeline.workers * sinks.len() * pipeline.batch_bytes;
+    let open_batches = pipeline.workers * held;
     // Each HTTP request in flight holds its batch, the request body and its compressed copy.
     let http_in_flight: usize = sinks
         .iter()
@@ -136,7 +153,7 @@ pub(super) fn apply_limits(
             at(&raw.memory).as_ref(),
             "limits.memory",
             format!(
-                "the buffers add up to {} MiB (read buffers {} MiB, sink queues {} MiB, open batches {} MiB, Kafka queues {} MiB, HTTP requests in flight {} MiB), over limits.memory ({} MiB) minus {} MiB for the process itself; lower reader.buffer_memory, pipeline.queue_batches, pipeline.batch_size or max_in_flight, or raise limits.memory",
+                "the buffers add up to {} MiB (read buffers {} MiB, sink queues {} MiB, open batches and their spares {} MiB, Kafka queues {} MiB, HTTP requests in flight {} MiB), over limits.memory ({} MiB) minus {} MiB for the process itself; lower reader.buffer_memory, pipeline.queue_batches, pipeline.batch_size or max_in_flight, or raise limits.memory",
                 buffered >> 20,
                 reader.buffer_memory >> 20,
                 queues >> 20,

@@ -1007,6 +1007,30 @@ fn limits_size_what_is_not_explicit_and_refuse_what_does_not_fit() {
 }
 
 #[test]
+fn limits_count_a_batch_and_a_spare_per_worker_and_output_part() {
+    // Source a goes to a JSON file and to text on stdout (one route, two encodings); source b
+    // to stdout only (a second route, one encoding): three output parts per worker.
+    let text = "reader:\n  buffer_memory: 8MiB\npipeline:\n  workers: 3\n  batch_size: 256KiB\n  queue_batches: 4\nsources:\n  - name: a\n    paths: [\"/a/*.log\"]\n  - name: b\n    paths: [\"/b/*.log\"]\nsinks:\n  - {name: f, type: file, path: /tmp/out.ndjson, inputs: [a]}\n  - {name: o, type: stdout, encoding: text, inputs: [a, b]}\n";
+    let (config, problems) = parse(text);
+    assert_eq!(problems, vec![]);
+    let batch = 256 << 10;
+    let held = crate::work::output::held_per_part(batch);
+    assert_eq!(
+        config.unwrap().limits.buffered,
+        (8 << 20) + 2 * 4 * batch + 3 * 3 * held
+    );
+
+    // Workers not set are held to what a quarter of the budget keeps: at 128 MiB, 24 MiB of
+    // buffers, a quarter of which keeps one worker's 4 MiB (512 KiB batches).
+    let text = "limits: {memory: 128MiB}\nsources:\n  - name: a\n    paths: [\"/a/*.log\"]\nsinks:\n  - {name: o, type: stdout}\n";
+    let (config, problems) = parse(text);
+    assert_eq!(problems, vec![]);
+    assert_eq!(config.unwrap().pipeline.workers, 1);
+    let (config, _) = parse(&format!("pipeline: {{workers: 3}}\n{text}"));
+    assert_eq!(config.unwrap().pipeline.workers, 3, "set explicitly: kept");
+}
+
+#[test]
 fn http_sinks_are_validated_field_by_field() {
     let sources =
         "data_dir: /tmp\nsources:\n  - name: pods\n    paths: [\"/var/log/pods/**/*.log\"]\n";

@@ -72,6 +72,15 @@ struct Part {
 /// batches, see [`Output::take`]); spare buffers up to that size are kept.
 const MAX_START_BATCHES: usize = 4;
 
+/// What one worker keeps for one output part between batches with batches of `batch_bytes`,
+/// at most, in bytes: the buffer of the batch filling and one spare back from the sinks, each
+/// started or kept at no more than [`MAX_START_BATCHES`] × `batch_bytes` (and a little
+/// headroom). The batch filling grows past that only while the chunk that closes it is
+/// encoded, by that chunk's encoding, and sends it at once.
+pub fn held_per_part(batch_bytes: usize) -> usize {
+    2 * (MAX_START_BATCHES * batch_bytes + 8192)
+}
+
 impl Output {
     /// An empty output for `route`: one buffer per encoding, indexed where a sink wants it;
     /// batches close at `batch_bytes` (see [`Output::take`]).

@@ -4,7 +4,7 @@
 //!
 //! Owns which sinks a record goes to; it may not touch the sinks themselves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::deliver::batch::Batch;
@@ -36,25 +36,9 @@ pub fn build(
     let mut routes = Vec::new();
     let mut source_routes = Vec::new();
     for source in sources {
-        let set: Vec<usize> = sinks
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.receives(source.index))
-            .map(|(i, _)| i)
-            .collect();
+        let set = sink_set(source, sinks);
         let route = *route_of_set.entry(set.clone()).or_insert_with(|| {
-            // Each encoding the sinks use, once; with an index where a sink takes records
-            // one by one.
-            let mut encodings: Vec<(Encoding, bool)> = Vec::new();
-            for &i in &set {
-                let sink = &sinks[i];
-                let one_by_one = sink.kind.takes_records_one_by_one();
-                match encodings.iter_mut().find(|(e, _)| *e == sink.encoding) {
-                    Some((_, index)) => *index |= one_by_one,
-                    None => encodings.push((sink.encoding, one_by_one)),
-                }
-            }
-            encodings.sort();
+            let encodings = encodings(&set, sinks);
             let sinks = set
                 .iter()
                 .map(|&i| {
@@ -71,4 +55,37 @@ pub fn build(
         source_routes.push(route);
     }
     (routes, source_routes)
+}
+
+/// How many output parts each worker keeps for `sources` delivering to `sinks`: one per
+/// encoding of each route [`build`] makes.
+pub fn parts(sources: &[Arc<Source>], sinks: &[SinkSettings]) -> usize {
+    let sets: BTreeSet<Vec<usize>> = sources.iter().map(|s| sink_set(s, sinks)).collect();
+    sets.iter().map(|set| encodings(set, sinks).len()).sum()
+}
+
+/// The sinks that receive `source`, by index.
+fn sink_set(source: &Source, sinks: &[SinkSettings]) -> Vec<usize> {
+    sinks
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.receives(source.index))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Each encoding the sinks of `set` use, once; with an index where a sink takes records one
+/// by one.
+fn encodings(set: &[usize], sinks: &[SinkSettings]) -> Vec<(Encoding, bool)> {
+    let mut encodings: Vec<(Encoding, bool)> = Vec::new();
+    for &i in set {
+        let sink = &sinks[i];
+        let one_by_one = sink.kind.takes_records_one_by_one();
+        match encodings.iter_mut().find(|(e, _)| *e == sink.encoding) {
+            Some((_, index)) => *index |= one_by_one,
+            None => encodings.push((sink.encoding, one_by_one)),
+        }
+    }
+    encodings.sort();
+    encodings
 }
