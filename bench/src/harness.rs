@@ -50,7 +50,7 @@ pub fn default_work_dir(fallback: &Path, need: u64) -> (PathBuf, String) {
     let shm = Path::new("/dev/shm");
     match rustix::fs::statfs(shm) {
         Ok(fs)
-            if fs.f_type == TMPFS_MAGIC
+            if fs.f_type == libc::TMPFS_MAGIC
                 && fs.f_bavail.saturating_mul(fs.f_bsize as u64) >= need =>
         {
             (shm.join("ringtail-bench-runs"), "tmpfs".to_string())
@@ -63,7 +63,7 @@ pub fn default_work_dir(fallback: &Path, need: u64) -> (PathBuf, String) {
 pub fn filesystem_kind(path: &Path) -> String {
     let existing = path.ancestors().find(|p| p.exists()).unwrap_or(path);
     match rustix::fs::statfs(existing) {
-        Ok(fs) if fs.f_type == TMPFS_MAGIC => "tmpfs".to_string(),
+        Ok(fs) if fs.f_type == libc::TMPFS_MAGIC => "tmpfs".to_string(),
         Ok(fs) => format!("disk (filesystem type {:#x})", fs.f_type),
         Err(e) => format!("unknown filesystem ({e})"),
     }
@@ -82,7 +82,7 @@ pub fn filesystem_kind(path: &Path) -> String {
 fn populate_tmpfs(dir: &Path, bytes: u64) -> std::io::Result<()> {
     use std::io::Write;
     let fs = rustix::fs::statfs(dir)?;
-    if fs.f_type != TMPFS_MAGIC {
+    if fs.f_type != libc::TMPFS_MAGIC {
         return Ok(());
     }
     let free = fs.f_bavail.saturating_mul(fs.f_bsize as u64);
@@ -98,9 +98,6 @@ fn populate_tmpfs(dir: &Path, bytes: u64) -> std::io::Result<()> {
     drop(file);
     std::fs::remove_file(&path)
 }
-
-/// `statfs` type of tmpfs.
-const TMPFS_MAGIC: i64 = 0x0102_1994;
 
 /// One measured run.
 #[derive(Debug, Clone)]

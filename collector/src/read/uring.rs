@@ -20,9 +20,6 @@ use std::rc::Rc;
 use crate::file::FileId;
 use crate::read::backend::{ReadBackend, ReadError, ReadOp, Region, pread_retrying, seek_region};
 
-/// `statfs` type of tmpfs.
-const TMPFS_MAGIC: i64 = 0x0102_1994;
-
 /// Reads with io_uring.
 pub struct UringBackend {
     runtime: tokio_uring::Runtime,
@@ -72,7 +69,7 @@ impl ReadBackend for UringBackend {
     }
 
     fn register(&mut self, id: FileId, file: File) -> Result<(), ReadError> {
-        if rustix::fs::fstatfs(&file).is_ok_and(|fs| fs.f_type == TMPFS_MAGIC) {
+        if rustix::fs::fstatfs(&file).is_ok_and(|fs| fs.f_type == libc::TMPFS_MAGIC) {
             self.inline.insert(id);
         }
         self.files
