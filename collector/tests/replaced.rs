@@ -9,6 +9,7 @@ mod common;
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use common::{Collector, records, wait_for_lines};
@@ -110,4 +111,57 @@ fn a_file_replaced_by_a_rename_is_read_to_its_end_and_closed() {
         }
     }
     drop(old_writers);
+}
+
+/// A writer that had its file open before the collector started is named by the start-up
+/// listing (eBPF); when the file is replaced before discovery's first turn handles that
+/// listing, the replaced file has been read to its end and closed by then, and must not be
+/// read again (CI once had the whole file twice: 203 lines of 102).
+#[test]
+fn a_file_listed_at_start_up_and_replaced_before_discovery_looks_is_read_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let app = logs.join("app.log");
+    let mut writer = append(&app);
+    writeln!(writer, "first").unwrap();
+    let collector = Collector::start_wrapped(dir, &config(dir), |binary| {
+        let mut command = Command::new(binary);
+        command.env("RINGTAIL_TEST_DELAY_DISCOVERY", "1500");
+        command
+    });
+    let out = dir.join("out/out.ndjson");
+    // The start-up scan handed the file to a reader: it is read before discovery's turn.
+    assert_eq!(wait_for_lines(&out, 1, Duration::from_secs(10)), 1);
+    for i in 0..OLD_LINES {
+        writeln!(writer, "old {i}").unwrap();
+    }
+    let new = logs.join("new.log.tmp");
+    let mut next = append(&new);
+    writeln!(next, "new").unwrap();
+    std::fs::rename(&new, &app).unwrap();
+    for j in 0..OLD_LINES {
+        writeln!(writer, "after {j}").unwrap();
+    }
+    let expected = 2 * OLD_LINES + 2;
+    assert_eq!(
+        wait_for_lines(&out, expected, Duration::from_secs(20)),
+        expected,
+        "{}",
+        collector.stderr()
+    );
+    if collector.stderr().contains("mode=\"ebpf\"") {
+        collector.wait_until(Duration::from_secs(10), "the listing handled", || {
+            collector.metric("ringtail_discovery_events_total{kind=\"kernel_open\"}") >= 1.0
+        });
+    }
+    let (status, log) = collector.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        records(&out).len(),
+        expected,
+        "every line once, the replaced file's read once:\n{log}"
+    );
+    drop((writer, next));
 }

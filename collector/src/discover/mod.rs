@@ -185,6 +185,9 @@ pub struct Discovery {
     /// When the directories inotify refused are rescanned.
     rescans: Rescans,
     counters: EventCounters,
+    /// How long the thread waits before its first turn (zero but in tests, see
+    /// [`delay_first_turn`](Self::delay_first_turn)).
+    first_turn_delay: Duration,
 }
 
 /// Bytes of inotify events read at once.
@@ -244,6 +247,7 @@ impl Discovery {
             unopened_moves: HashMap::new(),
             drained: 0,
             round_wakes: 0,
+            first_turn_delay: Duration::ZERO,
             runtime_changed: false,
             deferred: HashMap::new(),
             compressed_later: Some(Vec::new()),
@@ -283,9 +287,19 @@ impl Discovery {
         self.registry.identities()
     }
 
+    /// Makes the thread wait `delay` before its first turn, as a slow first turn under load
+    /// would: tests use it to have events queue up behind the start-up scan.
+    pub fn delay_first_turn(&mut self, delay: Duration) {
+        self.first_turn_delay = delay;
+    }
+
     /// Handles events until the stop pipe is closed.
     pub fn run(mut self) -> Result<(), DiscoveryError> {
         let mut buffer = vec![0u8; EVENT_BUFFER];
+        if !self.first_turn_delay.is_zero() {
+            // A stop during the wait is seen again by the first turn, which handles it.
+            self.wait_for_stop(self.first_turn_delay)?;
+        }
         loop {
             let hold_inotify = self.holds_inotify();
             let Some(ready) = self.wait(hold_inotify)? else {
