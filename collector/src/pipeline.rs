@@ -315,15 +315,10 @@ pub fn start_with_metrics(
         Arc::clone(&health.readiness),
     )?;
     discovery.set_linger(config.reader.linger);
-    if let Some(ms) = std::env::var("RINGTAIL_TEST_DELAY_DISCOVERY")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-    {
-        tracing::warn!(
-            ms,
-            "RINGTAIL_TEST_DELAY_DISCOVERY: discovery's first turn waits (test only)"
-        );
-        discovery.delay_first_turn(Duration::from_millis(ms));
+    if let Some(gate) = std::env::var_os("RINGTAIL_TEST_HOLD_DISCOVERY") {
+        let gate = std::path::PathBuf::from(gate);
+        tracing::warn!(gate = %gate.display(), "RINGTAIL_TEST_HOLD_DISCOVERY: discovery's first turn waits for this file (test only)");
+        discovery.hold_first_turn(gate);
     }
     if let (Some(kernel), Some(feed)) = (&mut kernel, &feed) {
         feed.startup_files(kernel);

@@ -185,9 +185,9 @@ pub struct Discovery {
     /// When the directories inotify refused are rescanned.
     rescans: Rescans,
     counters: EventCounters,
-    /// How long the thread waits before its first turn (zero but in tests, see
-    /// [`delay_first_turn`](Self::delay_first_turn)).
-    first_turn_delay: Duration,
+    /// A file whose existence the first turn waits for (tests only, see
+    /// [`hold_first_turn`](Self::hold_first_turn)).
+    first_turn_gate: Option<PathBuf>,
 }
 
 /// Bytes of inotify events read at once.
@@ -247,7 +247,7 @@ impl Discovery {
             unopened_moves: HashMap::new(),
             drained: 0,
             round_wakes: 0,
-            first_turn_delay: Duration::ZERO,
+            first_turn_gate: None,
             runtime_changed: false,
             deferred: HashMap::new(),
             compressed_later: Some(Vec::new()),
@@ -287,18 +287,18 @@ impl Discovery {
         self.registry.identities()
     }
 
-    /// Makes the thread wait `delay` before its first turn, as a slow first turn under load
-    /// would: tests use it to have events queue up behind the start-up scan.
-    pub fn delay_first_turn(&mut self, delay: Duration) {
-        self.first_turn_delay = delay;
+    /// Makes the thread's first turn wait until `gate` exists, as a slow first turn under
+    /// load would: tests use it to have events queue up behind the start-up scan.
+    pub fn hold_first_turn(&mut self, gate: PathBuf) {
+        self.first_turn_gate = Some(gate);
     }
 
     /// Handles events until the stop pipe is closed.
     pub fn run(mut self) -> Result<(), DiscoveryError> {
         let mut buffer = vec![0u8; EVENT_BUFFER];
-        if !self.first_turn_delay.is_zero() {
+        if let Some(gate) = self.first_turn_gate.take() {
             // A stop during the wait is seen again by the first turn, which handles it.
-            self.wait_for_stop(self.first_turn_delay)?;
+            while !gate.exists() && !self.wait_for_stop(Duration::from_millis(10))? {}
         }
         loop {
             let hold_inotify = self.holds_inotify();

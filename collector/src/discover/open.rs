@@ -471,16 +471,17 @@ impl Opener {
     }
 }
 
-/// Whether `opened` is the file that had birth time `born` and first-bytes `fingerprint` when
-/// it was opened before: the same birth time where the file system keeps one, otherwise the
-/// same first bytes. A file whose fingerprint covered nothing (it was empty) cannot be told
-/// from a new file on its inode, and is taken for one: read again rather than lost.
+/// Whether `opened` is the file that had birth time `born` and first-bytes `fingerprint`
+/// before: the same birth time where the file system keeps one, otherwise the same first
+/// bytes, all [`FINGERPRINT_BYTES`] of them. A shorter fingerprint (a file that short, or one
+/// read no further) could be a new file that begins alike (a banner) on the same inode: it
+/// is taken for one, read again rather than lost.
 pub fn is_same_file(opened: &Opened, born: Option<u64>, fingerprint: Fingerprint) -> bool {
     if let (Some(then), Some(now)) = (born, birth_time(&opened.file)) {
         return then == now;
     }
     let mut head = [0u8; FINGERPRINT_BYTES];
-    fingerprint.len > 0
+    fingerprint.is_full()
         && read_head(&opened.file, &mut head).is_ok_and(|n| fingerprint.matches(&head[..n]))
 }
 
@@ -670,7 +671,8 @@ mod tests {
     fn the_same_file_is_told_by_its_birth_time_or_else_its_first_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.log");
-        std::fs::write(&path, "first line\nsecond line\n").unwrap();
+        let text = format!("first line\n{}\n", "x".repeat(FINGERPRINT_BYTES));
+        std::fs::write(&path, &text).unwrap();
         let file = File::open(&path).unwrap();
         let meta = file.metadata().unwrap();
         let born = birth_time(&file);
@@ -680,11 +682,16 @@ mod tests {
             linked: true,
             target: None,
         };
-        let head = Fingerprint::of(b"first line\n");
-        let other = Fingerprint::of(b"other line\n");
-        // No birth time known: the first bytes decide; an empty fingerprint decides nothing.
+        let head = Fingerprint::of(text.as_bytes());
+        let other = Fingerprint::of(text.replace("first", "other").as_bytes());
+        // No birth time known: all the first bytes decide; fewer decide nothing.
         assert!(is_same_file(&opened, None, head));
         assert!(!is_same_file(&opened, None, other));
+        assert!(!is_same_file(
+            &opened,
+            None,
+            Fingerprint::of(b"first line\n")
+        ));
         assert!(!is_same_file(&opened, None, Fingerprint::of(b"")));
         // A birth time known on both sides decides alone (tmpfs keeps one).
         if let Some(born) = born {

@@ -43,9 +43,6 @@ struct Tracked {
     paths: Vec<PathBuf>,
     /// When discovery opened it (monotonic ns).
     opened_ns: u64,
-    /// Its birth time and the fingerprint of its first bytes, when opened.
-    born: Option<u64>,
-    fingerprint: Fingerprint,
     identity: FileIdentity,
     reader: usize,
 }
@@ -57,6 +54,8 @@ struct Gone {
     at: Instant,
     /// When discovery had opened it (monotonic ns).
     opened_ns: u64,
+    /// Its birth time, and the fingerprint of its first bytes as far as its reader had
+    /// read them.
     born: Option<u64>,
     fingerprint: Fingerprint,
 }
@@ -204,9 +203,7 @@ impl Registry {
     /// file already read and closed: one discovery had opened after that time. A later
     /// report may be a new file on a recycled inode; [`gone_file`](Self::gone_file) tells.
     pub fn read_before(&self, identity: &FileIdentity, time_ns: u64) -> bool {
-        self.recently_gone
-            .as_ref()
-            .and_then(|gone| gone.get(identity))
+        self.recently(identity)
             .is_some_and(|gone| time_ns <= gone.opened_ns)
     }
 
@@ -214,10 +211,16 @@ impl Registry {
     /// if it was read and closed recently: a file found now with that identity is the same
     /// file when they match (see [`open::is_same_file`](super::open::is_same_file)).
     pub fn gone_file(&self, identity: &FileIdentity) -> Option<(Option<u64>, Fingerprint)> {
+        self.recently(identity)
+            .map(|gone| (gone.born, gone.fingerprint))
+    }
+
+    /// The file `identity` read and closed less than [`RECENTLY_GONE`] ago.
+    fn recently(&self, identity: &FileIdentity) -> Option<&Gone> {
         self.recently_gone
             .as_ref()
             .and_then(|gone| gone.get(identity))
-            .map(|gone| (gone.born, gone.fingerprint))
+            .filter(|gone| gone.at.elapsed() < RECENTLY_GONE)
     }
 
     /// Hands `new` to its reader, registered with the tracker first, with the container
@@ -246,8 +249,6 @@ impl Registry {
             Tracked {
                 paths,
                 opened_ns: monotonic_ns(),
-                born: new.born,
-                fingerprint: new.fingerprint,
                 identity: new.identity,
                 reader,
             },
@@ -388,13 +389,19 @@ impl Registry {
         if let Some(gone) = &mut self.recently_gone {
             let now = Instant::now();
             gone.retain(|_, g| now.duration_since(g.at) < RECENTLY_GONE);
+            // The tracker's fingerprint: its reader lengthens it as it reads, where the one
+            // taken at opening is often empty (the kernel reports a file as it is created).
+            let (born, fingerprint) = self
+                .tracker
+                .describe(id)
+                .map_or((None, Fingerprint::of(b"")), |e| (e.born, e.fingerprint));
             gone.insert(
                 tracked.identity,
                 Gone {
                     at: now,
                     opened_ns: tracked.opened_ns,
-                    born: tracked.born,
-                    fingerprint: tracked.fingerprint,
+                    born,
+                    fingerprint,
                 },
             );
         }
