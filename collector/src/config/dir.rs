@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Config, ConfigError, Problem, check_environment, parse, parse_settings};
+use super::{Config, ConfigError, Problem, check_environment, limits, parse, parse_settings};
 
 /// Keys a pipeline file may have.
 const PIPELINE_KEYS: [&str; 2] = ["sources", "sinks"];
@@ -143,6 +143,24 @@ pub fn load(
             )],
         });
     }
+    // The settings' limits were applied before any pipeline's sources and sinks were known:
+    // the buffers are sized and checked again for all of them.
+    let mut problems = Vec::new();
+    config.limits = limits::size_buffers(
+        config.limits,
+        limits::Marks::default(),
+        &mut config.reader,
+        &mut config.pipeline,
+        &config.sources,
+        &mut config.sinks,
+        &mut problems,
+    );
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            origin: format!("{origin} with the pipelines in {}", dir.display()),
+            problems,
+        });
+    }
     Ok(Loaded {
         config,
         rejected,
@@ -200,12 +218,49 @@ fn merge(config: &mut Config, pipeline: Config, stem: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::limits::MEMORY_OVERHEAD;
 
     fn pipeline_text(dir: &Path, name: &str) -> String {
         format!(
             "sources:\n  - name: app\n    paths: [\"{d}/logs/{name}/*.log\"]\nsinks:\n  - name: out\n    type: file\n    path: {d}/out/{name}.ndjson\n",
             d = dir.display()
         )
+    }
+
+    #[test]
+    fn the_settings_limits_size_the_buffers_of_every_pipeline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let conf = dir.join("conf.d");
+        std::fs::create_dir_all(&conf).unwrap();
+        let settings = dir.join("settings.yaml");
+        let with = |extra: &str| {
+            std::fs::write(
+                &settings,
+                format!(
+                    "data_dir: {}/data\nlimits: {{memory: 128MiB}}\n{extra}",
+                    dir.display()
+                ),
+            )
+            .unwrap();
+            load(Some(&settings), &conf, &BTreeMap::new())
+        };
+        std::fs::write(conf.join("a.yaml"), pipeline_text(dir, "a")).unwrap();
+        std::fs::write(conf.join("b.yaml"), pipeline_text(dir, "b")).unwrap();
+        // Two routes of one part each: a quarter of the 24 MiB left keeps one worker.
+        let config = with("").unwrap().config;
+        assert_eq!(config.pipeline.workers, 1);
+        let held = crate::work::output::held_per_part(config.pipeline.batch_bytes);
+        assert!(config.limits.buffered >= 2 * held, "{:?}", config.limits);
+        assert!(config.limits.buffered <= (128 << 20) - MEMORY_OVERHEAD);
+        // Workers set in the settings that the pipelines' batches do not fit beside: refused,
+        // naming the settings.
+        let error = with("pipeline: {workers: 4}\n").err().unwrap().to_string();
+        assert!(
+            error.contains("settings.yaml with the pipelines in"),
+            "{error}"
+        );
+        assert!(error.contains("the buffers add up to"), "{error}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use marked_yaml::Spanned;
+use marked_yaml::{Marker, Spanned};
 
 use crate::config::pipeline::{DEFAULT_QUEUE_BATCHES, PipelineSettings};
 use crate::config::problem::Problem;
@@ -30,6 +30,8 @@ pub struct LimitsConfig {
     /// open batches and spare buffers, Kafka producer queues, HTTP requests in flight
     /// (≤ `memory` − [`MEMORY_OVERHEAD`]).
     pub buffered: usize,
+    /// Which sizing settings the file gives explicitly.
+    pub(super) explicit: Explicit,
 }
 
 /// Memory the process needs besides buffered data, kept out of the `limits.memory` budget:
@@ -41,7 +43,7 @@ pub const MEMORY_OVERHEAD: usize = 104 << 20;
 pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
 
 /// Which sizing settings the file gives explicitly (the others are derived from `limits`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Explicit {
     /// `reader.threads`.
     pub threads: bool,
@@ -82,6 +84,45 @@ pub(super) fn apply_limits(
         .as_ref()
         .map(|c| count(Some(c), "limits.cpu", 1, 1..=1024, problems));
     let at = |s: &Option<Spanned<String>>| s.as_ref().and_then(|s| s.span().start()).copied();
+    let limits = LimitsConfig {
+        memory,
+        cpu,
+        buffered: 0,
+        explicit,
+    };
+    let at = Marks {
+        memory: at(&raw.memory),
+        cpu: at(&raw.cpu),
+    };
+    size_buffers(limits, at, reader, pipeline, sources, sinks, problems)
+}
+
+/// Where the ceilings were given, for problems that name them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Marks {
+    pub memory: Option<Marker>,
+    pub cpu: Option<Marker>,
+}
+
+/// Sizes what is not explicit for the ceilings `limits` holds and checks that everything
+/// fits (see [`apply_limits`]); returns the ceilings with the buffered total. Run again on
+/// the merged configuration of a pipeline directory, whose sources and sinks come from files
+/// the settings' own pass did not see ([`super::dir`]).
+pub(super) fn size_buffers(
+    limits: LimitsConfig,
+    at: Marks,
+    reader: &mut ReaderSettings,
+    pipeline: &mut PipelineSettings,
+    sources: &[Arc<Source>],
+    sinks: &mut [SinkSettings],
+    problems: &mut Vec<Problem>,
+) -> LimitsConfig {
+    let LimitsConfig {
+        memory,
+        cpu,
+        explicit,
+        ..
+    } = limits;
     if let Some(cpu) = cpu {
         if !explicit.threads {
             reader.threads = 1;
@@ -91,7 +132,7 @@ pub(super) fn apply_limits(
         }
         if reader.threads + pipeline.workers > cpu.max(2) {
             problems.push(Problem::at(
-                at(&raw.cpu).as_ref(),
+                at.cpu.as_ref(),
                 "limits.cpu",
                 format!(
                     "reader.threads ({}) + pipeline.workers ({}) exceed limits.cpu ({cpu})",
@@ -150,7 +191,7 @@ pub(super) fn apply_limits(
         reader.buffer_memory + queues + open_batches + kafka_sinks * kafka_queue + http_in_flight;
     if buffered > budget {
         problems.push(Problem::at(
-            at(&raw.memory).as_ref(),
+            at.memory.as_ref(),
             "limits.memory",
             format!(
                 "the buffers add up to {} MiB (read buffers {} MiB, sink queues {} MiB, open batches and their spares {} MiB, Kafka queues {} MiB, HTTP requests in flight {} MiB), over limits.memory ({} MiB) minus {} MiB for the process itself; lower reader.buffer_memory, pipeline.queue_batches, pipeline.batch_size or max_in_flight, or raise limits.memory",
@@ -169,5 +210,6 @@ pub(super) fn apply_limits(
         memory,
         cpu,
         buffered,
+        explicit,
     }
 }
