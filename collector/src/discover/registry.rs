@@ -11,7 +11,7 @@
 //! record of which files are open; it may not decide which files to open or where reading
 //! starts (that is [`crate::discover::open`] and discovery's loop).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
@@ -27,8 +27,11 @@ use crate::read::budget::FileBudget;
 use crate::read::control::{Control, ReaderHandle};
 use crate::source::{FileCtx, Source};
 
-/// How long a closed file's identity is remembered against late kernel reports.
-const RECENTLY_GONE: Duration = Duration::from_secs(60);
+/// How many closed files are remembered against late kernel reports (about 100 KiB): the
+/// files a busy node closes in many minutes. The comparison that uses them is exact where
+/// the file system keeps birth times, so age does not make them wrong, only their number
+/// costs memory.
+const REMEMBERED_CLOSED: usize = 1024;
 
 /// Why a file could not be handed on.
 #[derive(Debug, thiserror::Error)]
@@ -47,11 +50,11 @@ struct Tracked {
     reader: usize,
 }
 
-/// A file read and closed recently, remembered against late kernel reports about it.
+/// A file read and closed, remembered against late kernel reports about it.
 #[derive(Debug, Clone, Copy)]
 struct Gone {
-    /// When discovery found it gone.
-    at: Instant,
+    /// Its place in [`Closed::order`].
+    seq: u64,
     /// When discovery had opened it (monotonic ns).
     opened_ns: u64,
     /// Its birth time, and the fingerprint of its first bytes as far as its reader had
@@ -102,9 +105,35 @@ pub struct Registry {
     /// A mark waiting is for a parked file: send the marks without lingering.
     urgent: bool,
     next_id: u64,
-    /// Files read and closed recently, kept only when the kernel reports openings (see
-    /// [`Registry::read_before`] and [`Registry::gone_file`]). Pruned after a minute.
-    recently_gone: Option<HashMap<FileIdentity, Gone>>,
+    /// The files read and closed last, kept only when the kernel reports openings (see
+    /// [`Registry::read_before`] and [`Registry::gone_file`]).
+    closed: Option<Closed>,
+}
+
+/// The last [`REMEMBERED_CLOSED`] files read and closed, by identity.
+#[derive(Debug, Default)]
+struct Closed {
+    files: HashMap<FileIdentity, Gone>,
+    /// Identities in the order they were closed, each with its [`Gone::seq`] (an identity
+    /// closed again has a newer entry; its older one is skipped when it comes out).
+    order: VecDeque<(FileIdentity, u64)>,
+    next_seq: u64,
+}
+
+impl Closed {
+    fn insert(&mut self, identity: FileIdentity, mut gone: Gone) {
+        gone.seq = self.next_seq;
+        self.next_seq += 1;
+        self.files.insert(identity, gone);
+        self.order.push_back((identity, gone.seq));
+        while self.order.len() > REMEMBERED_CLOSED {
+            if let Some((oldest, seq)) = self.order.pop_front()
+                && self.files.get(&oldest).is_some_and(|g| g.seq == seq)
+            {
+                self.files.remove(&oldest);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Registry {
@@ -132,7 +161,7 @@ impl Registry {
             identities: HashMap::new(),
             maybe_gone: Vec::new(),
             next_id: 1,
-            recently_gone: kernel_reports.then(HashMap::new),
+            closed: kernel_reports.then(Closed::default),
         }
     }
 
@@ -207,20 +236,17 @@ impl Registry {
             .is_some_and(|gone| time_ns <= gone.opened_ns)
     }
 
-    /// The birth time and first-bytes fingerprint of the file `identity` when it was opened,
-    /// if it was read and closed recently: a file found now with that identity is the same
-    /// file when they match (see [`open::is_same_file`](super::open::is_same_file)).
+    /// The birth time and first-bytes fingerprint of the file `identity`, if it is one of the
+    /// files read and closed last: a file found now with that identity is the same file when
+    /// they match (see [`open::is_same_file`](super::open::is_same_file)).
     pub fn gone_file(&self, identity: &FileIdentity) -> Option<(Option<u64>, Fingerprint)> {
         self.recently(identity)
             .map(|gone| (gone.born, gone.fingerprint))
     }
 
-    /// The file `identity` read and closed less than [`RECENTLY_GONE`] ago.
+    /// The file `identity`, if it is one of the files read and closed last.
     fn recently(&self, identity: &FileIdentity) -> Option<&Gone> {
-        self.recently_gone
-            .as_ref()
-            .and_then(|gone| gone.get(identity))
-            .filter(|gone| gone.at.elapsed() < RECENTLY_GONE)
+        self.closed.as_ref().and_then(|c| c.files.get(identity))
     }
 
     /// Hands `new` to its reader, registered with the tracker first, with the container
@@ -386,19 +412,17 @@ impl Registry {
             }
         }
         self.identities.remove(&tracked.identity);
-        if let Some(gone) = &mut self.recently_gone {
-            let now = Instant::now();
-            gone.retain(|_, g| now.duration_since(g.at) < RECENTLY_GONE);
+        if let Some(closed) = &mut self.closed {
             // The tracker's fingerprint: its reader lengthens it as it reads, where the one
             // taken at opening is often empty (the kernel reports a file as it is created).
             let (born, fingerprint) = self
                 .tracker
                 .describe(id)
                 .map_or((None, Fingerprint::of(b"")), |e| (e.born, e.fingerprint));
-            gone.insert(
+            closed.insert(
                 tracked.identity,
                 Gone {
-                    at: now,
+                    seq: 0,
                     opened_ns: tracked.opened_ns,
                     born,
                     fingerprint,
@@ -586,5 +610,32 @@ mod tests {
         };
         assert!(!registry.read_before(&other, written_before));
         assert_eq!(registry.gone_file(&other), None);
+    }
+
+    #[test]
+    fn the_last_closed_files_are_remembered_however_long_ago() {
+        let gone = |n: u64| Gone {
+            seq: 0,
+            opened_ns: n,
+            born: Some(n),
+            fingerprint: Fingerprint::of(b""),
+        };
+        let id = |ino: u64| FileIdentity { dev: 1, ino };
+        let mut closed = Closed::default();
+        for n in 0..REMEMBERED_CLOSED as u64 {
+            closed.insert(id(n), gone(n));
+        }
+        assert!(closed.files.contains_key(&id(0)));
+        // Closed again: its newer entry stays when the older comes out of the order.
+        closed.insert(id(0), gone(7));
+        closed.insert(id(REMEMBERED_CLOSED as u64), gone(0));
+        assert_eq!(closed.files.get(&id(0)).map(|g| g.opened_ns), Some(7));
+        assert!(
+            !closed.files.contains_key(&id(1)),
+            "the oldest is forgotten"
+        );
+        assert!(closed.files.contains_key(&id(2)));
+        assert!(closed.files.len() <= REMEMBERED_CLOSED);
+        assert_eq!(closed.order.len(), REMEMBERED_CLOSED);
     }
 }
