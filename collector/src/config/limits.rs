@@ -58,7 +58,7 @@ pub(super) struct Explicit {
 /// Applies `limits`: sizes what is not explicit from the memory and CPU ceilings, and checks
 /// that everything fits (workers not set explicitly are held to what a quarter of the
 /// budget keeps for their batches). Buffered data = read buffers + each sink's queue + what each worker
-/// keeps per output part (the batch filling and a spare buffer, [`held_per_part`]; a part per
+/// keeps per output part (the batch filling and its spares, [`held_per_part`]; a part per
 /// encoding of each distinct set of sinks that `sources` deliver to) + each Kafka
 /// sink's producer queue + each HTTP sink's requests in flight (three batches' worth each:
 /// the batch, its body, the compressed body); it must stay within `limits.memory` −
@@ -142,9 +142,9 @@ pub(super) fn size_buffers(
         }
     }
     let budget = memory.saturating_sub(MEMORY_OVERHEAD);
-    // Each worker keeps a batch and a spare per output part: workers not set explicitly are
+    // Each worker keeps a batch and spares per output part: workers not set explicitly are
     // held to what a quarter of the budget keeps, so a large node's CPU count does not
-    // crowd out the other buffers (at the defaults: 25 workers).
+    // crowd out the other buffers (at the defaults: 16 workers).
     let parts = route::parts(sources, sinks);
     let held = parts * held_per_part(pipeline.batch_bytes);
     if !explicit.workers && held > 0 {

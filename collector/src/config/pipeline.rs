@@ -10,7 +10,7 @@ use crate::config::scalar::{count, duration, size};
 
 /// Encoded bytes per batch: large enough to amortise a write or a queue hop, small enough to
 /// keep latency to the sink in the low milliseconds at full speed. Each worker holds a batch
-/// filling and its spare, so at everyday rates, where a round fills both, the batch size is
+/// filling and its spares, so at everyday rates, where a round fills them, the batch size is
 /// resident memory: 512 KiB against 1 MiB measured 28–29 MiB against 30–33 MiB at 10 MB/s
 /// (bench `node-cost-10mb`, JSON records), with the same peak throughput to the blackhole,
 /// files and Kafka within this VM's noise.

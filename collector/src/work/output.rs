@@ -25,7 +25,7 @@ use crate::file::FileId;
 use crate::process::{self, Fields, Outcome, ProcessStats};
 use crate::source::FileCtx;
 use crate::work::route::Route;
-use crate::work::spare::Spares;
+use crate::work::spare::{self, Spares};
 
 /// The counters of one cut-and-encode call, published per file afterwards.
 #[derive(Default)]
@@ -72,13 +72,24 @@ struct Part {
 /// batches, see [`Output::take`]); spare buffers up to that size are kept.
 const MAX_START_BATCHES: usize = 4;
 
+/// Batch buffers are sized in steps of this many bytes, so that a spare fits the next batch of
+/// about the same size: sized to the byte, a spare was a little too small for the next batch
+/// more often than not, and each miss was a fresh buffer whose pages the kernel faulted in and
+/// zeroed again.
+const SIZE_STEP: usize = 64 * 1024;
+
+/// The capacity a batch's buffer starts with when recent batches were up to `recent` bytes.
+fn start_capacity(batch_bytes: usize, recent: usize) -> usize {
+    (batch_bytes.max(recent) + 4096).next_multiple_of(SIZE_STEP)
+}
+
 /// What one worker keeps for one output part between batches with batches of `batch_bytes`,
-/// at most, in bytes: the buffer of the batch filling and one spare back from the sinks, each
-/// started or kept at no more than [`MAX_START_BATCHES`] × `batch_bytes` (and a little
-/// headroom). The batch filling grows past that only while the chunk that closes it is
-/// encoded, by that chunk's encoding, and sends it at once.
+/// at most, in bytes: the buffer of the batch filling and the spares back from the sinks
+/// ([`spare::KEEP`]), each started or kept at no more than [`MAX_START_BATCHES`] ×
+/// `batch_bytes` (and a step of headroom). The batch filling grows past that only while the
+/// chunk that closes it is encoded, by that chunk's encoding, and sends it at once.
 pub fn held_per_part(batch_bytes: usize) -> usize {
-    2 * (MAX_START_BATCHES * batch_bytes + 8192)
+    (1 + spare::KEEP) * start_capacity(batch_bytes, MAX_START_BATCHES * batch_bytes)
 }
 
 impl Output {
@@ -101,7 +112,10 @@ impl Output {
                     // chunk of 512 KiB (the default `chunk_size`) encodes to up to about 1 MiB of
                     // JSON: the buffers of such batches are kept up to the size the next
                     // batch may start at (see `Output::take`).
-                    spares: Spares::new(MAX_START_BATCHES * batch_bytes + 8192),
+                    spares: Spares::new(start_capacity(
+                        batch_bytes,
+                        MAX_START_BATCHES * batch_bytes,
+                    )),
                 })
                 .collect(),
             records: 0,
@@ -133,17 +147,24 @@ impl Part {
     }
 
     /// Hands the buffer and index over for sending, and starts the next ones at the size of
-    /// the recent batches (the larger of this one and half the last, so that one huge record
-    /// does not keep a huge buffer), at most `cap` bytes.
+    /// the recent batches (the largest lately: each full batch lowers it by an eighth, so
+    /// one huge record does not keep a huge buffer for long; a short batch, the end of a
+    /// round, says nothing of how far a full one grows and only raises it), at most `cap`
+    /// bytes.
     fn take(&mut self, batch_bytes: usize, cap: usize) -> (Bytes, Option<Arc<RecordIndex>>) {
         let records_now = self.index.as_ref().map_or(0, |i| i.records.len());
+        let (mut bytes, mut records) = self.high_water;
+        if self.buf.len() >= batch_bytes {
+            bytes -= bytes / 8;
+            records -= records / 8;
+        }
         self.high_water = (
-            self.buf.len().max(self.high_water.0 / 2).min(cap),
-            records_now.max(self.high_water.1 / 2).min(cap / 16),
+            self.buf.len().max(bytes).min(cap),
+            records_now.max(records).min(cap / 16),
         );
         let next = self
             .spares
-            .take((batch_bytes + 4096).max(self.high_water.0 + 4096));
+            .take(start_capacity(batch_bytes, self.high_water.0));
         let data = self.spares.freeze(std::mem::replace(&mut self.buf, next));
         self.file_slots.clear();
         self.current = None;
@@ -344,5 +365,49 @@ impl Output {
             records: std::mem::take(&mut self.records),
             progress: std::mem::take(&mut self.progress),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    /// A round of reads at 10 MB/s of JSON records fills two batches just past the batch size
+    /// and a short one, sent back to back; the sink gives them back after the round. From the
+    /// second round on, no batch grows its buffer and no new buffer is allocated.
+    #[test]
+    fn rounds_of_full_batches_and_a_short_one_reuse_their_buffers() {
+        let batch = 512 << 10;
+        let cap = MAX_START_BATCHES * batch;
+        let mut part = Part {
+            encoding: Encoding::Json,
+            buf: Vec::new(),
+            index: None,
+            file_slots: HashMap::new(),
+            current: None,
+            high_water: (0, 0),
+            scratch: Vec::new(),
+            spares: Spares::new(start_capacity(batch, cap)),
+        };
+        let mut buffers = HashSet::new();
+        for round in 0..10 {
+            let mut sent = Vec::new();
+            for len in [620_000, 625_000, 207_000] {
+                let capacity = part.buf.capacity();
+                part.buf.resize(len, b'x');
+                if round > 0 {
+                    assert_eq!(part.buf.capacity(), capacity, "round {round}: grown");
+                    buffers.insert(part.buf.as_ptr() as usize);
+                }
+                sent.push(part.take(batch, cap).0);
+            }
+        }
+        assert!(
+            buffers.len() <= 1 + spare::KEEP + 1,
+            "{} buffers",
+            buffers.len()
+        );
     }
 }
