@@ -57,9 +57,9 @@ pub(super) struct Explicit {
 
 /// Applies `limits`: sizes what is not explicit from the memory and CPU ceilings, and checks
 /// that everything fits (workers not set explicitly are held to what a quarter of the
-/// budget keeps for their batches). Buffered data = read buffers + each sink's queue + what each worker
-/// keeps per output part (the batch filling and its spares, [`held_per_part`]; a part per
-/// encoding of each distinct set of sinks that `sources` deliver to) + each Kafka
+/// budget keeps for their batches). Buffered data = read buffers + each sink's queue + what
+/// each worker keeps per output part (the batch filling and its spares, [`held_per_part`]; a
+/// part per encoding of each distinct set of sinks that `sources` deliver to) + each Kafka
 /// sink's producer queue + each HTTP sink's requests in flight (three batches' worth each:
 /// the batch, its body, the compressed body); it must stay within `limits.memory` −
 /// [`MEMORY_OVERHEAD`].
