@@ -546,6 +546,14 @@ mod tests {
     }
 
     impl Rig {
+        /// The worker is told of the rig's file, to be read from its start.
+        fn open(&self) -> WorkItem {
+            WorkItem::Open {
+                ctx: Arc::clone(&self.ctx),
+                offset: 0,
+            }
+        }
+
         fn send(&self, items: Vec<WorkItem>) {
             self.input.as_ref().unwrap().send(items).unwrap();
         }
@@ -625,10 +633,7 @@ mod tests {
     fn progress_stops_at_the_oldest_pending_record_until_its_file_is_idle() {
         let rig = rig(true);
         rig.send(vec![
-            WorkItem::Open {
-                ctx: Arc::clone(&rig.ctx),
-                offset: 0,
-            },
+            rig.open(),
             data(0, b"a\nb\n\tat x\n"),
             // Stale: the worker has data past it.
             idle(2, true, true),
@@ -673,10 +678,7 @@ mod tests {
     fn an_idle_notice_emits_the_unfinished_line_only_at_the_offset_it_names() {
         let rig = rig(false);
         rig.send(vec![
-            WorkItem::Open {
-                ctx: Arc::clone(&rig.ctx),
-                offset: 0,
-            },
+            rig.open(),
             data(0, b"x\nhal"),
             // Sent before the reader read more: the worker has data past it, so it is stale.
             idle(2, true, false),
@@ -706,10 +708,7 @@ mod tests {
         let (at1, at2) = (ERR.len() as u64, (ERR.len() + OUT1.len()) as u64);
         let end = at2 + OUT2.len() as u64;
         rig.send(vec![
-            WorkItem::Open {
-                ctx: Arc::clone(&rig.ctx),
-                offset: 0,
-            },
+            rig.open(),
             read(0, ERR, t0, true),
             // 200 ms later, from a backlog: stderr's record waits.
             read(at1, OUT1, t0 + ms(200), false),
@@ -734,10 +733,7 @@ mod tests {
     fn an_unfinished_line_joins_the_pending_record_before_both_are_emitted() {
         let rig = rig(true);
         rig.send(vec![
-            WorkItem::Open {
-                ctx: Arc::clone(&rig.ctx),
-                offset: 0,
-            },
+            rig.open(),
             data(0, b"a\n\tat b\n\tat c"),
             idle(13, true, true),
         ]);
@@ -750,13 +746,7 @@ mod tests {
     #[test]
     fn close_emits_the_unfinished_last_line() {
         let rig = rig(false);
-        rig.send(vec![
-            WorkItem::Open {
-                ctx: Arc::clone(&rig.ctx),
-                offset: 0,
-            },
-            data(0, b"x\ny"),
-        ]);
+        rig.send(vec![rig.open(), data(0, b"x\ny")]);
         let first = rig.batch();
         assert_eq!(messages(&first), vec!["x"]);
         assert_eq!(first.ack.progress()[0].offset, 2);
@@ -771,13 +761,7 @@ mod tests {
     #[test]
     fn shutdown_emits_pending_multiline_records_but_not_partial_lines() {
         let rig = rig(true);
-        rig.send(vec![
-            WorkItem::Open {
-                ctx: Arc::clone(&rig.ctx),
-                offset: 0,
-            },
-            data(0, b"a\n\tat b\nunfinished"),
-        ]);
+        rig.send(vec![rig.open(), data(0, b"a\n\tat b\nunfinished")]);
         let mut batches = vec![rig.batch()];
         batches.extend(rig.stop());
         let all: Vec<String> = batches.iter().flat_map(messages).collect();
@@ -792,13 +776,7 @@ mod tests {
     #[test]
     fn a_renamed_file_labels_later_records_with_its_new_path() {
         let rig = rig(false);
-        rig.send(vec![
-            WorkItem::Open {
-                ctx: Arc::clone(&rig.ctx),
-                offset: 0,
-            },
-            data(0, b"one\n"),
-        ]);
+        rig.send(vec![rig.open(), data(0, b"one\n")]);
         rig.batch();
         let renamed = Arc::new(FileCtx {
             path: "/logs/a.log.1".into(),
