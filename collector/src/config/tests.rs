@@ -41,6 +41,13 @@ fn has(problems: &[Problem], line: usize, path: &str, fragment: &str) -> bool {
         .any(|p| p.line == Some(line) && p.path == path && p.message.contains(fragment))
 }
 
+/// Whether a problem at `path`, on any line, says `fragment`.
+fn reports(problems: &[Problem], path: &str, fragment: &str) -> bool {
+    problems
+        .iter()
+        .any(|p| p.path == path && p.message.contains(fragment))
+}
+
 #[test]
 fn the_minimal_configuration_works_as_written() {
     let (config, problems) = parse(MINIMAL);
@@ -159,9 +166,7 @@ sinks:
         );
     }
     assert!(
-        problems
-            .iter()
-            .any(|p| p.path == "sinks[0].path" && p.message.contains("needs `path`")),
+        reports(&problems, "sinks[0].path", "needs `path`"),
         "{shown:#?}"
     );
 }
@@ -346,9 +351,7 @@ sinks:
         "{problems:#?}"
     );
     assert!(
-        problems
-            .iter()
-            .any(|p| p.path == "sinks[0].rotate.max_bytes"),
+        reports(&problems, "sinks[0].rotate.max_bytes", ""),
         "{problems:#?}"
     );
     assert!(
@@ -609,9 +612,7 @@ fn kafka_sinks_are_validated_field_by_field() {
         );
     }
     assert!(
-        problems
-            .iter()
-            .any(|p| p.path == "sinks[2].brokers" && p.message.contains("needs `brokers`")),
+        reports(&problems, "sinks[2].brokers", "needs `brokers`"),
         "{problems:#?}"
     );
 }
@@ -1085,9 +1086,7 @@ fn http_sinks_are_validated_field_by_field() {
         "{problems:#?}"
     );
     assert!(
-        problems
-            .iter()
-            .any(|p| p.path == "sinks[0].auth" && p.message.contains("one of")),
+        reports(&problems, "sinks[0].auth", "one of"),
         "{problems:#?}"
     );
     assert!(
@@ -1108,15 +1107,11 @@ fn http_sinks_are_validated_field_by_field() {
         "{problems:#?}"
     );
     assert!(
-        problems
-            .iter()
-            .any(|p| p.path == "sinks[1].endpoint" && p.message.contains("needs `endpoint`")),
+        reports(&problems, "sinks[1].endpoint", "needs `endpoint`"),
         "{problems:#?}"
     );
     assert!(
-        problems
-            .iter()
-            .any(|p| p.path == "sinks[1].headers" && p.message.contains("not a header name")),
+        reports(&problems, "sinks[1].headers", "not a header name"),
         "{problems:#?}"
     );
 }
