@@ -83,13 +83,19 @@ fn start_capacity(batch_bytes: usize, recent: usize) -> usize {
     (batch_bytes.max(recent) + 4096).next_multiple_of(SIZE_STEP)
 }
 
+/// The largest capacity a batch's buffer starts with, and a spare is kept at, with batches of
+/// `batch_bytes`: [`MAX_START_BATCHES`] × `batch_bytes` and a step of headroom.
+fn max_buffer(batch_bytes: usize) -> usize {
+    start_capacity(batch_bytes, MAX_START_BATCHES * batch_bytes)
+}
+
 /// What one worker keeps for one output part between batches with batches of `batch_bytes`,
 /// at most, in bytes: the buffer of the batch filling and the spares back from the sinks
 /// ([`spare::KEEP`]), each started or kept at no more than [`MAX_START_BATCHES`] ×
 /// `batch_bytes` (and a step of headroom). The batch filling grows past that only while the
 /// chunk that closes it is encoded, by that chunk's encoding, and sends it at once.
 pub fn held_per_part(batch_bytes: usize) -> usize {
-    (1 + spare::KEEP) * start_capacity(batch_bytes, MAX_START_BATCHES * batch_bytes)
+    (1 + spare::KEEP) * max_buffer(batch_bytes)
 }
 
 impl Output {
@@ -112,10 +118,7 @@ impl Output {
                     // chunk of 512 KiB (the default `chunk_size`) encodes to up to about 1 MiB of
                     // JSON: the buffers of such batches are kept up to the size the next
                     // batch may start at (see `Output::take`).
-                    spares: Spares::new(start_capacity(
-                        batch_bytes,
-                        MAX_START_BATCHES * batch_bytes,
-                    )),
+                    spares: Spares::new(max_buffer(batch_bytes)),
                 })
                 .collect(),
             records: 0,
@@ -389,7 +392,7 @@ mod tests {
             current: None,
             high_water: (0, 0),
             scratch: Vec::new(),
-            spares: Spares::new(start_capacity(batch, cap)),
+            spares: Spares::new(max_buffer(batch)),
         };
         let mut buffers = HashSet::new();
         for round in 0..10 {
@@ -404,8 +407,10 @@ mod tests {
                 sent.push(part.take(batch, cap).0);
             }
         }
+        // The buffer filling and the three batches of a round in flight.
+        let filling_and_a_round = 1 + 3;
         assert!(
-            buffers.len() <= 1 + spare::KEEP + 1,
+            buffers.len() <= filling_and_a_round,
             "{} buffers",
             buffers.len()
         );
