@@ -419,21 +419,54 @@ while [ $i -le 500 ]; do echo "declared $i" >> /data/app.log; i=$((i + 1)); done
 sleep 1
 "#;
 
+/// A real containerd node in a fresh directory, with kubelet's pod log directory made.
+struct RealNode {
+    dir: PathBuf,
+    node: CriNode,
+    pods: PathBuf,
+    /// Last, so that it is removed after the node stopped.
+    _tmp: tempfile::TempDir,
+}
+
+impl RealNode {
+    fn start() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        let node = CriNode::start(&dir);
+        let pods = dir.join("var/log/pods");
+        std::fs::create_dir_all(&pods).unwrap();
+        Self {
+            dir,
+            node,
+            pods,
+            _tmp: tmp,
+        }
+    }
+
+    /// The configuration's first lines: the data directory, the API, and a `kubernetes:`
+    /// section with the node's runtime directory (and its CRI socket, with `socket`), to
+    /// which a test adds more `kubernetes` keys, its sources and its sinks.
+    fn config_head(&self, socket: bool) -> String {
+        let mut head = format!(
+            "data_dir: {dir}/data\napi:\n  listen: 127.0.0.1:{{port}}\nkubernetes:\n  \
+             runtime_dirs: [\"{runtime}\"]\n",
+            dir = self.dir.display(),
+            runtime = self.node.bundle_dir().parent().unwrap().display(),
+        );
+        if socket {
+            head += &format!("  cri_socket: {}\n", self.node.socket().display());
+        }
+        head
+    }
+}
+
 #[test]
 fn a_real_pod_is_delivered_whole_with_its_metadata_after_removal() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().canonicalize().unwrap();
-    let node = CriNode::start(&dir);
-    let pods = dir.join("var/log/pods");
-    std::fs::create_dir_all(&pods).unwrap();
+    let real = RealNode::start();
+    let (dir, node, pods) = (&real.dir, &real.node, &real.pods);
     let out = dir.join("out.ndjson");
     let config = format!(
-        r#"data_dir: {dir}/data
-api:
-  listen: 127.0.0.1:{{port}}
-kubernetes:
-  node_name: node-cri
-  runtime_dirs: ["{runtime}"]
+        r#"{head}  node_name: node-cri
 sources:
   - name: declared
     declared: true
@@ -447,12 +480,11 @@ sinks:
     path: {out}
     sync_interval: 100ms
 "#,
-        dir = dir.display(),
-        runtime = node.bundle_dir().parent().unwrap().display(),
+        head = real.config_head(false),
         pods = pods.display(),
         out = out.display(),
     );
-    let collector = Collector::start(&dir, &config);
+    let collector = Collector::start(dir, &config);
 
     let uid = "5f0c9a3e-1111-4c57-a5e4-0f3a1b2c3d4e";
     let pod = node.run_pod(
@@ -557,20 +589,11 @@ sinks:
 /// keys left out.
 #[test]
 fn records_carry_the_pod_labels_and_annotations_the_runtime_holds() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().canonicalize().unwrap();
-    let node = CriNode::start(&dir);
-    let pods = dir.join("var/log/pods");
-    std::fs::create_dir_all(&pods).unwrap();
+    let real = RealNode::start();
+    let (dir, node, pods) = (&real.dir, &real.node, &real.pods);
     let out = dir.join("out.ndjson");
     let config = format!(
-        r#"data_dir: {dir}/data
-api:
-  listen: 127.0.0.1:{{port}}
-kubernetes:
-  runtime_dirs: ["{runtime}"]
-  cri_socket: {socket}
-sources:
+        r#"{head}sources:
   - name: pods
     paths: ["{pods}/*/*/*.log"]
     format: cri
@@ -580,13 +603,11 @@ sinks:
     path: {out}
     sync_interval: 100ms
 "#,
-        dir = dir.display(),
-        runtime = node.bundle_dir().parent().unwrap().display(),
-        socket = node.socket().display(),
+        head = real.config_head(true),
         pods = pods.display(),
         out = out.display(),
     );
-    let collector = Collector::start(&dir, &config);
+    let collector = Collector::start(dir, &config);
     let uid = "7a1c2b3d-2222-4c57-a5e4-0f3a1b2c3d4e";
     let pod = node.run_pod_with(
         "shop",
@@ -704,20 +725,11 @@ sinks:
 /// `ringtail.io/exclude: "true"` is not read at all.
 #[test]
 fn label_filters_pick_pods_and_a_topic_routes_by_team() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().canonicalize().unwrap();
-    let node = CriNode::start(&dir);
+    let real = RealNode::start();
+    let (dir, node, pods) = (&real.dir, &real.node, &real.pods);
     let broker = common::kafka::broker();
-    let pods = dir.join("var/log/pods");
-    std::fs::create_dir_all(&pods).unwrap();
     let config = format!(
-        r#"data_dir: {dir}/data
-api:
-  listen: 127.0.0.1:{{port}}
-kubernetes:
-  runtime_dirs: ["{runtime}"]
-  cri_socket: {socket}
-sources:
+        r#"{head}sources:
   - name: teams
     paths: ["{pods}/*/*/*.log"]
     format: cri
@@ -732,13 +744,11 @@ sinks:
     brokers: {brokers}
     topic: "logs-{{k8s.labels.team}}"
 "#,
-        dir = dir.display(),
-        runtime = node.bundle_dir().parent().unwrap().display(),
-        socket = node.socket().display(),
+        head = real.config_head(true),
         pods = pods.display(),
         brokers = broker.address,
     );
-    let collector = Collector::start(&dir, &config);
+    let collector = Collector::start(dir, &config);
     let print = "i=1; while [ $i -le 50 ]; do echo line $i; i=$((i+1)); done";
     let mut containers = Vec::new();
     for (n, team, excluded) in [
@@ -818,20 +828,11 @@ sinks:
 /// is logged with its annotation and counted, and the rest still works.
 #[test]
 fn a_pod_declares_its_logs_with_annotations() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().canonicalize().unwrap();
-    let node = CriNode::start(&dir);
+    let real = RealNode::start();
+    let (dir, node, pods) = (&real.dir, &real.node, &real.pods);
     let broker = common::kafka::broker();
-    let pods = dir.join("var/log/pods");
-    std::fs::create_dir_all(&pods).unwrap();
     let config = format!(
-        r#"data_dir: {dir}/data
-api:
-  listen: 127.0.0.1:{{port}}
-kubernetes:
-  runtime_dirs: ["{runtime}"]
-  cri_socket: {socket}
-sources:
+        r#"{head}sources:
   - name: declared
     declared: true
 sinks:
@@ -840,12 +841,10 @@ sinks:
     brokers: {brokers}
     topic: logs
 "#,
-        dir = dir.display(),
-        runtime = node.bundle_dir().parent().unwrap().display(),
-        socket = node.socket().display(),
+        head = real.config_head(true),
         brokers = broker.address,
     );
-    let collector = Collector::start(&dir, &config);
+    let collector = Collector::start(dir, &config);
     let uid = "5a5a5a5a-5555-4c57-a5e4-0f3a1b2c3d4e";
     let pod = node.run_pod_with(
         "shop",
