@@ -279,6 +279,42 @@ mod tests {
         assert_eq!(keys, vec![(0, 5), (3, 17)]);
     }
 
+    /// Written in pieces that end anywhere in a read, a long output is counted line by line,
+    /// and a marker in a line cut between two reads is found.
+    #[test]
+    fn the_tailer_follows_an_output_written_in_odd_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.ndjson");
+        let mut f = File::create(&out).unwrap();
+        let tailer = Tailer::start(out.clone(), "ready-7".to_string());
+        let mut all = Vec::new();
+        for n in 0..50_000 {
+            if n % 10_000 == 9_999 {
+                writeln!(all, "seq=s1:{n} lat! marked").unwrap();
+            } else {
+                writeln!(all, "line {n} of a long output").unwrap();
+            }
+        }
+        for piece in all.chunks(7_777) {
+            f.write_all(piece).unwrap();
+            f.flush().unwrap();
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tailer.lines() < 50_000 {
+            assert!(Instant::now() < deadline, "{} lines", tailer.lines());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(tailer.lines(), 50_000);
+        let arrivals = tailer.finish();
+        let mut keys: Vec<_> = arrivals.keys().copied().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            (1..=5).map(|k| (1, k * 10_000 - 1)).collect::<Vec<_>>()
+        );
+    }
+
     #[test]
     fn percentiles() {
         let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
