@@ -254,12 +254,30 @@ mod tests {
         assert!(rss(pid).unwrap() > 1 << 20);
     }
 
-    #[test]
-    fn the_tailer_counts_lines_finds_markers_and_the_nonce() {
+    /// A tailer following a new output file, the file to write, and its directory.
+    fn followed(nonce: &str) -> (Tailer, File, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.ndjson");
-        let mut f = File::create(&out).unwrap();
-        let tailer = Tailer::start(out.clone(), "ready-42".to_string());
+        let f = File::create(&out).unwrap();
+        (Tailer::start(out, nonce.to_string()), f, dir)
+    }
+
+    /// Waits until `tailer` counted `n` lines, and returns the latency markers it found.
+    fn markers_after(tailer: Tailer, n: u64) -> Vec<(u32, u64)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tailer.lines() < n {
+            assert!(Instant::now() < deadline, "{} lines", tailer.lines());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(tailer.lines(), n);
+        let mut keys: Vec<_> = tailer.finish().into_keys().collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn the_tailer_counts_lines_finds_markers_and_the_nonce() {
+        let (tailer, mut f, _dir) = followed("ready-42");
         writeln!(f, "{{\"message\":\"ready-42\"}}").unwrap();
         f.write_all(b"{\"message\":\"seq=s3:17 lat! x\"}\nseq=s0:5 ")
             .unwrap();
@@ -268,25 +286,18 @@ mod tests {
         f.write_all(b"lat! split across writes\n").unwrap();
         f.flush().unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while tailer.lines() < 3 {
+        while !tailer.ready() {
             assert!(Instant::now() < deadline);
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(tailer.ready());
-        let arrivals = tailer.finish();
-        let mut keys: Vec<_> = arrivals.keys().copied().collect();
-        keys.sort();
-        assert_eq!(keys, vec![(0, 5), (3, 17)]);
+        assert_eq!(markers_after(tailer, 3), vec![(0, 5), (3, 17)]);
     }
 
     /// Written in pieces that end anywhere in a read, a long output is counted line by line,
     /// and a marker in a line cut between two reads is found.
     #[test]
     fn the_tailer_follows_an_output_written_in_odd_pieces() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out.ndjson");
-        let mut f = File::create(&out).unwrap();
-        let tailer = Tailer::start(out.clone(), "ready-7".to_string());
+        let (tailer, mut f, _dir) = followed("ready-7");
         let mut all = Vec::new();
         for n in 0..50_000 {
             if n % 10_000 == 9_999 {
@@ -300,17 +311,8 @@ mod tests {
             f.flush().unwrap();
             std::thread::sleep(Duration::from_micros(300));
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tailer.lines() < 50_000 {
-            assert!(Instant::now() < deadline, "{} lines", tailer.lines());
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(tailer.lines(), 50_000);
-        let arrivals = tailer.finish();
-        let mut keys: Vec<_> = arrivals.keys().copied().collect();
-        keys.sort();
         assert_eq!(
-            keys,
+            markers_after(tailer, 50_000),
             (1..=5).map(|k| (1, k * 10_000 - 1)).collect::<Vec<_>>()
         );
     }
