@@ -226,6 +226,7 @@ fn main() -> anyhow::Result<()> {
                 .max()
                 .unwrap_or(0)
                 .saturating_mul(4);
+            let chosen_dir = work_dir.is_some();
             let (work_dir, work_fs) = match work_dir {
                 Some(dir) => {
                     // Collectors run in their own directories and want absolute paths.
@@ -278,11 +279,12 @@ fn main() -> anyhow::Result<()> {
                 } else {
                     format!(" --runs {runs}")
                 },
-            ) + if no_warmup {
-                "; no warm-up runs (`--no-warmup`)"
-            } else {
-                ""
-            };
+            ) + if chosen_dir { " (`--work-dir`)" } else { "" }
+                + if no_warmup {
+                    "; no warm-up runs (`--no-warmup`)"
+                } else {
+                    ""
+                };
             let dir = results_dir.unwrap_or_else(|| root.join("bench/results"));
             // The report is written again as each case ends: an interrupted run keeps what
             // it measured.
