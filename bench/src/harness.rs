@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::case::{Case, SinkKind};
 use crate::collectors::{Collector, Launched, RunDirs, ringtail_metric};
-use crate::measure::{Tailer, cpu_seconds, peak_rss, percentile, rss};
+use crate::measure::{Tailer, cpu_seconds, cpu_time, peak_rss, percentile, rss};
 use crate::verify::{SeqCheck, SeqReport};
 use crate::workload::{self, Format, Plan};
 
@@ -179,6 +179,11 @@ pub struct Measurement {
     pub write_seconds: f64,
     /// CPU seconds of the collector over the same interval.
     pub cpu_seconds: f64,
+    /// Of those, the kernel's (system time): its reads, its writes into the output's pages.
+    pub system_seconds: f64,
+    /// CPU seconds of the harness over the same interval: the workload's writer and the
+    /// output's follower (and a receiver's, for the HTTP sinks), on the same cores.
+    pub harness_cpu_seconds: f64,
     /// Peak resident memory of the collector.
     pub peak_rss: u64,
     /// Resident memory of the collector when the last record arrived (its steady state in
@@ -213,6 +218,17 @@ impl Measurement {
     /// CPU seconds per gigabyte (10^9) of input.
     pub fn cpu_per_gb(&self) -> f64 {
         self.cpu_seconds / (self.bytes as f64 / 1e9)
+    }
+
+    /// The kernel's part of [`cpu_per_gb`](Self::cpu_per_gb).
+    pub fn system_per_gb(&self) -> f64 {
+        self.system_seconds / (self.bytes as f64 / 1e9)
+    }
+
+    /// Share of one core the harness used beside the collector, in percent: with the
+    /// collector's, how close the run came to using every core.
+    pub fn harness_cpu_percent(&self) -> f64 {
+        self.harness_cpu_seconds / self.seconds.max(1e-9) * 100.0
     }
 
     /// Records lost.
@@ -524,7 +540,8 @@ fn measure_once(
 
     // The measured part.
     let written = AtomicU64::new(0);
-    let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
+    let cpu_before = cpu_time(pid).unwrap_or_default();
+    let harness_before = cpu_seconds(std::process::id()).unwrap_or(0.0);
     let (played, (finished_at, complete)) = std::thread::scope(|scope| {
         let handle = scope.spawn(|| workload::play(plan, &dirs.logs, &written));
         let outcome = wait_for_delivery(
@@ -545,7 +562,8 @@ fn measure_once(
         Ok(Err(e)) => return Err(format!("writing the workload failed: {e}")),
         Err(_) => return Err("the workload writer panicked".to_string()),
     };
-    let cpu_after = cpu_seconds(pid).unwrap_or(cpu_before);
+    let cpu = cpu_time(pid).unwrap_or(cpu_before).since(cpu_before);
+    let harness_cpu = cpu_seconds(std::process::id()).unwrap_or(harness_before) - harness_before;
     let peak = peak_rss(pid).unwrap_or(0);
     let resident = rss(pid).unwrap_or(0);
     let delivered_now = delivered();
@@ -594,7 +612,9 @@ fn measure_once(
             .finished
             .saturating_duration_since(played.started)
             .as_secs_f64(),
-        cpu_seconds: cpu_after - cpu_before,
+        cpu_seconds: cpu.total(),
+        system_seconds: cpu.system,
+        harness_cpu_seconds: harness_cpu,
         peak_rss: peak,
         rss: resident,
         p50: percentile(&latencies, 50),

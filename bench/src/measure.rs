@@ -12,19 +12,56 @@ use std::time::{Duration, Instant};
 
 use crate::workload::LATENCY_MARK;
 
-/// CPU seconds (user + system, including waited-for children) used so far by `pid`.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// CPU time a process has used: in its own code, and in the kernel on its behalf.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTime {
+    /// User seconds.
+    pub user: f64,
+    /// System seconds: the kernel's work for the process (its reads, writes, page faults).
+    pub system: f64,
+}
+
+impl CpuTime {
+    /// User + system seconds.
+    pub fn total(self) -> f64 {
+        self.user + self.system
+    }
+
+    /// The time used since `before`.
+    pub fn since(self, before: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user - before.user,
+            system: self.system - before.system,
+        }
+    }
+}
+
+/// CPU time used so far by `pid`, including its waited-for children.
+pub fn cpu_time(pid: u32) -> Option<CpuTime> {
+    let [user, system, children_user, children_system] = stat_times(&format!("/proc/{pid}/stat"))?;
+    Some(CpuTime {
+        user: user + children_user,
+        system: system + children_system,
+    })
+}
+
+/// The `utime`, `stime`, `cutime` and `cstime` fields (14–17) of a `stat` file, in seconds.
+fn stat_times(path: &str) -> Option<[f64; 4]> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime, stime, cutime, cstime are fields 14-17 of stat; `rest` starts at field 3.
-    let ticks: u64 = fields
-        .get(11..15)?
-        .iter()
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum();
-    Some(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
+    let per_second = rustix::param::clock_ticks_per_second() as f64;
+    // `rest` starts at field 3.
+    let seconds = |field: usize| -> Option<f64> {
+        Some(fields.get(field - 3)?.parse::<u64>().ok()? as f64 / per_second)
+    };
+    Some([seconds(14)?, seconds(15)?, seconds(16)?, seconds(17)?])
+}
+
+/// CPU seconds (user + system, including waited-for children) used so far by `pid`.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    cpu_time(pid).map(CpuTime::total)
 }
 
 /// Peak resident memory of `pid` in bytes (`VmHWM`).
@@ -252,6 +289,43 @@ mod tests {
         assert!(cpu_seconds(pid).is_some());
         assert!(peak_rss(pid).unwrap() > 1 << 20);
         assert!(rss(pid).unwrap() > 1 << 20);
+    }
+
+    /// Work in this process's own code shows as user time, the kernel's work for it (here:
+    /// filling a buffer from `/dev/zero`) as system time.
+    #[test]
+    fn tells_user_time_from_the_kernels() {
+        // This thread's own times: tests running beside it do not count.
+        let now = || {
+            let [user, system, ..] = stat_times("/proc/thread-self/stat").unwrap();
+            CpuTime { user, system }
+        };
+        let spent = |work: &mut dyn FnMut()| {
+            let before = now();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                work();
+                let used = now().since(before);
+                if used.total() >= 0.2 || Instant::now() > deadline {
+                    return used;
+                }
+            }
+        };
+        let mut x = 1u64;
+        let user = spent(&mut || {
+            for _ in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        });
+        assert!(user.user > user.system, "spinning: {user:?}");
+        let mut zero = File::open("/dev/zero").unwrap();
+        let mut buf = vec![0u8; 4 << 20];
+        let system = spent(&mut || {
+            for _ in 0..8 {
+                std::io::Read::read_exact(&mut zero, &mut buf).unwrap();
+            }
+        });
+        assert!(system.system > system.user, "reading /dev/zero: {system:?}");
     }
 
     /// A tailer following a new output file, the file to write, and its directory.

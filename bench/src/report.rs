@@ -201,7 +201,7 @@ pub fn markdown(
     let _ = writeln!(
         out,
         "- Each (collector, sink) gets a warm-up run (unless the command says otherwise), then {runs} measured run(s); figures are medians, throughput with [min–max]. \
-Throughput is input bytes from the first byte written to the last record at the sink; CPU is the collector's user+system time over that interval. \
+Throughput is input bytes from the first byte written to the last record at the sink; CPU is the collector's user+system time over that interval, with the kernel's (system) part in parentheses; harness CPU is the workload's writer and the output's follower on the same cores. \
 Latency (file sinks) is from `write()` of a marked record to its appearance in the output, sampled every 997 records. \
 Lost/duplicated come from checking every sequence number in the output; the blackhole can only be counted.\n"
     );
@@ -253,16 +253,16 @@ Lost/duplicated come from checking every sequence number in the output; the blac
         );
         let _ = writeln!(
             out,
-            "| collector | sink | MB/s [min–max] | lines/s | CPU s/GB | CPU % of a core | RSS at end / peak MiB | latency p50 / p99 ms | lost | duplicated | ringtail file ÷ this |"
+            "| collector | sink | MB/s [min–max] | lines/s | CPU s/GB (kernel) | CPU % of a core | harness CPU % | RSS at end / peak MiB | latency p50 / p99 ms | lost | duplicated | ringtail file ÷ this |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
         let baseline = ringtail_file_mbs(result);
         for row in &result.rows {
             match &row.outcome {
                 Outcome::Skipped(reason) => {
                     let _ = writeln!(
                         out,
-                        "| {} | {} | skipped: {reason} | | | | | | | | |",
+                        "| {} | {} | skipped: {reason} | | | | | | | | | |",
                         row.collector,
                         row.sink.name()
                     );
@@ -270,7 +270,7 @@ Lost/duplicated come from checking every sequence number in the output; the blac
                 Outcome::Failed(reason) => {
                     let _ = writeln!(
                         out,
-                        "| {} | {} | **failed**: {reason} | | | | | | | | |",
+                        "| {} | {} | **failed**: {reason} | | | | | | | | | |",
                         row.collector,
                         row.sink.name()
                     );
@@ -288,12 +288,14 @@ Lost/duplicated come from checking every sequence number in the output; the blac
                     };
                     let lines_per_s = median(&|m| result.lines as f64 / m.seconds.max(1e-9));
                     let cpu = median(&Measurement::cpu_per_gb);
+                    let system = median(&Measurement::system_per_gb);
                     let mib = |f: &dyn Fn(&Measurement) -> u64| {
                         Spread::of(runs.iter().map(|m| f(m) as f64 / (1 << 20) as f64))
                             .map_or(0.0, |s| s.median)
                     };
                     let (rss, peak) = (mib(&|m| m.rss), mib(&|m| m.peak_rss));
                     let cpu_percent = median(&Measurement::cpu_percent);
+                    let harness_percent = median(&Measurement::harness_cpu_percent);
                     let lost: u64 = runs.iter().map(Measurement::lost).sum();
                     let dup = runs
                         .iter()
@@ -307,7 +309,7 @@ Lost/duplicated come from checking every sequence number in the output; the blac
                     };
                     let _ = writeln!(
                         out,
-                        "| {} | {} | {mbs}{} | {} | {} | {} | {rss:.0} / {peak:.0} | {} / {} | {lost} | {} | {ratio} |",
+                        "| {} | {} | {mbs}{} | {} | {} | {} | {} | {rss:.0} / {peak:.0} | {} / {} | {lost} | {} | {ratio} |",
                         row.collector,
                         row.sink.name(),
                         if incomplete > 0 {
@@ -316,8 +318,12 @@ Lost/duplicated come from checking every sequence number in the output; the blac
                             String::new()
                         },
                         lines_per_s.map_or("–".to_string(), fmt_count),
-                        cpu.map_or("–".to_string(), |c| format!("{c:.2}")),
+                        match (cpu, system) {
+                            (Some(c), Some(k)) => format!("{c:.2} ({k:.2})"),
+                            _ => "–".to_string(),
+                        },
                         cpu_percent.map_or("–".to_string(), |c| format!("{c:.1}")),
+                        harness_percent.map_or("–".to_string(), |c| format!("{c:.1}")),
                         fmt_ms(median_duration(complete.iter().map(|m| m.p50))),
                         fmt_ms(median_duration(complete.iter().map(|m| m.p99))),
                         dup.map_or("– (count only)".to_string(), |d| d.to_string()),
@@ -348,6 +354,8 @@ pub fn json(results: &[CaseResult], machine: &Machine) -> serde_json::Value {
                             "write_seconds": m.write_seconds,
                             "mb_per_s": m.mb_per_s(),
                             "cpu_seconds": m.cpu_seconds,
+                            "system_seconds": m.system_seconds,
+                            "harness_cpu_seconds": m.harness_cpu_seconds,
                             "peak_rss": m.peak_rss,
                             "rss": m.rss,
                             "cpu_percent": m.cpu_percent(),

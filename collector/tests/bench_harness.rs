@@ -211,11 +211,20 @@ fn a_steady_run_in_steps_reports_cpu_share_and_memory() {
         "{m:?}"
     );
     assert!(m.rss > 0 && m.peak_rss >= m.rss, "{m:?}");
+    // The kernel's part is a part; the harness (writing 600 KB) is measured beside it.
+    assert!(
+        m.system_seconds >= 0.0 && m.system_seconds <= m.cpu_seconds,
+        "{m:?}"
+    );
+    assert!(m.harness_cpu_seconds > 0.0, "{m:?}");
     let reports = work.path().join("results");
     let md = report::write_all(&[result], &Machine::this(), 1, "test", &reports, "test").unwrap();
     let text = std::fs::read_to_string(md).unwrap();
     assert!(
-        text.contains("CPU % of a core") && text.contains("RSS at end / peak MiB"),
+        text.contains("CPU s/GB (kernel)")
+            && text.contains("CPU % of a core")
+            && text.contains("harness CPU %")
+            && text.contains("RSS at end / peak MiB"),
         "{text}"
     );
 }
