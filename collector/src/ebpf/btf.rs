@@ -329,14 +329,19 @@ pub fn stand_in(func: &str, id: u32) -> Vec<u8> {
     for word in [1, KIND_FUNC << 24 | 1, 1] {
         types.extend_from_slice(&word.to_le_bytes());
     }
+    blob_of(&types, &strings)
+}
+
+/// A BTF blob: the header, then the type section `types`, then the string section `strings`.
+fn blob_of(types: &[u8], strings: &[u8]) -> Vec<u8> {
     let mut data = Vec::with_capacity(24 + types.len() + strings.len());
     data.extend_from_slice(&MAGIC.to_le_bytes());
     data.extend_from_slice(&[1, 0]); // version 1, no flags
     for word in [24, 0, types.len(), types.len(), strings.len()] {
         data.extend_from_slice(&(word as u32).to_le_bytes());
     }
-    data.extend_from_slice(&types);
-    data.extend_from_slice(&strings);
+    data.extend_from_slice(types);
+    data.extend_from_slice(strings);
     data
 }
 
@@ -373,17 +378,7 @@ mod tests {
         types.extend([s("outer"), KIND_STRUCT << 24 | 2, 24]);
         types.extend([s("x"), 1, 0, 0, 5, 64]);
         let type_bytes: Vec<u8> = types.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let mut data = Vec::new();
-        data.extend(MAGIC.to_le_bytes());
-        data.extend([1u8, 0]);
-        data.extend(24u32.to_le_bytes());
-        data.extend(0u32.to_le_bytes());
-        data.extend((type_bytes.len() as u32).to_le_bytes());
-        data.extend((type_bytes.len() as u32).to_le_bytes());
-        data.extend((strings.len() as u32).to_le_bytes());
-        data.extend(type_bytes);
-        data.extend(strings);
-        data
+        blob_of(&type_bytes, strings)
     }
 
     #[test]
